@@ -1,0 +1,14 @@
+//! Types shared by every process of the cluster: records and metadata, the
+//! `where` / `where_document` filter language, distance spaces, shard
+//! commands, and (later) the wire messages and cluster configuration.
+
+pub mod command;
+pub mod distance;
+pub mod error;
+pub mod filter;
+pub mod record;
+
+pub use distance::Space;
+pub use error::CommonError;
+pub use filter::Filter;
+pub use record::{Metadata, MetadataValue, Record};
