@@ -1,0 +1,111 @@
+//! Helpers shared by the storage tests.
+
+use std::fs;
+use std::path::Path;
+
+use raft::prelude::{ConfState, Entry, HardState, SnapshotMetadata};
+use raft::{GetEntriesContext, Storage};
+
+use crate::storage::{RaftLogStorage, SyncMode, WalOptions};
+
+pub fn entry(index: u64, term: u64) -> Entry {
+    let mut e = Entry::default();
+    e.index = index;
+    e.term = term;
+    e
+}
+
+pub fn entry_with(index: u64, term: u64, data: &[u8]) -> Entry {
+    let mut e = entry(index, term);
+    e.data = data.to_vec().into();
+    e
+}
+
+pub fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
+    let mut hs = HardState::default();
+    hs.term = term;
+    hs.vote = vote;
+    hs.commit = commit;
+    hs
+}
+
+pub fn conf_state(voters: &[u64]) -> ConfState {
+    let mut cs = ConfState::default();
+    cs.voters = voters.to_vec();
+    cs
+}
+
+pub fn meta(index: u64, term: u64, voters: &[u64]) -> SnapshotMetadata {
+    let mut m = SnapshotMetadata::default();
+    m.index = index;
+    m.term = term;
+    m.set_conf_state(conf_state(voters));
+    m
+}
+
+pub fn opts(segment_bytes: u64) -> WalOptions {
+    WalOptions {
+        segment_bytes,
+        sync: SyncMode::Fsync,
+    }
+}
+
+pub fn nosync(segment_bytes: u64) -> WalOptions {
+    WalOptions {
+        segment_bytes,
+        sync: SyncMode::NoSync,
+    }
+}
+
+/// Every entry the storage serves, first to last.
+pub fn all_entries(s: &RaftLogStorage) -> Vec<Entry> {
+    let first = s.first_index().unwrap();
+    let last = s.last_index().unwrap();
+    s.entries(first, last + 1, None, GetEntriesContext::empty(false))
+        .unwrap()
+}
+
+/// Everything observable about a storage, for comparing before and after a reopen.
+#[derive(Debug, PartialEq)]
+pub struct Observed {
+    pub first: u64,
+    pub last: u64,
+    pub entries: Vec<Entry>,
+    pub hard_state: HardState,
+    pub conf_state: ConfState,
+    pub snapshot: SnapshotMetadata,
+}
+
+pub fn observe(s: &RaftLogStorage) -> Observed {
+    let state = s.initial_state().unwrap();
+    Observed {
+        first: s.first_index().unwrap(),
+        last: s.last_index().unwrap(),
+        entries: all_entries(s),
+        hard_state: state.hard_state,
+        conf_state: state.conf_state,
+        snapshot: s.latest_snapshot_metadata(),
+    }
+}
+
+/// Segment files in `dir`, ascending, with their lengths.
+pub fn segment_files(dir: &Path) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            let seq = crate::storage::wal::segment::parse_file_name(e.file_name().to_str()?)?;
+            Some((seq, e.metadata().unwrap().len()))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
