@@ -49,7 +49,9 @@ pub enum StorageError {
     CompactBeyondLast { index: u64, last: u64 },
 
     /// `compact` got snapshot metadata whose term does not match the log.
-    #[error("snapshot metadata at index {index} has term {meta_term}, the log has term {log_term}")]
+    #[error(
+        "snapshot metadata at index {index} has term {meta_term}, the log has term {log_term}"
+    )]
     SnapshotTermMismatch {
         index: u64,
         meta_term: u64,

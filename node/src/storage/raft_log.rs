@@ -69,7 +69,8 @@ impl Core {
     }
 
     fn forget_through(&mut self, meta: &SnapshotMetadata) {
-        let drop = (meta.index.saturating_sub(self.snapshot.index) as usize).min(self.entries.len());
+        let drop =
+            (meta.index.saturating_sub(self.snapshot.index) as usize).min(self.entries.len());
         self.entries.drain(..drop);
         self.snapshot = meta.clone();
     }
@@ -193,9 +194,7 @@ impl RaftLogStorage {
     /// Persists a new hard state.
     pub fn set_hard_state(&self, hs: &HardState) -> Result<(), StorageError> {
         let _w = self.inner.writes.lock();
-        self.inner
-            .wal
-            .append(&[Record::HardState(hs.clone())])?;
+        self.inner.wal.append(&[Record::HardState(hs.clone())])?;
         self.inner.core.write().hard_state = hs.clone();
         Ok(())
     }
@@ -216,9 +215,7 @@ impl RaftLogStorage {
     /// Persists a new configuration state (also how a fresh replica is bootstrapped).
     pub fn set_conf_state(&self, cs: &ConfState) -> Result<(), StorageError> {
         let _w = self.inner.writes.lock();
-        self.inner
-            .wal
-            .append(&[Record::ConfState(cs.clone())])?;
+        self.inner.wal.append(&[Record::ConfState(cs.clone())])?;
         self.inner.core.write().conf_state = cs.clone();
         Ok(())
     }
@@ -310,9 +307,7 @@ impl RaftLogStorage {
             .wal
             .segments()
             .into_iter()
-            .find(|&s| {
-                s >= active || segments.max_index.get(&s).copied().unwrap_or(0) > meta.index
-            })
+            .find(|&s| s >= active || segments.max_index.get(&s).copied().unwrap_or(0) > meta.index)
             .unwrap_or(active);
         let purged = self.inner.wal.purge_before(keep_from)?;
         segments.max_index = segments.max_index.split_off(&keep_from);
@@ -326,10 +321,9 @@ impl RaftLogStorage {
 
     /// Where `Storage::snapshot` gets the bytes of the latest snapshot. Returning `None`
     /// makes raft retry later (`SnapshotTemporarilyUnavailable`).
-    pub fn set_snapshot_source(
-        &self,
-        source: Arc<dyn Fn(&SnapshotMetadata) -> Option<Vec<u8>> + Send + Sync>,
-    ) {
+    ///
+    /// `source` is an `Arc<dyn Fn(&SnapshotMetadata) -> Option<Vec<u8>> + Send + Sync>`.
+    pub fn set_snapshot_source(&self, source: SnapshotSource) {
         *self.inner.snapshot_source.write() = Some(source);
     }
 

@@ -1,5 +1,8 @@
 //! Storage tests on real files: Raft `Storage` semantics, restart, crash recovery and
 //! group commit.
 
-mod support;
+mod concurrency;
+mod crash;
+mod restart;
 mod semantics;
+mod support;

@@ -271,8 +271,11 @@ fn storage_append() {
 fn storage_apply_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let s = RaftLogStorage::open(dir.path(), opts(1 << 20)).unwrap();
-    s.append(&[entry(1, 1), entry(2, 1), entry(3, 2)], Some(&hard_state(2, 1, 1)))
-        .unwrap();
+    s.append(
+        &[entry(1, 1), entry(2, 1), entry(3, 2)],
+        Some(&hard_state(2, 1, 1)),
+    )
+    .unwrap();
 
     // Apply snapshot successfully.
     s.install_snapshot(&meta(4, 4, &[1, 2, 3])).unwrap();

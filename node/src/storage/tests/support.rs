@@ -9,36 +9,42 @@ use raft::{GetEntriesContext, Storage};
 use crate::storage::{RaftLogStorage, SyncMode, WalOptions};
 
 pub fn entry(index: u64, term: u64) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e
+    Entry {
+        index,
+        term,
+        ..Default::default()
+    }
 }
 
 pub fn entry_with(index: u64, term: u64, data: &[u8]) -> Entry {
-    let mut e = entry(index, term);
-    e.data = data.to_vec().into();
-    e
+    Entry {
+        data: data.to_vec().into(),
+        ..entry(index, term)
+    }
 }
 
 pub fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
-    let mut hs = HardState::default();
-    hs.term = term;
-    hs.vote = vote;
-    hs.commit = commit;
-    hs
+    HardState {
+        term,
+        vote,
+        commit,
+        ..Default::default()
+    }
 }
 
 pub fn conf_state(voters: &[u64]) -> ConfState {
-    let mut cs = ConfState::default();
-    cs.voters = voters.to_vec();
-    cs
+    ConfState {
+        voters: voters.to_vec(),
+        ..Default::default()
+    }
 }
 
 pub fn meta(index: u64, term: u64, voters: &[u64]) -> SnapshotMetadata {
-    let mut m = SnapshotMetadata::default();
-    m.index = index;
-    m.term = term;
+    let mut m = SnapshotMetadata {
+        index,
+        term,
+        ..Default::default()
+    };
     m.set_conf_state(conf_state(voters));
     m
 }
@@ -66,7 +72,7 @@ pub fn all_entries(s: &RaftLogStorage) -> Vec<Entry> {
 }
 
 /// Everything observable about a storage, for comparing before and after a reopen.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub first: u64,
     pub last: u64,
@@ -108,4 +114,26 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let e = e.unwrap();
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
+}
+
+/// For each segment file in `dir`: its sequence number and the highest Raft entry index
+/// it holds (0 if none), read straight from the frames.
+pub fn max_index_per_segment(dir: &Path) -> Vec<(u64, u64)> {
+    use crate::storage::wal::codec::{decode_frame, Record};
+    use crate::storage::wal::segment::{self, HEADER_LEN};
+    segment_files(dir)
+        .into_iter()
+        .map(|(seq, _)| {
+            let bytes = fs::read(segment::path(dir, seq)).unwrap();
+            let mut pos = HEADER_LEN as usize;
+            let mut max = 0;
+            while let Ok(Some((record, used))) = decode_frame(&bytes[pos..]) {
+                if let Record::Entries { entries, .. } = record {
+                    max = entries.iter().map(|e| e.index).fold(max, u64::max);
+                }
+                pos += used;
+            }
+            (seq, max)
+        })
+        .collect()
 }

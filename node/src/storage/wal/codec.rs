@@ -100,7 +100,10 @@ impl std::fmt::Display for FrameError {
             }
             FrameError::BadLength(len) => write!(f, "bad frame length {len}"),
             FrameError::Crc { stored, actual } => {
-                write!(f, "crc mismatch: stored {stored:#010x}, computed {actual:#010x}")
+                write!(
+                    f,
+                    "crc mismatch: stored {stored:#010x}, computed {actual:#010x}"
+                )
             }
             FrameError::Undecodable(e) => write!(f, "undecodable payload: {e}"),
         }
@@ -245,24 +248,31 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.to_vec().into();
-        e
+        Entry {
+            index,
+            term,
+            data: data.to_vec().into(),
+            ..Default::default()
+        }
     }
 
     fn sample_records() -> Vec<Record> {
-        let mut hs = HardState::default();
-        hs.term = 3;
-        hs.vote = 2;
-        hs.commit = 7;
-        let mut cs = ConfState::default();
-        cs.voters = vec![1, 2, 3];
-        cs.learners = vec![4];
-        let mut meta = SnapshotMetadata::default();
-        meta.index = 5;
-        meta.term = 2;
+        let hs = HardState {
+            term: 3,
+            vote: 2,
+            commit: 7,
+            ..Default::default()
+        };
+        let cs = ConfState {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+            ..Default::default()
+        };
+        let mut meta = SnapshotMetadata {
+            index: 5,
+            term: 2,
+            ..Default::default()
+        };
         meta.set_conf_state(cs.clone());
         vec![
             Record::Entries {

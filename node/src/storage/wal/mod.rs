@@ -351,7 +351,8 @@ impl Wal {
             bump(&self.counters.dir_syncs, 1);
         }
         let mut g = self.group.lock();
-        while g.batch_segments.len() > 1 && g.batch_segments.get(1).is_some_and(|&(_, s)| s <= limit)
+        while g.batch_segments.len() > 1
+            && g.batch_segments.get(1).is_some_and(|&(_, s)| s <= limit)
         {
             g.batch_segments.pop_front();
         }

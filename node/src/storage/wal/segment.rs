@@ -117,7 +117,12 @@ mod tests {
             parse_file_name(&file_name(9_999_999_999_999_999)),
             Some(9_999_999_999_999_999)
         );
-        for bad in ["42.wal", "000000000000004x.wal", "0000000000000042.wal.tmp", "x"] {
+        for bad in [
+            "42.wal",
+            "000000000000004x.wal",
+            "0000000000000042.wal.tmp",
+            "x",
+        ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }
     }
