@@ -34,7 +34,7 @@ struct Core {
 
 impl Core {
     fn first_index(&self) -> u64 {
-        self.snapshot.index + 1
+        self.snapshot.index.saturating_add(1)
     }
 
     fn last_index(&self) -> u64 {
@@ -145,7 +145,7 @@ impl RaftLogStorage {
         hard_state: Option<&HardState>,
     ) -> Result<(), StorageError> {
         for w in entries.windows(2) {
-            if w[1].index != w[0].index + 1 {
+            if Some(w[1].index) != w[0].index.checked_add(1) {
                 return Err(StorageError::NonConsecutive {
                     prev: w[0].index,
                     got: w[1].index,
@@ -163,7 +163,7 @@ impl RaftLogStorage {
         };
         let ents = &entries[skip..];
         if let Some(e) = ents.first() {
-            if e.index > last + 1 {
+            if e.index > last.saturating_add(1) {
                 return Err(StorageError::LogGap {
                     last,
                     first: e.index,
@@ -375,7 +375,7 @@ impl Storage for RaftLogStorage {
         if low < core.first_index() {
             return Err(raft::Error::Store(raft::StorageError::Compacted));
         }
-        if high > core.last_index() + 1 || low > high {
+        if high > core.last_index().saturating_add(1) || low > high {
             return Err(raft::Error::Store(raft::StorageError::Unavailable));
         }
         let lo = (low - core.first_index()) as usize;
@@ -433,7 +433,7 @@ struct Replay {
 
 impl Replay {
     fn last(&self) -> u64 {
-        self.start + self.core.entries.len() as u64 - 1
+        (self.start + self.core.entries.len() as u64).saturating_sub(1)
     }
 
     fn apply(&mut self, seq: u64, record: Record) {
@@ -461,7 +461,7 @@ impl Replay {
                         self.segments.max_index.clear();
                     }
                     SnapshotKind::Compact => {
-                        let drop = (meta.index + 1).saturating_sub(self.start);
+                        let drop = meta.index.saturating_add(1).saturating_sub(self.start);
                         let drop = usize::try_from(drop)
                             .unwrap_or(usize::MAX)
                             .min(self.core.entries.len());
@@ -470,9 +470,9 @@ impl Replay {
                 }
                 // After a gap the retained entries may still start above the snapshot.
                 self.start = if self.core.entries.is_empty() {
-                    meta.index + 1
+                    meta.index.saturating_add(1)
                 } else {
-                    self.start.max(meta.index + 1)
+                    self.start.max(meta.index.saturating_add(1))
                 };
                 self.core.snapshot = meta;
                 self.core.hard_state = hard_state;
@@ -490,7 +490,10 @@ impl Replay {
         if let Some(last) = ents.last() {
             self.segments.note(seq, last.index);
         }
-        if self.core.entries.is_empty() || first < self.start || first > self.last() + 1 {
+        if self.core.entries.is_empty()
+            || first < self.start
+            || first > self.last().saturating_add(1)
+        {
             // First batch, or a batch after a gap left by deleted segments: start over here.
             self.core.entries.clear();
             self.start = first;
@@ -502,7 +505,7 @@ impl Replay {
 
     fn finish(mut self) -> Result<(Core, Segments), StorageError> {
         if self.core.entries.is_empty() {
-            self.start = self.core.snapshot.index + 1;
+            self.start = self.core.snapshot.index.saturating_add(1);
         }
         if self.start != self.core.first_index() {
             return Err(StorageError::Inconsistent(format!(

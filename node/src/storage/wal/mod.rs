@@ -147,7 +147,15 @@ impl Wal {
         visit: impl FnMut(u64, Record) -> Result<(), StorageError>,
     ) -> Result<(Wal, RecoveryReport), StorageError> {
         let sync = opts.sync == SyncMode::Fsync;
-        fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
+            // Make the new directory's own entry durable.
+            if let (true, Some(parent)) = (sync, dir.parent()) {
+                if !parent.as_os_str().is_empty() {
+                    segment::sync_dir(parent)?;
+                }
+            }
+        }
         let recovered = recovery::recover(dir, sync, visit)?;
         let counters = Counters::default();
         let mut segments = recovered.report.segments.clone();
