@@ -240,7 +240,7 @@ fn written_for_flips() -> &'static Written {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     /// A byte changed anywhere, in any segment: everything before its frame survives;
     /// that frame, the rest of its segment and every later segment are dropped.

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod crash;
+mod raw_node;
 mod restart;
 mod semantics;
 mod support;

@@ -235,7 +235,7 @@ fn frac(from: u64, to: u64, f: u8) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
 
     #[test]
     fn restart_random_operations_match_a_model(ops in proptest::collection::vec(op(), 1..60)) {

@@ -339,3 +339,11 @@ fn storage_append_batch_is_one_write_and_one_fsync() {
     assert_eq!(after.records - before.records, 1);
     assert_eq!(s.last_index(), Ok(256));
 }
+
+#[test]
+fn storage_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<RaftLogStorage>();
+    assert_send_sync::<crate::storage::Wal>();
+    assert_send_sync::<StorageError>();
+}

@@ -137,3 +137,11 @@ pub fn max_index_per_segment(dir: &Path) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// Proptest case count: `PROPTEST_CASES` when set (for soak runs), else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
