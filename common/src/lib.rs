@@ -3,6 +3,7 @@
 //! commands, and (later) the wire messages and cluster configuration.
 
 pub mod command;
+pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
