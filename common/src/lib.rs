@@ -7,7 +7,9 @@ pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
+pub mod placement;
 pub mod record;
+pub mod wire;
 
 pub use distance::Space;
 pub use error::CommonError;

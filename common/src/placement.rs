@@ -1,0 +1,123 @@
+//! Static placement of Raft groups on nodes, computed from the cluster config alone so that
+//! every node and every router derive the same answer.
+//!
+//! Group 0 is the metadata (catalog) group; groups `1..=shard_count` are the shard groups.
+//! Group `g` is replicated on `replication_factor` consecutive nodes in config order,
+//! starting at index `g mod n` (wrapping); the first of them is the group's preferred leader.
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClusterConfig;
+
+/// The Raft group that holds the catalog (tenants, databases, collections).
+pub const METADATA_GROUP: u64 = 0;
+
+/// What a Raft group replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    Metadata,
+    Shard,
+}
+
+/// The kind of `group` (any group other than [`METADATA_GROUP`] is a shard group).
+pub fn group_kind(group: u64) -> GroupKind {
+    if group == METADATA_GROUP {
+        GroupKind::Metadata
+    } else {
+        GroupKind::Shard
+    }
+}
+
+/// Every group of the cluster: the metadata group, then the shard groups.
+pub fn groups(config: &ClusterConfig) -> RangeInclusive<u64> {
+    METADATA_GROUP..=config.cluster.shard_count as u64
+}
+
+/// The shard groups, `1..=shard_count`.
+pub fn shard_groups(config: &ClusterConfig) -> RangeInclusive<u64> {
+    1..=config.cluster.shard_count as u64
+}
+
+/// Whether `group` exists in this cluster.
+pub fn is_group(config: &ClusterConfig, group: u64) -> bool {
+    groups(config).contains(&group)
+}
+
+/// The node ids holding a replica of `group`, preferred leader first. Empty for a group
+/// that does not exist.
+pub fn replicas(config: &ClusterConfig, group: u64) -> Vec<u64> {
+    if !is_group(config, group) {
+        return Vec::new();
+    }
+    let n = config.nodes.len();
+    let rf = config.cluster.replication_factor.min(n);
+    let start = (group % n as u64) as usize;
+    (0..rf).map(|i| config.nodes[(start + i) % n].id).collect()
+}
+
+/// The node that should lead `group` when it is up and caught up.
+pub fn preferred_leader(config: &ClusterConfig, group: u64) -> Option<u64> {
+    replicas(config, group).first().copied()
+}
+
+/// The groups node `node` hosts a replica of, ascending.
+pub fn hosted_groups(config: &ClusterConfig, node: u64) -> Vec<u64> {
+    groups(config)
+        .filter(|&g| replicas(config, g).contains(&node))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(nodes: usize, rf: usize, shards: usize) -> ClusterConfig {
+        let mut text = format!(
+            "[cluster]\nname = \"t\"\ndata_dir = \"d\"\nreplication_factor = {rf}\nshard_count = {shards}\n"
+        );
+        for i in 0..nodes {
+            // Ids deliberately not equal to positions: placement follows config order.
+            text += &format!(
+                "[[nodes]]\nid = {}\naddr = \"127.0.0.1:{}\"\n",
+                10 + i * 3,
+                9000 + i
+            );
+        }
+        ClusterConfig::parse(&text).expect("valid test config")
+    }
+
+    #[test]
+    fn three_nodes_host_every_group() {
+        let c = config(3, 3, 3);
+        assert_eq!(groups(&c).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(shard_groups(&c).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(replicas(&c, 0), vec![10, 13, 16]);
+        assert_eq!(replicas(&c, 1), vec![13, 16, 10]);
+        assert_eq!(replicas(&c, 2), vec![16, 10, 13]);
+        assert_eq!(replicas(&c, 3), vec![10, 13, 16]);
+        assert_eq!(preferred_leader(&c, 2), Some(16));
+        assert_eq!(hosted_groups(&c, 13), vec![0, 1, 2, 3]);
+        assert!(replicas(&c, 4).is_empty());
+        assert_eq!(group_kind(0), GroupKind::Metadata);
+        assert_eq!(group_kind(3), GroupKind::Shard);
+    }
+
+    #[test]
+    fn five_nodes_spread_replicas_and_leaders() {
+        let c = config(5, 3, 5);
+        assert_eq!(replicas(&c, 0), vec![10, 13, 16]);
+        assert_eq!(replicas(&c, 4), vec![22, 10, 13]);
+        assert_eq!(replicas(&c, 5), vec![10, 13, 16]);
+        let leaders: Vec<_> = shard_groups(&c)
+            .filter_map(|g| preferred_leader(&c, g))
+            .collect();
+        assert_eq!(leaders, vec![13, 16, 19, 22, 10]);
+        for node in [10, 13, 16, 19, 22] {
+            assert!(!hosted_groups(&c, node).is_empty());
+        }
+        assert_eq!(hosted_groups(&c, 19), vec![1, 2, 3]);
+    }
+}

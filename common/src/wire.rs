@@ -1,0 +1,201 @@
+//! Wire messages between processes: node-to-node Raft batches, the internal API the router
+//! calls on nodes (bincode bodies), and the node's admin status (JSON).
+//!
+//! # Routes (served by every node on its `addr`)
+//! - `POST /raft/batch`: body [`RaftBatch`] (bincode). Raft traffic between nodes.
+//! - `POST /internal/{group}/propose`: body = the group's encoded command; reply
+//!   [`InternalReply`] (bincode) whose `Ok` bytes are the state machine's encoded outcome.
+//! - `POST /internal/{group}/read`: body = the group's encoded read request; linearizable
+//!   (ReadIndex on the leader, then the read once the replica applied up to the read index);
+//!   reply [`InternalReply`] whose `Ok` bytes are the state machine's encoded answer.
+//! - `GET /internal/groups`: reply `Vec<GroupInfo>` (bincode), one per hosted group.
+//! - `GET /admin/status`: reply [`NodeStatus`] (JSON).
+//! - `POST /admin/partition` (JSON [`PartitionRequest`]), `POST /admin/heal`: the transport
+//!   fault filter used for chaos tests.
+//! - `POST /admin/transfer-leader` (JSON [`TransferLeaderRequest`]).
+//!
+//! Propose and read take the caller's remaining time budget in the [`TIMEOUT_HEADER`]
+//! header (milliseconds); without it the node uses the config's `router.request_timeout_ms`.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::placement::GroupKind;
+
+/// Request header carrying the caller's time budget for a propose or read, in ms.
+pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
+
+/// Content type of bincode bodies.
+pub const BINCODE_CONTENT_TYPE: &str = "application/x-bincode";
+
+/// One request of the Raft transport: every message queued for one destination node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RaftBatch {
+    /// Sending node id.
+    pub from: u64,
+    pub messages: Vec<GroupMessage>,
+}
+
+/// A raft-rs `Message` (protobuf bytes) for the replica of `group` on the destination.
+/// Encodes exactly like the tuple `(u64, Vec<u8>)`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupMessage {
+    pub group: u64,
+    #[serde(with = "serde_bytes")]
+    pub message: Vec<u8>,
+}
+
+/// Why a propose or read did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum InternalError {
+    /// This replica is not the leader; retry on `leader` (a node id) if known, else after
+    /// a short backoff. Nothing was proposed.
+    #[error("not leader (leader hint: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    /// The deadline passed first. For a proposal the outcome is unknown: it may still
+    /// commit (retry with the same request id).
+    #[error("timed out")]
+    Timeout,
+    /// The deadline passed while the replica knew of no leader with a quorum.
+    #[error("no quorum")]
+    NoQuorum,
+    /// The proposal was discarded before it committed (leader change overwrote it, or a
+    /// leadership transfer was in progress): safe to retry.
+    #[error("proposal dropped")]
+    Dropped,
+    /// This node hosts no replica of the group.
+    #[error("unknown group {0}")]
+    UnknownGroup(u64),
+    /// The request itself is unusable (e.g. an empty command).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The node failed (I/O, shutting down).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The reply of `/internal/{group}/propose` and `/internal/{group}/read`.
+pub type InternalReply = Result<Vec<u8>, InternalError>;
+
+/// Raft role of a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftRole {
+    Follower,
+    Candidate,
+    PreCandidate,
+    Leader,
+}
+
+/// One hosted group, as `GET /internal/groups` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub group: u64,
+    pub kind: GroupKind,
+    pub role: RaftRole,
+    /// Leader node id, if this replica knows one.
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+}
+
+/// One replica, as `GET /admin/status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub group: u64,
+    pub kind: GroupKind,
+    pub role: RaftRole,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub commit: u64,
+    pub applied: u64,
+    pub applied_term: u64,
+    pub last_index: u64,
+    pub snapshot_index: u64,
+    /// The state machine's digest, 16 hex digits.
+    pub digest: String,
+    /// Records held, when the state machine counts them.
+    pub records: Option<u64>,
+    /// Node ids of the group's voters.
+    pub voters: Vec<u64>,
+}
+
+/// `GET /admin/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub replicas: Vec<ReplicaStatus>,
+    /// Nodes this node currently drops Raft traffic to and from (the fault filter).
+    pub blocked: Vec<u64>,
+    /// Raft messages dropped by the transport (full queue, failed send, fault filter).
+    pub dropped_messages: u64,
+}
+
+/// `POST /admin/partition`: drop all Raft traffic to and from these nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRequest {
+    pub blocked: Vec<u64>,
+}
+
+/// `POST /admin/transfer-leader`: ask this node's replica of `group`, if it leads, to hand
+/// leadership to node `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferLeaderRequest {
+    pub group: u64,
+    pub to: u64,
+}
+
+#[derive(Debug, Error)]
+#[error("bincode: {0}")]
+pub struct WireError(#[from] bincode::Error);
+
+/// Encodes a bincode body (bincode 1.3 defaults: fixed-width integers, little endian).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    Ok(bincode::serialize(value)?)
+}
+
+/// Decodes a bincode body; malformed input is an error, never a panic.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    Ok(bincode::deserialize(bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_message_encodes_like_a_tuple() {
+        let batch = RaftBatch {
+            from: 3,
+            messages: vec![GroupMessage {
+                group: 7,
+                message: vec![1, 2, 3],
+            }],
+        };
+        let tuple: (u64, Vec<(u64, Vec<u8>)>) = (3, vec![(7, vec![1, 2, 3])]);
+        assert_eq!(encode(&batch).unwrap(), encode(&tuple).unwrap());
+        assert_eq!(
+            decode::<RaftBatch>(&encode(&batch).unwrap()).unwrap(),
+            batch
+        );
+    }
+
+    #[test]
+    fn replies_round_trip_and_garbage_is_an_error() {
+        for reply in [
+            Ok(vec![9u8; 5]),
+            Err(InternalError::NotLeader { leader: Some(2) }),
+            Err(InternalError::NoQuorum),
+        ] {
+            let bytes = encode(&reply).unwrap();
+            assert_eq!(decode::<InternalReply>(&bytes).unwrap(), reply);
+        }
+        assert!(decode::<InternalReply>(&[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(decode::<RaftBatch>(&[
+            1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+        ])
+        .is_err());
+    }
+}
