@@ -1,0 +1,122 @@
+//! The internal API the router calls. Bodies and replies are bincode; every reply body is
+//! a [`InternalReply`] (the HTTP status mirrors it for people reading logs: 200 ok, 421 not
+//! leader, 503 no quorum / dropped, 504 timeout, 404 unknown group, 400 invalid, 500).
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use common::placement::group_kind;
+use common::wire::{self, GroupInfo, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
+
+use super::ApiState;
+use crate::raft::messages::{Propose, ReadIndex};
+use crate::raft::pending::Waiter;
+
+/// Extra wait beyond the deadline before the handler gives up on the actor (which
+/// enforces deadlines itself, at tick granularity).
+const BACKSTOP: Duration = Duration::from_millis(500);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/internal/groups", web::get().to(groups))
+        .route("/internal/{group}/propose", web::post().to(propose))
+        .route("/internal/{group}/read", web::post().to(read));
+}
+
+fn budget(req: &HttpRequest, state: &ApiState) -> Duration {
+    req.headers()
+        .get(TIMEOUT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(state.default_timeout)
+        .min(state.max_timeout)
+}
+
+fn status_of(reply: &InternalReply) -> StatusCode {
+    match reply {
+        Ok(_) => StatusCode::OK,
+        Err(InternalError::NotLeader { .. }) => StatusCode::MISDIRECTED_REQUEST,
+        Err(InternalError::NoQuorum) | Err(InternalError::Dropped) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(InternalError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+        Err(InternalError::UnknownGroup(_)) => StatusCode::NOT_FOUND,
+        Err(InternalError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        Err(InternalError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn bincode_response(status: StatusCode, body: Result<Vec<u8>, wire::WireError>) -> HttpResponse {
+    match body {
+        Ok(bytes) => HttpResponse::build(status)
+            .content_type(BINCODE_CONTENT_TYPE)
+            .body(bytes),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
+
+fn reply(r: InternalReply) -> HttpResponse {
+    bincode_response(status_of(&r), wire::encode(&r))
+}
+
+async fn wait<T>(rx: tokio::sync::oneshot::Receiver<Result<T, InternalError>>, budget: Duration) -> Result<T, InternalError> {
+    match tokio::time::timeout(budget + BACKSTOP, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(InternalError::Internal("the replica stopped".into())),
+        Err(_) => Err(InternalError::Timeout),
+    }
+}
+
+/// Proposes `data` on the local replica of `group`.
+pub async fn propose_on(state: &ApiState, group: u64, data: Vec<u8>, budget: Duration) -> InternalReply {
+    let handle = state.replicas.get(group).ok_or(InternalError::UnknownGroup(group))?;
+    let (waiter, rx) = Waiter::new(Instant::now() + budget);
+    handle.addr.do_send(Propose { data, waiter });
+    wait(rx, budget).await
+}
+
+/// Linearizable read on the local replica of `group`: ReadIndex, then the state machine.
+pub async fn read_on(state: &ApiState, group: u64, request: Vec<u8>, budget: Duration) -> InternalReply {
+    let handle = state.replicas.get(group).ok_or(InternalError::UnknownGroup(group))?;
+    let (waiter, rx) = Waiter::new(Instant::now() + budget);
+    handle.addr.do_send(ReadIndex { waiter });
+    wait(rx, budget).await?;
+    let sm = handle.state_machine.clone();
+    web::block(move || sm.read().read(&request))
+        .await
+        .map_err(|e| InternalError::Internal(e.to_string()))
+}
+
+async fn propose(path: web::Path<u64>, req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> HttpResponse {
+    let budget = budget(&req, &state);
+    reply(propose_on(&state, path.into_inner(), body.to_vec(), budget).await)
+}
+
+async fn read(path: web::Path<u64>, req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> HttpResponse {
+    let budget = budget(&req, &state);
+    reply(read_on(&state, path.into_inner(), body.to_vec(), budget).await)
+}
+
+/// Each hosted group as this replica sees it.
+pub fn group_infos(state: &ApiState) -> Vec<GroupInfo> {
+    state
+        .replicas
+        .all()
+        .iter()
+        .map(|h| {
+            let p = h.progress.lock();
+            GroupInfo {
+                group: h.group,
+                kind: group_kind(h.group),
+                role: p.role,
+                leader: p.leader,
+                term: p.term,
+                commit: p.commit,
+                applied: p.applied,
+            }
+        })
+        .collect()
+}
+
+async fn groups(state: web::Data<ApiState>) -> HttpResponse {
+    bincode_response(StatusCode::OK, wire::encode(&group_infos(&state)))
+}

@@ -1,0 +1,37 @@
+//! The node's HTTP API for routers and operators (the Raft transport's route lives in
+//! [`crate::transport::server`]).
+//!
+//! - [`internal`]: `POST /internal/{group}/propose`, `POST /internal/{group}/read`,
+//!   `GET /internal/groups` — bincode bodies, wire types in [`common::wire`].
+//! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
+//!   `/admin/heal`) and `/admin/transfer-leader`.
+
+pub mod admin;
+pub mod internal;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use crate::raft::Replicas;
+use crate::transport::Transport;
+
+/// Shared by every handler.
+pub struct ApiState {
+    pub node_id: u64,
+    pub replicas: Arc<Replicas>,
+    pub transport: Arc<Transport>,
+    /// Budget of a propose or read that carries no timeout header.
+    pub default_timeout: Duration,
+    /// Upper bound on a caller-given budget.
+    pub max_timeout: Duration,
+}
+
+/// Registers the internal and admin routes.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
+    cfg.app_data(state)
+        .app_data(web::PayloadConfig::new(256 << 20))
+        .configure(internal::configure)
+        .configure(admin::configure);
+}

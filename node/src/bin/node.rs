@@ -1,0 +1,66 @@
+//! The node process: `node --config cluster-config/local-3.toml --id 1`.
+//!
+//! `node --config FILE --print-nodes` prints one line per node (`ID ADDR DATA_DIR`) and
+//! exits; scripts use it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::config::ClusterConfig;
+use node::server::{self, NodeOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "node", about = "A node of the vector database cluster")]
+struct Args {
+    /// Cluster config (TOML).
+    #[arg(long, default_value = "cluster-config/local-3.toml")]
+    config: PathBuf,
+    /// This node's id (as in the config).
+    #[arg(long, required_unless_present = "print_nodes")]
+    id: Option<u64>,
+    /// Print `ID ADDR DATA_DIR` for every node of the config and exit.
+    #[arg(long)]
+    print_nodes: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match ClusterConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("node: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.print_nodes {
+        for n in &config.nodes {
+            println!("{} {} {}", n.id, n.addr, config.node_data_dir(n.id).display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let Some(id) = args.id else {
+        eprintln!("node: --id is required");
+        return ExitCode::from(1);
+    };
+    if config.node(id).is_none() {
+        eprintln!("node: node {id} is not in {}", args.config.display());
+        return ExitCode::from(1);
+    }
+    let opts = NodeOptions::new(config, id, server::kv_state_machines());
+    let system = actix::System::new();
+    match system.block_on(server::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("node {id}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! What a replica actor accepts. Callers build a [`Waiter`] with their deadline, send the
+//! message with `do_send`, and await the waiter's receiver.
+
+use common::wire::InternalReply;
+use raft::prelude::Message;
+
+use super::pending::{ReadReply, Waiter};
+use crate::transport::SendReport;
+
+/// Raft messages from peers (all for this group, in arrival order).
+pub struct StepBatch(pub Vec<Message>);
+
+impl actix::Message for StepBatch {
+    type Result = ();
+}
+
+/// Propose a command (the group's encoded command). Answered when the entry is applied
+/// (with the state machine's encoded result), or with `NotLeader`, `Dropped`, `Timeout`,
+/// `NoQuorum`.
+pub struct Propose {
+    pub data: Vec<u8>,
+    pub waiter: Waiter<InternalReply>,
+}
+
+impl actix::Message for Propose {
+    type Result = ();
+}
+
+/// Confirm leadership with ReadIndex and wait until the read index is applied. `Ok(())`
+/// means the caller may now read the state machine linearizably.
+pub struct ReadIndex {
+    pub waiter: Waiter<ReadReply>,
+}
+
+impl actix::Message for ReadIndex {
+    type Result = ();
+}
+
+/// Hand leadership to node `to` (ignored unless this replica leads).
+pub struct TransferLeader {
+    pub to: u64,
+}
+
+impl actix::Message for TransferLeader {
+    type Result = ();
+}
+
+/// The transport's report about messages sent to node `to`.
+pub struct Report {
+    pub to: u64,
+    pub report: SendReport,
+}
+
+impl actix::Message for Report {
+    type Result = ();
+}
+
+/// Internal: run the ready loop (scheduled once per batch of handled messages).
+pub(super) struct RunReady;
+
+impl actix::Message for RunReady {
+    type Result = ();
+}

@@ -1,0 +1,23 @@
+//! The node's multi-raft runtime: one actor per hosted replica, each on its own arbiter.
+//!
+//! - [`state_machine`]: the [`ReplicatedStateMachine`] trait groups plug in through.
+//! - [`replica`]: the replica actor and its ready loop (persist → send → apply → advance),
+//!   snapshots and log compaction, leader spreading.
+//! - [`pending`]: callers waiting on proposals and ReadIndex.
+//! - [`snapshot_files`]: state-machine snapshot files on disk.
+//! - [`registry`]: the node's replicas by group (the transport's mailboxes).
+//! - [`kv`]: a small string-map state machine used by tests and, until the shard and catalog
+//!   state machines are plugged in, by the node binary.
+
+pub mod kv;
+pub mod logger;
+pub mod messages;
+pub mod pending;
+pub mod registry;
+pub mod replica;
+pub mod snapshot_files;
+pub mod state_machine;
+
+pub use registry::Replicas;
+pub use replica::{Replica, ReplicaError, ReplicaHandle, ReplicaParams, ReplicaProgress};
+pub use state_machine::{ReplicatedStateMachine, SharedStateMachine, StateMachineFactory};

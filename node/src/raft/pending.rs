@@ -1,0 +1,334 @@
+//! Bookkeeping of a replica's callers waiting for Raft: proposals waiting for their entry
+//! to apply, and reads waiting for a ReadIndex confirmation. Pure data structures (no
+//! Raft), so they are tested on their own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::wire::{InternalError, InternalReply};
+use tokio::sync::oneshot;
+
+/// The answer a read waiter gets: `Ok` means the replica applied through a confirmed read
+/// index, so the caller may read the state machine now.
+pub type ReadReply = Result<(), InternalError>;
+
+/// A caller waiting for one reply, until its deadline.
+pub struct Waiter<T> {
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<T>,
+}
+
+impl<T> Waiter<T> {
+    pub fn new(deadline: Instant) -> (Self, oneshot::Receiver<T>) {
+        let (reply, rx) = oneshot::channel();
+        (Waiter { deadline, reply }, rx)
+    }
+
+    fn send(self, value: T) {
+        // The caller may have given up already; nothing to do then.
+        let _ = self.reply.send(value);
+    }
+}
+
+/// Proposals this replica appended as leader, keyed by the (index, term) of their entry.
+#[derive(Default)]
+pub struct PendingProposals {
+    waiting: BTreeMap<(u64, u64), Waiter<InternalReply>>,
+}
+
+impl PendingProposals {
+    pub fn insert(&mut self, index: u64, term: u64, waiter: Waiter<InternalReply>) {
+        self.waiting.insert((index, term), waiter);
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The entry at (index, term) was applied, with the state machine's reply if it carried
+    /// a command. The proposal made for exactly that entry gets the reply; any other
+    /// proposal at or below `index` lost its entry to a new leader: dropped.
+    pub fn on_applied(&mut self, index: u64, term: u64, outcome: Option<Vec<u8>>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let later = self.waiting.split_off(&(index.saturating_add(1), 0));
+        let done = std::mem::replace(&mut self.waiting, later);
+        let mut outcome = outcome;
+        for (key, waiter) in done {
+            match (key == (index, term), outcome.take()) {
+                (true, Some(bytes)) => waiter.send(Ok(bytes)),
+                (true, None) => waiter.send(Err(InternalError::Internal(
+                    "the proposal's entry was applied without a command".into(),
+                ))),
+                (false, o) => {
+                    outcome = o;
+                    waiter.send(Err(InternalError::Dropped));
+                }
+            }
+        }
+    }
+
+    /// A snapshot replaced the state through `index`: whether those proposals were applied
+    /// is unknown to this replica.
+    pub fn fail_through(&mut self, index: u64, err: InternalError) {
+        let later = self.waiting.split_off(&(index.saturating_add(1), 0));
+        for (_, w) in std::mem::replace(&mut self.waiting, later) {
+            w.send(Err(err.clone()));
+        }
+    }
+
+    /// Replies `err()` to every proposal past its deadline.
+    pub fn expire(&mut self, now: Instant, err: impl Fn() -> InternalError) {
+        let expired: Vec<_> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.deadline <= now || w.reply.is_closed())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(w) = self.waiting.remove(&k) {
+                w.send(Err(err()));
+            }
+        }
+    }
+
+    pub fn fail_all(&mut self, err: InternalError) {
+        for (_, w) in std::mem::take(&mut self.waiting) {
+            w.send(Err(err.clone()));
+        }
+    }
+}
+
+struct ReadBatch {
+    waiters: Vec<Waiter<ReadReply>>,
+    /// The read index, once the ReadState arrived.
+    index: Option<u64>,
+    submitted: Instant,
+}
+
+/// Reads waiting for ReadIndex. Reads that arrive together share one ReadIndex request
+/// (one heartbeat round): they are queued, and the ready loop submits the queue as one
+/// batch under a fresh context.
+#[derive(Default)]
+pub struct PendingReads {
+    queued: Vec<Waiter<ReadReply>>,
+    batches: BTreeMap<u64, ReadBatch>,
+    next_ctx: u64,
+}
+
+impl PendingReads {
+    pub fn push(&mut self, waiter: Waiter<ReadReply>) {
+        self.queued.push(waiter);
+    }
+
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queued.len() + self.batches.values().map(|b| b.waiters.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves the queued reads into a new batch; returns the context to pass to
+    /// `RawNode::read_index`.
+    pub fn submit_queued(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.queued.is_empty() {
+            return None;
+        }
+        self.next_ctx += 1;
+        let ctx = self.next_ctx;
+        self.batches.insert(
+            ctx,
+            ReadBatch {
+                waiters: std::mem::take(&mut self.queued),
+                index: None,
+                submitted: now,
+            },
+        );
+        Some(ctx.to_be_bytes().to_vec())
+    }
+
+    /// A ReadState arrived for `ctx`.
+    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) {
+        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
+            return;
+        };
+        if let Some(b) = self.batches.get_mut(&u64::from_be_bytes(bytes)) {
+            b.index = Some(index);
+        }
+    }
+
+    /// Answers every batch whose read index is applied.
+    pub fn resolve(&mut self, applied: u64) {
+        let ready: Vec<u64> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.index.is_some_and(|i| i <= applied))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in ready {
+            if let Some(b) = self.batches.remove(&c) {
+                for w in b.waiters {
+                    w.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Batches submitted longer than `older_than` ago and still unconfirmed (their
+    /// heartbeat round was lost) go back to the queue, to be submitted again.
+    pub fn requeue_stale(&mut self, now: Instant, older_than: Duration) {
+        let stale: Vec<u64> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.index.is_none() && now.duration_since(b.submitted) >= older_than)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in stale {
+            if let Some(b) = self.batches.remove(&c) {
+                self.queued.extend(b.waiters);
+            }
+        }
+    }
+
+    /// Replies `err()` to every read past its deadline.
+    pub fn expire(&mut self, now: Instant, err: impl Fn() -> InternalError) {
+        let keep = |w: Waiter<ReadReply>| -> Option<Waiter<ReadReply>> {
+            if w.deadline <= now || w.reply.is_closed() {
+                w.send(Err(err()));
+                None
+            } else {
+                Some(w)
+            }
+        };
+        self.queued = std::mem::take(&mut self.queued)
+            .into_iter()
+            .filter_map(keep)
+            .collect();
+        for b in self.batches.values_mut() {
+            b.waiters = std::mem::take(&mut b.waiters)
+                .into_iter()
+                .filter_map(keep)
+                .collect();
+        }
+        self.batches.retain(|_, b| !b.waiters.is_empty());
+    }
+
+    pub fn fail_all(&mut self, err: InternalError) {
+        for w in std::mem::take(&mut self.queued) {
+            w.send(Err(err.clone()));
+        }
+        for (_, b) in std::mem::take(&mut self.batches) {
+            for w in b.waiters {
+                w.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn proposals_get_their_outcome_or_are_dropped() {
+        let mut p = PendingProposals::default();
+        let (w1, mut r1) = Waiter::new(later());
+        let (w2, mut r2) = Waiter::new(later());
+        let (w3, mut r3) = Waiter::new(later());
+        p.insert(5, 1, w1);
+        p.insert(6, 1, w2);
+        p.insert(7, 1, w3);
+        p.on_applied(5, 1, Some(vec![42]));
+        assert_eq!(r1.try_recv().unwrap(), Ok(vec![42]));
+        // A new leader's entries overwrote index 6 and 7 (term 2).
+        p.on_applied(6, 2, None);
+        assert_eq!(r2.try_recv().unwrap(), Err(InternalError::Dropped));
+        assert!(r3.try_recv().is_err());
+        p.on_applied(7, 2, Some(vec![1]));
+        assert_eq!(r3.try_recv().unwrap(), Err(InternalError::Dropped));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn proposals_expire_and_fail_through_a_snapshot() {
+        let mut p = PendingProposals::default();
+        let (w1, mut r1) = Waiter::new(Instant::now());
+        let (w2, mut r2) = Waiter::new(later());
+        let (w3, mut r3) = Waiter::new(later());
+        p.insert(1, 1, w1);
+        p.insert(2, 1, w2);
+        p.insert(9, 1, w3);
+        p.expire(Instant::now(), || InternalError::Timeout);
+        assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
+        p.fail_through(5, InternalError::Timeout);
+        assert_eq!(r2.try_recv().unwrap(), Err(InternalError::Timeout));
+        assert!(r3.try_recv().is_err());
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn reads_resolve_once_applied_and_requeue_when_stale() {
+        let mut r = PendingReads::default();
+        let now = Instant::now();
+        let (w1, mut r1) = Waiter::new(later());
+        let (w2, mut r2) = Waiter::new(later());
+        r.push(w1);
+        r.push(w2);
+        let ctx = r.submit_queued(now).unwrap();
+        assert!(r.submit_queued(now).is_none());
+        r.resolve(100);
+        assert!(r1.try_recv().is_err(), "no read state yet");
+        r.on_read_state(&ctx, 10);
+        r.resolve(9);
+        assert!(r1.try_recv().is_err(), "not applied yet");
+        r.resolve(10);
+        assert_eq!(r1.try_recv().unwrap(), Ok(()));
+        assert_eq!(r2.try_recv().unwrap(), Ok(()));
+
+        let (w3, mut r3) = Waiter::new(later());
+        r.push(w3);
+        let old = r.submit_queued(now).unwrap();
+        r.requeue_stale(now + Duration::from_secs(2), Duration::from_secs(1));
+        assert!(r.has_queued());
+        let new = r.submit_queued(now).unwrap();
+        r.on_read_state(&old, 1);
+        r.resolve(50);
+        assert!(r3.try_recv().is_err(), "the old context no longer counts");
+        r.on_read_state(&new, 3);
+        r.resolve(50);
+        assert_eq!(r3.try_recv().unwrap(), Ok(()));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn reads_expire_and_fail() {
+        let mut r = PendingReads::default();
+        let (w1, mut r1) = Waiter::new(Instant::now());
+        let (w2, mut r2) = Waiter::new(later());
+        r.push(w1);
+        r.push(w2);
+        r.submit_queued(Instant::now());
+        r.expire(Instant::now(), || InternalError::NoQuorum);
+        assert_eq!(r1.try_recv().unwrap(), Err(InternalError::NoQuorum));
+        assert_eq!(r.len(), 1);
+        r.fail_all(InternalError::NotLeader { leader: Some(3) });
+        assert_eq!(
+            r2.try_recv().unwrap(),
+            Err(InternalError::NotLeader { leader: Some(3) })
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! A replica's state-machine snapshots on disk: `{group dir}/snap/{index:020}.snap`.
+//!
+//! A file is written under a temporary name, fsynced, renamed into place and the directory
+//! fsynced, so a visible `.snap` file is always complete. The Raft log is compacted (or a
+//! received snapshot installed) only after its file is durable, and older files are deleted
+//! only after that, so a crash at any point leaves a file at the log's snapshot index.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::state_machine::ReplicatedStateMachine;
+
+const SUFFIX: &str = ".snap";
+const TMP: &str = "incoming.tmp";
+
+#[derive(Debug, Clone)]
+pub struct SnapshotFiles {
+    dir: PathBuf,
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+impl SnapshotFiles {
+    /// Opens (creating) the directory and removes a leftover temporary file.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(TMP);
+        if tmp.exists() {
+            fs::remove_file(&tmp)?;
+        }
+        Ok(SnapshotFiles {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, index: u64) -> PathBuf {
+        self.dir.join(format!("{index:020}{SUFFIX}"))
+    }
+
+    /// Indexes of the complete snapshot files, ascending.
+    pub fn list(&self) -> Vec<u64> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<u64> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(SUFFIX)?.parse().ok()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The newest file whose index is in `lo..=hi`.
+    pub fn newest_within(&self, lo: u64, hi: u64) -> Option<u64> {
+        self.list()
+            .into_iter()
+            .rev()
+            .find(|i| (lo..=hi).contains(i))
+    }
+
+    /// Writes the state machine's snapshot as the file for `index`.
+    pub fn write_from(
+        &self,
+        index: u64,
+        sm: &dyn ReplicatedStateMachine,
+    ) -> Result<PathBuf, String> {
+        let tmp = self.dir.join(TMP);
+        sm.write_snapshot(&tmp)?;
+        self.publish(&tmp, index)
+    }
+
+    /// Writes received snapshot bytes as the file for `index`.
+    pub fn write_bytes(&self, index: u64, data: &[u8]) -> Result<PathBuf, String> {
+        let tmp = self.dir.join(TMP);
+        let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        f.write_all(data).map_err(|e| io_err(&tmp, e))?;
+        drop(f);
+        self.publish(&tmp, index)
+    }
+
+    fn publish(&self, tmp: &Path, index: u64) -> Result<PathBuf, String> {
+        File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(tmp, e))?;
+        let path = self.path(index);
+        fs::rename(tmp, &path).map_err(|e| io_err(&path, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&self.dir, e))?;
+        Ok(path)
+    }
+
+    /// The bytes of the file for `index`, if it exists.
+    pub fn read(&self, index: u64) -> Option<Vec<u8>> {
+        fs::read(self.path(index)).ok()
+    }
+
+    /// Deletes every file but the one for `index`.
+    pub fn retain_only(&self, index: u64) {
+        for i in self.list() {
+            if i != index {
+                let p = self.path(i);
+                if let Err(e) = fs::remove_file(&p) {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot delete old snapshot");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_listed_chosen_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SnapshotFiles::open(&dir.path().join("snap")).unwrap();
+        assert!(files.list().is_empty());
+        files.write_bytes(5, b"five").unwrap();
+        files.write_bytes(12, b"twelve").unwrap();
+        fs::write(files.dir().join(TMP), b"partial").unwrap();
+        fs::write(files.dir().join("junk"), b"x").unwrap();
+        let files = SnapshotFiles::open(files.dir()).unwrap();
+        assert!(!files.dir().join(TMP).exists());
+        assert_eq!(files.list(), vec![5, 12]);
+        assert_eq!(files.newest_within(0, 11), Some(5));
+        assert_eq!(files.newest_within(6, 20), Some(12));
+        assert_eq!(files.newest_within(13, 20), None);
+        assert_eq!(files.read(12).as_deref(), Some(&b"twelve"[..]));
+        files.retain_only(12);
+        assert_eq!(files.list(), vec![12]);
+    }
+}

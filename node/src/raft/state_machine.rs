@@ -1,0 +1,48 @@
+//! The interface between a replica's Raft runtime and what the group replicates.
+//!
+//! The shard state machine and the metadata (catalog) state machine implement
+//! [`ReplicatedStateMachine`]; the node gets one per hosted group from a
+//! [`StateMachineFactory`]. [`super::kv::KvStateMachine`] is a small real implementation
+//! used by the runtime's own tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::placement::GroupKind;
+
+/// A deterministic state machine fed with a Raft group's committed log.
+///
+/// The replica calls `apply`/`advance` in log order under the write lock, and `read`,
+/// `digest` and `write_snapshot` under the read lock (possibly from other threads).
+pub trait ReplicatedStateMachine: Send + Sync + 'static {
+    /// Applies the data of one committed normal entry at (index, term); returns the encoded
+    /// reply for the proposer (bincode of the group's outcome type).
+    fn apply(&mut self, index: u64, term: u64, data: &[u8]) -> Vec<u8>;
+    /// A committed entry with no command (a new leader's empty entry, a conf change).
+    fn advance(&mut self, index: u64, term: u64);
+    /// (index, term) of the last applied entry; (0, 0) for a fresh state machine.
+    fn applied(&self) -> (u64, u64);
+    /// Answers a read (bincode request in, bincode reply out); called only after ReadIndex
+    /// confirmed and applied >= read index.
+    fn read(&self, request: &[u8]) -> Vec<u8>;
+    /// Writes the whole state (including `applied()`) to one file at `path`. The replica
+    /// then fsyncs the file and renames it into place.
+    fn write_snapshot(&self, path: &Path) -> Result<(), String>;
+    /// Replaces the whole state with the snapshot file at `path` (written by
+    /// `write_snapshot` on this or another replica); `applied()` is then the snapshot's.
+    fn restore_snapshot(&mut self, path: &Path) -> Result<(), String>;
+    /// Digest of the replicated content: equal on replicas that applied the same log.
+    fn digest(&self) -> u64;
+    /// Number of records held, if the state machine counts records (admin status only).
+    fn record_count(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A replica's state machine, shared between its actor (which applies) and the HTTP
+/// handlers (which read after ReadIndex).
+pub type SharedStateMachine = Arc<parking_lot::RwLock<Box<dyn ReplicatedStateMachine>>>;
+
+/// Makes the (empty) state machine of a hosted group: `(group id, kind)`.
+pub type StateMachineFactory =
+    Arc<dyn Fn(u64, GroupKind) -> Box<dyn ReplicatedStateMachine> + Send + Sync>;

@@ -1,0 +1,141 @@
+//! Assembles a node process: the replicas this node hosts (from placement), the Raft
+//! transport and the HTTP server (transport route, internal API, admin API).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Arbiter;
+use actix_web::{web, App, HttpServer};
+use common::config::ClusterConfig;
+use common::placement;
+
+use crate::api::{self, ApiState};
+use crate::raft::kv::KvStateMachine;
+use crate::raft::{Replica, ReplicaError, ReplicaParams, Replicas, StateMachineFactory};
+use crate::storage::WalOptions;
+use crate::transport::{server as transport_server, FaultFilter, Transport, TransportOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node {0} is not in the cluster config")]
+    UnknownNode(u64),
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("group {group}: {source}")]
+    Replica { group: u64, source: ReplicaError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("http server: {0}")]
+    Server(std::io::Error),
+}
+
+pub struct NodeOptions {
+    pub config: ClusterConfig,
+    pub node_id: u64,
+    /// Makes each hosted group's state machine.
+    pub state_machines: StateMachineFactory,
+    pub wal: WalOptions,
+    pub transport: TransportOptions,
+    /// How often a leader that is not its group's preferred leader considers handing over.
+    pub transfer_check: Duration,
+    pub http_workers: usize,
+}
+
+impl NodeOptions {
+    pub fn new(config: ClusterConfig, node_id: u64, state_machines: StateMachineFactory) -> Self {
+        NodeOptions {
+            config,
+            node_id,
+            state_machines,
+            wal: WalOptions::default(),
+            transport: TransportOptions::default(),
+            transfer_check: Duration::from_secs(3),
+            http_workers: 2,
+        }
+    }
+}
+
+/// The state machine factory the binary uses until the shard and catalog state machines
+/// are plugged in: every group runs [`KvStateMachine`].
+pub fn kv_state_machines() -> StateMachineFactory {
+    Arc::new(|_group, _kind| Box::new(KvStateMachine::new()))
+}
+
+/// Runs the node until the HTTP server stops (SIGINT/SIGTERM). Call inside an actix
+/// `System`.
+pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
+    let config = &opts.config;
+    let me = config.node(opts.node_id).ok_or(NodeError::UnknownNode(opts.node_id))?.clone();
+    let data_dir = config.node_data_dir(me.id);
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+
+    let replicas = Arc::new(Replicas::default());
+    let filter = Arc::new(FaultFilter::default());
+    let peers: Vec<(u64, String)> = config.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    let transport_arbiter = Arbiter::new();
+    let transport = Transport::start(
+        me.id,
+        &peers,
+        filter.clone(),
+        replicas.clone(),
+        opts.transport.clone(),
+        &transport_arbiter.handle(),
+    );
+
+    let api_state = web::Data::new(ApiState {
+        node_id: me.id,
+        replicas: replicas.clone(),
+        transport: transport.clone(),
+        default_timeout: Duration::from_millis(config.router.request_timeout_ms),
+        max_timeout: Duration::from_secs(600),
+    });
+    let inbound = transport_server::Inbound {
+        node_id: me.id,
+        filter,
+        mailboxes: replicas.clone(),
+    };
+    let server = HttpServer::new(move || {
+        let inbound = inbound.clone();
+        let api_state = api_state.clone();
+        App::new()
+            .configure(|cfg| transport_server::configure(cfg, inbound))
+            .configure(|cfg| api::configure(cfg, api_state))
+    })
+    .workers(opts.http_workers.max(1))
+    .bind(&me.addr)
+    .map_err(|source| NodeError::Bind {
+        addr: me.addr.clone(),
+        source,
+    })?;
+
+    for group in placement::hosted_groups(config, me.id) {
+        let kind = placement::group_kind(group);
+        let params = ReplicaParams {
+            node_id: me.id,
+            group,
+            kind,
+            dir: data_dir.join(format!("group-{group}")),
+            voters: placement::replicas(config, group),
+            preferred_leader: placement::preferred_leader(config, group),
+            raft: config.raft.clone(),
+            wal: opts.wal.clone(),
+            transfer_check: opts.transfer_check,
+        };
+        let sm = (opts.state_machines)(group, kind);
+        let replica = Replica::open(params, sm, transport.clone())
+            .map_err(|source| NodeError::Replica { group, source })?;
+        replicas.insert(replica.start(kind));
+    }
+    tracing::info!(node = me.id, addr = %me.addr, groups = ?placement::hosted_groups(config, me.id), "node started");
+    server.run().await.map_err(NodeError::Server)
+}

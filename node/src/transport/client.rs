@@ -1,0 +1,266 @@
+//! The sending side: one task per destination node, each with a bounded queue. A task
+//! takes everything queued (up to a size cap) and posts it as one [`RaftBatch`]; a full
+//! queue drops the message (counted), a failed request drops the batch and reports the
+//! destination unreachable to the sending replicas. Raft retransmits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+use common::wire::{self, GroupMessage, RaftBatch, BINCODE_CONTENT_TYPE};
+use raft::prelude::{Message, MessageType};
+use tokio::sync::mpsc;
+
+use super::{FaultFilter, Mailboxes, SendReport};
+
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Messages queued per destination before new ones are dropped.
+    pub queue_capacity: usize,
+    /// A batch stops growing past this many payload bytes.
+    pub max_batch_bytes: usize,
+    pub connect_timeout: Duration,
+    /// Timeout of a batch without a snapshot.
+    pub request_timeout: Duration,
+    /// Timeout of a batch carrying a snapshot.
+    pub snapshot_timeout: Duration,
+    /// Pause after a failed request before the next one to the same node.
+    pub retry_backoff: Duration,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            queue_capacity: 8192,
+            max_batch_bytes: 16 << 20,
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(2),
+            snapshot_timeout: Duration::from_secs(120),
+            retry_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+struct Outgoing {
+    group: u64,
+    snapshot: bool,
+    bytes: Vec<u8>,
+}
+
+/// Counters (reported by `/admin/status`).
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub sent_batches: AtomicU64,
+    pub sent_messages: AtomicU64,
+    pub dropped_messages: AtomicU64,
+    pub failed_batches: AtomicU64,
+}
+
+/// The node's Raft transport (sending side). Shared by every replica of the node.
+pub struct Transport {
+    node_id: u64,
+    queues: HashMap<u64, mpsc::Sender<Outgoing>>,
+    filter: Arc<FaultFilter>,
+    stats: Arc<TransportStats>,
+    mailboxes: Arc<dyn Mailboxes>,
+}
+
+impl Transport {
+    /// Starts one sender task per peer (`(node id, host:port)`) on `arbiter`.
+    pub fn start(
+        node_id: u64,
+        peers: &[(u64, String)],
+        filter: Arc<FaultFilter>,
+        mailboxes: Arc<dyn Mailboxes>,
+        options: TransportOptions,
+        arbiter: &ArbiterHandle,
+    ) -> Arc<Transport> {
+        let stats = Arc::new(TransportStats::default());
+        let mut queues = HashMap::new();
+        for (id, addr) in peers.iter().filter(|(id, _)| *id != node_id) {
+            let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+            queues.insert(*id, tx);
+            let sender = PeerSender {
+                from: node_id,
+                to: *id,
+                url: format!("http://{addr}/raft/batch"),
+                filter: filter.clone(),
+                stats: stats.clone(),
+                mailboxes: mailboxes.clone(),
+                options: options.clone(),
+            };
+            arbiter.spawn(sender.run(rx));
+        }
+        Arc::new(Transport {
+            node_id,
+            queues,
+            filter,
+            stats,
+            mailboxes,
+        })
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    pub fn filter(&self) -> &Arc<FaultFilter> {
+        &self.filter
+    }
+
+    pub fn stats(&self) -> &TransportStats {
+        &self.stats
+    }
+
+    /// Queues `messages` of `group` to their destinations (`Message::to`). Never blocks.
+    pub fn send(&self, group: u64, messages: Vec<Message>) {
+        for m in messages {
+            let to = m.to;
+            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
+            let dropped = |report| {
+                self.stats.dropped_messages.fetch_add(1, Ordering::Relaxed);
+                self.mailboxes.report(group, to, report);
+            };
+            let fail = if snapshot {
+                SendReport::SnapshotFailed
+            } else {
+                SendReport::Unreachable
+            };
+            let Some(queue) = self.queues.get(&to) else {
+                tracing::warn!(group, to, "raft message to an unknown node dropped");
+                dropped(fail);
+                continue;
+            };
+            if self.filter.is_blocked(to) {
+                dropped(fail);
+                continue;
+            }
+            let bytes = match protobuf::Message::write_to_bytes(&m) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(group, to, error = %e, "cannot encode raft message");
+                    dropped(fail);
+                    continue;
+                }
+            };
+            let out = Outgoing {
+                group,
+                snapshot,
+                bytes,
+            };
+            if queue.try_send(out).is_err() {
+                // Full (or the sender task is gone): Raft will retransmit.
+                dropped(fail);
+            }
+        }
+    }
+}
+
+struct PeerSender {
+    from: u64,
+    to: u64,
+    url: String,
+    filter: Arc<FaultFilter>,
+    stats: Arc<TransportStats>,
+    mailboxes: Arc<dyn Mailboxes>,
+    options: TransportOptions,
+}
+
+impl PeerSender {
+    async fn run(self, mut rx: mpsc::Receiver<Outgoing>) {
+        let client = match reqwest::Client::builder()
+            .connect_timeout(self.options.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(to = self.to, error = %e, "cannot build the HTTP client; raft traffic to this node is dropped");
+                return;
+            }
+        };
+        while let Some(first) = rx.recv().await {
+            let mut size = first.bytes.len();
+            let mut batch = vec![first];
+            while size < self.options.max_batch_bytes {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        size += m.bytes.len();
+                        batch.push(m);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if self.filter.is_blocked(self.to) {
+                self.failed(&batch, false);
+                continue;
+            }
+            if let Err(e) = self.post(&client, &batch).await {
+                tracing::debug!(to = self.to, messages = batch.len(), error = %e, "raft batch not delivered");
+                self.failed(&batch, true);
+                tokio::time::sleep(self.options.retry_backoff).await;
+                continue;
+            }
+            self.stats.sent_batches.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .sent_messages
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for m in batch.iter().filter(|m| m.snapshot) {
+                self.mailboxes
+                    .report(m.group, self.to, SendReport::SnapshotFinished);
+            }
+        }
+    }
+
+    async fn post(&self, client: &reqwest::Client, batch: &[Outgoing]) -> Result<(), String> {
+        let snapshot = batch.iter().any(|m| m.snapshot);
+        let body = RaftBatch {
+            from: self.from,
+            messages: batch
+                .iter()
+                .map(|m| GroupMessage {
+                    group: m.group,
+                    message: m.bytes.clone(),
+                })
+                .collect(),
+        };
+        let body = wire::encode(&body).map_err(|e| e.to_string())?;
+        let timeout = if snapshot {
+            self.options.snapshot_timeout
+        } else {
+            self.options.request_timeout
+        };
+        let resp = client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("status {}", resp.status()));
+        }
+        Ok(())
+    }
+
+    fn failed(&self, batch: &[Outgoing], count_batch: bool) {
+        if count_batch {
+            self.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .dropped_messages
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let groups: BTreeSet<u64> = batch.iter().map(|m| m.group).collect();
+        for g in groups {
+            self.mailboxes.report(g, self.to, SendReport::Unreachable);
+        }
+        for m in batch.iter().filter(|m| m.snapshot) {
+            self.mailboxes
+                .report(m.group, self.to, SendReport::SnapshotFailed);
+        }
+    }
+}
