@@ -486,8 +486,11 @@ impl Replica {
             return;
         }
         let last = self.raw.raft.raft_log.last_index();
+        // Replicate state means the peer acknowledged recently: a failed send (peer down,
+        // partitioned, paused past the request timeout) puts it back in Probe. (Not
+        // `recent_active`: check_quorum clears it every election timeout.)
         let caught_up = self.raw.raft.prs().get(preferred).is_some_and(|pr| {
-            pr.matched == last && pr.recent_active && pr.state == ProgressState::Replicate
+            pr.matched == last && pr.state == ProgressState::Replicate
         });
         if caught_up {
             tracing::info!(group = self.group, to = preferred, "transferring leadership to the preferred leader");
