@@ -1,0 +1,276 @@
+//! Multi-process tests of the node's multi-raft runtime: real `node` processes, real
+//! sockets, real files. Every group runs the KV test state machine.
+
+mod harness;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::wire::InternalError;
+use harness::{election_timeout, Cluster, Options, SERIAL};
+use node::raft::kv::{KvCommand, KvRead};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn key(i: usize) -> String {
+    format!("key-{i:04}")
+}
+
+#[tokio::test]
+async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options::default());
+    let leaders = cluster.wait_all_leaders(LONG).await;
+    assert_eq!(leaders.len(), 3, "groups 0, 1, 2");
+
+    for g in cluster.groups() {
+        for i in 0..30 {
+            cluster
+                .put(g, &key(i), &format!("g{g}-v{i}"), LONG)
+                .await
+                .unwrap_or_else(|e| panic!("put {i} in group {g}: {e}"));
+        }
+    }
+    for g in cluster.groups() {
+        assert_eq!(cluster.get(g, &key(7), LONG).await.unwrap(), Some(format!("g{g}-v7")));
+        assert_eq!(cluster.get(g, "absent", LONG).await.unwrap(), None);
+        let (applied, digest) = cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        assert!(applied >= 30);
+        assert_ne!(digest, format!("{:016x}", 0));
+        for id in cluster.ids() {
+            let r = cluster.replica(id, g).await.expect("status");
+            assert_eq!(r.records, Some(30), "node {id} group {g}");
+        }
+    }
+    // Groups hold different data.
+    let d1 = cluster.replica(1, 1).await.unwrap().digest;
+    let d2 = cluster.replica(1, 2).await.unwrap().digest;
+    assert_ne!(d1, d2);
+
+    // A follower answers NotLeader with the leader's id.
+    let leader = cluster.find_leader(1, &cluster.ids()).await.expect("leader");
+    let follower = cluster.ids().into_iter().find(|&i| i != leader).expect("follower");
+    let cmd = KvCommand::Put { key: "x".into(), value: "y".into() };
+    match cluster.propose(follower, 1, &cmd, Duration::from_secs(2)).await {
+        Err(InternalError::NotLeader { leader: Some(l) }) => assert_eq!(l, leader),
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    match cluster.read(follower, 1, &KvRead::Len, Duration::from_secs(2)).await {
+        Err(InternalError::NotLeader { .. }) => {}
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    match cluster.propose(leader, 99, &cmd, Duration::from_secs(2)).await {
+        Err(InternalError::UnknownGroup(99)) => {}
+        other => panic!("expected UnknownGroup, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn killed_leader_is_replaced_and_writes_go_on() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    for i in 0..20 {
+        cluster.put(group, &key(i), "before", LONG).await.expect("put before");
+    }
+    let old = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
+    cluster.kill(old);
+    let killed_at = Instant::now();
+
+    cluster
+        .put(group, "after", "yes", LONG)
+        .await
+        .expect("a write after the leader died");
+    let took = killed_at.elapsed();
+    let new = cluster.find_leader(group, &cluster.running()).await.expect("new leader");
+    assert_ne!(new, old);
+    assert!(
+        took < election_timeout() * 8,
+        "new leader took {took:?} (election timeout {:?})",
+        election_timeout()
+    );
+    for i in 0..20 {
+        assert_eq!(cluster.get(group, &key(i), LONG).await.unwrap().as_deref(), Some("before"));
+    }
+    // Every group is still served (the dead node led some of them, maybe).
+    cluster.wait_all_leaders(LONG).await;
+
+    // The old leader comes back, catches up, and the replicas converge.
+    cluster.spawn(old);
+    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    assert_eq!(cluster.get(group, "after", LONG).await.unwrap().as_deref(), Some("yes"));
+}
+
+#[tokio::test]
+async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(Options {
+        snapshot_interval: 20,
+        ..Options::default()
+    });
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    cluster.put(group, "first", "1", LONG).await.expect("put");
+    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+
+    // Kill a follower; the others write well past several compactions.
+    let leader = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
+    let lagger = cluster.ids().into_iter().find(|&i| i != leader).expect("follower");
+    let lagger_last = cluster.replica(lagger, group).await.expect("status").last_index;
+    cluster.kill(lagger);
+    for i in 0..150 {
+        cluster.put(group, &key(i), &format!("v{i}"), LONG).await.expect("put");
+    }
+    let live = cluster.running();
+    let (applied, _) = cluster.wait_converged(group, &live, LONG).await;
+    for &id in &live {
+        let r = cluster.replica(id, group).await.expect("status");
+        assert!(
+            r.snapshot_index > lagger_last + 1,
+            "node {id}: log must be compacted past the lagger's last index {lagger_last}: {r:?}"
+        );
+    }
+
+    cluster.spawn(lagger);
+    let (caught_up, digest) = cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    assert!(caught_up >= applied);
+    let r = cluster.replica(lagger, group).await.expect("status");
+    assert_eq!(r.digest, digest);
+    assert_eq!(r.records, Some(151));
+    assert!(r.snapshot_index > lagger_last, "the lagger installed a snapshot: {r:?}");
+    assert!(
+        std::fs::read_to_string(cluster.log_path(lagger))
+            .unwrap_or_default()
+            .contains("snapshot installed"),
+        "{}",
+        cluster.log_tail(lagger, 40)
+    );
+
+    // It serves as a full replica afterwards: it can lead and answer.
+    cluster.kill(leader);
+    cluster.put(group, "post", "snapshot", LONG).await.expect("put after failover");
+    assert_eq!(cluster.get(group, &key(149), LONG).await.unwrap().as_deref(), Some("v149"));
+}
+
+#[tokio::test]
+async fn whole_cluster_restart_keeps_every_committed_write() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(Options {
+        snapshot_interval: 25,
+        ..Options::default()
+    });
+    cluster.wait_all_leaders(LONG).await;
+    for g in cluster.groups() {
+        for i in 0..40 {
+            cluster.put(g, &key(i), &format!("{g}/{i}"), LONG).await.expect("put");
+        }
+    }
+    let digests: Vec<String> = {
+        let mut d = Vec::new();
+        for g in cluster.groups() {
+            d.push(cluster.wait_converged(g, &cluster.ids(), LONG).await.1);
+        }
+        d
+    };
+    for id in cluster.ids() {
+        cluster.kill(id);
+    }
+    for id in cluster.ids() {
+        cluster.spawn(id);
+    }
+    cluster.wait_all_leaders(LONG).await;
+    for g in cluster.groups() {
+        for i in 0..40 {
+            assert_eq!(
+                cluster.get(g, &key(i), LONG).await.expect("get").as_deref(),
+                Some(format!("{g}/{i}").as_str()),
+                "group {g} key {i}"
+            );
+        }
+        let (_, digest) = cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        assert_eq!(digest, digests[g as usize], "group {g}");
+    }
+    // And the cluster takes writes again.
+    cluster.put(1, "after-restart", "ok", LONG).await.expect("put");
+}
+
+#[tokio::test]
+async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_heal() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    for i in 0..10 {
+        cluster.put(group, &key(i), "before", LONG).await.expect("put");
+    }
+    let old = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
+    let majority: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
+    cluster.partition(&[old]).await;
+
+    // The old leader must not acknowledge a write or a read any more.
+    let cmd = KvCommand::Put { key: "minority".into(), value: "lost".into() };
+    let reply = cluster.propose(old, group, &cmd, Duration::from_secs(2)).await;
+    assert!(reply.is_err(), "minority leader acknowledged a write: {reply:?}");
+    let read = cluster.read(old, group, &KvRead::Len, Duration::from_secs(2)).await;
+    assert!(read.is_err(), "minority leader answered a read: {read:?}");
+
+    // The majority elects a leader and goes on.
+    let new = cluster.wait_leader(group, &majority, LONG).await;
+    assert_ne!(new, old);
+    let new_read = cluster
+        .read(new, group, &KvRead::Get { key: key(3) }, Duration::from_secs(2))
+        .await
+        .expect("majority read");
+    assert_eq!(new_read, node::raft::kv::KvReadReply::Value(Some("before".into())));
+    let cmd2 = KvCommand::Put { key: "majority".into(), value: "kept".into() };
+    let mut ok = false;
+    for _ in 0..50 {
+        if cluster.propose(new, group, &cmd2, Duration::from_secs(2)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the majority leader accepts writes");
+    // The cut-off node still does not serve.
+    let reply = cluster.propose(old, group, &cmd, Duration::from_secs(1)).await;
+    assert!(reply.is_err(), "partitioned node acknowledged a write: {reply:?}");
+
+    cluster.heal().await;
+    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    assert_eq!(cluster.get(group, "majority", LONG).await.unwrap().as_deref(), Some("kept"));
+    assert_eq!(cluster.get(group, "minority", LONG).await.unwrap(), None, "an unacknowledged minority write survived");
+    for g in cluster.groups() {
+        cluster.wait_converged(g, &cluster.ids(), LONG).await;
+    }
+}
+
+#[test]
+fn bad_config_exits_with_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[cluster]\nname = 3\n").expect("write");
+    for args in [
+        vec!["--config".to_string(), bad.display().to_string(), "--id".into(), "1".into()],
+        vec!["--config".into(), dir.path().join("missing.toml").display().to_string(), "--id".into(), "1".into()],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_node")).args(&args).output().expect("run node");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("node:"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-config/local-3.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_node"))
+        .args(["--config", &good.display().to_string(), "--id", "9"])
+        .output()
+        .expect("run node");
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(env!("CARGO_BIN_EXE_node"))
+        .args(["--config", &good.display().to_string(), "--print-nodes"])
+        .output()
+        .expect("run node");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+}
