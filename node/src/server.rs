@@ -72,7 +72,10 @@ pub fn kv_state_machines() -> StateMachineFactory {
 /// `System`.
 pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let config = &opts.config;
-    let me = config.node(opts.node_id).ok_or(NodeError::UnknownNode(opts.node_id))?.clone();
+    let me = config
+        .node(opts.node_id)
+        .ok_or(NodeError::UnknownNode(opts.node_id))?
+        .clone();
     let data_dir = config.node_data_dir(me.id);
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.clone(),
@@ -81,7 +84,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
 
     let replicas = Arc::new(Replicas::default());
     let filter = Arc::new(FaultFilter::default());
-    let peers: Vec<(u64, String)> = config.nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    let peers: Vec<(u64, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.addr.clone()))
+        .collect();
     let transport_arbiter = Arbiter::new();
     let transport = Transport::start(
         me.id,
@@ -112,6 +119,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             .configure(|cfg| api::configure(cfg, api_state))
     })
     .workers(opts.http_workers.max(1))
+    .shutdown_timeout(5)
     .bind(&me.addr)
     .map_err(|source| NodeError::Bind {
         addr: me.addr.clone(),
@@ -128,7 +136,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             voters: placement::replicas(config, group),
             preferred_leader: placement::preferred_leader(config, group),
             raft: config.raft.clone(),
-            wal: opts.wal.clone(),
+            wal: opts.wal,
             transfer_check: opts.transfer_check,
         };
         let sm = (opts.state_machines)(group, kind);

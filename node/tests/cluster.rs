@@ -32,7 +32,10 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
         }
     }
     for g in cluster.groups() {
-        assert_eq!(cluster.get(g, &key(7), LONG).await.unwrap(), Some(format!("g{g}-v7")));
+        assert_eq!(
+            cluster.get(g, &key(7), LONG).await.unwrap(),
+            Some(format!("g{g}-v7"))
+        );
         assert_eq!(cluster.get(g, "absent", LONG).await.unwrap(), None);
         let (applied, digest) = cluster.wait_converged(g, &cluster.ids(), LONG).await;
         assert!(applied >= 30);
@@ -48,18 +51,37 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
     assert_ne!(d1, d2);
 
     // A follower answers NotLeader with the leader's id.
-    let leader = cluster.find_leader(1, &cluster.ids()).await.expect("leader");
-    let follower = cluster.ids().into_iter().find(|&i| i != leader).expect("follower");
-    let cmd = KvCommand::Put { key: "x".into(), value: "y".into() };
-    match cluster.propose(follower, 1, &cmd, Duration::from_secs(2)).await {
+    let leader = cluster
+        .find_leader(1, &cluster.ids())
+        .await
+        .expect("leader");
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let cmd = KvCommand::Put {
+        key: "x".into(),
+        value: "y".into(),
+    };
+    match cluster
+        .propose(follower, 1, &cmd, Duration::from_secs(2))
+        .await
+    {
         Err(InternalError::NotLeader { leader: Some(l) }) => assert_eq!(l, leader),
         other => panic!("expected NotLeader, got {other:?}"),
     }
-    match cluster.read(follower, 1, &KvRead::Len, Duration::from_secs(2)).await {
+    match cluster
+        .read(follower, 1, &KvRead::Len, Duration::from_secs(2))
+        .await
+    {
         Err(InternalError::NotLeader { .. }) => {}
         other => panic!("expected NotLeader, got {other:?}"),
     }
-    match cluster.propose(leader, 99, &cmd, Duration::from_secs(2)).await {
+    match cluster
+        .propose(leader, 99, &cmd, Duration::from_secs(2))
+        .await
+    {
         Err(InternalError::UnknownGroup(99)) => {}
         other => panic!("expected UnknownGroup, got {other:?}"),
     }
@@ -72,9 +94,15 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     for i in 0..20 {
-        cluster.put(group, &key(i), "before", LONG).await.expect("put before");
+        cluster
+            .put(group, &key(i), "before", LONG)
+            .await
+            .expect("put before");
     }
-    let old = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
+    let old = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
     cluster.kill(old);
     let killed_at = Instant::now();
 
@@ -83,7 +111,10 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
         .await
         .expect("a write after the leader died");
     let took = killed_at.elapsed();
-    let new = cluster.find_leader(group, &cluster.running()).await.expect("new leader");
+    let new = cluster
+        .find_leader(group, &cluster.running())
+        .await
+        .expect("new leader");
     assert_ne!(new, old);
     assert!(
         took < election_timeout() * 8,
@@ -91,7 +122,10 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
         election_timeout()
     );
     for i in 0..20 {
-        assert_eq!(cluster.get(group, &key(i), LONG).await.unwrap().as_deref(), Some("before"));
+        assert_eq!(
+            cluster.get(group, &key(i), LONG).await.unwrap().as_deref(),
+            Some("before")
+        );
     }
     // Every group is still served (the dead node led some of them, maybe).
     cluster.wait_all_leaders(LONG).await;
@@ -99,7 +133,10 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
     // The old leader comes back, catches up, and the replicas converge.
     cluster.spawn(old);
     cluster.wait_converged(group, &cluster.ids(), LONG).await;
-    assert_eq!(cluster.get(group, "after", LONG).await.unwrap().as_deref(), Some("yes"));
+    assert_eq!(
+        cluster.get(group, "after", LONG).await.unwrap().as_deref(),
+        Some("yes")
+    );
 }
 
 #[tokio::test]
@@ -115,12 +152,26 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     cluster.wait_converged(group, &cluster.ids(), LONG).await;
 
     // Kill a follower; the others write well past several compactions.
-    let leader = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
-    let lagger = cluster.ids().into_iter().find(|&i| i != leader).expect("follower");
-    let lagger_last = cluster.replica(lagger, group).await.expect("status").last_index;
+    let leader = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
+    let lagger = cluster
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    let lagger_last = cluster
+        .replica(lagger, group)
+        .await
+        .expect("status")
+        .last_index;
     cluster.kill(lagger);
     for i in 0..150 {
-        cluster.put(group, &key(i), &format!("v{i}"), LONG).await.expect("put");
+        cluster
+            .put(group, &key(i), &format!("v{i}"), LONG)
+            .await
+            .expect("put");
     }
     let live = cluster.running();
     let (applied, _) = cluster.wait_converged(group, &live, LONG).await;
@@ -138,7 +189,10 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     let r = cluster.replica(lagger, group).await.expect("status");
     assert_eq!(r.digest, digest);
     assert_eq!(r.records, Some(151));
-    assert!(r.snapshot_index > lagger_last, "the lagger installed a snapshot: {r:?}");
+    assert!(
+        r.snapshot_index > lagger_last,
+        "the lagger installed a snapshot: {r:?}"
+    );
     assert!(
         std::fs::read_to_string(cluster.log_path(lagger))
             .unwrap_or_default()
@@ -149,8 +203,18 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
 
     // It serves as a full replica afterwards: it can lead and answer.
     cluster.kill(leader);
-    cluster.put(group, "post", "snapshot", LONG).await.expect("put after failover");
-    assert_eq!(cluster.get(group, &key(149), LONG).await.unwrap().as_deref(), Some("v149"));
+    cluster
+        .put(group, "post", "snapshot", LONG)
+        .await
+        .expect("put after failover");
+    assert_eq!(
+        cluster
+            .get(group, &key(149), LONG)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("v149")
+    );
 }
 
 #[tokio::test]
@@ -163,7 +227,10 @@ async fn whole_cluster_restart_keeps_every_committed_write() {
     cluster.wait_all_leaders(LONG).await;
     for g in cluster.groups() {
         for i in 0..40 {
-            cluster.put(g, &key(i), &format!("{g}/{i}"), LONG).await.expect("put");
+            cluster
+                .put(g, &key(i), &format!("{g}/{i}"), LONG)
+                .await
+                .expect("put");
         }
     }
     let digests: Vec<String> = {
@@ -192,7 +259,10 @@ async fn whole_cluster_restart_keeps_every_committed_write() {
         assert_eq!(digest, digests[g as usize], "group {g}");
     }
     // And the cluster takes writes again.
-    cluster.put(1, "after-restart", "ok", LONG).await.expect("put");
+    cluster
+        .put(1, "after-restart", "ok", LONG)
+        .await
+        .expect("put");
 }
 
 #[tokio::test]
@@ -202,31 +272,62 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     for i in 0..10 {
-        cluster.put(group, &key(i), "before", LONG).await.expect("put");
+        cluster
+            .put(group, &key(i), "before", LONG)
+            .await
+            .expect("put");
     }
-    let old = cluster.find_leader(group, &cluster.ids()).await.expect("leader");
+    let old = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
     let majority: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
     cluster.partition(&[old]).await;
 
     // The old leader must not acknowledge a write or a read any more.
-    let cmd = KvCommand::Put { key: "minority".into(), value: "lost".into() };
-    let reply = cluster.propose(old, group, &cmd, Duration::from_secs(2)).await;
-    assert!(reply.is_err(), "minority leader acknowledged a write: {reply:?}");
-    let read = cluster.read(old, group, &KvRead::Len, Duration::from_secs(2)).await;
+    let cmd = KvCommand::Put {
+        key: "minority".into(),
+        value: "lost".into(),
+    };
+    let reply = cluster
+        .propose(old, group, &cmd, Duration::from_secs(2))
+        .await;
+    assert!(
+        reply.is_err(),
+        "minority leader acknowledged a write: {reply:?}"
+    );
+    let read = cluster
+        .read(old, group, &KvRead::Len, Duration::from_secs(2))
+        .await;
     assert!(read.is_err(), "minority leader answered a read: {read:?}");
 
     // The majority elects a leader and goes on.
     let new = cluster.wait_leader(group, &majority, LONG).await;
     assert_ne!(new, old);
     let new_read = cluster
-        .read(new, group, &KvRead::Get { key: key(3) }, Duration::from_secs(2))
+        .read(
+            new,
+            group,
+            &KvRead::Get { key: key(3) },
+            Duration::from_secs(2),
+        )
         .await
         .expect("majority read");
-    assert_eq!(new_read, node::raft::kv::KvReadReply::Value(Some("before".into())));
-    let cmd2 = KvCommand::Put { key: "majority".into(), value: "kept".into() };
+    assert_eq!(
+        new_read,
+        node::raft::kv::KvReadReply::Value(Some("before".into()))
+    );
+    let cmd2 = KvCommand::Put {
+        key: "majority".into(),
+        value: "kept".into(),
+    };
     let mut ok = false;
     for _ in 0..50 {
-        if cluster.propose(new, group, &cmd2, Duration::from_secs(2)).await.is_ok() {
+        if cluster
+            .propose(new, group, &cmd2, Duration::from_secs(2))
+            .await
+            .is_ok()
+        {
             ok = true;
             break;
         }
@@ -234,13 +335,29 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
     }
     assert!(ok, "the majority leader accepts writes");
     // The cut-off node still does not serve.
-    let reply = cluster.propose(old, group, &cmd, Duration::from_secs(1)).await;
-    assert!(reply.is_err(), "partitioned node acknowledged a write: {reply:?}");
+    let reply = cluster
+        .propose(old, group, &cmd, Duration::from_secs(1))
+        .await;
+    assert!(
+        reply.is_err(),
+        "partitioned node acknowledged a write: {reply:?}"
+    );
 
     cluster.heal().await;
     cluster.wait_converged(group, &cluster.ids(), LONG).await;
-    assert_eq!(cluster.get(group, "majority", LONG).await.unwrap().as_deref(), Some("kept"));
-    assert_eq!(cluster.get(group, "minority", LONG).await.unwrap(), None, "an unacknowledged minority write survived");
+    assert_eq!(
+        cluster
+            .get(group, "majority", LONG)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("kept")
+    );
+    assert_eq!(
+        cluster.get(group, "minority", LONG).await.unwrap(),
+        None,
+        "an unacknowledged minority write survived"
+    );
     for g in cluster.groups() {
         cluster.wait_converged(g, &cluster.ids(), LONG).await;
     }
@@ -252,16 +369,30 @@ fn bad_config_exits_with_an_error_not_a_panic() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[cluster]\nname = 3\n").expect("write");
     for args in [
-        vec!["--config".to_string(), bad.display().to_string(), "--id".into(), "1".into()],
-        vec!["--config".into(), dir.path().join("missing.toml").display().to_string(), "--id".into(), "1".into()],
+        vec![
+            "--config".to_string(),
+            bad.display().to_string(),
+            "--id".into(),
+            "1".into(),
+        ],
+        vec![
+            "--config".into(),
+            dir.path().join("missing.toml").display().to_string(),
+            "--id".into(),
+            "1".into(),
+        ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_node")).args(&args).output().expect("run node");
+        let out = Command::new(env!("CARGO_BIN_EXE_node"))
+            .args(&args)
+            .output()
+            .expect("run node");
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("node:"), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-config/local-3.toml");
+    let good =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-config/local-3.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_node"))
         .args(["--config", &good.display().to_string(), "--id", "9"])
         .output()

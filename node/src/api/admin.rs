@@ -79,7 +79,10 @@ async fn heal(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok().json(PartitionRequest::default())
 }
 
-async fn transfer_leader(body: web::Json<TransferLeaderRequest>, state: web::Data<ApiState>) -> HttpResponse {
+async fn transfer_leader(
+    body: web::Json<TransferLeaderRequest>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     match state.replicas.get(body.group) {
         Some(h) => {
             h.addr.do_send(TransferLeader { to: body.to });

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::placement::group_kind;
-use common::wire::{self, GroupInfo, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
+use common::wire::{
+    self, GroupInfo, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
+};
 
 use super::ApiState;
 use crate::raft::messages::{Propose, ReadIndex};
@@ -37,7 +39,9 @@ fn status_of(reply: &InternalReply) -> StatusCode {
     match reply {
         Ok(_) => StatusCode::OK,
         Err(InternalError::NotLeader { .. }) => StatusCode::MISDIRECTED_REQUEST,
-        Err(InternalError::NoQuorum) | Err(InternalError::Dropped) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(InternalError::NoQuorum) | Err(InternalError::Dropped) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Err(InternalError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         Err(InternalError::UnknownGroup(_)) => StatusCode::NOT_FOUND,
         Err(InternalError::Invalid(_)) => StatusCode::BAD_REQUEST,
@@ -58,7 +62,10 @@ fn reply(r: InternalReply) -> HttpResponse {
     bincode_response(status_of(&r), wire::encode(&r))
 }
 
-async fn wait<T>(rx: tokio::sync::oneshot::Receiver<Result<T, InternalError>>, budget: Duration) -> Result<T, InternalError> {
+async fn wait<T>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, InternalError>>,
+    budget: Duration,
+) -> Result<T, InternalError> {
     match tokio::time::timeout(budget + BACKSTOP, rx).await {
         Ok(Ok(r)) => r,
         Ok(Err(_)) => Err(InternalError::Internal("the replica stopped".into())),
@@ -67,16 +74,32 @@ async fn wait<T>(rx: tokio::sync::oneshot::Receiver<Result<T, InternalError>>, b
 }
 
 /// Proposes `data` on the local replica of `group`.
-pub async fn propose_on(state: &ApiState, group: u64, data: Vec<u8>, budget: Duration) -> InternalReply {
-    let handle = state.replicas.get(group).ok_or(InternalError::UnknownGroup(group))?;
+pub async fn propose_on(
+    state: &ApiState,
+    group: u64,
+    data: Vec<u8>,
+    budget: Duration,
+) -> InternalReply {
+    let handle = state
+        .replicas
+        .get(group)
+        .ok_or(InternalError::UnknownGroup(group))?;
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(Propose { data, waiter });
     wait(rx, budget).await
 }
 
 /// Linearizable read on the local replica of `group`: ReadIndex, then the state machine.
-pub async fn read_on(state: &ApiState, group: u64, request: Vec<u8>, budget: Duration) -> InternalReply {
-    let handle = state.replicas.get(group).ok_or(InternalError::UnknownGroup(group))?;
+pub async fn read_on(
+    state: &ApiState,
+    group: u64,
+    request: Vec<u8>,
+    budget: Duration,
+) -> InternalReply {
+    let handle = state
+        .replicas
+        .get(group)
+        .ok_or(InternalError::UnknownGroup(group))?;
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(ReadIndex { waiter });
     wait(rx, budget).await?;
@@ -86,12 +109,22 @@ pub async fn read_on(state: &ApiState, group: u64, request: Vec<u8>, budget: Dur
         .map_err(|e| InternalError::Internal(e.to_string()))
 }
 
-async fn propose(path: web::Path<u64>, req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> HttpResponse {
+async fn propose(
+    path: web::Path<u64>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     let budget = budget(&req, &state);
     reply(propose_on(&state, path.into_inner(), body.to_vec(), budget).await)
 }
 
-async fn read(path: web::Path<u64>, req: HttpRequest, body: web::Bytes, state: web::Data<ApiState>) -> HttpResponse {
+async fn read(
+    path: web::Path<u64>,
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     let budget = budget(&req, &state);
     reply(read_on(&state, path.into_inner(), body.to_vec(), budget).await)
 }

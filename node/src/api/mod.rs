@@ -31,7 +31,9 @@ pub struct ApiState {
 /// Registers the internal and admin routes.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     cfg.app_data(state)
-        .app_data(web::PayloadConfig::new(256 << 20))
+        .app_data(web::PayloadConfig::new(
+            crate::raft::replica::MAX_PROPOSAL_BYTES + 1024,
+        ))
         .configure(internal::configure)
         .configure(admin::configure);
 }

@@ -43,7 +43,12 @@ fn main() -> ExitCode {
     };
     if args.print_nodes {
         for n in &config.nodes {
-            println!("{} {} {}", n.id, n.addr, config.node_data_dir(n.id).display());
+            println!(
+                "{} {} {}",
+                n.id,
+                n.addr,
+                config.node_data_dir(n.id).display()
+            );
         }
         return ExitCode::SUCCESS;
     }

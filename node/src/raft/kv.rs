@@ -29,10 +29,15 @@ pub enum KvOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvRead {
-    Get { key: String },
+    Get {
+        key: String,
+    },
     Len,
     /// Every key from `from` on, at most `limit`.
-    Scan { from: String, limit: usize },
+    Scan {
+        from: String,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

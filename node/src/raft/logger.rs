@@ -39,5 +39,8 @@ impl Drain for TracingDrain {
 
 /// A slog logger for one replica's `RawNode`.
 pub fn raft_logger(node: u64, group: u64) -> slog::Logger {
-    slog::Logger::root(TracingDrain.fuse(), slog::o!("node" => node, "group" => group))
+    slog::Logger::root(
+        TracingDrain.fuse(),
+        slog::o!("node" => node, "group" => group),
+    )
 }

@@ -131,7 +131,12 @@ impl PendingReads {
     }
 
     pub fn len(&self) -> usize {
-        self.queued.len() + self.batches.values().map(|b| b.waiters.len()).sum::<usize>()
+        self.queued.len()
+            + self
+                .batches
+                .values()
+                .map(|b| b.waiters.len())
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {

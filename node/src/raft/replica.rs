@@ -16,7 +16,7 @@ use common::placement::GroupKind;
 use common::wire::{InternalError, RaftRole};
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Snapshot, SnapshotMetadata,
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata,
 };
 use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
@@ -30,6 +30,12 @@ use crate::transport::{SendReport, Transport};
 
 /// Ready rounds run back to back before yielding to the mailbox.
 const MAX_READY_ROUNDS: usize = 8;
+
+/// Largest command a proposal may carry (the WAL takes records up to 256 MiB).
+pub const MAX_PROPOSAL_BYTES: usize = 64 << 20;
+
+/// Entries of one ready are persisted in WAL records of about this size at most.
+const MAX_APPEND_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -148,12 +154,13 @@ impl Replica {
             .map_err(|e| ReplicaError::Snapshot(format!("{}: {e}", dir.display())))?;
 
         let snap = storage.latest_snapshot_metadata();
-        let fresh = snap.index == 0
-            && storage.last_index()? == 0
-            && storage.conf_state().voters.is_empty();
+        let fresh =
+            snap.index == 0 && storage.last_index()? == 0 && storage.conf_state().voters.is_empty();
         if fresh {
-            let mut cs = ConfState::default();
-            cs.voters = voters.clone();
+            let cs = ConfState {
+                voters: voters.clone(),
+                ..Default::default()
+            };
             storage.set_conf_state(&cs)?;
             tracing::info!(group, ?voters, "bootstrapped an empty replica");
         }
@@ -340,10 +347,11 @@ impl Replica {
         self.transport.send(self.group, rd.take_messages());
 
         // 3. Entries and hard state: one WAL append, one fsync (group commit).
-        self.storage.append(rd.entries(), rd.hs())?;
+        self.persist(rd.entries(), rd.hs())?;
 
         // 4. Messages that needed the entries durable (votes, append responses).
-        self.transport.send(self.group, rd.take_persisted_messages());
+        self.transport
+            .send(self.group, rd.take_persisted_messages());
 
         // 5. Confirmed read indexes.
         for rs in rd.take_read_states() {
@@ -367,6 +375,25 @@ impl Replica {
 
         self.reads.resolve(self.applied.0);
         self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    /// Appends entries and hard state with one WAL append; only a ready whose entries
+    /// exceed [`MAX_APPEND_BYTES`] is split (in order, hard state with the last part), so no
+    /// WAL record outgrows the WAL's limit.
+    fn persist(&self, entries: &[Entry], hs: Option<&HardState>) -> Result<(), ReplicaError> {
+        let mut start = 0;
+        let mut size = 0;
+        for (i, e) in entries.iter().enumerate() {
+            let len = e.data.len() + e.context.len() + 32;
+            if size > 0 && size + len > MAX_APPEND_BYTES {
+                self.storage.append(&entries[start..i], None)?;
+                start = i;
+                size = 0;
+            }
+            size += len;
+        }
+        self.storage.append(&entries[start..], hs)?;
         Ok(())
     }
 
@@ -402,7 +429,13 @@ impl Replica {
         // Whether proposals covered by the snapshot were applied is unknown here.
         self.proposals
             .fail_through(meta.index, InternalError::Timeout);
-        tracing::info!(group = self.group, index = meta.index, term = meta.term, bytes = snap.data.len(), "snapshot installed");
+        tracing::info!(
+            group = self.group,
+            index = meta.index,
+            term = meta.term,
+            bytes = snap.data.len(),
+            "snapshot installed"
+        );
         Ok(())
     }
 
@@ -426,16 +459,20 @@ impl Replica {
                     self.proposals.on_applied(e.index, e.term, Some(outcome));
                 }
                 EntryType::EntryConfChange => {
-                    let cc: ConfChange = protobuf::Message::parse_from_bytes(&e.data)
-                        .map_err(|err| ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index)))?;
+                    let cc: ConfChange =
+                        protobuf::Message::parse_from_bytes(&e.data).map_err(|err| {
+                            ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index))
+                        })?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.storage.set_conf_state(&cs)?;
                     sm.advance(e.index, e.term);
                     self.proposals.on_applied(e.index, e.term, None);
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let cc: ConfChangeV2 = protobuf::Message::parse_from_bytes(&e.data)
-                        .map_err(|err| ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index)))?;
+                    let cc: ConfChangeV2 =
+                        protobuf::Message::parse_from_bytes(&e.data).map_err(|err| {
+                            ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index))
+                        })?;
                     let cs = self.raw.apply_conf_change(&cc)?;
                     self.storage.set_conf_state(&cs)?;
                     sm.advance(e.index, e.term);
@@ -461,14 +498,22 @@ impl Replica {
                 .write_from(index, &**sm)
                 .map_err(ReplicaError::Snapshot)?;
         }
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(self.storage.conf_state());
         self.storage.compact(&meta)?;
         self.files.retain_only(index);
         self.last_snapshot = index;
-        tracing::info!(group = self.group, index, term, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written, log compacted");
+        tracing::info!(
+            group = self.group,
+            index,
+            term,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot written, log compacted"
+        );
         Ok(())
     }
 
@@ -481,7 +526,7 @@ impl Replica {
         if preferred == self.node_id
             || self.role != StateRole::Leader
             || self.raw.raft.lead_transferee.is_some()
-            || self.ticks % self.transfer_every_ticks != 0
+            || !self.ticks.is_multiple_of(self.transfer_every_ticks)
         {
             return;
         }
@@ -489,11 +534,18 @@ impl Replica {
         // Replicate state means the peer acknowledged recently: a failed send (peer down,
         // partitioned, paused past the request timeout) puts it back in Probe. (Not
         // `recent_active`: check_quorum clears it every election timeout.)
-        let caught_up = self.raw.raft.prs().get(preferred).is_some_and(|pr| {
-            pr.matched == last && pr.state == ProgressState::Replicate
-        });
+        let caught_up = self
+            .raw
+            .raft
+            .prs()
+            .get(preferred)
+            .is_some_and(|pr| pr.matched == last && pr.state == ProgressState::Replicate);
         if caught_up {
-            tracing::info!(group = self.group, to = preferred, "transferring leadership to the preferred leader");
+            tracing::info!(
+                group = self.group,
+                to = preferred,
+                "transferring leadership to the preferred leader"
+            );
             self.raw.transfer_leader(preferred);
         }
     }
@@ -579,8 +631,11 @@ impl Handler<Propose> for Replica {
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) {
         let Propose { data, waiter } = msg;
-        if data.is_empty() {
-            let _ = waiter.reply.send(Err(InternalError::Invalid("empty command".into())));
+        if data.is_empty() || data.len() > MAX_PROPOSAL_BYTES {
+            let _ = waiter.reply.send(Err(InternalError::Invalid(format!(
+                "a command must have 1 to {MAX_PROPOSAL_BYTES} bytes, not {}",
+                data.len()
+            ))));
             return;
         }
         if self.role != StateRole::Leader || self.raw.raft.state != StateRole::Leader {
@@ -604,7 +659,9 @@ impl Handler<Propose> for Replica {
                 let _ = waiter.reply.send(Err(err));
             }
             Err(e) => {
-                let _ = waiter.reply.send(Err(InternalError::Internal(e.to_string())));
+                let _ = waiter
+                    .reply
+                    .send(Err(InternalError::Internal(e.to_string())));
             }
         }
     }
@@ -630,7 +687,11 @@ impl Handler<TransferLeader> for Replica {
 
     fn handle(&mut self, msg: TransferLeader, ctx: &mut Context<Self>) {
         if self.raw.raft.state == StateRole::Leader && msg.to != self.node_id {
-            tracing::info!(group = self.group, to = msg.to, "leadership transfer requested");
+            tracing::info!(
+                group = self.group,
+                to = msg.to,
+                "leadership transfer requested"
+            );
             self.raw.transfer_leader(msg.to);
             self.schedule_ready(ctx);
         }
@@ -643,7 +704,9 @@ impl Handler<Report> for Replica {
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         match msg.report {
             SendReport::Unreachable => self.raw.report_unreachable(msg.to),
-            SendReport::SnapshotFinished => self.raw.report_snapshot(msg.to, SnapshotStatus::Finish),
+            SendReport::SnapshotFinished => {
+                self.raw.report_snapshot(msg.to, SnapshotStatus::Finish)
+            }
             SendReport::SnapshotFailed => self.raw.report_snapshot(msg.to, SnapshotStatus::Failure),
         }
         self.schedule_ready(ctx);

@@ -33,8 +33,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, inbound: Inbound) {
     );
 }
 
+/// A decoded batch: the sender, then per-group runs of messages in arrival order.
+pub struct Decoded {
+    pub from: u64,
+    pub runs: Vec<(u64, Vec<Message>)>,
+}
+
 /// Decodes a batch into per-group runs of messages for this node, in arrival order.
-pub fn decode_batch(node_id: u64, body: &[u8]) -> Result<(u64, Vec<(u64, Vec<Message>)>), String> {
+pub fn decode_batch(node_id: u64, body: &[u8]) -> Result<Decoded, String> {
     let batch: RaftBatch = wire::decode(body).map_err(|e| e.to_string())?;
     let mut runs: Vec<(u64, Vec<Message>)> = Vec::new();
     for gm in batch.messages {
@@ -46,7 +52,12 @@ pub fn decode_batch(node_id: u64, body: &[u8]) -> Result<(u64, Vec<(u64, Vec<Mes
             }
         };
         if m.to != node_id {
-            tracing::warn!(from = batch.from, group = gm.group, to = m.to, "raft message for another node dropped");
+            tracing::warn!(
+                from = batch.from,
+                group = gm.group,
+                to = m.to,
+                "raft message for another node dropped"
+            );
             continue;
         }
         match runs.last_mut() {
@@ -54,7 +65,10 @@ pub fn decode_batch(node_id: u64, body: &[u8]) -> Result<(u64, Vec<(u64, Vec<Mes
             _ => runs.push((gm.group, vec![m])),
         }
     }
-    Ok((batch.from, runs))
+    Ok(Decoded {
+        from: batch.from,
+        runs,
+    })
 }
 
 async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>) -> HttpResponse {
@@ -67,7 +81,7 @@ async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>) -> HttpRespon
     } else {
         decode_batch(node_id, &body)
     };
-    let (from, runs) = match decoded {
+    let Decoded { from, runs } = match decoded {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "bad raft batch");
@@ -79,7 +93,11 @@ async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>) -> HttpRespon
     }
     for (group, messages) in runs {
         if !inbound.mailboxes.deliver(group, messages) {
-            tracing::warn!(from, group, "raft messages for a group this node does not host dropped");
+            tracing::warn!(
+                from,
+                group,
+                "raft messages for a group this node does not host dropped"
+            );
         }
     }
     HttpResponse::Ok().finish()

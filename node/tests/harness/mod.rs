@@ -13,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::placement;
-use common::wire::{self, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole, ReplicaStatus, TIMEOUT_HEADER};
+use common::wire::{
+    self, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole, ReplicaStatus,
+    TIMEOUT_HEADER,
+};
 use node::raft::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
 
 pub const TICK_MS: u64 = 50;
@@ -72,7 +75,10 @@ impl Cluster {
             opts.snapshot_interval
         );
         for id in 1..=opts.nodes {
-            text += &format!("[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n", free_port());
+            text += &format!(
+                "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n",
+                free_port()
+            );
         }
         let config_path = dir.path().join("cluster.toml");
         std::fs::write(&config_path, &text).expect("write config");
@@ -107,7 +113,10 @@ impl Cluster {
     }
 
     pub fn spawn(&mut self, id: u64) {
-        assert!(!self.children.contains_key(&id), "node {id} already running");
+        assert!(
+            !self.children.contains_key(&id),
+            "node {id} already running"
+        );
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -182,7 +191,10 @@ impl Cluster {
             if let Some(l) = self.find_leader(group, among).await {
                 return l;
             }
-            assert!(Instant::now() < deadline, "group {group}: no leader among {among:?} after {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "group {group}: no leader among {among:?} after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -215,21 +227,42 @@ impl Cluster {
     }
 
     /// One propose on node `id`.
-    pub async fn propose(&self, id: u64, group: u64, cmd: &KvCommand, budget: Duration) -> InternalReply {
+    pub async fn propose(
+        &self,
+        id: u64,
+        group: u64,
+        cmd: &KvCommand,
+        budget: Duration,
+    ) -> InternalReply {
         let body = wire::encode(cmd).expect("encode");
-        self.post(id, &format!("/internal/{group}/propose"), body, budget).await
+        self.post(id, &format!("/internal/{group}/propose"), body, budget)
+            .await
     }
 
     /// One linearizable read on node `id`.
-    pub async fn read(&self, id: u64, group: u64, req: &KvRead, budget: Duration) -> Result<KvReadReply, InternalError> {
+    pub async fn read(
+        &self,
+        id: u64,
+        group: u64,
+        req: &KvRead,
+        budget: Duration,
+    ) -> Result<KvReadReply, InternalError> {
         let body = wire::encode(req).expect("encode");
-        let bytes = self.post(id, &format!("/internal/{group}/read"), body, budget).await?;
+        let bytes = self
+            .post(id, &format!("/internal/{group}/read"), body, budget)
+            .await?;
         wire::decode(&bytes).map_err(|e| InternalError::Internal(e.to_string()))
     }
 
     /// Puts `key` in `group` through whichever running node leads it, retrying (like the
     /// router) on not-leader and unavailability until `timeout`.
-    pub async fn put(&self, group: u64, key: &str, value: &str, timeout: Duration) -> Result<(), InternalError> {
+    pub async fn put(
+        &self,
+        group: u64,
+        key: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<(), InternalError> {
         let cmd = KvCommand::Put {
             key: key.into(),
             value: value.into(),
@@ -245,7 +278,8 @@ impl Cluster {
             };
             match self.propose(id, group, &cmd, Duration::from_secs(2)).await {
                 Ok(bytes) => {
-                    let outcome: KvOutcome = wire::decode(&bytes).map_err(|e| InternalError::Internal(e.to_string()))?;
+                    let outcome: KvOutcome =
+                        wire::decode(&bytes).map_err(|e| InternalError::Internal(e.to_string()))?;
                     return match outcome {
                         KvOutcome::Done { .. } => Ok(()),
                         KvOutcome::Rejected(r) => Err(InternalError::Invalid(r)),
@@ -266,14 +300,31 @@ impl Cluster {
     }
 
     /// Linearizable get through the group's leader, with retries.
-    pub async fn get(&self, group: u64, key: &str, timeout: Duration) -> Result<Option<String>, InternalError> {
+    pub async fn get(
+        &self,
+        group: u64,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, InternalError> {
         let deadline = Instant::now() + timeout;
         let mut last = InternalError::NoQuorum;
         while Instant::now() < deadline {
             if let Some(id) = self.find_leader(group, &self.running()).await {
-                match self.read(id, group, &KvRead::Get { key: key.into() }, Duration::from_secs(2)).await {
+                match self
+                    .read(
+                        id,
+                        group,
+                        &KvRead::Get { key: key.into() },
+                        Duration::from_secs(2),
+                    )
+                    .await
+                {
                     Ok(KvReadReply::Value(v)) => return Ok(v),
-                    Ok(other) => return Err(InternalError::Internal(format!("unexpected reply {other:?}"))),
+                    Ok(other) => {
+                        return Err(InternalError::Internal(format!(
+                            "unexpected reply {other:?}"
+                        )))
+                    }
                     Err(e) => last = e,
                 }
             }
@@ -288,7 +339,12 @@ impl Cluster {
 
     /// Waits until every replica of `group` on `nodes` has applied the same index and
     /// reports the same digest; returns (applied, digest).
-    pub async fn wait_converged(&self, group: u64, nodes: &[u64], timeout: Duration) -> (u64, String) {
+    pub async fn wait_converged(
+        &self,
+        group: u64,
+        nodes: &[u64],
+        timeout: Duration,
+    ) -> (u64, String) {
         let deadline = Instant::now() + timeout;
         loop {
             let mut seen = Vec::new();
@@ -300,16 +356,27 @@ impl Cluster {
                     return first.clone();
                 }
             }
-            assert!(Instant::now() < deadline, "group {group} did not converge on {nodes:?}: {seen:?}");
+            assert!(
+                Instant::now() < deadline,
+                "group {group} did not converge on {nodes:?}: {seen:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Cuts `side` off from the other nodes (fault filter on every node).
     pub async fn partition(&self, side: &[u64]) {
-        let others: Vec<u64> = self.ids().into_iter().filter(|i| !side.contains(i)).collect();
+        let others: Vec<u64> = self
+            .ids()
+            .into_iter()
+            .filter(|i| !side.contains(i))
+            .collect();
         for id in self.ids() {
-            let blocked = if side.contains(&id) { others.clone() } else { side.to_vec() };
+            let blocked = if side.contains(&id) {
+                others.clone()
+            } else {
+                side.to_vec()
+            };
             self.client
                 .post(format!("http://{}/admin/partition", self.addr(id)))
                 .json(&PartitionRequest { blocked })
@@ -347,7 +414,8 @@ impl Drop for Cluster {
             self.kill(id);
         }
         if std::thread::panicking() && std::env::var_os("KEEP_CLUSTER").is_some() {
-            let path = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
+            let path =
+                std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
             eprintln!("cluster kept in {}", path.display());
         }
     }
