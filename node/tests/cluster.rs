@@ -90,7 +90,7 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
 #[tokio::test]
 async fn killed_leader_is_replaced_and_writes_go_on() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(Options::default());
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     for i in 0..20 {
@@ -142,7 +142,7 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
 #[tokio::test]
 async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(Options {
+    let cluster = Cluster::start(Options {
         snapshot_interval: 20,
         ..Options::default()
     });
@@ -220,7 +220,7 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
 #[tokio::test]
 async fn whole_cluster_restart_keeps_every_committed_write() {
     let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(Options {
+    let cluster = Cluster::start(Options {
         snapshot_interval: 25,
         ..Options::default()
     });
@@ -404,4 +404,88 @@ fn bad_config_exits_with_an_error_not_a_panic() {
         .expect("run node");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_leader_kill_under_concurrent_load() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options {
+        snapshot_interval: 40,
+        ..Options::default()
+    });
+    cluster.wait_all_leaders(LONG).await;
+    let group = 2;
+    let leader = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
+    let acked = parking_lot::Mutex::new(Vec::new());
+    let writer = |w: usize| {
+        let (cluster, acked) = (&cluster, &acked);
+        async move {
+            for i in 0..40 {
+                let k = format!("w{w}-{i:02}");
+                if cluster.put(group, &k, &k, LONG).await.is_ok() {
+                    acked.lock().push(k);
+                }
+            }
+        }
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.kill(leader);
+    };
+    futures::future::join(futures::future::join_all((0..4).map(writer)), killer).await;
+    let acked = acked.into_inner();
+    assert_eq!(acked.len(), 160, "every write is eventually acknowledged");
+    for k in &acked {
+        assert_eq!(
+            cluster.get(group, k, LONG).await.expect("get").as_deref(),
+            Some(k.as_str())
+        );
+    }
+    cluster.spawn(leader);
+    let (_, digest) = cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    let r = cluster.replica(leader, group).await.expect("status");
+    assert_eq!(r.digest, digest);
+    assert_eq!(r.records, Some(160));
+}
+
+#[tokio::test]
+async fn paused_leader_is_replaced_and_rejoins_without_divergence() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    for i in 0..10 {
+        cluster
+            .put(group, &key(i), "before", LONG)
+            .await
+            .expect("put");
+    }
+    let old = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
+    let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
+    cluster.pause(old, true);
+    let new = cluster.wait_leader(group, &others, LONG).await;
+    assert_ne!(new, old);
+    cluster
+        .put(group, "during-pause", "yes", LONG)
+        .await
+        .expect("write while the old leader is paused");
+    cluster.pause(old, false);
+    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    assert_eq!(
+        cluster
+            .get(group, "during-pause", LONG)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("yes")
+    );
+    for g in cluster.groups() {
+        cluster.wait_converged(g, &cluster.ids(), LONG).await;
+    }
 }

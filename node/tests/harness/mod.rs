@@ -34,7 +34,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub config: common::config::ClusterConfig,
-    children: BTreeMap<u64, Child>,
+    children: parking_lot::Mutex<BTreeMap<u64, Child>>,
+    paused: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
     client: reqwest::Client,
 }
 
@@ -87,11 +88,12 @@ impl Cluster {
             .connect_timeout(Duration::from_millis(500))
             .build()
             .expect("http client");
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             dir,
             config_path,
             config,
-            children: BTreeMap::new(),
+            children: parking_lot::Mutex::new(BTreeMap::new()),
+            paused: parking_lot::Mutex::new(Default::default()),
             client,
         };
         for id in cluster.ids() {
@@ -112,11 +114,8 @@ impl Cluster {
         self.dir.path().join(format!("node-{id}.log"))
     }
 
-    pub fn spawn(&mut self, id: u64) {
-        assert!(
-            !self.children.contains_key(&id),
-            "node {id} already running"
-        );
+    pub fn spawn(&self, id: u64) {
+        assert!(!self.is_running(id), "node {id} already running");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -133,19 +132,42 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("spawn node");
-        self.children.insert(id, child);
+        self.children.lock().insert(id, child);
     }
 
     /// SIGKILL.
-    pub fn kill(&mut self, id: u64) {
-        if let Some(mut c) = self.children.remove(&id) {
+    pub fn kill(&self, id: u64) {
+        self.paused.lock().remove(&id);
+        let child = self.children.lock().remove(&id);
+        if let Some(mut c) = child {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
     pub fn is_running(&self, id: u64) -> bool {
-        self.children.contains_key(&id)
+        self.children.lock().contains_key(&id)
+    }
+
+    /// SIGSTOP (`stop = true`) or SIGCONT.
+    pub fn pause(&self, id: u64, stop: bool) {
+        let pid = self
+            .children
+            .lock()
+            .get(&id)
+            .map(|c| c.id())
+            .expect("running node");
+        let status = Command::new("kill")
+            .arg(if stop { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()
+            .expect("kill command");
+        assert!(status.success());
+        if stop {
+            self.paused.lock().insert(id);
+        } else {
+            self.paused.lock().remove(&id);
+        }
     }
 
     fn addr(&self, id: u64) -> String {
@@ -201,7 +223,7 @@ impl Cluster {
 
     /// Waits until every group has a leader among the running nodes.
     pub async fn wait_all_leaders(&self, timeout: Duration) -> BTreeMap<u64, u64> {
-        let running: Vec<u64> = self.children.keys().copied().collect();
+        let running = self.running();
         let mut leaders = BTreeMap::new();
         for g in self.groups() {
             leaders.insert(g, self.wait_leader(g, &running, timeout).await);
@@ -271,7 +293,7 @@ impl Cluster {
         let mut target = self.find_leader(group, &self.running()).await;
         let mut last = InternalError::NoQuorum;
         while Instant::now() < deadline {
-            let Some(id) = target.filter(|id| self.is_running(*id)) else {
+            let Some(id) = target.filter(|id| self.running().contains(id)) else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 target = self.find_leader(group, &self.running()).await;
                 continue;
@@ -333,8 +355,15 @@ impl Cluster {
         Err(last)
     }
 
+    /// Nodes running and not paused.
     pub fn running(&self) -> Vec<u64> {
-        self.children.keys().copied().collect()
+        let paused = self.paused.lock().clone();
+        self.children
+            .lock()
+            .keys()
+            .copied()
+            .filter(|id| !paused.contains(id))
+            .collect()
     }
 
     /// Waits until every replica of `group` on `nodes` has applied the same index and
@@ -410,7 +439,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for id in self.running() {
+        let all: Vec<u64> = self.children.lock().keys().copied().collect();
+        for id in all {
             self.kill(id);
         }
         if std::thread::panicking() && std::env::var_os("KEEP_CLUSTER").is_some() {
