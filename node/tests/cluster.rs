@@ -489,3 +489,109 @@ async fn paused_leader_is_replaced_and_rejoins_without_divergence() {
         cluster.wait_converged(g, &cluster.ids(), LONG).await;
     }
 }
+
+#[tokio::test]
+async fn five_nodes_host_groups_by_placement() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options {
+        nodes: 5,
+        shard_count: 5,
+        ..Options::default()
+    });
+    let leaders = cluster.wait_all_leaders(LONG).await;
+    assert_eq!(leaders.len(), 6);
+    for (&g, &leader) in &leaders {
+        let replicas = cluster.replicas_of(g);
+        assert_eq!(replicas.len(), 3);
+        assert!(
+            replicas.contains(&leader),
+            "group {g} led by {leader}, not a replica"
+        );
+        cluster
+            .put(g, "k", &format!("group {g}"), LONG)
+            .await
+            .expect("put");
+        cluster.wait_converged(g, &replicas, LONG).await;
+        for id in cluster.ids() {
+            let hosted = cluster.replica(id, g).await.is_some();
+            assert_eq!(hosted, replicas.contains(&id), "node {id} group {g}");
+        }
+        // A node outside the group knows nothing of it.
+        let outsider = cluster
+            .ids()
+            .into_iter()
+            .find(|i| !replicas.contains(i))
+            .expect("outsider");
+        let cmd = KvCommand::Put {
+            key: "x".into(),
+            value: "y".into(),
+        };
+        assert_eq!(
+            cluster
+                .propose(outsider, g, &cmd, Duration::from_secs(1))
+                .await,
+            Err(InternalError::UnknownGroup(g))
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_quorum_requests_fail_before_their_deadline() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    cluster.put(1, "a", "1", LONG).await.expect("put");
+    cluster.kill(2);
+    cluster.kill(3);
+    let budget = Duration::from_secs(1);
+    let cmd = KvCommand::Put {
+        key: "b".into(),
+        value: "2".into(),
+    };
+    // Until node 1 notices (check_quorum), it may still think it leads; either way nothing
+    // succeeds and nothing takes much longer than the budget.
+    for _ in 0..5 {
+        for g in cluster.groups() {
+            let started = Instant::now();
+            let reply = cluster.propose(1, g, &cmd, budget).await;
+            assert!(
+                reply.is_err(),
+                "group {g}: a write without a quorum succeeded"
+            );
+            assert!(
+                started.elapsed() < budget + Duration::from_millis(900),
+                "propose took {:?}",
+                started.elapsed()
+            );
+            let started = Instant::now();
+            let read = cluster.read(1, g, &KvRead::Len, budget).await;
+            assert!(
+                read.is_err(),
+                "group {g}: a read without a quorum succeeded: {read:?}"
+            );
+            assert!(
+                started.elapsed() < budget + Duration::from_millis(900),
+                "read took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    // Once node 1 has stepped down, it says so at once.
+    tokio::time::sleep(election_timeout() * 3).await;
+    let started = Instant::now();
+    match cluster.propose(1, 1, &cmd, budget).await {
+        Err(InternalError::NotLeader { leader: None }) => {}
+        other => panic!("expected NotLeader without a hint, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The majority comes back: the write goes through again.
+    cluster.spawn(2);
+    cluster
+        .put(1, "c", "3", LONG)
+        .await
+        .expect("put after the quorum is back");
+    // ("b" timed out: its outcome is unknown. If node 1 had appended it and wins the next
+    // election with the longer log, it commits; either way every replica agrees.)
+    assert_eq!(cluster.get(1, "c", LONG).await.unwrap().as_deref(), Some("3"));
+    cluster.wait_converged(1, &[1, 2], LONG).await;
+}

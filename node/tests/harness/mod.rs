@@ -221,6 +221,11 @@ impl Cluster {
         }
     }
 
+    /// The nodes hosting `group` (placement).
+    pub fn replicas_of(&self, group: u64) -> Vec<u64> {
+        placement::replicas(&self.config, group)
+    }
+
     /// Waits until every group has a leader among the running nodes.
     pub async fn wait_all_leaders(&self, timeout: Duration) -> BTreeMap<u64, u64> {
         let running = self.running();
