@@ -2,6 +2,9 @@
 //! takes everything queued (up to a size cap) and posts it as one [`RaftBatch`]; a full
 //! queue drops the message (counted), a failed request drops the batch and reports the
 //! destination unreachable to the sending replicas. Raft retransmits.
+//!
+//! Snapshots take a second lane (task and queue) per destination, so a long snapshot
+//! transfer never holds up the heartbeats of every other group to that node.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,10 +61,19 @@ pub struct TransportStats {
     pub failed_batches: AtomicU64,
 }
 
+/// The queues to one destination node.
+struct Lanes {
+    messages: mpsc::Sender<Outgoing>,
+    snapshots: mpsc::Sender<Outgoing>,
+}
+
+/// Queue capacity of the snapshot lane.
+const SNAPSHOT_QUEUE: usize = 4;
+
 /// The node's Raft transport (sending side). Shared by every replica of the node.
 pub struct Transport {
     node_id: u64,
-    queues: HashMap<u64, mpsc::Sender<Outgoing>>,
+    queues: HashMap<u64, Lanes>,
     filter: Arc<FaultFilter>,
     stats: Arc<TransportStats>,
     mailboxes: Arc<dyn Mailboxes>,
@@ -80,8 +92,15 @@ impl Transport {
         let stats = Arc::new(TransportStats::default());
         let mut queues = HashMap::new();
         for (id, addr) in peers.iter().filter(|(id, _)| *id != node_id) {
-            let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
-            queues.insert(*id, tx);
+            let (messages, rx) = mpsc::channel(options.queue_capacity.max(1));
+            let (snapshots, snapshot_rx) = mpsc::channel(SNAPSHOT_QUEUE);
+            queues.insert(
+                *id,
+                Lanes {
+                    messages,
+                    snapshots,
+                },
+            );
             let sender = PeerSender {
                 from: node_id,
                 to: *id,
@@ -91,7 +110,16 @@ impl Transport {
                 mailboxes: mailboxes.clone(),
                 options: options.clone(),
             };
+            let snapshot_sender = PeerSender {
+                url: sender.url.clone(),
+                filter: filter.clone(),
+                stats: stats.clone(),
+                mailboxes: mailboxes.clone(),
+                options: options.clone(),
+                ..sender
+            };
             arbiter.spawn(sender.run(rx));
+            arbiter.spawn(snapshot_sender.run(snapshot_rx));
         }
         Arc::new(Transport {
             node_id,
@@ -128,7 +156,7 @@ impl Transport {
             } else {
                 SendReport::Unreachable
             };
-            let Some(queue) = self.queues.get(&to) else {
+            let Some(lanes) = self.queues.get(&to) else {
                 tracing::warn!(group, to, "raft message to an unknown node dropped");
                 dropped(fail);
                 continue;
@@ -149,6 +177,11 @@ impl Transport {
                 group,
                 snapshot,
                 bytes,
+            };
+            let queue = if snapshot {
+                &lanes.snapshots
+            } else {
+                &lanes.messages
             };
             if queue.try_send(out).is_err() {
                 // Full (or the sender task is gone): Raft will retransmit.
