@@ -4,6 +4,20 @@
 //! [`ReplicatedStateMachine`]; the node gets one per hosted group from a
 //! [`StateMachineFactory`]. [`super::kv::KvStateMachine`] is a small real implementation
 //! used by the runtime's own tests.
+//!
+//! # Plugging a state machine in
+//! 1. Implement [`ReplicatedStateMachine`]: `apply` decodes the group's command (bincode,
+//!    e.g. `common::command::Proposal` for shards) and returns its encoded outcome (e.g.
+//!    `ApplyOutcome`); `read` decodes a read request and returns the encoded answer.
+//! 2. Keep `applied()` equal to the (index, term) last passed to `apply`/`advance`, make
+//!    `write_snapshot` capture it and `restore_snapshot` bring it back: on restart the
+//!    replica restores the newest snapshot file and Raft replays the log from `applied()+1`.
+//!    A snapshot is one file (the replica ships its bytes to lagging peers).
+//! 3. `apply` must be deterministic (same log → same state → same `digest`) and must not
+//!    fail: a command it rejects still returns an encoded outcome saying so.
+//! 4. Give the node a [`StateMachineFactory`] choosing by [`GroupKind`], in
+//!    `node/src/bin/node.rs` (today `server::kv_state_machines()`):
+//!    `NodeOptions::new(config, id, Arc::new(|group, kind| match kind { .. }))`.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -102,3 +102,61 @@ async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>) -> HttpRespon
     }
     HttpResponse::Ok().finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use common::wire::GroupMessage;
+    use raft::prelude::MessageType;
+
+    use super::*;
+
+    fn msg(to: u64, index: u64) -> Vec<u8> {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppend);
+        m.to = to;
+        m.from = 2;
+        m.index = index;
+        protobuf::Message::write_to_bytes(&m).unwrap()
+    }
+
+    #[test]
+    fn batches_decode_into_ordered_runs_per_group() {
+        let batch = RaftBatch {
+            from: 2,
+            messages: vec![
+                GroupMessage {
+                    group: 1,
+                    message: msg(1, 10),
+                },
+                GroupMessage {
+                    group: 1,
+                    message: msg(1, 11),
+                },
+                GroupMessage {
+                    group: 3,
+                    message: msg(1, 5),
+                },
+                GroupMessage {
+                    group: 3,
+                    message: msg(7, 6),
+                },
+                GroupMessage {
+                    group: 3,
+                    message: vec![0xff, 0xff, 0xff],
+                },
+                GroupMessage {
+                    group: 1,
+                    message: msg(1, 12),
+                },
+            ],
+        };
+        let Decoded { from, runs } = decode_batch(1, &wire::encode(&batch).unwrap()).unwrap();
+        assert_eq!(from, 2);
+        let shape: Vec<(u64, Vec<u64>)> = runs
+            .iter()
+            .map(|(g, ms)| (*g, ms.iter().map(|m| m.index).collect()))
+            .collect();
+        assert_eq!(shape, vec![(1, vec![10, 11]), (3, vec![5]), (1, vec![12])]);
+        assert!(decode_batch(1, b"garbage").is_err());
+    }
+}
