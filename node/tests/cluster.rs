@@ -50,6 +50,43 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
     let d2 = cluster.replica(1, 2).await.unwrap().digest;
     assert_ne!(d1, d2);
 
+    // Every node reports its groups and agrees on the leaders.
+    for id in cluster.ids() {
+        let infos = cluster.group_infos(id).await;
+        assert_eq!(
+            infos.iter().map(|i| i.group).collect::<Vec<_>>(),
+            cluster.groups()
+        );
+        for info in infos {
+            assert!(info.applied >= 30, "{info:?}");
+            assert!(info.leader.is_some(), "{info:?}");
+        }
+    }
+
+    // Leadership moves on request (and the preferred leader takes it back later).
+    let from = cluster
+        .find_leader(0, &cluster.ids())
+        .await
+        .expect("leader");
+    let to = cluster
+        .ids()
+        .into_iter()
+        .find(|&i| i != from)
+        .expect("other node");
+    cluster.transfer_leader(from, 0, to).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.find_leader(0, &cluster.ids()).await != Some(to) {
+        assert!(
+            Instant::now() < deadline,
+            "leadership of group 0 did not move to {to}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster
+        .put(0, "after-transfer", "ok", LONG)
+        .await
+        .expect("put");
+
     // A follower answers NotLeader with the leader's id.
     let leader = cluster
         .find_leader(1, &cluster.ids())
@@ -592,6 +629,9 @@ async fn without_a_quorum_requests_fail_before_their_deadline() {
         .expect("put after the quorum is back");
     // ("b" timed out: its outcome is unknown. If node 1 had appended it and wins the next
     // election with the longer log, it commits; either way every replica agrees.)
-    assert_eq!(cluster.get(1, "c", LONG).await.unwrap().as_deref(), Some("3"));
+    assert_eq!(
+        cluster.get(1, "c", LONG).await.unwrap().as_deref(),
+        Some("3")
+    );
     cluster.wait_converged(1, &[1, 2], LONG).await;
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::placement;
 use common::wire::{
-    self, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole, ReplicaStatus,
-    TIMEOUT_HEADER,
+    self, GroupInfo, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole,
+    ReplicaStatus, TransferLeaderRequest, TIMEOUT_HEADER,
 };
 use node::raft::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
 
@@ -396,6 +396,32 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `GET /internal/groups` on node `id`.
+    pub async fn group_infos(&self, id: u64) -> Vec<GroupInfo> {
+        let bytes = self
+            .client
+            .get(format!("http://{}/internal/groups", self.addr(id)))
+            .send()
+            .await
+            .expect("groups request")
+            .bytes()
+            .await
+            .expect("groups body");
+        wire::decode(&bytes).expect("Vec<GroupInfo>")
+    }
+
+    /// `POST /admin/transfer-leader` on node `id`.
+    pub async fn transfer_leader(&self, id: u64, group: u64, to: u64) {
+        self.client
+            .post(format!("http://{}/admin/transfer-leader", self.addr(id)))
+            .json(&TransferLeaderRequest { group, to })
+            .send()
+            .await
+            .expect("transfer request")
+            .error_for_status()
+            .expect("transfer accepted");
     }
 
     /// Cuts `side` off from the other nodes (fault filter on every node).
