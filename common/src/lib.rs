@@ -3,9 +3,11 @@
 //! commands, and (later) the wire messages and cluster configuration.
 
 pub mod command;
+pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
+pub mod read;
 pub mod record;
 
 pub use distance::Space;

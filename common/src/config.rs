@@ -1,0 +1,213 @@
+//! Cluster configuration (`cluster-config/*.toml`): nodes and their
+//! addresses, data directory, replication factor, shard count, Raft timing
+//! and router options. Every process of a cluster reads the same file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot parse {path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("invalid cluster config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub raft: RaftSection,
+    #[serde(default)]
+    pub router: RouterSection,
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub name: String,
+    /// Root of every node's data; a relative path is taken from the working
+    /// directory (scripts/cluster runs from the repository root).
+    pub data_dir: PathBuf,
+    pub replication_factor: usize,
+    /// Number of shard Raft groups; every collection is spread over all of them.
+    pub shard_count: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// A replica snapshots its state machine after this many applied entries.
+    pub snapshot_interval_entries: u64,
+    pub max_inflight_msgs: usize,
+    pub max_size_per_msg: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            snapshot_interval_entries: 10_000,
+            max_inflight_msgs: 256,
+            max_size_per_msg: 1 << 20,
+        }
+    }
+}
+
+/// What `add` does with ids that already exist.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AddExisting {
+    /// 409 IDAlreadyExists, nothing written (the seed's rule).
+    #[default]
+    Reject,
+    /// Skip existing ids silently (Chroma 1.x).
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSection {
+    pub listen: String,
+    pub add_existing: AddExisting,
+    pub allow_reset: bool,
+    pub request_timeout_ms: u64,
+    pub max_batch_size: usize,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        RouterSection {
+            listen: "127.0.0.1:8000".into(),
+            add_existing: AddExisting::Reject,
+            allow_reset: false,
+            request_timeout_ms: 10_000,
+            max_batch_size: 5461,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Raft node id; 1-based, unique.
+    pub id: u64,
+    /// host:port of the node's HTTP listener (Raft transport and internal API).
+    pub addr: String,
+}
+
+impl ClusterConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let config = Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.display().to_string(), source },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: ClusterConfig =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: "<text>".into(), source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.nodes.is_empty() {
+            return invalid("no nodes".into());
+        }
+        let ids: BTreeSet<u64> = self.nodes.iter().map(|n| n.id).collect();
+        if ids.len() != self.nodes.len() || ids.contains(&0) {
+            return invalid("node ids must be unique and non-zero".into());
+        }
+        let rf = self.cluster.replication_factor;
+        if rf == 0 || rf > self.nodes.len() {
+            return invalid(format!("replication_factor {rf} must be between 1 and the node count {}", self.nodes.len()));
+        }
+        if self.cluster.shard_count == 0 {
+            return invalid("shard_count must be at least 1".into());
+        }
+        let r = &self.raft;
+        if r.tick_ms == 0 || r.heartbeat_ticks == 0 || r.election_ticks <= r.heartbeat_ticks {
+            return invalid("raft: tick_ms > 0 and election_ticks > heartbeat_ticks > 0 required".into());
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, id: u64) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The data directory of node `id`, under the cluster's data dir.
+    pub fn node_data_dir(&self, id: u64) -> PathBuf {
+        self.cluster.data_dir.join(format!("node-{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[cluster]
+name = "t"
+data_dir = "data/t"
+replication_factor = 3
+shard_count = 4
+
+[raft]
+tick_ms = 50
+
+[[nodes]]
+id = 1
+addr = "127.0.0.1:9101"
+[[nodes]]
+id = 2
+addr = "127.0.0.1:9102"
+[[nodes]]
+id = 3
+addr = "127.0.0.1:9103"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = ClusterConfig::parse(SAMPLE).unwrap();
+        assert_eq!(c.raft.tick_ms, 50);
+        assert_eq!(c.raft.election_ticks, 10);
+        assert_eq!(c.router.listen, "127.0.0.1:8000");
+        assert_eq!(c.node_data_dir(2), PathBuf::from("data/t/node-2"));
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        assert!(ClusterConfig::parse(&SAMPLE.replace("replication_factor = 3", "replication_factor = 4")).is_err());
+        assert!(ClusterConfig::parse(&SAMPLE.replace("shard_count = 4", "shard_count = 0")).is_err());
+        assert!(ClusterConfig::parse(&SAMPLE.replace("id = 2", "id = 1")).is_err());
+        assert!(ClusterConfig::parse(&SAMPLE.replace("tick_ms = 50", "tick_ms = 50\nbogus = 1")).is_err());
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster-config");
+        for (file, nodes) in [("local-3.toml", 3), ("local-5.toml", 5)] {
+            let c = ClusterConfig::load(&dir.join(file)).unwrap();
+            assert_eq!(c.nodes.len(), nodes, "{file}");
+            assert_eq!(c.cluster.replication_factor, 3, "{file}");
+        }
+    }
+}
