@@ -1,0 +1,31 @@
+//! Durable storage of a replica: the write-ahead log and the Raft log storage on it.
+//!
+//! - [`wal`]: segment files of CRC-framed records, fsync before acknowledging, group
+//!   commit, torn-tail recovery, whole-segment deletion after snapshots.
+//! - [`raft_log`]: [`RaftLogStorage`], raft-rs's `Storage` trait over the WAL.
+//!
+//! # On disk
+//! `{dir}/{seq:016}.wal`, consecutive `seq` from 1. Each segment: a 16-byte header
+//! (`b"VWAL"`, version `1u32` LE, `seq` u64 LE), then frames
+//! `[len u32 LE][crc32 u32 LE][payload]`, CRC (crc32fast) over the payload. The payload is
+//! a bincode-encoded record ([`wal::Record`]): an entry batch (with an optional hard state,
+//! atomically), a hard state, a conf state, or snapshot metadata (compaction or installed
+//! snapshot) carrying the full hard and conf state. Raft messages inside are protobuf
+//! bytes. A new segment starts when a write would take the active one past
+//! `segment_bytes`.
+//!
+//! # Durability
+//! An append returns after `write` + `sync_data` (with [`SyncMode::Fsync`]); creating or
+//! deleting a segment fsyncs the directory. Recovery: see [`wal::recovery`]. Compaction
+//! writes its record (fsync) before deleting the segments it frees, oldest first.
+
+pub mod error;
+pub mod raft_log;
+pub mod wal;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::StorageError;
+pub use raft_log::{RaftLogStorage, SnapshotSource};
+pub use wal::{RecoveryReport, SyncMode, Wal, WalOptions, WalStats};

@@ -1,0 +1,534 @@
+//! `raft::Storage` over the WAL.
+//!
+//! Entries since the last snapshot are kept in memory for reads; the WAL is for durability
+//! and rebuilds that state on open. Every mutation is serialized by one mutex (so WAL order
+//! equals memory order), written to the WAL with one fsync, and only then published to
+//! readers, who take a read lock that is never held across I/O.
+//!
+//! Invariant: `entries` is contiguous and starts at `snapshot.index + 1`, so
+//! `first_index = snapshot.index + 1` and `last_index = snapshot.index + entries.len()`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, Storage};
+
+use super::wal::{Record, RecoveryReport, SnapshotKind, Wal, WalOptions, WalStats};
+use super::StorageError;
+
+/// Produces the bytes of a snapshot (the state machine's packed snapshot), or `None` if
+/// they are not available right now.
+pub type SnapshotSource = Arc<dyn Fn(&SnapshotMetadata) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The in-memory view served to readers.
+#[derive(Default)]
+struct Core {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot: SnapshotMetadata,
+    entries: VecDeque<Entry>,
+}
+
+impl Core {
+    fn first_index(&self) -> u64 {
+        self.snapshot.index.saturating_add(1)
+    }
+
+    fn last_index(&self) -> u64 {
+        self.snapshot.index + self.entries.len() as u64
+    }
+
+    fn entry(&self, idx: u64) -> Option<&Entry> {
+        let offset = idx.checked_sub(self.first_index())?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    fn term(&self, idx: u64) -> Result<u64, raft::StorageError> {
+        if idx == self.snapshot.index {
+            return Ok(self.snapshot.term);
+        }
+        if idx < self.first_index() {
+            return Err(raft::StorageError::Compacted);
+        }
+        self.entry(idx)
+            .map(|e| e.term)
+            .ok_or(raft::StorageError::Unavailable)
+    }
+
+    /// Appends `ents` (consecutive, `ents[0].index` in `first..=last+1`), dropping any
+    /// conflicting suffix.
+    fn splice(&mut self, ents: Vec<Entry>) {
+        if let Some(first) = ents.first() {
+            let keep = (first.index - self.first_index()) as usize;
+            self.entries.truncate(keep);
+            self.entries.extend(ents);
+        }
+    }
+
+    fn forget_through(&mut self, meta: &SnapshotMetadata) {
+        let drop =
+            (meta.index.saturating_sub(self.snapshot.index) as usize).min(self.entries.len());
+        self.entries.drain(..drop);
+        self.snapshot = meta.clone();
+    }
+}
+
+/// The writer side, under one mutex: serializes mutations and tracks, per segment, the
+/// highest entry index written to it (to know which segments a compaction frees).
+#[derive(Default)]
+struct Segments {
+    max_index: BTreeMap<u64, u64>,
+}
+
+impl Segments {
+    fn note(&mut self, seq: u64, last_index: u64) {
+        let m = self.max_index.entry(seq).or_insert(0);
+        *m = (*m).max(last_index);
+    }
+}
+
+struct Inner {
+    wal: Wal,
+    writes: Mutex<Segments>,
+    core: RwLock<Core>,
+    snapshot_source: RwLock<Option<SnapshotSource>>,
+    recovery: RecoveryReport,
+}
+
+/// Durable Raft log storage for one replica. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct RaftLogStorage {
+    inner: Arc<Inner>,
+}
+
+impl RaftLogStorage {
+    /// Opens (or creates) the log in `dir`, recovering it from the WAL.
+    pub fn open(dir: &Path, opts: WalOptions) -> Result<Self, StorageError> {
+        let mut replay = Replay::default();
+        let (wal, recovery) = Wal::open(dir, opts, |seq, record| {
+            replay.apply(seq, record);
+            Ok(())
+        })?;
+        let (core, segments) = replay.finish()?;
+        tracing::info!(
+            dir = %dir.display(),
+            first_index = core.first_index(),
+            last_index = core.last_index(),
+            term = core.hard_state.term,
+            commit = core.hard_state.commit,
+            snapshot_index = core.snapshot.index,
+            "raft log recovered"
+        );
+        Ok(RaftLogStorage {
+            inner: Arc::new(Inner {
+                wal,
+                writes: Mutex::new(segments),
+                core: RwLock::new(core),
+                snapshot_source: RwLock::new(None),
+                recovery,
+            }),
+        })
+    }
+
+    /// Appends entries (truncating any conflicting suffix as Raft requires) and optionally a
+    /// new hard state, durably, with one fsync.
+    ///
+    /// Entries at or below the snapshot index are skipped (they are committed and already
+    /// covered by the snapshot), as etcd's `MemoryStorage` does. Entries must be consecutive
+    /// and start at most at `last_index + 1`.
+    pub fn append(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+    ) -> Result<(), StorageError> {
+        for w in entries.windows(2) {
+            if Some(w[1].index) != w[0].index.checked_add(1) {
+                return Err(StorageError::NonConsecutive {
+                    prev: w[0].index,
+                    got: w[1].index,
+                });
+            }
+        }
+        let mut segments = self.inner.writes.lock();
+        let (first, last) = {
+            let core = self.inner.core.read();
+            (core.first_index(), core.last_index())
+        };
+        let skip = match entries.first() {
+            Some(e) if e.index < first => ((first - e.index) as usize).min(entries.len()),
+            _ => 0,
+        };
+        let ents = &entries[skip..];
+        if let Some(e) = ents.first() {
+            if e.index > last.saturating_add(1) {
+                return Err(StorageError::LogGap {
+                    last,
+                    first: e.index,
+                });
+            }
+        }
+        if ents.is_empty() && hard_state.is_none() {
+            return Ok(());
+        }
+        // Cloning an Entry is cheap: its payload is reference-counted `Bytes`.
+        let ents = ents.to_vec();
+        let record = Record::Entries {
+            entries: ents.clone(),
+            hard_state: hard_state.cloned(),
+        };
+        let seq = self.inner.wal.append(&[record])?;
+        if let Some(e) = ents.last() {
+            segments.note(seq, e.index);
+        }
+        let mut core = self.inner.core.write();
+        core.splice(ents);
+        if let Some(hs) = hard_state {
+            core.hard_state = hs.clone();
+        }
+        Ok(())
+    }
+
+    /// Persists a new hard state.
+    pub fn set_hard_state(&self, hs: &HardState) -> Result<(), StorageError> {
+        let _w = self.inner.writes.lock();
+        self.inner.wal.append(&[Record::HardState(hs.clone())])?;
+        self.inner.core.write().hard_state = hs.clone();
+        Ok(())
+    }
+
+    /// Persists a new commit index (the rest of the hard state unchanged).
+    pub fn set_commit(&self, commit: u64) -> Result<(), StorageError> {
+        let _w = self.inner.writes.lock();
+        let mut hs = self.inner.core.read().hard_state.clone();
+        if hs.commit == commit {
+            return Ok(());
+        }
+        hs.commit = commit;
+        self.inner.wal.append(&[Record::HardState(hs.clone())])?;
+        self.inner.core.write().hard_state = hs;
+        Ok(())
+    }
+
+    /// Persists a new configuration state (also how a fresh replica is bootstrapped).
+    pub fn set_conf_state(&self, cs: &ConfState) -> Result<(), StorageError> {
+        let _w = self.inner.writes.lock();
+        self.inner.wal.append(&[Record::ConfState(cs.clone())])?;
+        self.inner.core.write().conf_state = cs.clone();
+        Ok(())
+    }
+
+    /// A snapshot received from the leader was applied to the state machine: drop all
+    /// entries, first_index = meta.index + 1, conf state from meta, commit raised to
+    /// meta.index (term raised to meta.term). Written to a fresh segment; every older
+    /// segment is then deleted.
+    pub fn install_snapshot(&self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
+        let mut segments = self.inner.writes.lock();
+        let (mut hs, current) = {
+            let core = self.inner.core.read();
+            (core.hard_state.clone(), core.snapshot.index)
+        };
+        if meta.index <= current {
+            return Err(StorageError::SnapshotOutOfDate {
+                index: meta.index,
+                current,
+            });
+        }
+        hs.term = hs.term.max(meta.term);
+        hs.commit = hs.commit.max(meta.index);
+        let cs = meta.get_conf_state().clone();
+        let record = Record::Snapshot {
+            kind: SnapshotKind::Install,
+            meta: meta.clone(),
+            hard_state: hs.clone(),
+            conf_state: cs.clone(),
+        };
+        self.inner.wal.roll()?;
+        let seq = self.inner.wal.append(&[record])?;
+        {
+            let mut core = self.inner.core.write();
+            core.entries.clear();
+            core.snapshot = meta.clone();
+            core.hard_state = hs;
+            core.conf_state = cs;
+        }
+        segments.max_index.clear();
+        self.inner.wal.purge_before(seq)?;
+        Ok(())
+    }
+
+    /// A local snapshot at `meta.index` is durable: forget entries <= meta.index and delete
+    /// whole segments below it. A no-op if `meta.index` is not above the current snapshot.
+    /// `meta.term` must be the term of entry `meta.index`. Commit is raised to `meta.index`
+    /// if lower (a snapshot only contains committed entries).
+    pub fn compact(&self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
+        let mut segments = self.inner.writes.lock();
+        let (hs, cs) = {
+            let core = self.inner.core.read();
+            if meta.index <= core.snapshot.index {
+                return Ok(());
+            }
+            if meta.index > core.last_index() {
+                return Err(StorageError::CompactBeyondLast {
+                    index: meta.index,
+                    last: core.last_index(),
+                });
+            }
+            let log_term = core.term(meta.index).unwrap_or(0);
+            if log_term != meta.term {
+                return Err(StorageError::SnapshotTermMismatch {
+                    index: meta.index,
+                    meta_term: meta.term,
+                    log_term,
+                });
+            }
+            let mut hs = core.hard_state.clone();
+            hs.commit = hs.commit.max(meta.index);
+            (hs, core.conf_state.clone())
+        };
+        let record = Record::Snapshot {
+            kind: SnapshotKind::Compact,
+            meta: meta.clone(),
+            hard_state: hs.clone(),
+            conf_state: cs,
+        };
+        self.inner.wal.append(&[record])?;
+        {
+            let mut core = self.inner.core.write();
+            core.forget_through(meta);
+            core.hard_state = hs;
+        }
+        // Delete the longest prefix of non-active segments whose entries are all covered.
+        let active = self.inner.wal.active_segment();
+        let keep_from = self
+            .inner
+            .wal
+            .segments()
+            .into_iter()
+            .find(|&s| s >= active || segments.max_index.get(&s).copied().unwrap_or(0) > meta.index)
+            .unwrap_or(active);
+        let purged = self.inner.wal.purge_before(keep_from)?;
+        segments.max_index = segments.max_index.split_off(&keep_from);
+        tracing::debug!(
+            index = meta.index,
+            purged_segments = purged,
+            "raft log compacted"
+        );
+        Ok(())
+    }
+
+    /// Where `Storage::snapshot` gets the bytes of the latest snapshot. Returning `None`
+    /// makes raft retry later (`SnapshotTemporarilyUnavailable`).
+    ///
+    /// `source` is an `Arc<dyn Fn(&SnapshotMetadata) -> Option<Vec<u8>> + Send + Sync>`.
+    pub fn set_snapshot_source(&self, source: SnapshotSource) {
+        *self.inner.snapshot_source.write() = Some(source);
+    }
+
+    /// Metadata of the latest snapshot (installed or compacted to); index 0 if none.
+    pub fn latest_snapshot_metadata(&self) -> SnapshotMetadata {
+        self.inner.core.read().snapshot.clone()
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.inner.core.read().hard_state.clone()
+    }
+
+    pub fn conf_state(&self) -> ConfState {
+        self.inner.core.read().conf_state.clone()
+    }
+
+    /// What recovery found when this storage was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    pub fn wal_stats(&self) -> WalStats {
+        self.inner.wal.stats()
+    }
+
+    /// WAL segments on disk, ascending.
+    pub fn segments(&self) -> Vec<u64> {
+        self.inner.wal.segments()
+    }
+}
+
+impl Storage for RaftLogStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let core = self.inner.core.read();
+        Ok(RaftState::new(
+            core.hard_state.clone(),
+            core.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let core = self.inner.core.read();
+        if low < core.first_index() {
+            return Err(raft::Error::Store(raft::StorageError::Compacted));
+        }
+        if high > core.last_index().saturating_add(1) || low > high {
+            return Err(raft::Error::Store(raft::StorageError::Unavailable));
+        }
+        let lo = (low - core.first_index()) as usize;
+        let hi = (high - core.first_index()) as usize;
+        let mut ents: Vec<Entry> = core.entries.range(lo..hi).cloned().collect();
+        drop(core);
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.inner.core.read().term(idx).map_err(raft::Error::Store)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.inner.core.read().first_index())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.inner.core.read().last_index())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let meta = self.latest_snapshot_metadata();
+        let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
+        if meta.index == 0 || meta.index < request_index {
+            return Err(unavailable);
+        }
+        let Some(source) = self.inner.snapshot_source.read().clone() else {
+            return Err(unavailable);
+        };
+        let Some(data) = source(&meta) else {
+            return Err(unavailable);
+        };
+        let mut snap = Snapshot::default();
+        snap.set_data(data.into());
+        snap.set_metadata(meta);
+        Ok(snap)
+    }
+}
+
+/// Rebuilds the in-memory state from the WAL records, in order.
+///
+/// Whole segments may have been deleted by compaction before the first one replayed, so
+/// the first entry batch can start after a gap; `finish` checks that a snapshot record
+/// later covered it.
+#[derive(Default)]
+struct Replay {
+    core: Core,
+    /// Index of the first entry in `core.entries` while replaying (after a gap it is not
+    /// yet `snapshot.index + 1`).
+    start: u64,
+    segments: Segments,
+}
+
+impl Replay {
+    fn last(&self) -> u64 {
+        (self.start + self.core.entries.len() as u64).saturating_sub(1)
+    }
+
+    fn apply(&mut self, seq: u64, record: Record) {
+        match record {
+            Record::Entries {
+                entries,
+                hard_state,
+            } => {
+                self.apply_entries(seq, entries);
+                if let Some(hs) = hard_state {
+                    self.core.hard_state = hs;
+                }
+            }
+            Record::HardState(hs) => self.core.hard_state = hs,
+            Record::ConfState(cs) => self.core.conf_state = cs,
+            Record::Snapshot {
+                kind,
+                meta,
+                hard_state,
+                conf_state,
+            } => {
+                match kind {
+                    SnapshotKind::Install => {
+                        self.core.entries.clear();
+                        self.segments.max_index.clear();
+                    }
+                    SnapshotKind::Compact => {
+                        let drop = meta.index.saturating_add(1).saturating_sub(self.start);
+                        let drop = usize::try_from(drop)
+                            .unwrap_or(usize::MAX)
+                            .min(self.core.entries.len());
+                        self.core.entries.drain(..drop);
+                    }
+                }
+                // After a gap the retained entries may still start above the snapshot.
+                self.start = if self.core.entries.is_empty() {
+                    meta.index.saturating_add(1)
+                } else {
+                    self.start.max(meta.index.saturating_add(1))
+                };
+                self.core.snapshot = meta;
+                self.core.hard_state = hard_state;
+                self.core.conf_state = conf_state;
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, seq: u64, entries: Vec<Entry>) {
+        let floor = self.core.snapshot.index;
+        let ents: Vec<Entry> = entries.into_iter().filter(|e| e.index > floor).collect();
+        let Some(first) = ents.first().map(|e| e.index) else {
+            return;
+        };
+        if let Some(last) = ents.last() {
+            self.segments.note(seq, last.index);
+        }
+        if self.core.entries.is_empty()
+            || first < self.start
+            || first > self.last().saturating_add(1)
+        {
+            // First batch, or a batch after a gap left by deleted segments: start over here.
+            self.core.entries.clear();
+            self.start = first;
+        } else {
+            self.core.entries.truncate((first - self.start) as usize);
+        }
+        self.core.entries.extend(ents);
+    }
+
+    fn finish(mut self) -> Result<(Core, Segments), StorageError> {
+        if self.core.entries.is_empty() {
+            self.start = self.core.snapshot.index.saturating_add(1);
+        }
+        if self.start != self.core.first_index() {
+            return Err(StorageError::Inconsistent(format!(
+                "entries resume at {} but the latest snapshot is at {}: entries are missing",
+                self.start, self.core.snapshot.index
+            )));
+        }
+        let last = self.core.last_index();
+        for (i, e) in self.core.entries.iter().enumerate() {
+            if e.index != self.start + i as u64 {
+                return Err(StorageError::Inconsistent(format!(
+                    "entry {} found where {} was expected",
+                    e.index,
+                    self.start + i as u64
+                )));
+            }
+        }
+        if self.core.hard_state.commit > last {
+            return Err(StorageError::Inconsistent(format!(
+                "commit {} is beyond the last index {last}",
+                self.core.hard_state.commit
+            )));
+        }
+        Ok((self.core, self.segments))
+    }
+}

@@ -1,0 +1,9 @@
+//! Storage tests on real files: Raft `Storage` semantics, restart, crash recovery and
+//! group commit.
+
+mod concurrency;
+mod crash;
+mod raw_node;
+mod restart;
+mod semantics;
+mod support;
