@@ -1,0 +1,113 @@
+//! The vectors of one segment, by slot, with their ids and tombstones.
+//!
+//! A slot is the position of a point version in insertion order and is the
+//! key hnsw_rs knows the point by. Slots are never reused: removing a point
+//! only tombstones its slot, and a rebuild compacts the live slots into a new
+//! store.
+
+use std::collections::HashMap;
+
+use super::PointId;
+
+pub(crate) struct VectorStore {
+    dim: usize,
+    /// Slot-major vectors: slot `s` is `data[s * dim..(s + 1) * dim]`.
+    data: Vec<f32>,
+    /// Slot to point id (also for tombstoned slots).
+    ids: Vec<PointId>,
+    /// Slot to liveness.
+    live: Vec<bool>,
+    /// Live point id to its slot.
+    slot_of: HashMap<PointId, usize>,
+}
+
+impl VectorStore {
+    pub fn with_capacity(dim: usize, capacity: usize) -> Self {
+        VectorStore {
+            dim,
+            data: Vec::with_capacity(dim.saturating_mul(capacity)),
+            ids: Vec::with_capacity(capacity),
+            live: Vec::with_capacity(capacity),
+            slot_of: HashMap::with_capacity(capacity),
+        }
+    }
+
+    /// Number of slots, live and tombstoned.
+    pub fn slots(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    pub fn tombstones(&self) -> usize {
+        self.slots() - self.live_count()
+    }
+
+    /// Appends a live point and returns its slot. An id that is already live
+    /// is replaced: its old slot is tombstoned.
+    pub fn push(&mut self, id: PointId, vector: &[f32]) -> usize {
+        debug_assert_eq!(vector.len(), self.dim);
+        let slot = self.ids.len();
+        if let Some(old) = self.slot_of.insert(id, slot) {
+            self.live[old] = false;
+        }
+        self.data.extend_from_slice(vector);
+        self.ids.push(id);
+        self.live.push(true);
+        slot
+    }
+
+    /// Tombstones a live point; returns its slot, or `None` if it is not live.
+    pub fn kill(&mut self, id: PointId) -> Option<usize> {
+        let slot = self.slot_of.remove(&id)?;
+        self.live[slot] = false;
+        Some(slot)
+    }
+
+    pub fn slot_of(&self, id: PointId) -> Option<usize> {
+        self.slot_of.get(&id).copied()
+    }
+
+    #[inline]
+    pub fn vector(&self, slot: usize) -> &[f32] {
+        &self.data[slot * self.dim..(slot + 1) * self.dim]
+    }
+
+    #[inline]
+    pub fn id(&self, slot: usize) -> PointId {
+        self.ids[slot]
+    }
+
+    /// Whether `slot` holds a live point (false for unknown slots).
+    #[inline]
+    pub fn is_live(&self, slot: usize) -> bool {
+        self.live.get(slot).copied().unwrap_or(false)
+    }
+
+    pub fn live_slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.live
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l)
+            .map(|(s, _)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_replace_kill_compact() {
+        let mut s = VectorStore::with_capacity(2, 0);
+        assert_eq!(s.push(7, &[1.0, 2.0]), 0);
+        assert_eq!(s.push(8, &[3.0, 4.0]), 1);
+        assert_eq!(s.push(7, &[5.0, 6.0]), 2); // replaces slot 0
+        assert_eq!((s.slots(), s.live_count(), s.tombstones()), (3, 2, 1));
+        assert!(!s.is_live(0) && s.is_live(2) && !s.is_live(99));
+        assert_eq!(s.kill(8), Some(1));
+        assert_eq!(s.kill(8), None);
+    }
+}
