@@ -2,18 +2,22 @@
 //!
 //! An HNSW graph (hnsw_rs) over the record versions the state machine gives
 //! it, each under a fresh [`PointId`]. hnsw_rs cannot delete, so removed
-//! points are tombstoned and filtered out of every result.
+//! points are tombstoned and filtered out of every result; once tombstones
+//! pass a threshold, [`VectorIndex::maintain`] rebuilds the graph in the
+//! background and swaps it in, replaying the writes made meanwhile.
 //!
 //! - `distance`: the monotone map that makes every space's distance
 //!   acceptable to hnsw_rs.
 //! - `graph`: owner of one hnsw_rs graph (insert, search).
 //! - `store`: vectors by slot, ids, tombstones.
-//! - `segment`: a graph and its store.
+//! - `segment`: a graph and its store, the unit a rebuild replaces.
 //! - `search`: exact scans, HNSW search with tombstones and filters.
+//! - `rebuild`: the background rebuild and its write log.
 
 mod distance;
 mod error;
 mod graph;
+mod rebuild;
 mod search;
 mod segment;
 mod store;
@@ -28,17 +32,40 @@ pub use error::IndexError;
 pub use search::{Allow, EXACT_BELOW_LIVE};
 
 use graph::GraphParams;
+use rebuild::{BuildHook, Rebuild};
 use segment::Segment;
 
 /// Identifies one record version in the index; the state machine assigns a
 /// fresh one to every version it writes.
 pub type PointId = u64;
 
+/// When [`VectorIndex::maintain`] starts a background rebuild.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildPolicy {
+    /// At least this many tombstones...
+    pub min_tombstones: usize,
+    /// ...and more than this fraction of all points in the graph.
+    pub min_fraction: f64,
+}
+
+impl Default for RebuildPolicy {
+    fn default() -> Self {
+        RebuildPolicy {
+            min_tombstones: 1024,
+            min_fraction: 0.25,
+        }
+    }
+}
+
 pub struct VectorIndex {
     dim: usize,
     space: Space,
     ef_search: usize,
     active: Segment,
+    rebuild: Option<Rebuild>,
+    policy: RebuildPolicy,
+    /// After a failed rebuild, do not retry before tombstones reach this.
+    retry_at_tombstones: usize,
 }
 
 impl VectorIndex {
@@ -56,6 +83,9 @@ impl VectorIndex {
             space: config.space,
             ef_search: config.ef_search.max(1),
             active,
+            rebuild: None,
+            policy: RebuildPolicy::default(),
+            retry_at_tombstones: 0,
         }
     }
 
@@ -97,12 +127,19 @@ impl VectorIndex {
             return Ok(());
         }
         self.active.insert_batch(points);
+        if let Some(rb) = &mut self.rebuild {
+            rb.record_inserts(points);
+        }
         Ok(())
     }
 
     /// Tombstones `id`: no search returns it again. Unknown ids are ignored.
     pub fn remove(&mut self, id: PointId) {
-        self.active.remove(id);
+        if self.active.remove(id) {
+            if let Some(rb) = &mut self.rebuild {
+                rb.record_remove(id);
+            }
+        }
     }
 
     /// Whether `id` is a live point.
@@ -166,8 +203,110 @@ impl VectorIndex {
         slots.dedup();
         search::exact_slots(&self.active, self.space, query, k, slots.into_iter())
     }
+
+    /// Called by the state machine after applying a batch: installs a finished
+    /// background rebuild, or starts one when tombstones pass the policy's
+    /// threshold. Writes made while a rebuild runs are replayed onto the new
+    /// graph before the swap, so no point is lost or resurrected.
+    pub fn maintain(&mut self) {
+        if let Some(rb) = &self.rebuild {
+            if rb.is_finished() {
+                self.install_rebuild();
+            }
+            return;
+        }
+        if self.needs_rebuild() {
+            self.start_rebuild_with(None);
+        }
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        let store = &self.active.store;
+        let tombstones = store.tombstones();
+        tombstones >= self.policy.min_tombstones
+            && tombstones as f64 > self.policy.min_fraction * store.slots() as f64
+            && tombstones >= self.retry_at_tombstones
+    }
+
+    pub fn rebuild_policy(&self) -> RebuildPolicy {
+        self.policy
+    }
+
+    pub fn set_rebuild_policy(&mut self, policy: RebuildPolicy) {
+        self.policy = policy;
+    }
+
+    pub fn rebuild_in_progress(&self) -> bool {
+        self.rebuild.is_some()
+    }
+
+    /// Starts a background rebuild now, whatever the tombstone count (an
+    /// explicit compaction). False if one is already running or the thread
+    /// could not be spawned.
+    pub fn start_rebuild(&mut self) -> bool {
+        self.start_rebuild_with(None)
+    }
+
+    fn start_rebuild_with(&mut self, hook: Option<BuildHook>) -> bool {
+        if self.rebuild.is_some() {
+            return false;
+        }
+        match Rebuild::start(&self.active, hook) {
+            Ok(rb) => {
+                tracing::info!(
+                    live = self.len_live(),
+                    tombstones = self.tombstones(),
+                    "index rebuild started"
+                );
+                self.rebuild = Some(rb);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start index rebuild");
+                false
+            }
+        }
+    }
+
+    /// Waits for a running rebuild and installs it; true if a new graph was
+    /// installed.
+    pub fn finish_rebuild(&mut self) -> bool {
+        self.rebuild.is_some() && self.install_rebuild()
+    }
+
+    fn install_rebuild(&mut self) -> bool {
+        let Some(rb) = self.rebuild.take() else {
+            return false;
+        };
+        match rb.finish(&self.active) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.active, fresh);
+                drop_in_background(old);
+                self.retry_at_tombstones = 0;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "index rebuild failed; keeping the current graph");
+                self.retry_at_tombstones = self.tombstones().saturating_mul(2).max(1);
+                false
+            }
+        }
+    }
 }
 
 fn graph_params(config: &IndexConfig) -> GraphParams {
     GraphParams::new(config.space, config.max_neighbors, config.ef_construction)
+}
+
+/// Freeing a large hnsw_rs graph walks every point; keep that off the apply path.
+fn drop_in_background(old: Segment) {
+    if old.store.slots() < 10_000 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("index-drop".into())
+        .spawn(move || drop(old));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "dropping the old index graph inline");
+    }
 }

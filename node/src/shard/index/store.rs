@@ -93,6 +93,15 @@ impl VectorStore {
             .filter(|(_, l)| **l)
             .map(|(s, _)| s)
     }
+
+    /// A copy holding only the live points, in slot order, in slots `0..live`.
+    pub fn compacted(&self) -> VectorStore {
+        let mut out = VectorStore::with_capacity(self.dim, self.live_count());
+        for s in self.live_slots() {
+            out.push(self.ids[s], self.vector(s));
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +118,9 @@ mod tests {
         assert!(!s.is_live(0) && s.is_live(2) && !s.is_live(99));
         assert_eq!(s.kill(8), Some(1));
         assert_eq!(s.kill(8), None);
+        let c = s.compacted();
+        assert_eq!((c.slots(), c.live_count()), (1, 1));
+        assert_eq!(c.vector(0), &[5.0, 6.0]);
+        assert_eq!(c.id(0), 7);
     }
 }

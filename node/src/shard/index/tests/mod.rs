@@ -1,5 +1,6 @@
 //! Tests of the vector index against brute force.
 
+mod rebuild;
 mod recall;
 
 use common::command::IndexConfig;
