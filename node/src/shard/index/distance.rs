@@ -7,6 +7,9 @@
 //! with values in `[0, inf)`. HNSW only ever compares distances to the same
 //! query, so a monotone map leaves its behaviour unchanged. Distances returned
 //! to callers are recomputed exactly with `Space::distance`, never inverted.
+//!
+//! The type names end up in hnsw_rs dump files and are checked on reload:
+//! renaming a type makes old dumps fail to load (with an error, then a rebuild).
 
 use anndists::dist::distances::Distance;
 use common::Space;
@@ -62,6 +65,19 @@ graph_dist!(
     Space::Ip
 );
 
+/// The short type name hnsw_rs records for the distance of `space`.
+pub(crate) fn dist_type_name(space: Space) -> &'static str {
+    fn short<T>() -> &'static str {
+        let full = std::any::type_name::<T>();
+        full.rsplit("::").next().unwrap_or(full)
+    }
+    match space {
+        Space::L2 => short::<GraphL2>(),
+        Space::Cosine => short::<GraphCosine>(),
+        Space::Ip => short::<GraphIp>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +107,12 @@ mod tests {
         }
         assert_eq!(graph_distance(Space::L2, 3.5), 3.5);
         assert_eq!(graph_distance(Space::Ip, f32::NAN), f32::MAX);
+    }
+
+    #[test]
+    fn dist_names_are_distinct() {
+        assert_eq!(dist_type_name(Space::L2), "GraphL2");
+        assert_eq!(dist_type_name(Space::Cosine), "GraphCosine");
+        assert_eq!(dist_type_name(Space::Ip), "GraphIp");
     }
 }

@@ -26,3 +26,12 @@ pub enum IndexError {
     #[error("vector has dimension {got}, the index expects {expected}")]
     Dimension { expected: usize, got: usize },
 }
+
+impl IndexError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        IndexError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

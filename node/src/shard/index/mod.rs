@@ -8,15 +8,17 @@
 //!
 //! - `distance`: the monotone map that makes every space's distance
 //!   acceptable to hnsw_rs.
-//! - `graph`: owner of one hnsw_rs graph (insert, search).
+//! - `graph`: owner of one hnsw_rs graph (insert, search, dump, reload).
 //! - `store`: vectors by slot, ids, tombstones.
 //! - `segment`: a graph and its store, the unit a rebuild replaces.
 //! - `search`: exact scans, HNSW search with tombstones and filters.
 //! - `rebuild`: the background rebuild and its write log.
+//! - `persist`: dump plus manifest, validated reload.
 
 mod distance;
 mod error;
 mod graph;
+mod persist;
 mod rebuild;
 mod search;
 mod segment;
@@ -24,6 +26,8 @@ mod store;
 
 #[cfg(test)]
 mod tests;
+
+use std::path::Path;
 
 use common::command::IndexConfig;
 use common::Space;
@@ -291,6 +295,26 @@ impl VectorIndex {
                 false
             }
         }
+    }
+
+    /// Writes the index into `dir` (dump + manifest, fsynced, atomically
+    /// replacing any index saved there). A running rebuild is not waited for:
+    /// the current graph, tombstones included, is saved.
+    pub fn save(&self, dir: &Path) -> Result<(), IndexError> {
+        persist::save(&self.active, dir)
+    }
+
+    /// Loads an index saved by [`save`](Self::save), validating everything
+    /// first; never panics. `config` must have the space, `max_neighbors` and
+    /// `ef_construction` the index was built with (`ef_search` is taken from
+    /// it). On any error the caller rebuilds the index from its records.
+    pub fn load(dir: &Path, config: &IndexConfig) -> Result<Self, IndexError> {
+        let active = persist::load(dir, graph_params(config))?;
+        Ok(VectorIndex::from_segment(
+            active.store.dim(),
+            config,
+            active,
+        ))
     }
 }
 

@@ -32,6 +32,48 @@ impl VectorStore {
         }
     }
 
+    /// Rebuilds a store from persisted parts; `dead` lists tombstoned slots.
+    pub fn from_parts(
+        dim: usize,
+        data: Vec<f32>,
+        ids: Vec<PointId>,
+        dead: &[u64],
+    ) -> Result<Self, String> {
+        if data.len() != dim.saturating_mul(ids.len()) {
+            return Err(format!(
+                "{} floats for {} points of dimension {dim}",
+                data.len(),
+                ids.len()
+            ));
+        }
+        let mut live = vec![true; ids.len()];
+        for &s in dead {
+            let s = usize::try_from(s).map_err(|_| format!("dead slot {s} out of range"))?;
+            match live.get_mut(s) {
+                Some(l) if *l => *l = false,
+                Some(_) => return Err(format!("dead slot {s} listed twice")),
+                None => return Err(format!("dead slot {s} out of range")),
+            }
+        }
+        let mut slot_of = HashMap::with_capacity(ids.len() - dead.len());
+        for (s, &id) in ids.iter().enumerate() {
+            if live[s] && slot_of.insert(id, s).is_some() {
+                return Err(format!("point id {id} is live in two slots"));
+            }
+        }
+        Ok(VectorStore {
+            dim,
+            data,
+            ids,
+            live,
+            slot_of,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Number of slots, live and tombstoned.
     pub fn slots(&self) -> usize {
         self.ids.len()
@@ -94,6 +136,20 @@ impl VectorStore {
             .map(|(s, _)| s)
     }
 
+    pub fn ids(&self) -> &[PointId] {
+        &self.ids
+    }
+
+    /// Tombstoned slots, ascending.
+    pub fn dead_slots(&self) -> Vec<u64> {
+        self.live
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !**l)
+            .map(|(s, _)| s as u64)
+            .collect()
+    }
+
     /// A copy holding only the live points, in slot order, in slots `0..live`.
     pub fn compacted(&self) -> VectorStore {
         let mut out = VectorStore::with_capacity(self.dim, self.live_count());
@@ -118,9 +174,21 @@ mod tests {
         assert!(!s.is_live(0) && s.is_live(2) && !s.is_live(99));
         assert_eq!(s.kill(8), Some(1));
         assert_eq!(s.kill(8), None);
+        assert_eq!(s.dead_slots(), vec![0, 1]);
         let c = s.compacted();
         assert_eq!((c.slots(), c.live_count()), (1, 1));
         assert_eq!(c.vector(0), &[5.0, 6.0]);
         assert_eq!(c.id(0), 7);
+    }
+
+    #[test]
+    fn from_parts_rejects_inconsistencies() {
+        let ok =
+            VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 1], &[0]).map(|s| s.live_count());
+        assert_eq!(ok, Ok(1));
+        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 1], &[]).is_err());
+        assert!(VectorStore::from_parts(1, vec![0.0], vec![1, 2], &[]).is_err());
+        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 2], &[2]).is_err());
+        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 2], &[0, 0]).is_err());
     }
 }

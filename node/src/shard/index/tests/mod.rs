@@ -1,5 +1,7 @@
 //! Tests of the vector index against brute force.
 
+mod persist;
+mod props;
 mod rebuild;
 mod recall;
 
