@@ -1,5 +1,6 @@
 //! Tests of the vector index against brute force.
 
+mod bench;
 mod persist;
 mod props;
 mod rebuild;
