@@ -121,20 +121,22 @@ fn write_snapshot_file(sm: &ShardStateMachine, tmp: &Path, staging: &Path) -> Re
     file.metadata().map(|m| m.len()).map_err(io_err(tmp))
 }
 
+/// Takes the next `n` bytes off the front of `rest`.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], ShardError> {
+    if rest.len() < n {
+        return Err(corrupt("truncated"));
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
 /// Splits a snapshot file's bytes into verified (name, bytes) sections.
 fn parse_sections(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ShardError> {
     let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| corrupt("bad magic"))?;
     let mut rest = rest;
     let mut sections = Vec::new();
     loop {
-        let take = |rest: &mut &[u8], n: usize| -> Result<&[u8], ShardError> {
-            if rest.len() < n {
-                return Err(corrupt("truncated"));
-            }
-            let (head, tail) = rest.split_at(n);
-            *rest = tail;
-            Ok(head)
-        };
         let name_len = u16::from_le_bytes(take(&mut rest, 2)?.try_into().map_err(|_| corrupt("name length"))?);
         let name = std::str::from_utf8(take(&mut rest, name_len as usize)?)
             .map_err(|_| corrupt("section name is not UTF-8"))?
