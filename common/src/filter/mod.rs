@@ -1,10 +1,14 @@
 //! The `where` / `where_document` filter language of Chroma (http-api.md,
 //! Filters), one job per module: the typed AST (`ast.rs`), parsing and
-//! validating JSON with Chroma's messages (`parse.rs`), and the rest to come.
+//! validating JSON with Chroma's messages (`parse.rs`), and evaluating against one
+//! record (`eval.rs`).
 //!
-//! Semantics follow Chroma 1.5.9.
+//! Semantics follow Chroma 1.5.9; `eval.rs` lists the rules and where they
+//! come from. A request's two clauses both apply: a record matches a
+//! [`Filter`] when it matches its `where` and its `where_document`.
 
 pub mod ast;
+mod eval;
 mod parse;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +18,7 @@ pub use ast::{DocRegex, FieldOp, Number, Scalar, ScalarList, Where, WhereDocumen
 pub use parse::MAX_DEPTH;
 
 use crate::error::CommonError;
+use crate::record::Metadata;
 
 /// A parsed `where` plus `where_document`; either may be absent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -56,11 +61,23 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.where_clause.is_none() && self.where_document.is_none()
     }
+
+    /// Whether a record with this metadata and document passes both clauses.
+    pub fn matches(&self, metadata: Option<&Metadata>, document: Option<&str>) -> bool {
+        self.where_clause
+            .as_ref()
+            .is_none_or(|w| w.matches(metadata, document))
+            && self
+                .where_document
+                .as_ref()
+                .is_none_or(|d| d.matches(document))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::metadata_from_json;
     use serde_json::json;
 
     #[test]
@@ -70,8 +87,20 @@ mod tests {
                 let f = Filter::parse(v.as_ref(), d.as_ref()).unwrap();
                 assert!(f.is_empty());
                 assert_eq!(f, Filter::default());
+                assert!(f.matches(None, None));
             }
         }
+    }
+
+    #[test]
+    fn both_clauses_apply() {
+        let f = Filter::parse(Some(&json!({"a": 1})), Some(&json!({"$contains": "cat"}))).unwrap();
+        assert!(!f.is_empty());
+        let m = metadata_from_json(&json!({"a": 1})).unwrap();
+        assert!(f.matches(Some(&m), Some("a cat")));
+        assert!(!f.matches(Some(&m), Some("a dog")));
+        assert!(!f.matches(None, Some("a cat")));
+        assert!(!f.matches(Some(&m), None));
     }
 
     #[test]
