@@ -57,12 +57,13 @@ pub enum Number {
     Float(f64),
 }
 
-/// The operand of `$in` / `$nin`: a non-empty list of one type.
+/// The operand of `$in` / `$nin`: a non-empty list of one type. Numbers are
+/// one type (ints and floats may mix, as Chroma's server accepts `[1.5, 2]`);
+/// each keeps its exact value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ScalarList {
     Str(Vec<String>),
-    Int(Vec<i64>),
-    Float(Vec<f64>),
+    Number(Vec<Number>),
     Bool(Vec<bool>),
 }
 

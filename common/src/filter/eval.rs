@@ -143,15 +143,10 @@ fn in_list(value: &MetadataValue, list: &ScalarList) -> bool {
     match (value, list) {
         (MetadataValue::Str(s), ScalarList::Str(items)) => items.contains(s),
         (MetadataValue::Bool(b), ScalarList::Bool(items)) => items.contains(b),
-        (_, ScalarList::Int(items)) => stored_number(value).is_some_and(|n| {
+        (_, ScalarList::Number(items)) => stored_number(value).is_some_and(|n| {
             items
                 .iter()
-                .any(|i| compare_numbers(n, Number::Int(*i)) == Some(Ordering::Equal))
-        }),
-        (_, ScalarList::Float(items)) => stored_number(value).is_some_and(|n| {
-            items
-                .iter()
-                .any(|f| compare_numbers(n, Number::Float(*f)) == Some(Ordering::Equal))
+                .any(|item| compare_numbers(n, *item) == Some(Ordering::Equal))
         }),
         _ => false,
     }
@@ -320,6 +315,11 @@ mod tests {
         // Chroma's SQLite engine adds the stored int 1 (truncation, as above).
         assert_eq!(ids(&json!({"a": {"$in": [1.5]}})), ["f15"]);
         assert_eq!(ids(&json!({"a": {"$in": [1.5, 2]}})), ["f15", "i2"]);
+        // Mixed lists keep exact values: i64::MAX is not 2^63.
+        let two_pow_63 = MetadataValue::Float(9_223_372_036_854_775_808.0);
+        let mixed = |n: Number| FieldOp::In(ScalarList::Number(vec![Number::Float(0.5), n]));
+        assert!(!mixed(Number::Int(i64::MAX)).matches(Some(&two_pow_63)));
+        assert!(mixed(Number::Float(9_223_372_036_854_775_808.0)).matches(Some(&two_pow_63)));
         assert_eq!(ids(&json!({"a": {"$in": ["abc", "zzz"]}})), ["sabc"]);
         assert_eq!(ids(&json!({"a": {"$in": [true]}})), ["btrue"]);
         assert_eq!(

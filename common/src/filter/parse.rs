@@ -183,9 +183,8 @@ fn number(operand: &Value, op: &str) -> Result<Number, CommonError> {
     }
 }
 
-/// `$in` / `$nin`: a non-empty list of strings, of bools, or of numbers.
-/// A list of integers stays integral; a list with any float is a float list
-/// (Chroma's server accepts `[1.5, 2]`; `2` then compares as `2.0`).
+/// `$in` / `$nin`: a non-empty list of strings, of bools, or of numbers
+/// (ints and floats may mix; none is converted).
 fn scalar_list(operand: &Value, op: &str) -> Result<ScalarList, CommonError> {
     let items = operand.as_array().ok_or_else(|| {
         invalid(format!(
@@ -211,34 +210,14 @@ fn scalar_list(operand: &Value, op: &str) -> Result<ScalarList, CommonError> {
             .map(|v| v.as_bool().ok_or_else(bad))
             .collect::<Result<_, _>>()
             .map(ScalarList::Bool),
-        Some(Value::Number(_)) => {
-            let numbers = items
-                .iter()
-                .map(|v| match v {
-                    Value::Number(n) => json_number(n).ok_or_else(|| out_of_range(v, op)),
-                    _ => Err(bad()),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let ints: Option<Vec<i64>> = numbers
-                .iter()
-                .map(|n| match n {
-                    Number::Int(i) => Some(*i),
-                    Number::Float(_) => None,
-                })
-                .collect();
-            Ok(match ints {
-                Some(ints) => ScalarList::Int(ints),
-                None => ScalarList::Float(
-                    numbers
-                        .iter()
-                        .map(|n| match n {
-                            Number::Int(i) => *i as f64,
-                            Number::Float(f) => *f,
-                        })
-                        .collect(),
-                ),
+        Some(Value::Number(_)) => items
+            .iter()
+            .map(|v| match v {
+                Value::Number(n) => json_number(n).ok_or_else(|| out_of_range(v, op)),
+                _ => Err(bad()),
             })
-        }
+            .collect::<Result<_, _>>()
+            .map(ScalarList::Number),
         Some(_) => Err(bad()),
     }
 }
@@ -528,7 +507,10 @@ mod tests {
         );
         assert_eq!(
             w(json!({"a": {"$nin": [1, 2]}})),
-            field("a", FieldOp::Nin(ScalarList::Int(vec![1, 2])))
+            field(
+                "a",
+                FieldOp::Nin(ScalarList::Number(vec![Number::Int(1), Number::Int(2)]))
+            )
         );
         assert_eq!(
             w(json!({"a": {"$in": [true]}})),
@@ -536,7 +518,10 @@ mod tests {
         );
         assert_eq!(
             w(json!({"a": {"$in": [0.5]}})),
-            field("a", FieldOp::In(ScalarList::Float(vec![0.5])))
+            field(
+                "a",
+                FieldOp::In(ScalarList::Number(vec![Number::Float(0.5)]))
+            )
         );
         assert_eq!(
             w(json!({"a": {"$contains": "x"}})),
@@ -557,14 +542,23 @@ mod tests {
     }
 
     #[test]
-    fn mixed_int_and_float_list_is_a_float_list() {
+    fn mixed_int_and_float_list_keeps_exact_values() {
         assert_eq!(
             w(json!({"a": {"$in": [1.5, 2]}})),
-            field("a", FieldOp::In(ScalarList::Float(vec![1.5, 2.0])))
+            field(
+                "a",
+                FieldOp::In(ScalarList::Number(vec![Number::Float(1.5), Number::Int(2)]))
+            )
         );
         assert_eq!(
-            w(json!({"a": {"$nin": [2, 1.5]}})),
-            field("a", FieldOp::Nin(ScalarList::Float(vec![2.0, 1.5])))
+            w(json!({"a": {"$nin": [i64::MAX, 1.5]}})),
+            field(
+                "a",
+                FieldOp::Nin(ScalarList::Number(vec![
+                    Number::Int(i64::MAX),
+                    Number::Float(1.5)
+                ]))
+            )
         );
     }
 
