@@ -1,7 +1,8 @@
 //! The `where` / `where_document` filter language of Chroma (http-api.md,
 //! Filters), one job per module: the typed AST (`ast.rs`), parsing and
-//! validating JSON with Chroma's messages (`parse.rs`), and evaluating against one
-//! record (`eval.rs`).
+//! validating JSON with Chroma's messages (`parse.rs`), evaluating against one
+//! record (`eval.rs`), and property tests against an independent oracle
+//! (`oracle_tests.rs`).
 //!
 //! Semantics follow Chroma 1.5.9; `eval.rs` lists the rules and where they
 //! come from. A request's two clauses both apply: a record matches a
@@ -10,6 +11,9 @@
 pub mod ast;
 mod eval;
 mod parse;
+
+#[cfg(test)]
+mod oracle_tests;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -115,5 +119,33 @@ mod tests {
         assert!(err
             .to_string()
             .contains("Expected where document to be a dictionary"));
+    }
+
+    #[test]
+    fn bincode_round_trip_keeps_compiled_regex() {
+        let f = Filter::parse(
+            Some(&json!({"$or": [{"a": {"$in": [1.5, 2]}}, {"#document": {"$regex": "^c.t"}}]})),
+            Some(&json!({"$and": [{"$not_regex": "dog$"}, {"$not_contains": "bird"}]})),
+        )
+        .unwrap();
+        let bytes = bincode::serialize(&f).unwrap();
+        let back: Filter = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(back, f);
+        assert!(back.matches(None, Some("cat")));
+        assert!(!back.matches(None, Some("cat dog")));
+    }
+
+    #[test]
+    fn bincode_rejects_an_invalid_regex() {
+        let f = Filter::parse(None, Some(&json!({"$regex": "a+"}))).unwrap();
+        let mut bytes = bincode::serialize(&f).unwrap();
+        // The pattern is the last two bytes; make it "a{" instead.
+        let n = bytes.len();
+        bytes[n - 1] = b'{';
+        let err = bincode::deserialize::<Filter>(&bytes).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid regex pattern \"a{\""),
+            "{err}"
+        );
     }
 }
