@@ -18,7 +18,12 @@ pub struct Include {
 }
 
 impl Include {
-    pub const ALL: Include = Include { embeddings: true, documents: true, metadatas: true, uris: true };
+    pub const ALL: Include = Include {
+        embeddings: true,
+        documents: true,
+        metadatas: true,
+        uris: true,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,5 +69,7 @@ pub struct QueryHit {
 /// Orders hits by ascending distance, ties by id, so that every merge of
 /// per-shard results is deterministic.
 pub fn hit_order(a: &QueryHit, b: &QueryHit) -> std::cmp::Ordering {
-    a.distance.total_cmp(&b.distance).then_with(|| a.record.id.cmp(&b.record.id))
+    a.distance
+        .total_cmp(&b.distance)
+        .then_with(|| a.record.id.cmp(&b.record.id))
 }

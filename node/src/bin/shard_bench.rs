@@ -45,8 +45,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn bucket_metadata(i: usize) -> MetadataPatch {
     // bucket % 100 == 0 selects 1% of records; parity selects 50%.
     [
-        ("bucket".to_owned(), Some(MetadataValue::Int((i % 100) as i64))),
-        ("even".to_owned(), Some(MetadataValue::Bool(i % 2 == 0))),
+        (
+            "bucket".to_owned(),
+            Some(MetadataValue::Int((i % 100) as i64)),
+        ),
+        ("even".to_owned(), Some(MetadataValue::Bool(i.is_multiple_of(2)))),
     ]
     .into_iter()
     .collect()
@@ -84,7 +87,10 @@ fn run_queries(
             Err(e) => panic!("query failed: {e}"),
         };
         lat.push(t.elapsed());
-        let got: Vec<usize> = hits.iter().filter_map(|h| h.record.id.parse().ok()).collect();
+        let got: Vec<usize> = hits
+            .iter()
+            .filter_map(|h| h.record.id.parse().ok())
+            .collect();
         total_recall += recall(&got, &truth(q));
     }
     let wall = start.elapsed();
@@ -116,7 +122,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    println!("shard_bench: n={} dim={} k={} space={} batch={}", args.n, args.dim, args.k, args.space, args.batch);
+    println!(
+        "shard_bench: n={} dim={} k={} space={} batch={}",
+        args.n, args.dim, args.k, args.space, args.batch
+    );
     let data = clustered(args.n, args.dim, 100, 0.1, 1);
     let queries = clustered(args.queries, args.dim, 100, 0.1, 2);
 
@@ -124,10 +133,25 @@ fn main() {
     let mut index = 0u64;
     let mut apply = |sm: &mut ShardStateMachine, command: ShardCommand| {
         index += 1;
-        sm.apply(AppliedPosition { index, term: 1 }, &Proposal { request_id: index as u128, command })
+        sm.apply(
+            AppliedPosition { index, term: 1 },
+            &Proposal {
+                request_id: index as u128,
+                command,
+            },
+        )
     };
-    let config = IndexConfig { space, ..IndexConfig::default() };
-    apply(&mut sm, ShardCommand::CreateCollection { collection: COLLECTION.into(), config });
+    let config = IndexConfig {
+        space,
+        ..IndexConfig::default()
+    };
+    apply(
+        &mut sm,
+        ShardCommand::CreateCollection {
+            collection: COLLECTION.into(),
+            config,
+        },
+    );
 
     let start = Instant::now();
     for (b, chunk) in data.chunks(args.batch).enumerate() {
@@ -145,7 +169,14 @@ fn main() {
                 }
             })
             .collect();
-        apply(&mut sm, ShardCommand::Add { collection: COLLECTION.into(), records, mode: AddMode::RejectExisting });
+        apply(
+            &mut sm,
+            ShardCommand::Add {
+                collection: COLLECTION.into(),
+                records,
+                mode: AddMode::RejectExisting,
+            },
+        );
     }
     let insert = start.elapsed();
     println!(
@@ -157,7 +188,10 @@ fn main() {
 
     // Brute force reference: the exact scan a query would cost without an index.
     let start = Instant::now();
-    let truths: Vec<Vec<usize>> = queries.iter().map(|q| brute_force_top_k(&data, q, args.k, space)).collect();
+    let truths: Vec<Vec<usize>> = queries
+        .iter()
+        .map(|q| brute_force_top_k(&data, q, args.k, space))
+        .collect();
     let scan = start.elapsed() / queries.len() as u32;
     println!(
         "brute-force scan                   {:>10.3} ms/query  {:>8.1} M vectors/s",
@@ -169,25 +203,40 @@ fn main() {
         let i = queries.iter().position(|x| x.as_slice() == q).unwrap_or(0);
         truths[i].clone()
     };
-    print_query("query (HNSW, no filter)", &run_queries(&sm, &queries, args.k, &Filter::default(), truth_of));
+    print_query(
+        "query (HNSW, no filter)",
+        &run_queries(&sm, &queries, args.k, &Filter::default(), truth_of),
+    );
 
     let subset = |pred: &dyn Fn(usize) -> bool| -> Vec<Vec<f32>> {
-        data.iter().enumerate().filter(|(i, _)| pred(*i)).map(|(_, v)| v.clone()).collect()
+        data.iter()
+            .enumerate()
+            .filter(|(i, _)| pred(*i))
+            .map(|(_, v)| v.clone())
+            .collect()
     };
-    let one_pct: Vec<usize> = (0..args.n).filter(|i| i % 100 == 0).collect();
-    let one_pct_data = subset(&|i| i % 100 == 0);
-    let filter = Filter::parse(Some(&serde_json::json!({"bucket": 0})), None).expect("valid filter");
+    let one_pct: Vec<usize> = (0..args.n).filter(|i| i.is_multiple_of(100)).collect();
+    let one_pct_data = subset(&|i| i.is_multiple_of(100));
+    let filter =
+        Filter::parse(Some(&serde_json::json!({"bucket": 0})), None).expect("valid filter");
     let few = 200.min(queries.len());
     let stats = run_queries(&sm, &queries[..few], args.k, &filter, |q| {
-        brute_force_top_k(&one_pct_data, q, args.k, space).into_iter().map(|i| one_pct[i]).collect()
+        brute_force_top_k(&one_pct_data, q, args.k, space)
+            .into_iter()
+            .map(|i| one_pct[i])
+            .collect()
     });
     print_query("query (filter 1%, exact scan)", &stats);
 
-    let half: Vec<usize> = (0..args.n).filter(|i| i % 2 == 0).collect();
-    let half_data = subset(&|i| i % 2 == 0);
-    let filter = Filter::parse(Some(&serde_json::json!({"even": true})), None).expect("valid filter");
+    let half: Vec<usize> = (0..args.n).filter(|i| i.is_multiple_of(2)).collect();
+    let half_data = subset(&|i| i.is_multiple_of(2));
+    let filter =
+        Filter::parse(Some(&serde_json::json!({"even": true})), None).expect("valid filter");
     let stats = run_queries(&sm, &queries[..few], args.k, &filter, |q| {
-        brute_force_top_k(&half_data, q, args.k, space).into_iter().map(|i| half[i]).collect()
+        brute_force_top_k(&half_data, q, args.k, space)
+            .into_iter()
+            .map(|i| half[i])
+            .collect()
     });
     print_query("query (filter 50%, HNSW+filter)", &stats);
 

@@ -52,7 +52,12 @@ enum Planned<'a> {
 impl CollectionShard {
     pub fn new(config: IndexConfig) -> Self {
         CollectionShard {
-            state: CollectionState { config, dimension: None, next_point: 0, records: BTreeMap::new() },
+            state: CollectionState {
+                config,
+                dimension: None,
+                next_point: 0,
+                records: BTreeMap::new(),
+            },
             point_to_id: HashMap::new(),
             index: None,
         }
@@ -61,8 +66,16 @@ impl CollectionShard {
     /// Rebuilds the derived maps around restored state; `index` is a persisted
     /// index that was already checked to match the records, or None to rebuild.
     pub fn from_state(state: CollectionState, index: Option<VectorIndex>) -> Self {
-        let point_to_id = state.records.iter().map(|(id, r)| (r.point, id.clone())).collect();
-        let mut shard = CollectionShard { state, point_to_id, index };
+        let point_to_id = state
+            .records
+            .iter()
+            .map(|(id, r)| (r.point, id.clone()))
+            .collect();
+        let mut shard = CollectionShard {
+            state,
+            point_to_id,
+            index,
+        };
         if shard.index.is_none() {
             shard.rebuild_index();
         }
@@ -98,8 +111,12 @@ impl CollectionShard {
             return;
         };
         let mut index = VectorIndex::new(dim, &self.state.config, self.state.records.len());
-        let points: Vec<(PointId, &[f32])> =
-            self.state.records.values().map(|r| (r.point, r.embedding.as_slice())).collect();
+        let points: Vec<(PointId, &[f32])> = self
+            .state
+            .records
+            .values()
+            .map(|r| (r.point, r.embedding.as_slice()))
+            .collect();
         index.insert_batch(&points);
         self.index = Some(index);
     }
@@ -111,15 +128,24 @@ impl CollectionShard {
         let mut dim = self.state.dimension;
         for r in records {
             if !seen.insert(r.id.as_str()) {
-                return Err(format!("Expected IDs to be unique, found duplicate ID: {}", r.id));
+                return Err(format!(
+                    "Expected IDs to be unique, found duplicate ID: {}",
+                    r.id
+                ));
             }
             let Some(e) = &r.embedding else { continue };
             if e.iter().any(|x| !x.is_finite()) {
-                return Err(format!("Embedding for id {} contains a NaN or infinite value", r.id));
+                return Err(format!(
+                    "Embedding for id {} contains a NaN or infinite value",
+                    r.id
+                ));
             }
             match dim {
                 Some(d) if d != e.len() => {
-                    return Err(format!("Collection expecting embedding with dimension of {d}, got {}", e.len()))
+                    return Err(format!(
+                        "Collection expecting embedding with dimension of {d}, got {}",
+                        e.len()
+                    ))
                 }
                 None if e.is_empty() => return Err(format!("Embedding for id {} is empty", r.id)),
                 None => dim = Some(e.len()),
@@ -134,8 +160,11 @@ impl CollectionShard {
             Ok(d) => d,
             Err(msg) => return ApplyOutcome::Rejected(msg),
         };
-        let existing: Vec<String> =
-            records.iter().filter(|r| self.state.records.contains_key(&r.id)).map(|r| r.id.clone()).collect();
+        let existing: Vec<String> = records
+            .iter()
+            .filter(|r| self.state.records.contains_key(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
         if mode == AddMode::RejectExisting && !existing.is_empty() {
             return ApplyOutcome::IdsAlreadyExist(existing);
         }
@@ -146,7 +175,9 @@ impl CollectionShard {
             }
             match &r.embedding {
                 Some(e) => plan.push(Planned::Insert(r, e)),
-                None => return ApplyOutcome::Rejected(format!("Add of id {} has no embedding", r.id)),
+                None => {
+                    return ApplyOutcome::Rejected(format!("Add of id {} has no embedding", r.id))
+                }
             }
         }
         self.execute(plan, dim);
@@ -164,7 +195,10 @@ impl CollectionShard {
                 (_, true) => plan.push(Planned::Merge(r)),
                 (Some(e), false) => plan.push(Planned::Insert(r, e)),
                 (None, false) => {
-                    return ApplyOutcome::Rejected(format!("Upsert of new id {} has no embedding", r.id))
+                    return ApplyOutcome::Rejected(format!(
+                        "Upsert of new id {} has no embedding",
+                        r.id
+                    ))
                 }
             }
         }
@@ -178,7 +212,11 @@ impl CollectionShard {
             Ok(d) => d,
             Err(msg) => return ApplyOutcome::Rejected(msg),
         };
-        let plan = records.iter().filter(|r| self.state.records.contains_key(&r.id)).map(Planned::Merge).collect();
+        let plan = records
+            .iter()
+            .filter(|r| self.state.records.contains_key(&r.id))
+            .map(Planned::Merge)
+            .collect();
         self.execute(plan, dim);
         ApplyOutcome::Done
     }
@@ -190,7 +228,10 @@ impl CollectionShard {
             match step {
                 Planned::Insert(w, embedding) => {
                     let point = self.allocate_point();
-                    let metadata = w.metadata.as_ref().and_then(|p| apply_metadata_patch(None, p));
+                    let metadata = w
+                        .metadata
+                        .as_ref()
+                        .and_then(|p| apply_metadata_patch(None, p));
                     let record = StoredRecord {
                         point,
                         embedding: embedding.to_vec(),
@@ -204,7 +245,9 @@ impl CollectionShard {
                 }
                 Planned::Merge(w) => {
                     let fresh_point = w.embedding.as_ref().map(|_| self.allocate_point());
-                    let Some(record) = self.state.records.get_mut(&w.id) else { continue };
+                    let Some(record) = self.state.records.get_mut(&w.id) else {
+                        continue;
+                    };
                     if let Some(patch) = &w.metadata {
                         record.metadata = apply_metadata_patch(record.metadata.take(), patch);
                     }
@@ -244,12 +287,20 @@ impl CollectionShard {
         if points.is_empty() {
             return;
         }
-        let Some(dim) = self.state.dimension else { return };
+        let Some(dim) = self.state.dimension else {
+            return;
+        };
         let config = &self.state.config;
-        let index = self.index.get_or_insert_with(|| VectorIndex::new(dim, config, points.len()));
+        let index = self
+            .index
+            .get_or_insert_with(|| VectorIndex::new(dim, config, points.len()));
         let mut batch = Vec::with_capacity(points.len());
         for p in points {
-            if let Some(r) = self.point_to_id.get(p).and_then(|id| self.state.records.get(id)) {
+            if let Some(r) = self
+                .point_to_id
+                .get(p)
+                .and_then(|id| self.state.records.get(id))
+            {
                 batch.push((*p, r.embedding.as_slice()));
             }
         }
@@ -259,9 +310,17 @@ impl CollectionShard {
 
     /// Deletes the records selected by `ids` (when given) that pass `filter`,
     /// at most `limit` of them in id order.
-    pub fn delete(&mut self, ids: Option<&[String]>, filter: &Filter, limit: Option<usize>) -> ApplyOutcome {
-        let victims: Vec<String> =
-            self.matching_ids(ids, filter).take(limit.unwrap_or(usize::MAX)).map(str::to_owned).collect();
+    pub fn delete(
+        &mut self,
+        ids: Option<&[String]>,
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> ApplyOutcome {
+        let victims: Vec<String> = self
+            .matching_ids(ids, filter)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(str::to_owned)
+            .collect();
         for id in &victims {
             if let Some(r) = self.state.records.remove(id) {
                 self.point_to_id.remove(&r.point);
@@ -284,13 +343,19 @@ impl CollectionShard {
         filter: &'a Filter,
     ) -> Box<dyn Iterator<Item = &'a str> + 'a> {
         let passes = move |(id, r): (&'a String, &'a StoredRecord)| {
-            (filter.is_empty() || filter.matches(r.metadata.as_ref(), r.document.as_deref())).then_some(id.as_str())
+            (filter.is_empty() || filter.matches(r.metadata.as_ref(), r.document.as_deref()))
+                .then_some(id.as_str())
         };
         match ids {
             None => Box::new(self.state.records.iter().filter_map(passes)),
             Some(ids) => {
                 let wanted: std::collections::BTreeSet<&String> = ids.iter().collect();
-                Box::new(wanted.into_iter().filter_map(move |id| self.state.records.get_key_value(id)).filter_map(passes))
+                Box::new(
+                    wanted
+                        .into_iter()
+                        .filter_map(move |id| self.state.records.get_key_value(id))
+                        .filter_map(passes),
+                )
             }
         }
     }

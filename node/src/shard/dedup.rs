@@ -28,7 +28,11 @@ impl Default for RequestDedup {
 
 impl RequestDedup {
     pub fn with_capacity(capacity: usize) -> Self {
-        RequestDedup { capacity: capacity.max(1), order: VecDeque::new(), outcomes: HashMap::new() }
+        RequestDedup {
+            capacity: capacity.max(1),
+            order: VecDeque::new(),
+            outcomes: HashMap::new(),
+        }
     }
 
     pub fn get(&self, request_id: u128) -> Option<&ApplyOutcome> {

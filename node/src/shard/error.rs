@@ -10,7 +10,10 @@ pub enum ShardError {
     #[error("Collection expecting embedding with dimension of {expected}, got {got}")]
     DimensionMismatch { expected: usize, got: usize },
     #[error("snapshot I/O at {path}: {source}")]
-    SnapshotIo { path: String, source: std::io::Error },
+    SnapshotIo {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("snapshot is corrupt: {0}")]
     SnapshotCorrupt(String),
     #[error("vector index: {0}")]

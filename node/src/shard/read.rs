@@ -15,8 +15,16 @@ fn view(id: &str, r: &StoredRecord, include: Include) -> RecordView {
     RecordView {
         id: id.to_owned(),
         embedding: include.embeddings.then(|| r.embedding.clone()),
-        metadata: if include.metadatas { r.metadata.clone() } else { None },
-        document: if include.documents { r.document.clone() } else { None },
+        metadata: if include.metadatas {
+            r.metadata.clone()
+        } else {
+            None
+        },
+        document: if include.documents {
+            r.document.clone()
+        } else {
+            None
+        },
         uri: if include.uris { r.uri.clone() } else { None },
     }
 }
@@ -54,7 +62,9 @@ impl CollectionShard {
             .iter()
             .map(|q| {
                 let scored: Vec<(PointId, f32)> = match (&candidates, &self.index) {
-                    (Some(c), _) if c.len() <= EXACT_SCAN_MAX_CANDIDATES => exact_top_k(c, q, k, space),
+                    (Some(c), _) if c.len() <= EXACT_SCAN_MAX_CANDIDATES => {
+                        exact_top_k(c, q, k, space)
+                    }
                     (Some(c), Some(index)) => {
                         let mut allowed: Vec<PointId> = c.iter().map(|r| r.point).collect();
                         allowed.sort_unstable();
@@ -76,7 +86,10 @@ impl CollectionShard {
                 let id = self.point_to_id.get(&point)?;
                 let r = self.state.records.get(id)?;
                 // A hit whose point is not the record's current version is stale.
-                (r.point == point).then(|| QueryHit { record: view(id, r, include), distance })
+                (r.point == point).then(|| QueryHit {
+                    record: view(id, r, include),
+                    distance,
+                })
             })
             .collect();
         // The same order the router merges in, so one shard's answer is already merged.
@@ -86,10 +99,18 @@ impl CollectionShard {
 }
 
 /// Exact top-k by brute force over `candidates`, ties broken by point id.
-fn exact_top_k(candidates: &[&StoredRecord], q: &[f32], k: usize, space: common::Space) -> Vec<(PointId, f32)> {
-    let mut scored: Vec<(PointId, f32)> =
-        candidates.iter().map(|r| (r.point, space.distance(q, &r.embedding))).collect();
-    let by_distance = |a: &(PointId, f32), b: &(PointId, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
+fn exact_top_k(
+    candidates: &[&StoredRecord],
+    q: &[f32],
+    k: usize,
+    space: common::Space,
+) -> Vec<(PointId, f32)> {
+    let mut scored: Vec<(PointId, f32)> = candidates
+        .iter()
+        .map(|r| (r.point, space.distance(q, &r.embedding)))
+        .collect();
+    let by_distance =
+        |a: &(PointId, f32), b: &(PointId, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
     if scored.len() > k {
         scored.select_nth_unstable_by(k - 1, by_distance);
         scored.truncate(k);

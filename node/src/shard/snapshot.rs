@@ -34,7 +34,10 @@ struct SnapshotState {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ShardError + '_ {
-    move |source| ShardError::SnapshotIo { path: path.display().to_string(), source }
+    move |source| ShardError::SnapshotIo {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn corrupt(msg: impl Into<String>) -> ShardError {
@@ -58,7 +61,10 @@ fn write_section(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Res
 }
 
 fn scratch_dir(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
 }
@@ -72,7 +78,9 @@ fn fresh_dir(dir: &Path) -> Result<(), ShardError> {
 
 /// fsyncs a directory so a rename or a new file in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), ShardError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Writes a snapshot of `sm` to `path` atomically.
@@ -88,16 +96,29 @@ pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInf
     if let Some(parent) = path.parent() {
         sync_dir(parent)?;
     }
-    Ok(SnapshotInfo { applied: sm.applied(), bytes, digest: sm.digest() })
+    Ok(SnapshotInfo {
+        applied: sm.applied(),
+        bytes,
+        digest: sm.digest(),
+    })
 }
 
-fn write_snapshot_file(sm: &ShardStateMachine, tmp: &Path, staging: &Path) -> Result<u64, ShardError> {
+fn write_snapshot_file(
+    sm: &ShardStateMachine,
+    tmp: &Path,
+    staging: &Path,
+) -> Result<u64, ShardError> {
     let state = SnapshotState {
         applied: sm.applied,
         dedup: sm.dedup.clone(),
-        collections: sm.collections.iter().map(|(id, c)| (id.clone(), c.state().clone())).collect(),
+        collections: sm
+            .collections
+            .iter()
+            .map(|(id, c)| (id.clone(), c.state().clone()))
+            .collect(),
     };
-    let state_bytes = bincode::serialize(&state).map_err(|e| corrupt(format!("encoding state: {e}")))?;
+    let state_bytes =
+        bincode::serialize(&state).map_err(|e| corrupt(format!("encoding state: {e}")))?;
     let file = File::create(tmp).map_err(io_err(tmp))?;
     let mut out = BufWriter::new(file);
     out.write_all(MAGIC).map_err(io_err(tmp))?;
@@ -107,7 +128,10 @@ fn write_snapshot_file(sm: &ShardStateMachine, tmp: &Path, staging: &Path) -> Re
         let dir = staging.join(i.to_string());
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         index.save(&dir)?;
-        let mut files: Vec<_> = fs::read_dir(&dir).map_err(io_err(&dir))?.collect::<Result<_, _>>().map_err(io_err(&dir))?;
+        let mut files: Vec<_> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&dir))?;
         files.sort_by_key(|e| e.file_name());
         for entry in files {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -133,15 +157,25 @@ fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], ShardError> {
 
 /// Splits a snapshot file's bytes into verified (name, bytes) sections.
 fn parse_sections(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ShardError> {
-    let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| corrupt("bad magic"))?;
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| corrupt("bad magic"))?;
     let mut rest = rest;
     let mut sections = Vec::new();
     loop {
-        let name_len = u16::from_le_bytes(take(&mut rest, 2)?.try_into().map_err(|_| corrupt("name length"))?);
+        let name_len = u16::from_le_bytes(
+            take(&mut rest, 2)?
+                .try_into()
+                .map_err(|_| corrupt("name length"))?,
+        );
         let name = std::str::from_utf8(take(&mut rest, name_len as usize)?)
             .map_err(|_| corrupt("section name is not UTF-8"))?
             .to_owned();
-        let len = u64::from_le_bytes(take(&mut rest, 8)?.try_into().map_err(|_| corrupt("length"))?);
+        let len = u64::from_le_bytes(
+            take(&mut rest, 8)?
+                .try_into()
+                .map_err(|_| corrupt("length"))?,
+        );
         let crc = u32::from_le_bytes(take(&mut rest, 4)?.try_into().map_err(|_| corrupt("crc"))?);
         let len = usize::try_from(len).map_err(|_| corrupt("section too large"))?;
         let body = take(&mut rest, len)?;
@@ -149,7 +183,11 @@ fn parse_sections(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ShardError> {
             return Err(corrupt(format!("checksum mismatch in section {name}")));
         }
         if name == END_SECTION {
-            return if rest.is_empty() { Ok(sections) } else { Err(corrupt("data after end marker")) };
+            return if rest.is_empty() {
+                Ok(sections)
+            } else {
+                Err(corrupt("data after end marker"))
+            };
         }
         sections.push((name, body));
     }
@@ -161,8 +199,10 @@ fn parse_sections(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ShardError> {
 pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     let sections = parse_sections(&bytes)?;
-    let (_, state_bytes) =
-        sections.iter().find(|(n, _)| n == STATE_SECTION).ok_or_else(|| corrupt("no state section"))?;
+    let (_, state_bytes) = sections
+        .iter()
+        .find(|(n, _)| n == STATE_SECTION)
+        .ok_or_else(|| corrupt("no state section"))?;
     let state: SnapshotState =
         bincode::deserialize(state_bytes).map_err(|e| corrupt(format!("decoding state: {e}")))?;
 
@@ -170,7 +210,11 @@ pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
     fresh_dir(&unpack)?;
     let result = restore_collections(state.collections, &sections, &unpack);
     let _ = fs::remove_dir_all(&unpack);
-    Ok(ShardStateMachine { collections: result?, applied: state.applied, dedup: state.dedup })
+    Ok(ShardStateMachine {
+        collections: result?,
+        applied: state.applied,
+        dedup: state.dedup,
+    })
 }
 
 fn restore_collections(
@@ -192,7 +236,11 @@ fn restore_collections(
             fs::write(dir.join(file), body).map_err(io_err(&dir))?;
             has_index = true;
         }
-        let index = if has_index { load_matching_index(&dir, &state) } else { None };
+        let index = if has_index {
+            load_matching_index(&dir, &state)
+        } else {
+            None
+        };
         collections.insert(id, CollectionShard::from_state(state, index));
     }
     Ok(collections)
@@ -201,7 +249,11 @@ fn restore_collections(
 /// Loads a persisted index if it is valid and holds exactly the live records.
 fn load_matching_index(dir: &Path, state: &CollectionState) -> Option<VectorIndex> {
     match VectorIndex::load(dir, &state.config) {
-        Ok(index) if index.len_live() == state.records.len() && Some(index.dim()) == state.dimension => Some(index),
+        Ok(index)
+            if index.len_live() == state.records.len() && Some(index.dim()) == state.dimension =>
+        {
+            Some(index)
+        }
         Ok(index) => {
             tracing::warn!(
                 live = index.len_live(),

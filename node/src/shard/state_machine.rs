@@ -55,7 +55,9 @@ impl ShardStateMachine {
     fn apply_command(&mut self, command: &ShardCommand) -> ApplyOutcome {
         match command {
             ShardCommand::CreateCollection { collection, config } => {
-                self.collections.entry(collection.clone()).or_insert_with(|| CollectionShard::new(config.clone()));
+                self.collections
+                    .entry(collection.clone())
+                    .or_insert_with(|| CollectionShard::new(config.clone()));
                 ApplyOutcome::Done
             }
             ShardCommand::DropCollection { collection } => {
@@ -68,14 +70,25 @@ impl ShardStateMachine {
                     ApplyOutcome::Done
                 })
             }
-            ShardCommand::Add { collection, records, mode } => {
-                self.with_collection(collection, |c| c.add(records, *mode))
-            }
-            ShardCommand::Upsert { collection, records } => self.with_collection(collection, |c| c.upsert(records)),
-            ShardCommand::Update { collection, records } => self.with_collection(collection, |c| c.update(records)),
-            ShardCommand::Delete { collection, ids, filter, limit } => {
-                self.with_collection(collection, |c| c.delete(ids.as_deref(), filter, *limit))
-            }
+            ShardCommand::Add {
+                collection,
+                records,
+                mode,
+            } => self.with_collection(collection, |c| c.add(records, *mode)),
+            ShardCommand::Upsert {
+                collection,
+                records,
+            } => self.with_collection(collection, |c| c.upsert(records)),
+            ShardCommand::Update {
+                collection,
+                records,
+            } => self.with_collection(collection, |c| c.update(records)),
+            ShardCommand::Delete {
+                collection,
+                ids,
+                filter,
+                limit,
+            } => self.with_collection(collection, |c| c.delete(ids.as_deref(), filter, *limit)),
             ShardCommand::Reset => {
                 self.collections.clear();
                 ApplyOutcome::Done
@@ -83,7 +96,11 @@ impl ShardStateMachine {
         }
     }
 
-    fn with_collection(&mut self, id: &str, f: impl FnOnce(&mut CollectionShard) -> ApplyOutcome) -> ApplyOutcome {
+    fn with_collection(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut CollectionShard) -> ApplyOutcome,
+    ) -> ApplyOutcome {
         match self.collections.get_mut(id) {
             Some(c) => f(c),
             None => ApplyOutcome::Rejected(format!("Collection {id} does not exist on this shard")),
@@ -91,7 +108,9 @@ impl ShardStateMachine {
     }
 
     pub fn collection(&self, id: &str) -> Result<&CollectionShard, ShardError> {
-        self.collections.get(id).ok_or_else(|| ShardError::CollectionNotFound(id.to_owned()))
+        self.collections
+            .get(id)
+            .ok_or_else(|| ShardError::CollectionNotFound(id.to_owned()))
     }
 
     pub fn collection_ids(&self) -> impl Iterator<Item = &CollectionId> {
@@ -110,7 +129,10 @@ impl ShardStateMachine {
         let c = self.collection(&req.collection)?;
         if let Some(dim) = c.state().dimension {
             if let Some(bad) = req.embeddings.iter().find(|e| e.len() != dim) {
-                return Err(ShardError::DimensionMismatch { expected: dim, got: bad.len() });
+                return Err(ShardError::DimensionMismatch {
+                    expected: dim,
+                    got: bad.len(),
+                });
             }
         }
         Ok(c.query(req))
@@ -118,7 +140,9 @@ impl ShardStateMachine {
 
     /// Order-independent digest of every record on the shard.
     pub fn digest(&self) -> u64 {
-        self.collections.iter().fold(0u64, |acc, (id, c)| c.digest(id, acc))
+        self.collections
+            .iter()
+            .fold(0u64, |acc, (id, c)| c.digest(id, acc))
     }
 
     pub fn record_count(&self) -> usize {
