@@ -49,7 +49,10 @@ fn bucket_metadata(i: usize) -> MetadataPatch {
             "bucket".to_owned(),
             Some(MetadataValue::Int((i % 100) as i64)),
         ),
-        ("even".to_owned(), Some(MetadataValue::Bool(i.is_multiple_of(2)))),
+        (
+            "even".to_owned(),
+            Some(MetadataValue::Bool(i.is_multiple_of(2))),
+        ),
     ]
     .into_iter()
     .collect()

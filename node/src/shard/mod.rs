@@ -13,3 +13,6 @@ pub mod state_machine;
 
 pub use error::ShardError;
 pub use state_machine::{AppliedPosition, ShardStateMachine};
+
+#[cfg(test)]
+mod tests;

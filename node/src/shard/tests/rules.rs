@@ -1,0 +1,253 @@
+//! The write rules of http-api.md as the shard enforces them, request-id
+//! dedup, stable paging, and no stale hits on the HNSW path.
+
+use common::command::{AddMode, ApplyOutcome, Proposal, RecordWrite, ShardCommand};
+use common::read::{GetRequest, Include};
+use common::{Filter, Space};
+
+use super::model::{Driver, COLLECTION};
+use crate::dataset::clustered;
+use crate::shard::AppliedPosition;
+
+fn rec(id: &str, e: Vec<f32>) -> RecordWrite {
+    RecordWrite {
+        id: id.into(),
+        embedding: Some(e),
+        metadata: None,
+        document: None,
+        uri: None,
+    }
+}
+
+fn add(records: Vec<RecordWrite>, mode: AddMode) -> ShardCommand {
+    ShardCommand::Add {
+        collection: COLLECTION.into(),
+        records,
+        mode,
+    }
+}
+
+#[test]
+fn add_of_existing_id_in_reject_mode_writes_nothing() {
+    let mut d = Driver::new(Space::L2);
+    assert_eq!(
+        d.apply(add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting)),
+        ApplyOutcome::Done
+    );
+    let digest = d.sm.digest();
+    let outcome = d.apply(add(
+        vec![rec("b", vec![0.0, 1.0]), rec("a", vec![2.0, 2.0])],
+        AddMode::RejectExisting,
+    ));
+    assert_eq!(outcome, ApplyOutcome::IdsAlreadyExist(vec!["a".into()]));
+    assert_eq!(d.sm.digest(), digest);
+    assert_eq!(d.get_all(Filter::default()), vec!["a"]);
+    // Skip mode adds the new id and leaves the existing one untouched.
+    d.apply(add(
+        vec![rec("b", vec![0.0, 1.0]), rec("a", vec![2.0, 2.0])],
+        AddMode::SkipExisting,
+    ));
+    assert_eq!(d.get_all(Filter::default()), vec!["a", "b"]);
+    assert_eq!(
+        d.query(&[1.0, 0.0], 1, Filter::default()),
+        vec![("a".into(), 0.0)]
+    );
+}
+
+#[test]
+fn bad_commands_are_rejected_whole() {
+    let mut d = Driver::new(Space::L2);
+    d.apply(add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting));
+    let digest = d.sm.digest();
+    let cases = [
+        add(
+            vec![rec("b", vec![1.0, 0.0]), rec("c", vec![1.0, 0.0, 3.0])],
+            AddMode::RejectExisting,
+        ),
+        add(vec![rec("b", vec![1.0, f32::NAN])], AddMode::RejectExisting),
+        add(
+            vec![rec("b", vec![1.0, 0.0]), rec("b", vec![1.0, 0.0])],
+            AddMode::RejectExisting,
+        ),
+        ShardCommand::Upsert {
+            collection: COLLECTION.into(),
+            records: vec![
+                rec("a", vec![5.0, 5.0]),
+                RecordWrite {
+                    embedding: None,
+                    ..rec("new", vec![])
+                },
+            ],
+        },
+        ShardCommand::Update {
+            collection: COLLECTION.into(),
+            records: vec![rec("a", vec![1.0])],
+        },
+        ShardCommand::Add {
+            collection: "nope".into(),
+            records: vec![rec("z", vec![1.0, 0.0])],
+            mode: AddMode::SkipExisting,
+        },
+    ];
+    for cmd in cases {
+        let outcome = d.apply(cmd.clone());
+        assert!(
+            matches!(outcome, ApplyOutcome::Rejected(_)),
+            "{cmd:?} gave {outcome:?}"
+        );
+        assert_eq!(d.sm.digest(), digest, "{cmd:?} changed state");
+    }
+}
+
+#[test]
+fn update_of_missing_id_is_ignored_and_fields_merge() {
+    let mut d = Driver::new(Space::L2);
+    let mut a = rec("a", vec![1.0, 0.0]);
+    a.document = Some("doc".into());
+    a.metadata = Some([("x".to_owned(), Some(common::MetadataValue::Int(1)))].into());
+    d.apply(add(vec![a], AddMode::RejectExisting));
+    let update = RecordWrite {
+        id: "a".into(),
+        embedding: None,
+        metadata: Some([("y".to_owned(), Some(common::MetadataValue::Bool(true)))].into()),
+        document: None,
+        uri: Some("u".into()),
+    };
+    d.apply(ShardCommand::Update {
+        collection: COLLECTION.into(),
+        records: vec![update, rec("ghost", vec![0.0, 0.0])],
+    });
+    let req = GetRequest {
+        collection: COLLECTION.into(),
+        ids: None,
+        filter: Filter::default(),
+        offset: 0,
+        limit: None,
+        include: Include::ALL,
+    };
+    let got = d.sm.get(&req).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].document.as_deref(), Some("doc"));
+    assert_eq!(got[0].uri.as_deref(), Some("u"));
+    assert_eq!(got[0].metadata.as_ref().map(|m| m.len()), Some(2));
+    assert_eq!(got[0].embedding.as_deref(), Some(&[1.0, 0.0][..]));
+}
+
+#[test]
+fn a_retried_request_id_applies_once() {
+    let mut d = Driver::new(Space::L2);
+    let proposal = Proposal {
+        request_id: 42,
+        command: add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting),
+    };
+    assert_eq!(
+        d.sm.apply(AppliedPosition { index: 10, term: 2 }, &proposal),
+        ApplyOutcome::Done
+    );
+    // The retry is committed again at a later index: same outcome, no IDAlreadyExists.
+    assert_eq!(
+        d.sm.apply(AppliedPosition { index: 11, term: 3 }, &proposal),
+        ApplyOutcome::Done
+    );
+    assert_eq!(d.sm.applied(), AppliedPosition { index: 11, term: 3 });
+    let upsert = Proposal {
+        request_id: 43,
+        command: ShardCommand::Delete {
+            collection: COLLECTION.into(),
+            ids: None,
+            filter: Filter::default(),
+            limit: None,
+        },
+    };
+    assert_eq!(
+        d.sm.apply(AppliedPosition { index: 12, term: 3 }, &upsert),
+        ApplyOutcome::Deleted(1)
+    );
+    d.apply(add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting));
+    assert_eq!(
+        d.sm.apply(AppliedPosition { index: 14, term: 3 }, &upsert),
+        ApplyOutcome::Deleted(1)
+    );
+    assert_eq!(
+        d.get_all(Filter::default()),
+        vec!["a"],
+        "the retried delete must not delete again"
+    );
+}
+
+#[test]
+fn get_pages_in_stable_order_without_gaps_or_repeats() {
+    let mut d = Driver::new(Space::L2);
+    let data = clustered(250, 3, 5, 0.1, 9);
+    for (i, chunk) in data.chunks(50).enumerate() {
+        let records = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, v)| rec(&format!("r{}", (i * 50 + j) * 7919 % 1000), v.clone()));
+        d.apply(add(records.collect(), AddMode::RejectExisting));
+    }
+    let all = d.get_all(Filter::default());
+    assert_eq!(all.len(), 250);
+    let mut paged = Vec::new();
+    for page in 0.. {
+        let req = GetRequest {
+            collection: COLLECTION.into(),
+            ids: None,
+            filter: Filter::default(),
+            offset: page * 17,
+            limit: Some(17),
+            include: Include::default(),
+        };
+        let got = d.sm.get(&req).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        paged.extend(got.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, all);
+}
+
+#[test]
+fn hnsw_path_never_returns_deleted_or_replaced_versions() {
+    let mut d = Driver::new(Space::L2);
+    let data = clustered(3000, 16, 20, 0.1, 3);
+    for (b, chunk) in data.chunks(500).enumerate() {
+        let records = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, v)| rec(&format!("{}", b * 500 + j), v.clone()));
+        d.apply(add(records.collect(), AddMode::RejectExisting));
+    }
+    // Delete every third record; move every fifth far away.
+    let deleted: Vec<String> = (0..3000).step_by(3).map(|i| i.to_string()).collect();
+    d.apply(ShardCommand::Delete {
+        collection: COLLECTION.into(),
+        ids: Some(deleted.clone()),
+        filter: Filter::default(),
+        limit: None,
+    });
+    let moved: Vec<RecordWrite> = (1..3000)
+        .step_by(5)
+        .map(|i| rec(&i.to_string(), vec![100.0; 16]))
+        .collect();
+    d.apply(ShardCommand::Update {
+        collection: COLLECTION.into(),
+        records: moved.clone(),
+    });
+    for q in clustered(50, 16, 20, 0.1, 4) {
+        for (id, dist) in d.query(&q, 10, Filter::default()) {
+            assert!(!deleted.contains(&id), "deleted id {id} returned");
+            let i: usize = id.parse().unwrap();
+            let current = if i % 5 == 1 {
+                vec![100.0; 16]
+            } else {
+                data[i].clone()
+            };
+            assert_eq!(
+                dist,
+                Space::L2.distance(&q, &current),
+                "stale distance for {id}"
+            );
+        }
+    }
+}
