@@ -2,6 +2,7 @@
 //! `where` / `where_document` filter language, distance spaces, shard
 //! commands, and (later) the wire messages and cluster configuration.
 
+pub mod catalog;
 pub mod command;
 pub mod config;
 pub mod distance;
