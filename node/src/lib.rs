@@ -4,5 +4,6 @@
 
 pub mod catalog;
 pub mod dataset;
+pub mod replicated;
 pub mod shard;
 pub mod storage;

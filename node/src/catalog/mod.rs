@@ -8,14 +8,12 @@
 //! - `apply`: one function per command, all checks before any change.
 //! - `configuration`: merging configuration updates on modify.
 //! - `read`: the reads, in Chroma's orders.
-//! - `dedup`: outcomes remembered by request id.
 //! - `digest`: order-independent digest.
 //! - `snapshot`: CRC-checked bincode snapshots.
 //! - `state_machine`: [`CatalogStateMachine`], tying them together.
 
 mod apply;
 mod configuration;
-pub mod dedup;
 mod digest;
 pub mod error;
 mod read;
@@ -26,6 +24,6 @@ pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
-pub use dedup::DEFAULT_DEDUP_WINDOW;
 pub use error::CatalogSnapshotError;
+pub use state_machine::DEFAULT_DEDUP_WINDOW;
 pub use state_machine::{AppliedPosition, CatalogStateMachine};

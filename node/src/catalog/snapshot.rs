@@ -23,10 +23,11 @@ use common::catalog::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::dedup::RequestDedup;
 use super::error::CatalogSnapshotError;
 use super::state::{name_key, CatalogState};
 use super::state_machine::{AppliedPosition, CatalogStateMachine};
+use crate::replicated::RequestDedup;
+use common::catalog::CatalogOutcome;
 
 const MAGIC: &[u8; 8] = b"VDBCAT01";
 const HEADER_LEN: usize = 8 + 8 + 4;
@@ -38,7 +39,7 @@ struct SnapshotData {
     tenants: Vec<String>,
     databases: Vec<DatabaseModel>,
     collections: Vec<CollectionModel>,
-    dedup: RequestDedup,
+    dedup: RequestDedup<CatalogOutcome>,
 }
 
 fn corrupt(msg: impl Into<String>) -> CatalogSnapshotError {

@@ -5,26 +5,29 @@
 use std::path::Path;
 
 use common::catalog::{CatalogOutcome, CatalogProposal, CatalogRead, CatalogReadReply};
-use serde::{Deserialize, Serialize};
 
-use super::dedup::RequestDedup;
 use super::error::CatalogSnapshotError;
 use super::state::CatalogState;
 use super::{digest, snapshot};
+pub use crate::replicated::AppliedPosition;
+use crate::replicated::RequestDedup;
 
-/// The log position up to which entries have been applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedPosition {
-    pub index: u64,
-    pub term: u64,
-}
+/// How many request ids the catalogue remembers. Catalogue changes are rare;
+/// a retry comes within seconds.
+pub const DEFAULT_DEDUP_WINDOW: usize = 10_000;
 
 /// Starts as the bootstrap catalogue (default tenant and database).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CatalogStateMachine {
     pub(super) state: CatalogState,
     pub(super) applied: AppliedPosition,
-    pub(super) dedup: RequestDedup,
+    pub(super) dedup: RequestDedup<CatalogOutcome>,
+}
+
+impl Default for CatalogStateMachine {
+    fn default() -> Self {
+        Self::with_dedup_window(DEFAULT_DEDUP_WINDOW)
+    }
 }
 
 impl CatalogStateMachine {
@@ -35,8 +38,9 @@ impl CatalogStateMachine {
     /// A state machine remembering the last `capacity` request ids.
     pub fn with_dedup_window(capacity: usize) -> Self {
         CatalogStateMachine {
+            state: CatalogState::default(),
+            applied: AppliedPosition::default(),
             dedup: RequestDedup::with_capacity(capacity),
-            ..Self::default()
         }
     }
 

@@ -2,28 +2,13 @@
 //! the same records report the same value whatever order they applied or
 //! indexed them in (architecture.md, promise 5).
 //!
-//! Each record is hashed over a canonical byte form (FNV-1a 64 then a
-//! splitmix64 finaliser, both fixed algorithms, so the value is stable across
-//! processes and builds); the per-record hashes are added with wrapping
-//! arithmetic, which is commutative.
+//! Each record is hashed over a canonical byte form with the stable hash of
+//! `replicated::hash`; the per-record hashes are added, which is commutative.
 
 use common::record::Metadata;
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(FNV_OFFSET, |h, b| (h ^ *b as u64).wrapping_mul(FNV_PRIME))
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::replicated::hash::combine;
+use crate::replicated::hash::stable_hash;
 
 fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
@@ -65,12 +50,7 @@ pub fn record_hash(
     }
     put_str(&mut buf, document);
     put_str(&mut buf, uri);
-    splitmix64(fnv1a(&buf))
-}
-
-/// Combines per-record hashes; commutative and associative.
-pub fn combine(acc: u64, record: u64) -> u64 {
-    acc.wrapping_add(record)
+    stable_hash(&buf)
 }
 
 #[cfg(test)]

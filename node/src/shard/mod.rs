@@ -3,7 +3,6 @@
 //! replica digest, and snapshots.
 
 pub mod collection;
-pub mod dedup;
 pub mod digest;
 pub mod error;
 pub mod index;

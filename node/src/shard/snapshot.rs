@@ -17,10 +17,11 @@ use common::command::CollectionId;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{CollectionShard, CollectionState};
-use super::dedup::RequestDedup;
 use super::error::ShardError;
 use super::index::VectorIndex;
 use super::state_machine::{AppliedPosition, ShardStateMachine};
+use crate::replicated::RequestDedup;
+use common::command::ApplyOutcome;
 
 const MAGIC: &[u8; 8] = b"VDBSNAP1";
 const STATE_SECTION: &str = "state";
@@ -29,7 +30,7 @@ const END_SECTION: &str = "END";
 #[derive(Serialize, Deserialize)]
 struct SnapshotState {
     applied: AppliedPosition,
-    dedup: RequestDedup,
+    dedup: RequestDedup<ApplyOutcome>,
     collections: Vec<(CollectionId, CollectionState)>,
 }
 

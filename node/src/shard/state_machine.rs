@@ -8,21 +8,28 @@ use common::command::{ApplyOutcome, CollectionId, Proposal, ShardCommand};
 use common::read::{GetRequest, QueryHit, QueryRequest, RecordView};
 
 use super::collection::CollectionShard;
-use super::dedup::RequestDedup;
 use super::error::ShardError;
+pub use crate::replicated::AppliedPosition;
+use crate::replicated::RequestDedup;
 
-/// The log position up to which commands have been applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AppliedPosition {
-    pub index: u64,
-    pub term: u64,
-}
+/// How many request ids a shard remembers. A retry arrives within seconds;
+/// this many writes is far more than a shard applies in that time.
+pub const DEFAULT_DEDUP_WINDOW: usize = 100_000;
 
-#[derive(Default)]
 pub struct ShardStateMachine {
     pub(super) collections: BTreeMap<CollectionId, CollectionShard>,
     pub(super) applied: AppliedPosition,
-    pub(super) dedup: RequestDedup,
+    pub(super) dedup: RequestDedup<ApplyOutcome>,
+}
+
+impl Default for ShardStateMachine {
+    fn default() -> Self {
+        ShardStateMachine {
+            collections: BTreeMap::new(),
+            applied: AppliedPosition::default(),
+            dedup: RequestDedup::with_capacity(DEFAULT_DEDUP_WINDOW),
+        }
+    }
 }
 
 impl ShardStateMachine {

@@ -13,9 +13,12 @@ use crate::shard::{AppliedPosition, ShardStateMachine};
 
 pub const COLLECTION: &str = "c";
 
+/// (embedding, metadata, document) of one modelled record.
+pub type ModelRecord = (Vec<f32>, Option<Metadata>, Option<String>);
+
 #[derive(Default, Clone)]
 pub struct Model {
-    pub records: BTreeMap<String, (Vec<f32>, Option<Metadata>, Option<String>)>,
+    pub records: BTreeMap<String, ModelRecord>,
 }
 
 impl Model {

@@ -65,11 +65,12 @@ fn commands() -> Vec<ShardCommand> {
 }
 
 fn entry(index: u64, proposal: &Proposal) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = 1;
-    e.data = bincode::serialize(proposal).expect("encode").into();
-    e
+    Entry {
+        index,
+        term: 1,
+        data: bincode::serialize(proposal).expect("encode").into(),
+        ..Default::default()
+    }
 }
 
 #[test]

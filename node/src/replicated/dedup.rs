@@ -1,6 +1,6 @@
 //! Remembers the outcome of recently applied proposals by request id, so a
 //! proposal the router retries after a leader change applies exactly once
-//! and gets the reply of its first application.
+//! and gets the reply of its first application. Shared by every kind of group.
 //!
 //! Eviction is by count in apply order, which every replica shares, so the
 //! window is identical on all replicas and travels inside snapshots. Ordered
@@ -8,27 +8,18 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use common::catalog::CatalogOutcome;
 use serde::{Deserialize, Serialize};
 
-/// How many request ids the catalogue remembers. Catalogue changes are rare;
-/// a retry comes within seconds.
-pub const DEFAULT_DEDUP_WINDOW: usize = 10_000;
-
+/// The outcomes of the last `capacity` request ids, generic over the
+/// group's outcome type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestDedup {
+pub struct RequestDedup<O> {
     capacity: usize,
     order: VecDeque<u128>,
-    outcomes: BTreeMap<u128, CatalogOutcome>,
+    outcomes: BTreeMap<u128, O>,
 }
 
-impl Default for RequestDedup {
-    fn default() -> Self {
-        Self::with_capacity(DEFAULT_DEDUP_WINDOW)
-    }
-}
-
-impl RequestDedup {
+impl<O> RequestDedup<O> {
     pub fn with_capacity(capacity: usize) -> Self {
         RequestDedup {
             capacity: capacity.max(1),
@@ -37,11 +28,11 @@ impl RequestDedup {
         }
     }
 
-    pub fn get(&self, request_id: u128) -> Option<&CatalogOutcome> {
+    pub fn get(&self, request_id: u128) -> Option<&O> {
         self.outcomes.get(&request_id)
     }
 
-    pub fn remember(&mut self, request_id: u128, outcome: CatalogOutcome) {
+    pub fn remember(&mut self, request_id: u128, outcome: O) {
         if self.outcomes.insert(request_id, outcome).is_some() {
             return;
         }
@@ -63,7 +54,7 @@ impl RequestDedup {
 
     /// True when the order list and the outcome map describe the same ids
     /// within capacity (checked on snapshot restore).
-    pub(super) fn is_consistent(&self) -> bool {
+    pub fn is_consistent(&self) -> bool {
         self.order.len() == self.outcomes.len()
             && self.order.len() <= self.capacity
             && self.capacity >= 1
@@ -74,21 +65,16 @@ impl RequestDedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::catalog::{CatalogError, CatalogSuccess, TenantModel};
 
     #[test]
     fn evicts_oldest_first() {
         let mut d = RequestDedup::with_capacity(2);
-        let ok = |n: &str| {
-            Ok(CatalogSuccess::TenantCreated(TenantModel {
-                name: n.into(),
-            }))
-        };
-        d.remember(1, ok("a"));
-        d.remember(2, Err(CatalogError::tenant_exists("b")));
-        d.remember(3, ok("c"));
+        d.remember(1, "a");
+        d.remember(2, "b");
+        d.remember(1, "again");
+        d.remember(3, "c");
         assert!(d.get(1).is_none());
-        assert_eq!(d.get(2), Some(&Err(CatalogError::tenant_exists("b"))));
+        assert_eq!(d.get(2), Some(&"b"));
         assert_eq!(d.len(), 2);
         assert!(d.is_consistent());
     }
