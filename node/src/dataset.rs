@@ -6,27 +6,58 @@ use rand::{Rng, SeedableRng};
 
 use common::Space;
 
-/// `n` vectors of `dim` dimensions drawn around `clusters` random centres
-/// (uniform in [-1, 1]) with Gaussian-ish noise of scale `spread`.
+/// Samples from a mixture of isotropic gaussians: centres drawn from
+/// N(0, 1) per coordinate, points = centre + N(0, spread²) per coordinate.
+pub struct Mixture {
+    rng: StdRng,
+    centres: Vec<Vec<f32>>,
+    spread: f32,
+}
+
+impl Mixture {
+    pub fn new(dim: usize, clusters: usize, spread: f32, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let centres = (0..clusters.max(1))
+            .map(|_| (0..dim).map(|_| normal(&mut rng)).collect())
+            .collect();
+        Mixture {
+            rng,
+            centres,
+            spread,
+        }
+    }
+
+    pub fn sample(&mut self) -> Vec<f32> {
+        let c = self.rng.gen_range(0..self.centres.len());
+        let spread = self.spread;
+        let Mixture { rng, centres, .. } = self;
+        centres[c]
+            .iter()
+            .map(|&x| x + spread * normal(rng))
+            .collect()
+    }
+
+    pub fn samples(&mut self, n: usize) -> Vec<Vec<f32>> {
+        (0..n).map(|_| self.sample()).collect()
+    }
+
+    pub fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+}
+
+/// Standard normal by Box-Muller.
+pub fn normal(rng: &mut StdRng) -> f32 {
+    let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.gen();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+/// `n` vectors of `dim` dimensions from a `clusters`-component mixture.
+/// The same seed gives the same centres, so data and queries drawn with the
+/// same seed but taken from different positions share clusters.
 pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let centres: Vec<Vec<f32>> = (0..clusters.max(1))
-        .map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())
-        .collect();
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.gen_range(0..centres.len())];
-            // Sum of three uniforms: cheap and close enough to a normal for clustering.
-            c.iter()
-                .map(|x| {
-                    x + spread
-                        * (rng.gen_range(-1.0f32..1.0)
-                            + rng.gen_range(-1.0..1.0)
-                            + rng.gen_range(-1.0..1.0))
-                })
-                .collect()
-        })
-        .collect()
+    Mixture::new(dim, clusters, spread, seed).samples(n)
 }
 
 /// Exact top-k indices of `data` for `query`, by (distance, index).

@@ -10,7 +10,7 @@ use clap::Parser;
 use common::command::{AddMode, IndexConfig, MetadataPatch, Proposal, RecordWrite, ShardCommand};
 use common::read::{Include, QueryRequest};
 use common::{Filter, MetadataValue, Space};
-use node::dataset::{brute_force_top_k, clustered, recall};
+use node::dataset::{brute_force_top_k, recall, Mixture};
 use node::shard::snapshot::{read_snapshot, write_snapshot};
 use node::shard::{AppliedPosition, ShardStateMachine};
 
@@ -31,6 +31,9 @@ struct Args {
     k: usize,
     #[arg(long, default_value = "l2")]
     space: String,
+    /// Standard deviation of points around their cluster centre (centres are N(0, 1)).
+    #[arg(long, default_value_t = 0.5)]
+    spread: f32,
     /// Where the snapshot is written.
     #[arg(long, default_value = "data/bench")]
     dir: std::path::PathBuf,
@@ -126,11 +129,13 @@ fn main() {
         }
     };
     println!(
-        "shard_bench: n={} dim={} k={} space={} batch={}",
-        args.n, args.dim, args.k, args.space, args.batch
+        "shard_bench: n={} dim={} k={} space={} batch={} spread={} (100 gaussian clusters)",
+        args.n, args.dim, args.k, args.space, args.batch, args.spread
     );
-    let data = clustered(args.n, args.dim, 100, 0.1, 1);
-    let queries = clustered(args.queries, args.dim, 100, 0.1, 2);
+    // Queries come from the same mixture as the data, as real queries do.
+    let mut mixture = Mixture::new(args.dim, 100, args.spread, 1);
+    let data = mixture.samples(args.n);
+    let queries = mixture.samples(args.queries);
 
     let mut sm = ShardStateMachine::new();
     let mut index = 0u64;

@@ -13,7 +13,7 @@ use crate::shard::AppliedPosition;
 use crate::storage::{RaftLogStorage, WalOptions};
 
 fn commands() -> Vec<ShardCommand> {
-    let data = clustered(2400, 8, 10, 0.1, 5);
+    let data = clustered(2400, 8, 10, 0.5, 5);
     let mut cmds: Vec<ShardCommand> = data
         .chunks(200)
         .enumerate()
@@ -115,7 +115,7 @@ fn snapshot_plus_wal_tail_restores_the_same_state() {
         }
     }
     let snapshot_at = snapshot_at.unwrap();
-    let queries = clustered(20, 8, 10, 0.1, 6);
+    let queries = clustered(2420, 8, 10, 0.5, 5).split_off(2400);
     // Graphs built in a different order differ, so compare answers on the
     // exact path (a filter leaving few candidates), and all records by `get`.
     let b3 = Filter::parse(Some(&serde_json::json!({"b": 3})), None).expect("valid");

@@ -210,7 +210,9 @@ fn get_pages_in_stable_order_without_gaps_or_repeats() {
 #[test]
 fn hnsw_path_never_returns_deleted_or_replaced_versions() {
     let mut d = Driver::new(Space::L2);
-    let data = clustered(3000, 16, 20, 0.1, 3);
+    let mut all = clustered(3050, 16, 20, 0.5, 3);
+    let queries = all.split_off(3000);
+    let data = all;
     for (b, chunk) in data.chunks(500).enumerate() {
         let records = chunk
             .iter()
@@ -234,7 +236,7 @@ fn hnsw_path_never_returns_deleted_or_replaced_versions() {
         collection: COLLECTION.into(),
         records: moved.clone(),
     });
-    for q in clustered(50, 16, 20, 0.1, 4) {
+    for q in queries {
         for (id, dist) in d.query(&q, 10, Filter::default()) {
             assert!(!deleted.contains(&id), "deleted id {id} returned");
             let i: usize = id.parse().unwrap();

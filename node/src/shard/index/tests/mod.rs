@@ -8,10 +8,9 @@ mod recall;
 
 use common::command::IndexConfig;
 use common::Space;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use super::{PointId, VectorIndex};
+pub(super) use crate::dataset::Mixture;
 
 pub(super) const SPACES: [Space; 3] = [Space::L2, Space::Cosine, Space::Ip];
 
@@ -20,53 +19,6 @@ pub(super) fn config(space: Space) -> IndexConfig {
         space,
         ..IndexConfig::default()
     }
-}
-
-/// Samples from a mixture of isotropic gaussians: centres drawn from
-/// N(0, 1) per coordinate, points = centre + N(0, spread²) per coordinate.
-pub(super) struct Mixture {
-    rng: StdRng,
-    centres: Vec<Vec<f32>>,
-    spread: f32,
-}
-
-impl Mixture {
-    pub fn new(dim: usize, clusters: usize, spread: f32, seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let centres = (0..clusters)
-            .map(|_| (0..dim).map(|_| normal(&mut rng)).collect())
-            .collect();
-        Mixture {
-            rng,
-            centres,
-            spread,
-        }
-    }
-
-    pub fn sample(&mut self) -> Vec<f32> {
-        let c = self.rng.gen_range(0..self.centres.len());
-        let spread = self.spread;
-        let Mixture { rng, centres, .. } = self;
-        centres[c]
-            .iter()
-            .map(|&x| x + spread * normal(rng))
-            .collect()
-    }
-
-    pub fn samples(&mut self, n: usize) -> Vec<Vec<f32>> {
-        (0..n).map(|_| self.sample()).collect()
-    }
-
-    pub fn rng(&mut self) -> &mut StdRng {
-        &mut self.rng
-    }
-}
-
-/// Standard normal by Box-Muller.
-pub(super) fn normal(rng: &mut StdRng) -> f32 {
-    let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-    let u2: f64 = rng.gen();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
 /// Exact top-k by (distance, id), the order the index promises.
