@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest;
 use super::index::{PointId, VectorIndex};
+use super::metadata_index::MetadataIndex;
 
 /// A record as a replica stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,8 @@ pub struct CollectionShard {
     pub(super) state: CollectionState,
     /// Point id → record id, for mapping index hits back to records.
     pub(super) point_to_id: HashMap<PointId, String>,
+    /// Scalar metadata values → points, for selective filters.
+    pub(super) metadata_index: MetadataIndex,
     pub(super) index: Option<VectorIndex>,
 }
 
@@ -59,6 +62,7 @@ impl CollectionShard {
                 records: BTreeMap::new(),
             },
             point_to_id: HashMap::new(),
+            metadata_index: MetadataIndex::default(),
             index: None,
         }
     }
@@ -71,9 +75,14 @@ impl CollectionShard {
             .iter()
             .map(|(id, r)| (r.point, id.clone()))
             .collect();
+        let mut metadata_index = MetadataIndex::default();
+        for r in state.records.values() {
+            metadata_index.insert(r.point, r.metadata.as_ref());
+        }
         let mut shard = CollectionShard {
             state,
             point_to_id,
+            metadata_index,
             index,
         };
         if shard.index.is_none() {
@@ -240,6 +249,7 @@ impl CollectionShard {
                         uri: w.uri.clone(),
                     };
                     self.point_to_id.insert(point, w.id.clone());
+                    self.metadata_index.insert(point, record.metadata.as_ref());
                     self.state.records.insert(w.id.clone(), record);
                     new_points.push(point);
                 }
@@ -248,6 +258,11 @@ impl CollectionShard {
                     let Some(record) = self.state.records.get_mut(&w.id) else {
                         continue;
                     };
+                    let reindex = w.metadata.is_some() || fresh_point.is_some();
+                    if reindex {
+                        self.metadata_index
+                            .remove(record.point, record.metadata.as_ref());
+                    }
                     if let Some(patch) = &w.metadata {
                         record.metadata = apply_metadata_patch(record.metadata.take(), patch);
                     }
@@ -266,6 +281,10 @@ impl CollectionShard {
                             index.remove(old);
                         }
                         new_points.push(point);
+                    }
+                    if reindex {
+                        self.metadata_index
+                            .insert(record.point, record.metadata.as_ref());
                     }
                 }
             }
@@ -324,6 +343,7 @@ impl CollectionShard {
         for id in &victims {
             if let Some(r) = self.state.records.remove(id) {
                 self.point_to_id.remove(&r.point);
+                self.metadata_index.remove(r.point, r.metadata.as_ref());
                 if let Some(index) = self.index.as_mut() {
                     index.remove(r.point);
                 }
@@ -347,7 +367,14 @@ impl CollectionShard {
                 .then_some(id.as_str())
         };
         match ids {
-            None => Box::new(self.state.records.iter().filter_map(passes)),
+            None => match self.indexed_candidates(filter) {
+                Some(ids) => Box::new(
+                    ids.into_iter()
+                        .filter_map(move |id| self.state.records.get_key_value(id))
+                        .filter_map(passes),
+                ),
+                None => Box::new(self.state.records.iter().filter_map(passes)),
+            },
             Some(ids) => {
                 let wanted: std::collections::BTreeSet<&String> = ids.iter().collect();
                 Box::new(
@@ -358,6 +385,25 @@ impl CollectionShard {
                 )
             }
         }
+    }
+
+    /// Ids of the records the metadata index says may pass `filter`, sorted,
+    /// when that narrows the search enough to beat a scan of every record.
+    fn indexed_candidates(&self, filter: &Filter) -> Option<Vec<&str>> {
+        let points = self
+            .metadata_index
+            .candidates(filter.where_clause.as_ref()?)?;
+        // Past a quarter of the records, id lookups and the sort cost more than the scan.
+        if points.len() > self.state.records.len() / 4 {
+            return None;
+        }
+        let mut ids: Vec<&str> = points
+            .iter()
+            .filter_map(|p| self.point_to_id.get(p))
+            .map(String::as_str)
+            .collect();
+        ids.sort_unstable();
+        Some(ids)
     }
 
     /// Adds this collection's records into a shard digest.

@@ -6,6 +6,7 @@ pub mod collection;
 pub mod digest;
 pub mod error;
 pub mod index;
+pub mod metadata_index;
 pub mod read;
 pub mod snapshot;
 pub mod state_machine;

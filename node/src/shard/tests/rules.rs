@@ -253,3 +253,83 @@ fn hnsw_path_never_returns_deleted_or_replaced_versions() {
         }
     }
 }
+
+#[test]
+fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
+    use common::command::MetadataPatch;
+    use common::MetadataValue;
+    let bucket =
+        |b: i64| -> MetadataPatch { [("bucket".to_owned(), Some(MetadataValue::Int(b)))].into() };
+    let mut d = Driver::new(Space::L2);
+    let records = (0..2000)
+        .map(|i| RecordWrite {
+            metadata: Some(bucket(i % 100)),
+            ..rec(&i.to_string(), vec![i as f32, 1.0])
+        })
+        .collect();
+    d.apply(add(records, AddMode::RejectExisting));
+    // Move some records between buckets (metadata only, and with a new embedding),
+    // drop the key from others, and delete a few.
+    let moved = (0..2000).step_by(7).map(|i| RecordWrite {
+        id: i.to_string(),
+        embedding: (i % 2 == 0).then(|| vec![0.0, i as f32]),
+        metadata: Some(bucket(3)),
+        document: None,
+        uri: None,
+    });
+    d.apply(ShardCommand::Update {
+        collection: COLLECTION.into(),
+        records: moved.collect(),
+    });
+    let dropped = (1..2000).step_by(11).map(|i| RecordWrite {
+        id: i.to_string(),
+        embedding: None,
+        metadata: Some([("bucket".to_owned(), None)].into()),
+        document: None,
+        uri: None,
+    });
+    d.apply(ShardCommand::Upsert {
+        collection: COLLECTION.into(),
+        records: dropped.collect(),
+    });
+    d.apply(ShardCommand::Delete {
+        collection: COLLECTION.into(),
+        ids: Some((0..2000).step_by(13).map(|i| i.to_string()).collect()),
+        filter: Filter::default(),
+        limit: None,
+    });
+    let all =
+        d.sm.get(&GetRequest {
+            collection: COLLECTION.into(),
+            ids: None,
+            filter: Filter::default(),
+            offset: 0,
+            limit: None,
+            include: Include::ALL,
+        })
+        .unwrap();
+    for w in [
+        serde_json::json!({"bucket": 3}),
+        serde_json::json!({"bucket": 3.0}),
+        serde_json::json!({"bucket": {"$in": [5, 6, 99]}}),
+        serde_json::json!({"$and": [{"bucket": 3}, {"bucket": {"$ne": 4}}]}),
+        serde_json::json!({"$or": [{"bucket": 1}, {"bucket": 2}]}),
+    ] {
+        let filter = Filter::parse(Some(&w), None).unwrap();
+        let want: Vec<String> = all
+            .iter()
+            .filter(|r| filter.matches(r.metadata.as_ref(), r.document.as_deref()))
+            .map(|r| r.id.clone())
+            .collect();
+        assert!(
+            !want.is_empty() && want.len() < all.len() / 4,
+            "{w}: filter must take the index path"
+        );
+        assert_eq!(d.get_all(filter.clone()), want, "{w}");
+        let hits = d.query(&[5.0, 1.0], 5, filter);
+        assert!(
+            hits.iter().all(|(id, _)| want.contains(id)),
+            "{w}: query hit outside the filter"
+        );
+    }
+}
