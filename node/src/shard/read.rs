@@ -2,6 +2,7 @@
 //! vector, planned as exact scan or HNSW search.
 
 use common::read::{hit_order, GetRequest, Include, QueryHit, QueryRequest, RecordView};
+use common::Filter;
 
 use super::collection::{CollectionShard, StoredRecord};
 use super::index::PointId;
@@ -50,33 +51,79 @@ impl CollectionShard {
         if k == 0 || self.state.records.is_empty() {
             return req.embeddings.iter().map(|_| Vec::new()).collect();
         }
-        let restricted = req.ids.is_some() || !req.filter.is_empty();
-        // The candidate set is computed once for all query embeddings.
-        let candidates: Option<Vec<&StoredRecord>> = restricted.then(|| {
-            self.matching_ids(req.ids.as_deref(), &req.filter)
-                .filter_map(|id| self.state.records.get(id))
-                .collect()
-        });
         let space = self.state.config.space;
+        // Planned once: the candidate set serves every query embedding.
+        let plan = self.plan(req);
+        let allow = |p: PointId| match &plan {
+            Plan::GraphFiltered(Some(allowed)) => allowed.binary_search(&p).is_ok(),
+            _ => self
+                .current_record(p)
+                .is_some_and(|r| self.passes(r, &req.filter)),
+        };
         req.embeddings
             .iter()
             .map(|q| {
-                let scored: Vec<(PointId, f32)> = match (&candidates, &self.index) {
-                    (Some(c), _) if c.len() <= EXACT_SCAN_MAX_CANDIDATES => {
-                        exact_top_k(c, q, k, space)
-                    }
-                    (Some(c), Some(index)) => {
-                        let mut allowed: Vec<PointId> = c.iter().map(|r| r.point).collect();
-                        allowed.sort_unstable();
-                        let allow = move |p: PointId| allowed.binary_search(&p).is_ok();
-                        index.search(q, k, Some(&allow))
-                    }
-                    (None, Some(index)) => index.search(q, k, None),
+                let scored = match (&plan, &self.index) {
+                    (Plan::Exact(c), _) => exact_top_k(c, q, k, space),
+                    (Plan::Graph, Some(index)) => index.search(q, k, None),
+                    (Plan::GraphFiltered(_), Some(index)) => index.search(q, k, Some(&allow)),
                     (_, None) => Vec::new(),
                 };
                 self.hits(scored, req.include)
             })
             .collect()
+    }
+
+    /// Chooses how to answer a query: exact scan of a small candidate set,
+    /// or the HNSW graph, unfiltered or with the filter checked lazily.
+    fn plan(&self, req: &QueryRequest) -> Plan<'_> {
+        if req.ids.is_none() && req.filter.is_empty() {
+            return Plan::Graph;
+        }
+        if req.ids.is_none() && self.estimated_matches(&req.filter) > 4 * EXACT_SCAN_MAX_CANDIDATES
+        {
+            return Plan::GraphFiltered(None);
+        }
+        let candidates: Vec<&StoredRecord> = self
+            .matching_ids(req.ids.as_deref(), &req.filter)
+            .filter_map(|id| self.state.records.get(id))
+            .collect();
+        if candidates.len() <= EXACT_SCAN_MAX_CANDIDATES || self.index.is_none() {
+            Plan::Exact(candidates)
+        } else {
+            let mut allowed: Vec<PointId> = candidates.iter().map(|r| r.point).collect();
+            allowed.sort_unstable();
+            Plan::GraphFiltered(Some(allowed))
+        }
+    }
+
+    /// Estimates how many records pass `filter` from a sample, without a
+    /// full scan (which costs more than the graph search it would guide).
+    fn estimated_matches(&self, filter: &Filter) -> usize {
+        const SAMPLE: usize = 512;
+        let n = self.state.records.len();
+        if n <= 4 * EXACT_SCAN_MAX_CANDIDATES {
+            return n.min(EXACT_SCAN_MAX_CANDIDATES); // small: scanning is cheap anyway
+        }
+        let stride = n / SAMPLE;
+        let passing = self
+            .point_to_id
+            .values()
+            .step_by(stride.max(1))
+            .take(SAMPLE)
+            .filter_map(|id| self.state.records.get(id))
+            .filter(|r| self.passes(r, filter))
+            .count();
+        passing * n / SAMPLE
+    }
+
+    fn current_record(&self, point: PointId) -> Option<&StoredRecord> {
+        let r = self.state.records.get(self.point_to_id.get(&point)?)?;
+        (r.point == point).then_some(r)
+    }
+
+    fn passes(&self, r: &StoredRecord, filter: &Filter) -> bool {
+        filter.matches(r.metadata.as_ref(), r.document.as_deref())
     }
 
     fn hits(&self, scored: Vec<(PointId, f32)>, include: Include) -> Vec<QueryHit> {
@@ -96,6 +143,14 @@ impl CollectionShard {
         hits.sort_by(hit_order);
         hits
     }
+}
+
+enum Plan<'a> {
+    Exact(Vec<&'a StoredRecord>),
+    Graph,
+    /// HNSW search restricted to these points, or (None) to the points that
+    /// pass the filter, checked lazily as the graph walk visits them.
+    GraphFiltered(Option<Vec<PointId>>),
 }
 
 /// Exact top-k by brute force over `candidates`, ties broken by point id.

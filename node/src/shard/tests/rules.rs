@@ -333,3 +333,51 @@ fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
         );
     }
 }
+
+#[test]
+fn broad_filters_search_the_graph_with_the_filter_checked_lazily() {
+    use common::command::MetadataPatch;
+    use common::MetadataValue;
+    let mut d = Driver::new(Space::L2);
+    let mut all = clustered(10_020, 8, 30, 0.5, 11);
+    let queries = all.split_off(10_000);
+    let parity = |i: usize| -> MetadataPatch {
+        [(
+            "even".to_owned(),
+            Some(MetadataValue::Bool(i.is_multiple_of(2))),
+        )]
+        .into()
+    };
+    for (b, chunk) in all.chunks(2000).enumerate() {
+        let records = chunk.iter().enumerate().map(|(j, v)| {
+            let i = b * 2000 + j;
+            RecordWrite {
+                metadata: Some(parity(i)),
+                ..rec(&i.to_string(), v.clone())
+            }
+        });
+        d.apply(add(records.collect(), AddMode::RejectExisting));
+    }
+    let filter = Filter::parse(Some(&serde_json::json!({"even": true})), None).unwrap();
+    let mut found = 0;
+    for q in &queries {
+        let hits = d.query(q, 10, filter.clone());
+        assert_eq!(hits.len(), 10);
+        assert!(
+            hits.iter()
+                .all(|(id, _)| id.parse::<usize>().unwrap().is_multiple_of(2)),
+            "hit outside the filter"
+        );
+        let mut exact: Vec<(f32, usize)> = (0..all.len())
+            .step_by(2)
+            .map(|i| (Space::L2.distance(q, &all[i]), i))
+            .collect();
+        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
+        found += exact[..10]
+            .iter()
+            .filter(|(_, i)| hits.iter().any(|(id, _)| id == &i.to_string()))
+            .count();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.9, "recall {recall}");
+}
