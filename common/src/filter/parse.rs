@@ -79,22 +79,31 @@ fn parse_where(value: &Value, depth: usize) -> Result<Where, CommonError> {
 }
 
 fn parse_where_list(operand: &Value, depth: usize) -> Result<Vec<Where>, CommonError> {
+    parse_logical_list(operand, depth, "where", "where expressions", parse_where)
+}
+
+/// The operand of `$and` / `$or`: a list of at least two clauses, each
+/// parsed by `parse` one level deeper. `subject` and `items` name them in errors.
+fn parse_logical_list<T>(
+    operand: &Value,
+    depth: usize,
+    subject: &str,
+    items_name: &str,
+    parse: fn(&Value, usize) -> Result<T, CommonError>,
+) -> Result<Vec<T>, CommonError> {
     let items = operand.as_array().ok_or_else(|| {
         invalid(format!(
-            "Expected where value for $and or $or to be a list of where expressions, got {}",
+            "Expected {subject} value for $and or $or to be a list of {items_name}, got {}",
             show(operand)
         ))
     })?;
     if items.len() < 2 {
         return Err(invalid(format!(
-            "Expected where value for $and or $or to be a list with at least two where expressions, got {}",
+            "Expected {subject} value for $and or $or to be a list with at least two {items_name}, got {}",
             show(operand)
         )));
     }
-    items
-        .iter()
-        .map(|item| parse_where(item, depth + 1))
-        .collect()
+    items.iter().map(|item| parse(item, depth + 1)).collect()
 }
 
 /// `{"key": value}` (equality shorthand) or `{"key": {"$op": operand}}`.
@@ -285,22 +294,13 @@ fn parse_where_document_list(
     operand: &Value,
     depth: usize,
 ) -> Result<Vec<WhereDocument>, CommonError> {
-    let items = operand.as_array().ok_or_else(|| {
-        invalid(format!(
-            "Expected document value for $and or $or to be a list of where document expressions, got {}",
-            show(operand)
-        ))
-    })?;
-    if items.len() < 2 {
-        return Err(invalid(format!(
-            "Expected document value for $and or $or to be a list with at least two where document expressions, got {}",
-            show(operand)
-        )));
-    }
-    items
-        .iter()
-        .map(|item| parse_where_document(item, depth + 1))
-        .collect()
+    parse_logical_list(
+        operand,
+        depth,
+        "document",
+        "where document expressions",
+        parse_where_document,
+    )
 }
 
 /// One document condition; `op` is one of the four leaf operators.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use common::command::{
     apply_metadata_patch, AddMode, IndexConfig, Proposal, RecordWrite, ShardCommand,
 };
-use common::read::{GetRequest, Include, QueryRequest};
+use common::read::{GetRequest, Include, QueryRequest, RecordView};
 use common::{Filter, Metadata, Space};
 
 use crate::shard::{AppliedPosition, ShardStateMachine};
@@ -147,21 +147,21 @@ impl Driver {
         )
     }
 
-    pub fn get_all(&self, filter: Filter) -> Vec<String> {
+    /// Every record passing `filter`, in `get` order, with every field.
+    pub fn get_records(&self, filter: Filter) -> Vec<RecordView> {
         let req = GetRequest {
             collection: COLLECTION.into(),
             ids: None,
             filter,
             offset: 0,
             limit: None,
-            include: Include::default(),
+            include: Include::ALL,
         };
-        self.sm
-            .get(&req)
-            .expect("collection exists")
-            .into_iter()
-            .map(|r| r.id)
-            .collect()
+        self.sm.get(&req).expect("collection exists")
+    }
+
+    pub fn get_all(&self, filter: Filter) -> Vec<String> {
+        self.get_records(filter).into_iter().map(|r| r.id).collect()
     }
 
     pub fn query(&self, q: &[f32], k: usize, filter: Filter) -> Vec<(String, f32)> {

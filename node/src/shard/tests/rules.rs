@@ -117,15 +117,7 @@ fn update_of_missing_id_is_ignored_and_fields_merge() {
         collection: COLLECTION.into(),
         records: vec![update, rec("ghost", vec![0.0, 0.0])],
     });
-    let req = GetRequest {
-        collection: COLLECTION.into(),
-        ids: None,
-        filter: Filter::default(),
-        offset: 0,
-        limit: None,
-        include: Include::ALL,
-    };
-    let got = d.sm.get(&req).unwrap();
+    let got = d.get_records(Filter::default());
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].document.as_deref(), Some("doc"));
     assert_eq!(got[0].uri.as_deref(), Some("u"));
@@ -298,16 +290,7 @@ fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
         filter: Filter::default(),
         limit: None,
     });
-    let all =
-        d.sm.get(&GetRequest {
-            collection: COLLECTION.into(),
-            ids: None,
-            filter: Filter::default(),
-            offset: 0,
-            limit: None,
-            include: Include::ALL,
-        })
-        .unwrap();
+    let all = d.get_records(Filter::default());
     for w in [
         serde_json::json!({"bucket": 3}),
         serde_json::json!({"bucket": 3.0}),
