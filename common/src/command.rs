@@ -23,7 +23,12 @@ pub struct IndexConfig {
 impl Default for IndexConfig {
     /// Chroma's defaults.
     fn default() -> Self {
-        IndexConfig { space: Space::L2, ef_construction: 100, ef_search: 100, max_neighbors: 16 }
+        IndexConfig {
+            space: Space::L2,
+            ef_construction: 100,
+            ef_search: 100,
+            max_neighbors: 16,
+        }
     }
 }
 
@@ -70,19 +75,40 @@ pub fn apply_metadata_patch(base: Option<Metadata>, patch: &MetadataPatch) -> Op
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ShardCommand {
     /// Creates the collection's part on this shard (idempotent).
-    CreateCollection { collection: CollectionId, config: IndexConfig },
+    CreateCollection {
+        collection: CollectionId,
+        config: IndexConfig,
+    },
     /// Drops the collection's part on this shard and all its records.
     DropCollection { collection: CollectionId },
     /// Changes search-time settings of a collection (ef_search).
-    ModifyCollection { collection: CollectionId, config: IndexConfig },
+    ModifyCollection {
+        collection: CollectionId,
+        config: IndexConfig,
+    },
     /// Adds new records; every record has an embedding.
-    Add { collection: CollectionId, records: Vec<RecordWrite>, mode: AddMode },
+    Add {
+        collection: CollectionId,
+        records: Vec<RecordWrite>,
+        mode: AddMode,
+    },
     /// Creates or merges records; a new id must carry an embedding.
-    Upsert { collection: CollectionId, records: Vec<RecordWrite> },
+    Upsert {
+        collection: CollectionId,
+        records: Vec<RecordWrite>,
+    },
     /// Merges into existing records; missing ids are ignored.
-    Update { collection: CollectionId, records: Vec<RecordWrite> },
+    Update {
+        collection: CollectionId,
+        records: Vec<RecordWrite>,
+    },
     /// Deletes records selected by ids (if given) intersected with the filter.
-    Delete { collection: CollectionId, ids: Option<Vec<String>>, filter: Filter, limit: Option<usize> },
+    Delete {
+        collection: CollectionId,
+        ids: Option<Vec<String>>,
+        filter: Filter,
+        limit: Option<usize>,
+    },
     /// Removes every collection on the shard (POST /reset).
     Reset,
 }

@@ -11,9 +11,15 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot parse {path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("invalid cluster config: {0}")]
     Invalid(String),
 }
@@ -110,18 +116,25 @@ pub struct NodeEntry {
 
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let config = Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.display().to_string(), source },
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                source,
+            },
             other => other,
         })?;
         Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: ClusterConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: "<text>".into(), source })?;
+        let config: ClusterConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: "<text>".into(),
+            source,
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -137,14 +150,19 @@ impl ClusterConfig {
         }
         let rf = self.cluster.replication_factor;
         if rf == 0 || rf > self.nodes.len() {
-            return invalid(format!("replication_factor {rf} must be between 1 and the node count {}", self.nodes.len()));
+            return invalid(format!(
+                "replication_factor {rf} must be between 1 and the node count {}",
+                self.nodes.len()
+            ));
         }
         if self.cluster.shard_count == 0 {
             return invalid("shard_count must be at least 1".into());
         }
         let r = &self.raft;
         if r.tick_ms == 0 || r.heartbeat_ticks == 0 || r.election_ticks <= r.heartbeat_ticks {
-            return invalid("raft: tick_ms > 0 and election_ticks > heartbeat_ticks > 0 required".into());
+            return invalid(
+                "raft: tick_ms > 0 and election_ticks > heartbeat_ticks > 0 required".into(),
+            );
         }
         Ok(())
     }
@@ -195,10 +213,18 @@ addr = "127.0.0.1:9103"
 
     #[test]
     fn rejects_bad_configs() {
-        assert!(ClusterConfig::parse(&SAMPLE.replace("replication_factor = 3", "replication_factor = 4")).is_err());
-        assert!(ClusterConfig::parse(&SAMPLE.replace("shard_count = 4", "shard_count = 0")).is_err());
+        assert!(ClusterConfig::parse(
+            &SAMPLE.replace("replication_factor = 3", "replication_factor = 4")
+        )
+        .is_err());
+        assert!(
+            ClusterConfig::parse(&SAMPLE.replace("shard_count = 4", "shard_count = 0")).is_err()
+        );
         assert!(ClusterConfig::parse(&SAMPLE.replace("id = 2", "id = 1")).is_err());
-        assert!(ClusterConfig::parse(&SAMPLE.replace("tick_ms = 50", "tick_ms = 50\nbogus = 1")).is_err());
+        assert!(
+            ClusterConfig::parse(&SAMPLE.replace("tick_ms = 50", "tick_ms = 50\nbogus = 1"))
+                .is_err()
+        );
     }
 
     #[test]

@@ -187,7 +187,11 @@ mod tests {
     fn naive(space: Space, a: &[f32], b: &[f32]) -> f64 {
         let d: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
         match space {
-            Space::L2 => a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum(),
+            Space::L2 => a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                .sum(),
             Space::Ip => 1.0 - d,
             Space::Cosine => {
                 let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -206,7 +210,10 @@ mod tests {
             for space in [Space::L2, Space::Cosine, Space::Ip] {
                 let got = space.distance(&a, &b) as f64;
                 let want = naive(space, &a, &b);
-                assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{space:?} dim {dim}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "{space:?} dim {dim}: {got} vs {want}"
+                );
             }
             // Portable and dispatched kernels agree.
             let p = unsafe { portable::l2_squared(&a, &b) };

@@ -2,12 +2,14 @@
 //! `where` / `where_document` filter language, distance spaces, shard
 //! commands, and (later) the wire messages and cluster configuration.
 
+pub mod catalog;
 pub mod command;
 pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
 pub mod placement;
+pub mod read;
 pub mod record;
 pub mod wire;
 

@@ -90,8 +90,12 @@ impl MetadataValue {
             }
             MetadataValue::Bool(b) => out.extend_from_slice(&[4, *b as u8]),
             MetadataValue::StrList(l) => list(out, 5, l, string),
-            MetadataValue::IntList(l) => list(out, 6, l, |o, i| o.extend_from_slice(&i.to_le_bytes())),
-            MetadataValue::FloatList(l) => list(out, 7, l, |o, f| o.extend_from_slice(&f.to_bits().to_le_bytes())),
+            MetadataValue::IntList(l) => {
+                list(out, 6, l, |o, i| o.extend_from_slice(&i.to_le_bytes()))
+            }
+            MetadataValue::FloatList(l) => list(out, 7, l, |o, f| {
+                o.extend_from_slice(&f.to_bits().to_le_bytes())
+            }),
             MetadataValue::BoolList(l) => list(out, 8, l, |o, b| o.push(*b as u8)),
         }
     }
@@ -143,9 +147,9 @@ fn list_from_json(key: &str, items: &[Value]) -> Result<MetadataValue, CommonErr
 
 /// Parses a JSON metadata object, applying Chroma's key rules.
 pub fn metadata_from_json(v: &Value) -> Result<Metadata, CommonError> {
-    let obj = v.as_object().ok_or_else(|| {
-        CommonError::invalid(format!("Expected metadata to be a dict, got {v}"))
-    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| CommonError::invalid(format!("Expected metadata to be a dict, got {v}")))?;
     let mut out = Metadata::new();
     for (key, value) in obj {
         validate_metadata_key(key)?;
@@ -156,7 +160,9 @@ pub fn metadata_from_json(v: &Value) -> Result<Metadata, CommonError> {
 
 pub fn validate_metadata_key(key: &str) -> Result<(), CommonError> {
     if key.is_empty() {
-        return Err(CommonError::invalid("Expected metadata key to be a non-empty string"));
+        return Err(CommonError::invalid(
+            "Expected metadata key to be a non-empty string",
+        ));
     }
     if key.starts_with('#') || key.starts_with("chroma:") {
         return Err(CommonError::invalid(format!(
@@ -187,12 +193,18 @@ mod tests {
 
     #[test]
     fn parses_scalars_and_lists() {
-        let m = metadata_from_json(&json!({"a": 1, "b": 2.5, "c": "x", "d": true, "e": [1, 2], "f": ["p"]})).unwrap();
+        let m = metadata_from_json(
+            &json!({"a": 1, "b": 2.5, "c": "x", "d": true, "e": [1, 2], "f": ["p"]}),
+        )
+        .unwrap();
         assert_eq!(m["a"], MetadataValue::Int(1));
         assert_eq!(m["b"], MetadataValue::Float(2.5));
         assert_eq!(m["e"], MetadataValue::IntList(vec![1, 2]));
         assert_eq!(m["f"], MetadataValue::StrList(vec!["p".into()]));
-        assert_eq!(metadata_to_json(&m), json!({"a": 1, "b": 2.5, "c": "x", "d": true, "e": [1, 2], "f": ["p"]}));
+        assert_eq!(
+            metadata_to_json(&m),
+            json!({"a": 1, "b": 2.5, "c": "x", "d": true, "e": [1, 2], "f": ["p"]})
+        );
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! A node process: hosts replicas of many Raft groups (multi-raft), each with its own
-//! write-ahead log and state machine.
+//! write-ahead log and state machine (shard records and vector indexes, or the metadata
+//! group's catalogue).
 //!
 //! - [`storage`]: the WAL and raft-rs `Storage` over it.
 //! - [`raft`]: replica actors driving raft-rs `RawNode`, snapshots, the state machine trait.
 //! - [`transport`]: node-to-node Raft batches over HTTP, the chaos fault filter.
 //! - [`api`]: the internal API for routers and the admin API.
 //! - [`server`]: wiring them into a node process.
+//! - [`shard`], [`catalog`], [`replicated`]: the state machines and what they share.
 
 pub mod api;
+pub mod catalog;
+pub mod dataset;
 pub mod raft;
+pub mod replicated;
 pub mod server;
+pub mod shard;
 pub mod storage;
 pub mod transport;

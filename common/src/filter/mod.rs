@@ -1,9 +1,151 @@
-//! The `where` / `where_document` filter language of Chroma (http-api.md, Filters):
-//! a typed AST, parsed from JSON with Chroma-style messages, evaluated on records.
-//! (Parsing and evaluation are being written; see the foundation issue.)
+//! The `where` / `where_document` filter language of Chroma (http-api.md,
+//! Filters), one job per module: the typed AST (`ast.rs`), parsing and
+//! validating JSON with Chroma's messages (`parse.rs`), evaluating against one
+//! record (`eval.rs`), and property tests against an independent oracle
+//! (`oracle_tests.rs`).
+//!
+//! Semantics follow Chroma 1.5.9; `eval.rs` lists the rules and where they
+//! come from. A request's two clauses both apply: a record matches a
+//! [`Filter`] when it matches its `where` and its `where_document`.
+
+pub mod ast;
+mod eval;
+mod parse;
+
+#[cfg(test)]
+mod oracle_tests;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use ast::{DocRegex, FieldOp, Number, Scalar, ScalarList, Where, WhereDocument};
+pub use parse::MAX_DEPTH;
+
+use crate::error::CommonError;
+use crate::record::Metadata;
 
 /// A parsed `where` plus `where_document`; either may be absent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Filter {}
+pub struct Filter {
+    pub where_clause: Option<Where>,
+    pub where_document: Option<WhereDocument>,
+}
+
+/// `None`, JSON `null` and `{}` all mean "no condition".
+fn absent(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(map)) => map.is_empty(),
+        Some(_) => false,
+    }
+}
+
+impl Filter {
+    /// Parses the JSON of a request's `where` and `where_document` (either may
+    /// be None or JSON null; `{}` means no filter).
+    pub fn parse(
+        where_json: Option<&serde_json::Value>,
+        where_document_json: Option<&serde_json::Value>,
+    ) -> Result<Filter, CommonError> {
+        let where_clause = match where_json {
+            Some(v) if !absent(where_json) => Some(Where::from_json(v)?),
+            _ => None,
+        };
+        let where_document = match where_document_json {
+            Some(v) if !absent(where_document_json) => Some(WhereDocument::from_json(v)?),
+            _ => None,
+        };
+        Ok(Filter {
+            where_clause,
+            where_document,
+        })
+    }
+
+    /// True when the filter has no condition (every record matches).
+    pub fn is_empty(&self) -> bool {
+        self.where_clause.is_none() && self.where_document.is_none()
+    }
+
+    /// Whether a record with this metadata and document passes both clauses.
+    pub fn matches(&self, metadata: Option<&Metadata>, document: Option<&str>) -> bool {
+        self.where_clause
+            .as_ref()
+            .is_none_or(|w| w.matches(metadata, document))
+            && self
+                .where_document
+                .as_ref()
+                .is_none_or(|d| d.matches(document))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::metadata_from_json;
+    use serde_json::json;
+
+    #[test]
+    fn absent_clauses_are_no_filter() {
+        for v in [None, Some(json!(null)), Some(json!({}))] {
+            for d in [None, Some(json!(null)), Some(json!({}))] {
+                let f = Filter::parse(v.as_ref(), d.as_ref()).unwrap();
+                assert!(f.is_empty());
+                assert_eq!(f, Filter::default());
+                assert!(f.matches(None, None));
+            }
+        }
+    }
+
+    #[test]
+    fn both_clauses_apply() {
+        let f = Filter::parse(Some(&json!({"a": 1})), Some(&json!({"$contains": "cat"}))).unwrap();
+        assert!(!f.is_empty());
+        let m = metadata_from_json(&json!({"a": 1})).unwrap();
+        assert!(f.matches(Some(&m), Some("a cat")));
+        assert!(!f.matches(Some(&m), Some("a dog")));
+        assert!(!f.matches(None, Some("a cat")));
+        assert!(!f.matches(Some(&m), None));
+    }
+
+    #[test]
+    fn each_clause_reports_its_own_errors() {
+        let err = Filter::parse(Some(&json!({"a": {"$gt": "x"}})), None).unwrap_err();
+        assert!(err.to_string().contains("operator $gt"));
+        let err = Filter::parse(None, Some(&json!({"$contains": ""}))).unwrap_err();
+        assert!(err.to_string().contains("non-empty str"));
+        let err = Filter::parse(Some(&json!("x")), None).unwrap_err();
+        assert!(err.to_string().contains("Expected where to be a dict"));
+        let err = Filter::parse(None, Some(&json!([]))).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("Expected where document to be a dictionary"));
+    }
+
+    #[test]
+    fn bincode_round_trip_keeps_compiled_regex() {
+        let f = Filter::parse(
+            Some(&json!({"$or": [{"a": {"$in": [1.5, 2]}}, {"#document": {"$regex": "^c.t"}}]})),
+            Some(&json!({"$and": [{"$not_regex": "dog$"}, {"$not_contains": "bird"}]})),
+        )
+        .unwrap();
+        let bytes = bincode::serialize(&f).unwrap();
+        let back: Filter = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(back, f);
+        assert!(back.matches(None, Some("cat")));
+        assert!(!back.matches(None, Some("cat dog")));
+    }
+
+    #[test]
+    fn bincode_rejects_an_invalid_regex() {
+        let f = Filter::parse(None, Some(&json!({"$regex": "a+"}))).unwrap();
+        let mut bytes = bincode::serialize(&f).unwrap();
+        // The pattern is the last two bytes; make it "a{" instead.
+        let n = bytes.len();
+        bytes[n - 1] = b'{';
+        let err = bincode::deserialize::<Filter>(&bytes).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid regex pattern \"a{\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The catalogue kept by the metadata Raft group: tenants, databases and
+//! collections (with their configuration, dimension and shard list).
+//!
+//! This module holds what crosses processes: the commands the metadata
+//! group's log carries ([`CatalogProposal`]), the reads ([`CatalogRead`]),
+//! their replies, the models with Chroma's JSON shapes, and the validation
+//! rules the router and the state machine share. Everything is plain data
+//! that bincode can carry (JSON travels as `String`), and every command is
+//! deterministic: ids are chosen by the router and carried in the command.
+
+mod error;
+mod model;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::IndexConfig;
+use crate::record::Metadata;
+
+pub use error::CatalogError;
+pub use model::{CollectionModel, DatabaseModel, ShardGroupId, TenantModel};
+pub use validate::{
+    canonical_uuid, is_canonical_uuid, validate_collection_metadata, validate_collection_name,
+    validate_configuration_json, validate_database_name, validate_index_config,
+    validate_tenant_name, COLLECTION_NAME_MAX, COLLECTION_NAME_MIN, TENANT_DATABASE_NAME_MIN,
+};
+
+/// The tenant that exists from bootstrap (and again after a reset).
+pub const DEFAULT_TENANT: &str = "default_tenant";
+/// The database of [`DEFAULT_TENANT`] that exists from bootstrap.
+pub const DEFAULT_DATABASE: &str = "default_database";
+/// Its id, as in Chroma's sqlite migration `00004-tenants-databases`.
+pub const DEFAULT_DATABASE_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A change to the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    CreateTenant {
+        name: String,
+    },
+    /// `id`: the new database's UUID, chosen by the router.
+    CreateDatabase {
+        tenant: String,
+        name: String,
+        id: String,
+    },
+    /// Also drops every collection of the database; the reply lists them.
+    DeleteDatabase {
+        tenant: String,
+        name: String,
+    },
+    CreateCollection {
+        tenant: String,
+        database: String,
+        /// The new collection's UUID, chosen by the router.
+        id: String,
+        name: String,
+        metadata: Option<Metadata>,
+        /// Chroma's `configuration_json` object as the server reports it.
+        configuration_json: String,
+        /// Space and HNSW parameters parsed from the configuration (and the
+        /// legacy `hnsw:*` metadata keys) by the router.
+        index_config: IndexConfig,
+        /// The Raft groups that will hold the collection's shards.
+        shards: Vec<ShardGroupId>,
+        /// An existing collection of that name is returned unchanged.
+        get_or_create: bool,
+    },
+    /// `None` leaves a field as it is. `new_metadata` replaces the metadata
+    /// (as Chroma does). `new_configuration_json` is Chroma's
+    /// `UpdateCollectionConfiguration` JSON (`{"hnsw": {"ef_search": ..}, ..}`),
+    /// merged into the stored configuration.
+    ModifyCollection {
+        id: String,
+        new_name: Option<String>,
+        new_metadata: Option<Metadata>,
+        new_configuration_json: Option<String>,
+    },
+    DeleteCollection {
+        tenant: String,
+        database: String,
+        name: String,
+    },
+    /// Compare-and-set of a collection's dimension: sets it when unset,
+    /// succeeds when equal, fails naming both dimensions when different.
+    SetDimension {
+        id: String,
+        dimension: u32,
+    },
+    /// Drops everything and recreates the default tenant and database.
+    Reset,
+}
+
+/// A command as proposed, with the id that makes a retried proposal apply once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogProposal {
+    /// Unique per logical request (the router picks it, random 128 bits).
+    pub request_id: u128,
+    pub command: CatalogCommand,
+}
+
+/// What a command that succeeded did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogSuccess {
+    TenantCreated(TenantModel),
+    DatabaseCreated(DatabaseModel),
+    /// `dropped`: the database's collections, now gone from the catalogue;
+    /// the router drops their shard data.
+    DatabaseDeleted {
+        database: DatabaseModel,
+        dropped: Vec<CollectionModel>,
+    },
+    /// `created` is false when `get_or_create` found the collection; it is then
+    /// returned as it was (metadata and configuration of the command ignored).
+    CollectionCreated {
+        collection: CollectionModel,
+        created: bool,
+    },
+    /// The collection after the change.
+    CollectionModified(CollectionModel),
+    /// The collection as it was; the router drops its shard data.
+    CollectionDeleted(CollectionModel),
+    /// The collection, whose dimension is now the one asked for.
+    DimensionSet(CollectionModel),
+    /// Every collection that existed; the router drops their shard data.
+    Reset {
+        dropped: Vec<CollectionModel>,
+    },
+}
+
+/// The reply to a command, remembered per request id.
+pub type CatalogOutcome = Result<CatalogSuccess, CatalogError>;
+
+/// A read of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogRead {
+    GetTenant {
+        name: String,
+    },
+    GetDatabase {
+        tenant: String,
+        name: String,
+    },
+    /// Ordered by name (Chroma: `ORDER BY name`).
+    ListDatabases {
+        tenant: String,
+        limit: Option<u32>,
+        offset: u32,
+    },
+    /// Ordered by collection id (Chroma: `ORDER BY collections.id`).
+    ListCollections {
+        tenant: String,
+        database: String,
+        limit: Option<u32>,
+        offset: u32,
+    },
+    CountCollections {
+        tenant: String,
+        database: String,
+    },
+    GetCollectionByName {
+        tenant: String,
+        database: String,
+        name: String,
+    },
+    /// Any UUID text form; the tenant and database are the caller's to check.
+    GetCollectionById {
+        id: String,
+    },
+    /// The catalogue version: bumped by every change, so routers cache by it.
+    Version,
+}
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CatalogReadValue {
+    Tenant(TenantModel),
+    Database(DatabaseModel),
+    Databases(Vec<DatabaseModel>),
+    Collection(CollectionModel),
+    Collections(Vec<CollectionModel>),
+    Count(u64),
+    Version(u64),
+}
+
+pub type CatalogReadReply = Result<CatalogReadValue, CatalogError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_and_statuses_are_chromas() {
+        let e = CatalogError::collection_exists("foo");
+        assert_eq!(
+            (e.name(), e.status(), e.message()),
+            (
+                "UniqueConstraintError",
+                409,
+                "Collection [foo] already exists"
+            )
+        );
+        let e = CatalogError::collection_not_found("foo");
+        assert_eq!(
+            (e.name(), e.status(), e.message()),
+            ("NotFoundError", 404, "Collection [foo] does not exist")
+        );
+        let e = CatalogError::dimension_mismatch(3, 2);
+        assert_eq!(
+            (e.name(), e.status(), e.to_string()),
+            (
+                "InvalidArgumentError",
+                400,
+                "Collection expecting embedding with dimension of 3, got 2".to_owned()
+            )
+        );
+        let e = CatalogError::database_missing_for_collection("db");
+        assert_eq!(
+            (e.name(), e.message()),
+            ("InvalidArgumentError", "Database [db] does not exist")
+        );
+        assert_eq!(
+            CatalogError::database_not_found("db").message(),
+            "Database [db] not found. Are you sure it exists?"
+        );
+        assert_eq!(
+            CatalogError::database_to_delete_not_found("db").message(),
+            "Database [db] not found"
+        );
+        assert_eq!(
+            CatalogError::tenant_not_found("t").message(),
+            "Tenant [t] not found"
+        );
+        assert_eq!(
+            CatalogError::tenant_exists("t").message(),
+            "Tenant [t] already exists"
+        );
+        assert_eq!(
+            CatalogError::database_exists("d").message(),
+            "Database [d] already exists"
+        );
+    }
+
+    #[test]
+    fn wire_types_round_trip_through_serde() {
+        let p = CatalogProposal {
+            request_id: u128::MAX - 7,
+            command: CatalogCommand::CreateCollection {
+                tenant: DEFAULT_TENANT.into(),
+                database: DEFAULT_DATABASE.into(),
+                id: "0a1b2c3d-4e5f-6789-abcd-ef0123456789".into(),
+                name: "docs".into(),
+                metadata: Some([("k".to_owned(), crate::MetadataValue::Float(0.5))].into()),
+                configuration_json: "{}".into(),
+                index_config: IndexConfig::default(),
+                shards: vec![1, 2],
+                get_or_create: true,
+            },
+        };
+        assert_eq!(serde_roundtrip(&p), p);
+        let r: CatalogReadReply = Err(CatalogError::tenant_not_found("x"));
+        assert_eq!(serde_roundtrip(&r), r);
+    }
+
+    /// `common` has no bincode; a serde_json round trip checks the derives
+    /// (no untagged enums, no `Value` fields). The node tests use bincode.
+    fn serde_roundtrip<T: Serialize + for<'de> Deserialize<'de>>(v: &T) -> T {
+        serde_json::from_str(&serde_json::to_string(v).unwrap()).unwrap()
+    }
+}

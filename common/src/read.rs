@@ -1,0 +1,75 @@
+//! Read requests a shard answers and what it returns. The router splits a
+//! client's `get` / `query` into one of these per shard and merges the replies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::CollectionId;
+use crate::filter::Filter;
+use crate::record::Metadata;
+
+/// Which record fields a reply carries (ids always come back; distances
+/// always come back from a shard because the router merges by them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Include {
+    pub embeddings: bool,
+    pub documents: bool,
+    pub metadatas: bool,
+    pub uris: bool,
+}
+
+impl Include {
+    pub const ALL: Include = Include {
+        embeddings: true,
+        documents: true,
+        metadatas: true,
+        uris: true,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetRequest {
+    pub collection: CollectionId,
+    /// Restrict to these ids (intersected with the filter).
+    pub ids: Option<Vec<String>>,
+    pub filter: Filter,
+    /// Records are returned in ascending id order, after skipping `offset`.
+    pub offset: usize,
+    pub limit: Option<usize>,
+    pub include: Include,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryRequest {
+    pub collection: CollectionId,
+    pub embeddings: Vec<Vec<f32>>,
+    pub n_results: usize,
+    /// Restrict the search to these ids (intersected with the filter).
+    pub ids: Option<Vec<String>>,
+    pub filter: Filter,
+    pub include: Include,
+}
+
+/// One record as a reply carries it; fields not included are `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    pub id: String,
+    pub embedding: Option<Vec<f32>>,
+    pub metadata: Option<Metadata>,
+    pub document: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// One hit of a query: the record and its distance to the query embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryHit {
+    pub record: RecordView,
+    pub distance: f32,
+}
+
+/// Orders hits by ascending distance, ties by id, so that every merge of
+/// per-shard results is deterministic.
+pub fn hit_order(a: &QueryHit, b: &QueryHit) -> std::cmp::Ordering {
+    a.distance
+        .total_cmp(&b.distance)
+        .then_with(|| a.record.id.cmp(&b.record.id))
+}

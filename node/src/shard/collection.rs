@@ -1,0 +1,425 @@
+//! One collection's part of a shard: its records (ordered by id, which is the
+//! stable order of `get`), the point id of each record version in the vector
+//! index, and the index itself.
+//!
+//! Every write validates the whole command first and mutates only after, so
+//! a rejected command leaves nothing behind (architecture.md, promise 7).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use common::command::{apply_metadata_patch, AddMode, ApplyOutcome, IndexConfig, RecordWrite};
+use common::record::Metadata;
+use common::Filter;
+use serde::{Deserialize, Serialize};
+
+use super::digest;
+use super::index::{PointId, VectorIndex};
+use super::metadata_index::MetadataIndex;
+
+/// A record as a replica stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    /// The index point of this version of the record; a new embedding gets a new point.
+    pub point: PointId,
+    pub embedding: Vec<f32>,
+    pub metadata: Option<Metadata>,
+    pub document: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// The durable part of a collection: everything but the index, which is
+/// derived from the records (and persisted beside them only to restart fast).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollectionState {
+    pub config: IndexConfig,
+    pub dimension: Option<usize>,
+    pub next_point: PointId,
+    pub records: BTreeMap<String, StoredRecord>,
+}
+
+pub struct CollectionShard {
+    pub(super) state: CollectionState,
+    /// Point id → record id, for mapping index hits back to records.
+    pub(super) point_to_id: HashMap<PointId, String>,
+    /// Scalar metadata values → points, for selective filters.
+    pub(super) metadata_index: MetadataIndex,
+    pub(super) index: Option<VectorIndex>,
+}
+
+/// A write that passed validation, ready to be applied without failure.
+enum Planned<'a> {
+    Insert(&'a RecordWrite, &'a [f32]),
+    Merge(&'a RecordWrite),
+}
+
+impl CollectionShard {
+    pub fn new(config: IndexConfig) -> Self {
+        CollectionShard {
+            state: CollectionState {
+                config,
+                dimension: None,
+                next_point: 0,
+                records: BTreeMap::new(),
+            },
+            point_to_id: HashMap::new(),
+            metadata_index: MetadataIndex::default(),
+            index: None,
+        }
+    }
+
+    /// Rebuilds the derived maps around restored state; `index` is a persisted
+    /// index that was already checked to match the records, or None to rebuild.
+    pub fn from_state(state: CollectionState, index: Option<VectorIndex>) -> Self {
+        let point_to_id = state
+            .records
+            .iter()
+            .map(|(id, r)| (r.point, id.clone()))
+            .collect();
+        let mut metadata_index = MetadataIndex::default();
+        for r in state.records.values() {
+            metadata_index.insert(r.point, r.metadata.as_ref());
+        }
+        let mut shard = CollectionShard {
+            state,
+            point_to_id,
+            metadata_index,
+            index,
+        };
+        if shard.index.is_none() {
+            shard.rebuild_index();
+        }
+        shard
+    }
+
+    pub fn state(&self) -> &CollectionState {
+        &self.state
+    }
+
+    pub fn index(&self) -> Option<&VectorIndex> {
+        self.index.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.records.is_empty()
+    }
+
+    pub fn set_config(&mut self, config: IndexConfig) {
+        if let Some(index) = self.index.as_mut() {
+            index.set_ef_search(config.ef_search);
+        }
+        self.state.config = config;
+    }
+
+    fn rebuild_index(&mut self) {
+        let Some(dim) = self.state.dimension else {
+            self.index = None;
+            return;
+        };
+        let mut index = VectorIndex::new(dim, &self.state.config, self.state.records.len());
+        let points: Vec<(PointId, &[f32])> = self
+            .state
+            .records
+            .values()
+            .map(|r| (r.point, r.embedding.as_slice()))
+            .collect();
+        index.insert_batch(&points);
+        self.index = Some(index);
+    }
+
+    /// Checks ids are unique and embeddings are finite and of one dimension
+    /// (the collection's, or else a common one that becomes the collection's).
+    fn validate_embeddings(&self, records: &[RecordWrite]) -> Result<Option<usize>, String> {
+        let mut seen = HashSet::with_capacity(records.len());
+        let mut dim = self.state.dimension;
+        for r in records {
+            if !seen.insert(r.id.as_str()) {
+                return Err(format!(
+                    "Expected IDs to be unique, found duplicate ID: {}",
+                    r.id
+                ));
+            }
+            let Some(e) = &r.embedding else { continue };
+            if e.iter().any(|x| !x.is_finite()) {
+                return Err(format!(
+                    "Embedding for id {} contains a NaN or infinite value",
+                    r.id
+                ));
+            }
+            match dim {
+                Some(d) if d != e.len() => {
+                    return Err(format!(
+                        "Collection expecting embedding with dimension of {d}, got {}",
+                        e.len()
+                    ))
+                }
+                None if e.is_empty() => return Err(format!("Embedding for id {} is empty", r.id)),
+                None => dim = Some(e.len()),
+                Some(_) => {}
+            }
+        }
+        Ok(dim)
+    }
+
+    pub fn add(&mut self, records: &[RecordWrite], mode: AddMode) -> ApplyOutcome {
+        let dim = match self.validate_embeddings(records) {
+            Ok(d) => d,
+            Err(msg) => return ApplyOutcome::Rejected(msg),
+        };
+        let existing: Vec<String> = records
+            .iter()
+            .filter(|r| self.state.records.contains_key(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        if mode == AddMode::RejectExisting && !existing.is_empty() {
+            return ApplyOutcome::IdsAlreadyExist(existing);
+        }
+        let mut plan = Vec::with_capacity(records.len());
+        for r in records {
+            if self.state.records.contains_key(&r.id) {
+                continue; // skip-existing mode
+            }
+            match &r.embedding {
+                Some(e) => plan.push(Planned::Insert(r, e)),
+                None => {
+                    return ApplyOutcome::Rejected(format!("Add of id {} has no embedding", r.id))
+                }
+            }
+        }
+        self.execute(plan, dim);
+        ApplyOutcome::Done
+    }
+
+    pub fn upsert(&mut self, records: &[RecordWrite]) -> ApplyOutcome {
+        let dim = match self.validate_embeddings(records) {
+            Ok(d) => d,
+            Err(msg) => return ApplyOutcome::Rejected(msg),
+        };
+        let mut plan = Vec::with_capacity(records.len());
+        for r in records {
+            match (&r.embedding, self.state.records.contains_key(&r.id)) {
+                (_, true) => plan.push(Planned::Merge(r)),
+                (Some(e), false) => plan.push(Planned::Insert(r, e)),
+                (None, false) => {
+                    return ApplyOutcome::Rejected(format!(
+                        "Upsert of new id {} has no embedding",
+                        r.id
+                    ))
+                }
+            }
+        }
+        self.execute(plan, dim);
+        ApplyOutcome::Done
+    }
+
+    /// Merges into existing records; ids that do not exist are ignored, as Chroma does.
+    pub fn update(&mut self, records: &[RecordWrite]) -> ApplyOutcome {
+        let dim = match self.validate_embeddings(records) {
+            Ok(d) => d,
+            Err(msg) => return ApplyOutcome::Rejected(msg),
+        };
+        let plan = records
+            .iter()
+            .filter(|r| self.state.records.contains_key(&r.id))
+            .map(Planned::Merge)
+            .collect();
+        self.execute(plan, dim);
+        ApplyOutcome::Done
+    }
+
+    /// Applies a validated plan; cannot fail.
+    fn execute(&mut self, plan: Vec<Planned<'_>>, dim: Option<usize>) {
+        let mut new_points: Vec<PointId> = Vec::new();
+        for step in plan {
+            match step {
+                Planned::Insert(w, embedding) => {
+                    let point = self.allocate_point();
+                    let metadata = w
+                        .metadata
+                        .as_ref()
+                        .and_then(|p| apply_metadata_patch(None, p));
+                    let record = StoredRecord {
+                        point,
+                        embedding: embedding.to_vec(),
+                        metadata,
+                        document: w.document.clone(),
+                        uri: w.uri.clone(),
+                    };
+                    self.point_to_id.insert(point, w.id.clone());
+                    self.metadata_index.insert(point, record.metadata.as_ref());
+                    self.state.records.insert(w.id.clone(), record);
+                    new_points.push(point);
+                }
+                Planned::Merge(w) => {
+                    let fresh_point = w.embedding.as_ref().map(|_| self.allocate_point());
+                    let Some(record) = self.state.records.get_mut(&w.id) else {
+                        continue;
+                    };
+                    let reindex = w.metadata.is_some() || fresh_point.is_some();
+                    if reindex {
+                        self.metadata_index
+                            .remove(record.point, record.metadata.as_ref());
+                    }
+                    if let Some(patch) = &w.metadata {
+                        record.metadata = apply_metadata_patch(record.metadata.take(), patch);
+                    }
+                    if let Some(doc) = &w.document {
+                        record.document = Some(doc.clone());
+                    }
+                    if let Some(uri) = &w.uri {
+                        record.uri = Some(uri.clone());
+                    }
+                    if let (Some(e), Some(point)) = (&w.embedding, fresh_point) {
+                        let old = std::mem::replace(&mut record.point, point);
+                        record.embedding = e.clone();
+                        self.point_to_id.remove(&old);
+                        self.point_to_id.insert(point, w.id.clone());
+                        if let Some(index) = self.index.as_mut() {
+                            index.remove(old);
+                        }
+                        new_points.push(point);
+                    }
+                    if reindex {
+                        self.metadata_index
+                            .insert(record.point, record.metadata.as_ref());
+                    }
+                }
+            }
+        }
+        // The dimension is fixed by the first embedding actually stored.
+        if self.state.dimension.is_none() && !new_points.is_empty() {
+            self.state.dimension = dim;
+        }
+        self.index_points(&new_points);
+    }
+
+    fn allocate_point(&mut self) -> PointId {
+        let p = self.state.next_point;
+        self.state.next_point += 1;
+        p
+    }
+
+    fn index_points(&mut self, points: &[PointId]) {
+        if points.is_empty() {
+            return;
+        }
+        let Some(dim) = self.state.dimension else {
+            return;
+        };
+        let config = &self.state.config;
+        let index = self
+            .index
+            .get_or_insert_with(|| VectorIndex::new(dim, config, points.len()));
+        let mut batch = Vec::with_capacity(points.len());
+        for p in points {
+            if let Some(r) = self
+                .point_to_id
+                .get(p)
+                .and_then(|id| self.state.records.get(id))
+            {
+                batch.push((*p, r.embedding.as_slice()));
+            }
+        }
+        index.insert_batch(&batch);
+        index.maintain();
+    }
+
+    /// Deletes the records selected by `ids` (when given) that pass `filter`,
+    /// at most `limit` of them in id order.
+    pub fn delete(
+        &mut self,
+        ids: Option<&[String]>,
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> ApplyOutcome {
+        let victims: Vec<String> = self
+            .matching_ids(ids, filter)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(str::to_owned)
+            .collect();
+        for id in &victims {
+            if let Some(r) = self.state.records.remove(id) {
+                self.point_to_id.remove(&r.point);
+                self.metadata_index.remove(r.point, r.metadata.as_ref());
+                if let Some(index) = self.index.as_mut() {
+                    index.remove(r.point);
+                }
+            }
+        }
+        if let Some(index) = self.index.as_mut() {
+            index.maintain();
+        }
+        ApplyOutcome::Deleted(victims.len() as u64)
+    }
+
+    /// Ids of records selected by `ids` (if given; duplicates and unknown ids
+    /// dropped) that pass `filter`, in ascending id order.
+    pub fn matching_ids<'a>(
+        &'a self,
+        ids: Option<&'a [String]>,
+        filter: &'a Filter,
+    ) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+        let passes = move |(id, r): (&'a String, &'a StoredRecord)| {
+            (filter.is_empty() || filter.matches(r.metadata.as_ref(), r.document.as_deref()))
+                .then_some(id.as_str())
+        };
+        match ids {
+            None => match self.indexed_candidates(filter) {
+                Some(ids) => Box::new(
+                    ids.into_iter()
+                        .filter_map(move |id| self.state.records.get_key_value(id))
+                        .filter_map(passes),
+                ),
+                None => Box::new(self.state.records.iter().filter_map(passes)),
+            },
+            Some(ids) => {
+                let wanted: std::collections::BTreeSet<&String> = ids.iter().collect();
+                Box::new(
+                    wanted
+                        .into_iter()
+                        .filter_map(move |id| self.state.records.get_key_value(id))
+                        .filter_map(passes),
+                )
+            }
+        }
+    }
+
+    /// Ids of the records the metadata index says may pass `filter`, sorted,
+    /// when that narrows the search enough to beat a scan of every record.
+    fn indexed_candidates(&self, filter: &Filter) -> Option<Vec<&str>> {
+        let points = self
+            .metadata_index
+            .candidates(filter.where_clause.as_ref()?)?;
+        // Past a quarter of the records, id lookups and the sort cost more than the scan.
+        if points.len() > self.state.records.len() / 4 {
+            return None;
+        }
+        let mut ids: Vec<&str> = points
+            .iter()
+            .filter_map(|p| self.point_to_id.get(p))
+            .map(String::as_str)
+            .collect();
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// Adds this collection's records into a shard digest.
+    pub fn digest(&self, collection: &str, acc: u64) -> u64 {
+        self.state.records.iter().fold(acc, |acc, (id, r)| {
+            digest::combine(
+                acc,
+                digest::record_hash(
+                    collection,
+                    id,
+                    &r.embedding,
+                    r.metadata.as_ref(),
+                    r.document.as_deref(),
+                    r.uri.as_deref(),
+                ),
+            )
+        })
+    }
+}

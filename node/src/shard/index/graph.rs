@@ -1,0 +1,167 @@
+//! A thin owner of one hnsw_rs graph, whatever its space.
+//!
+//! Points are keyed in the graph by their slot in the segment's
+//! [`VectorStore`](super::store::VectorStore) (hnsw_rs's `DataId`), not by
+//! `PointId`, so filters can test liveness with an array lookup.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use common::Space;
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnsw::Hnsw;
+use hnsw_rs::hnswio::HnswIo;
+
+use super::distance::{GraphCosine, GraphIp, GraphL2};
+use super::error::IndexError;
+
+/// Number of layers; hnsw_rs's dump refuses any other value than its maximum.
+const LAYERS: usize = 16;
+
+/// Batches at least this large are inserted with hnsw_rs's rayon insert.
+const PARALLEL_INSERT_MIN: usize = 256;
+
+/// hnsw_rs preallocates per-layer tables from the capacity hint; cap it so a
+/// wild hint cannot reserve gigabytes up front (tables still grow as needed).
+const CAPACITY_HINT_MAX: usize = 1 << 20;
+
+/// Graph parameters, already clamped to what hnsw_rs accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GraphParams {
+    pub space: Space,
+    /// `M`: links per point on upper layers (`2M` on layer 0). In `2..=255`:
+    /// hnsw_rs exits the process above 256 and stores it as a `u8`.
+    pub max_neighbors: usize,
+    pub ef_construction: usize,
+}
+
+impl GraphParams {
+    pub fn new(space: Space, max_neighbors: usize, ef_construction: usize) -> Self {
+        GraphParams {
+            space,
+            max_neighbors: max_neighbors.clamp(2, 255),
+            ef_construction: ef_construction.max(1),
+        }
+    }
+}
+
+pub(crate) enum Graph {
+    L2(Hnsw<'static, f32, GraphL2>),
+    Cosine(Hnsw<'static, f32, GraphCosine>),
+    Ip(Hnsw<'static, f32, GraphIp>),
+}
+
+/// Runs `$body` with `$h` bound to the inner `Hnsw`, whatever its distance type.
+macro_rules! with_hnsw {
+    ($graph:expr, $h:ident => $body:expr) => {
+        match $graph {
+            Graph::L2($h) => $body,
+            Graph::Cosine($h) => $body,
+            Graph::Ip($h) => $body,
+        }
+    };
+}
+
+impl Graph {
+    pub fn new(params: GraphParams, capacity_hint: usize) -> Self {
+        let (m, cap, ef) = (
+            params.max_neighbors,
+            capacity_hint.min(CAPACITY_HINT_MAX),
+            params.ef_construction,
+        );
+        match params.space {
+            Space::L2 => Graph::L2(Hnsw::new(m, cap, LAYERS, ef, GraphL2)),
+            Space::Cosine => Graph::Cosine(Hnsw::new(m, cap, LAYERS, ef, GraphCosine)),
+            Space::Ip => Graph::Ip(Hnsw::new(m, cap, LAYERS, ef, GraphIp)),
+        }
+    }
+
+    /// Number of points in the graph (live and tombstoned).
+    pub fn len(&self) -> usize {
+        with_hnsw!(self, h => h.get_nb_point())
+    }
+
+    /// Inserts `(vector, slot)` pairs; large batches in parallel.
+    pub fn insert(&self, items: &[(&[f32], usize)]) {
+        if items.len() >= PARALLEL_INSERT_MIN {
+            let items = items.to_vec();
+            with_hnsw!(self, h => h.parallel_insert_slice(&items));
+        } else {
+            for &item in items {
+                with_hnsw!(self, h => h.insert_slice(item));
+            }
+        }
+    }
+
+    /// Slots of up to `k` approximate nearest neighbours, nearest first.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<usize> {
+        let found = with_hnsw!(self, h => h.search_filter(query, k, ef, None));
+        found.into_iter().map(|n| n.d_id).collect()
+    }
+
+    /// Calls `f(slot, vector)` for every point of the graph.
+    pub fn for_each_point(&self, mut f: impl FnMut(usize, &[f32])) {
+        with_hnsw!(self, h => {
+            let points = h.get_point_indexation();
+            for layer in 0..LAYERS {
+                // get_layer_nb_point is 0 for a layer that does not exist, which
+                // get_layer_iterator would index out of bounds.
+                if points.get_layer_nb_point(layer) == 0 {
+                    continue;
+                }
+                for p in points.get_layer_iterator(layer) {
+                    f(p.get_origin_id(), p.get_v());
+                }
+            }
+        })
+    }
+
+    /// Writes `<basename>.hnsw.graph` and `<basename>.hnsw.data` into `dir`
+    /// and returns the basename hnsw_rs actually used (it picks another one
+    /// rather than overwrite the files of a graph it reloaded).
+    pub fn dump(&self, dir: &Path, basename: &str) -> Result<String, IndexError> {
+        let res = catch_unwind(AssertUnwindSafe(
+            || with_hnsw!(self, h => h.file_dump(dir, basename)),
+        ));
+        match res {
+            Ok(Ok(used)) => Ok(used),
+            Ok(Err(e)) => Err(IndexError::Hnsw(format!("dump failed: {e}"))),
+            Err(_) => Err(IndexError::Hnsw("hnsw_rs panicked while dumping".into())),
+        }
+    }
+
+    /// Loads a dump written by [`Graph::dump`]. The caller must have verified
+    /// the files (hnsw_rs asserts, and even exits the process, on bad input);
+    /// panics are still caught here as a last line of defence.
+    pub fn load(dir: &Path, basename: &str, space: Space) -> Result<Self, IndexError> {
+        // hnsw_rs ties a reloaded graph's lifetime to the HnswIo that loaded it,
+        // because with mmap enabled the points would borrow the mapped file. We
+        // never enable mmap, so the graph owns all of its data and only the type
+        // needs the borrow to outlive it: leak the HnswIo (a path, a name and an
+        // options struct, no open files or mappings, a few hundred bytes per
+        // load) to get a 'static borrow. Loads happen once per collection at
+        // start-up or snapshot install, so the leak stays small.
+        let io = Box::new(HnswIo::new(dir, basename));
+        let res = catch_unwind(AssertUnwindSafe(move || load_leaking(io, space)));
+        let mut graph = match res {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => return Err(IndexError::Hnsw(format!("load failed: {e}"))),
+            Err(_) => return Err(IndexError::Hnsw("hnsw_rs panicked while loading".into())),
+        };
+        // A reloaded hnsw_rs graph extends candidate lists on insert, a fresh
+        // one does not; keep later inserts behaving as in a fresh graph.
+        with_hnsw!(&mut graph, h => h.set_extend_candidates(false));
+        Ok(graph)
+    }
+}
+
+/// Loads through `io`, leaking it (see [`Graph::load`]).
+fn load_leaking(io: Box<HnswIo>, space: Space) -> Result<Graph, String> {
+    let io: &'static mut HnswIo = Box::leak(io);
+    let res = match space {
+        Space::L2 => io.load_hnsw::<f32, GraphL2>().map(Graph::L2),
+        Space::Cosine => io.load_hnsw::<f32, GraphCosine>().map(Graph::Cosine),
+        Space::Ip => io.load_hnsw::<f32, GraphIp>().map(Graph::Ip),
+    };
+    res.map_err(|e| e.to_string())
+}

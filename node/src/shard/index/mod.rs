@@ -1,0 +1,336 @@
+//! The vector index of one collection on one shard replica.
+//!
+//! An HNSW graph (hnsw_rs) over the record versions the state machine gives
+//! it, each under a fresh [`PointId`]. hnsw_rs cannot delete, so removed
+//! points are tombstoned and filtered out of every result; once tombstones
+//! pass a threshold, [`VectorIndex::maintain`] rebuilds the graph in the
+//! background and swaps it in, replaying the writes made meanwhile.
+//!
+//! - `distance`: the monotone map that makes every space's distance
+//!   acceptable to hnsw_rs.
+//! - `graph`: owner of one hnsw_rs graph (insert, search, dump, reload).
+//! - `store`: vectors by slot, ids, tombstones.
+//! - `segment`: a graph and its store, the unit a rebuild replaces.
+//! - `search`: exact scans, HNSW search with tombstones and filters.
+//! - `rebuild`: the background rebuild and its write log.
+//! - `persist`: dump plus manifest, validated reload.
+
+mod distance;
+mod error;
+mod graph;
+mod persist;
+mod rebuild;
+mod search;
+mod segment;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use common::command::IndexConfig;
+use common::Space;
+
+pub use error::IndexError;
+pub use search::{Allow, EXACT_BELOW_LIVE};
+
+use graph::GraphParams;
+use rebuild::{BuildHook, Rebuild};
+use segment::Segment;
+
+/// Identifies one record version in the index; the state machine assigns a
+/// fresh one to every version it writes.
+pub type PointId = u64;
+
+/// When [`VectorIndex::maintain`] starts a background rebuild.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildPolicy {
+    /// At least this many tombstones...
+    pub min_tombstones: usize,
+    /// ...and more than this fraction of all points in the graph.
+    pub min_fraction: f64,
+}
+
+impl Default for RebuildPolicy {
+    fn default() -> Self {
+        RebuildPolicy {
+            min_tombstones: 1024,
+            min_fraction: 0.25,
+        }
+    }
+}
+
+pub struct VectorIndex {
+    dim: usize,
+    space: Space,
+    ef_search: usize,
+    active: Segment,
+    rebuild: Option<Rebuild>,
+    policy: RebuildPolicy,
+    /// After a failed rebuild, do not retry before tombstones reach this.
+    retry_at_tombstones: usize,
+}
+
+impl VectorIndex {
+    /// An empty index. Out-of-range settings are clamped to what hnsw_rs
+    /// accepts: `max_neighbors` to `2..=255`, `ef_construction` and
+    /// `ef_search` to at least 1.
+    pub fn new(dim: usize, config: &IndexConfig, capacity_hint: usize) -> Self {
+        let params = graph_params(config);
+        VectorIndex::from_segment(dim, config, Segment::new(dim, params, capacity_hint))
+    }
+
+    fn from_segment(dim: usize, config: &IndexConfig, active: Segment) -> Self {
+        VectorIndex {
+            dim,
+            space: config.space,
+            ef_search: config.ef_search.max(1),
+            active,
+            rebuild: None,
+            policy: RebuildPolicy::default(),
+            retry_at_tombstones: 0,
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn space(&self) -> Space {
+        self.space
+    }
+
+    pub fn ef_search(&self) -> usize {
+        self.ef_search
+    }
+
+    /// Inserts the points; batches of 256 or more are inserted in parallel.
+    /// Inserting an id that is live replaces its vector.
+    ///
+    /// # Panics
+    /// If a vector's length is not [`dim`](Self::dim); the state machine
+    /// validates dimensions before applying. [`try_insert_batch`](Self::try_insert_batch)
+    /// returns an error instead.
+    pub fn insert_batch(&mut self, points: &[(PointId, &[f32])]) {
+        if let Err(e) = self.try_insert_batch(points) {
+            panic!("VectorIndex::insert_batch: {e}");
+        }
+    }
+
+    /// Like [`insert_batch`](Self::insert_batch), but inserts nothing and
+    /// returns an error if any vector has the wrong dimension.
+    pub fn try_insert_batch(&mut self, points: &[(PointId, &[f32])]) -> Result<(), IndexError> {
+        if let Some((_, v)) = points.iter().find(|(_, v)| v.len() != self.dim) {
+            return Err(IndexError::Dimension {
+                expected: self.dim,
+                got: v.len(),
+            });
+        }
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.active.insert_batch(points);
+        if let Some(rb) = &mut self.rebuild {
+            rb.record_inserts(points);
+        }
+        Ok(())
+    }
+
+    /// Tombstones `id`: no search returns it again. Unknown ids are ignored.
+    pub fn remove(&mut self, id: PointId) {
+        if self.active.remove(id) {
+            if let Some(rb) = &mut self.rebuild {
+                rb.record_remove(id);
+            }
+        }
+    }
+
+    /// Whether `id` is a live point.
+    pub fn contains(&self, id: PointId) -> bool {
+        self.active.store.slot_of(id).is_some()
+    }
+
+    pub fn len_live(&self) -> usize {
+        self.active.store.live_count()
+    }
+
+    pub fn tombstones(&self) -> usize {
+        self.active.store.tombstones()
+    }
+
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.ef_search = ef.max(1);
+    }
+
+    /// Top-k live points passing `allow`, sorted by (distance in the space,
+    /// PointId) ascending; distances are exact (recomputed with
+    /// `space.distance` on the stored vectors).
+    ///
+    /// Indexes with fewer than [`EXACT_BELOW_LIVE`] live points are scanned
+    /// exactly. Otherwise HNSW (`ef = max(ef_search, k)`) is asked for more
+    /// candidates while tombstones or `allow` leave fewer than `k`, and an
+    /// exact scan of the live points finishes the job if that still falls
+    /// short: the result has `min(k, matching live points)` entries. Whether a
+    /// selective filter should rather use [`exact_search`](Self::exact_search)
+    /// is the caller's decision. A query of the wrong dimension finds nothing.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allow: Option<&(dyn Fn(PointId) -> bool + Sync)>,
+    ) -> Vec<(PointId, f32)> {
+        if query.len() != self.dim {
+            return Vec::new();
+        }
+        search::search(&self.active, self.space, self.ef_search, query, k, allow)
+    }
+
+    /// Exact top-k among `candidates` (unknown, removed and repeated ids are
+    /// skipped), in the same order and with the same distances as
+    /// [`search`](Self::search).
+    pub fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        candidates: &[PointId],
+    ) -> Vec<(PointId, f32)> {
+        if query.len() != self.dim {
+            return Vec::new();
+        }
+        let store = &self.active.store;
+        let mut slots: Vec<usize> = candidates
+            .iter()
+            .filter_map(|&id| store.slot_of(id))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        search::exact_slots(&self.active, self.space, query, k, slots.into_iter())
+    }
+
+    /// Called by the state machine after applying a batch: installs a finished
+    /// background rebuild, or starts one when tombstones pass the policy's
+    /// threshold. Writes made while a rebuild runs are replayed onto the new
+    /// graph before the swap, so no point is lost or resurrected.
+    pub fn maintain(&mut self) {
+        if let Some(rb) = &self.rebuild {
+            if rb.is_finished() {
+                self.install_rebuild();
+            }
+            return;
+        }
+        if self.needs_rebuild() {
+            self.start_rebuild_with(None);
+        }
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        let store = &self.active.store;
+        let tombstones = store.tombstones();
+        tombstones >= self.policy.min_tombstones
+            && tombstones as f64 > self.policy.min_fraction * store.slots() as f64
+            && tombstones >= self.retry_at_tombstones
+    }
+
+    pub fn rebuild_policy(&self) -> RebuildPolicy {
+        self.policy
+    }
+
+    pub fn set_rebuild_policy(&mut self, policy: RebuildPolicy) {
+        self.policy = policy;
+    }
+
+    pub fn rebuild_in_progress(&self) -> bool {
+        self.rebuild.is_some()
+    }
+
+    /// Starts a background rebuild now, whatever the tombstone count (an
+    /// explicit compaction). False if one is already running or the thread
+    /// could not be spawned.
+    pub fn start_rebuild(&mut self) -> bool {
+        self.start_rebuild_with(None)
+    }
+
+    fn start_rebuild_with(&mut self, hook: Option<BuildHook>) -> bool {
+        if self.rebuild.is_some() {
+            return false;
+        }
+        match Rebuild::start(&self.active, hook) {
+            Ok(rb) => {
+                tracing::info!(
+                    live = self.len_live(),
+                    tombstones = self.tombstones(),
+                    "index rebuild started"
+                );
+                self.rebuild = Some(rb);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start index rebuild");
+                false
+            }
+        }
+    }
+
+    /// Waits for a running rebuild and installs it; true if a new graph was
+    /// installed.
+    pub fn finish_rebuild(&mut self) -> bool {
+        self.rebuild.is_some() && self.install_rebuild()
+    }
+
+    fn install_rebuild(&mut self) -> bool {
+        let Some(rb) = self.rebuild.take() else {
+            return false;
+        };
+        match rb.finish(&self.active) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.active, fresh);
+                drop_in_background(old);
+                self.retry_at_tombstones = 0;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "index rebuild failed; keeping the current graph");
+                self.retry_at_tombstones = self.tombstones().saturating_mul(2).max(1);
+                false
+            }
+        }
+    }
+
+    /// Writes the index into `dir` (dump + manifest, fsynced, atomically
+    /// replacing any index saved there). A running rebuild is not waited for:
+    /// the current graph, tombstones included, is saved.
+    pub fn save(&self, dir: &Path) -> Result<(), IndexError> {
+        persist::save(&self.active, dir)
+    }
+
+    /// Loads an index saved by [`save`](Self::save), validating everything
+    /// first; never panics. `config` must have the space, `max_neighbors` and
+    /// `ef_construction` the index was built with (`ef_search` is taken from
+    /// it). On any error the caller rebuilds the index from its records.
+    pub fn load(dir: &Path, config: &IndexConfig) -> Result<Self, IndexError> {
+        let active = persist::load(dir, graph_params(config))?;
+        Ok(VectorIndex::from_segment(
+            active.store.dim(),
+            config,
+            active,
+        ))
+    }
+}
+
+fn graph_params(config: &IndexConfig) -> GraphParams {
+    GraphParams::new(config.space, config.max_neighbors, config.ef_construction)
+}
+
+/// Freeing a large hnsw_rs graph walks every point; keep that off the apply path.
+fn drop_in_background(old: Segment) {
+    if old.store.slots() < 10_000 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("index-drop".into())
+        .spawn(move || drop(old));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "dropping the old index graph inline");
+    }
+}

@@ -1,0 +1,202 @@
+//! An inverted index over scalar metadata values, (key, value) → points, so a
+//! selective `where` (equality, `$in`, and `$and`/`$or` of them) finds its
+//! candidates without scanning every record. It only ever narrows: callers
+//! still check the full filter on each candidate, so a candidate set may be
+//! a superset (e.g. integers beyond 2^53 sharing a float term).
+
+use std::collections::{HashMap, HashSet};
+
+use common::filter::{FieldOp, Number, Scalar, ScalarList, Where};
+use common::{Metadata, MetadataValue};
+
+use super::index::PointId;
+
+/// An indexed value. Ints and floats share one numeric term because Chroma
+/// compares them by value (`{"a": 1}` matches a stored `1.0`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Term {
+    Str(String),
+    Num(u64),
+    Bool(bool),
+}
+
+fn num_term(f: f64) -> Term {
+    // -0.0 == 0.0, so they must share a term.
+    Term::Num(if f == 0.0 {
+        0.0f64.to_bits()
+    } else {
+        f.to_bits()
+    })
+}
+
+fn value_term(v: &MetadataValue) -> Option<Term> {
+    match v {
+        MetadataValue::Str(s) => Some(Term::Str(s.clone())),
+        MetadataValue::Int(i) => Some(num_term(*i as f64)),
+        MetadataValue::Float(f) => Some(num_term(*f)),
+        MetadataValue::Bool(b) => Some(Term::Bool(*b)),
+        // List values never equal a scalar and never match `$in`.
+        _ => None,
+    }
+}
+
+fn scalar_term(s: &Scalar) -> Term {
+    match s {
+        Scalar::Str(s) => Term::Str(s.clone()),
+        Scalar::Int(i) => num_term(*i as f64),
+        Scalar::Float(f) => num_term(*f),
+        Scalar::Bool(b) => Term::Bool(*b),
+    }
+}
+
+fn number_term(n: &Number) -> Term {
+    match n {
+        Number::Int(i) => num_term(*i as f64),
+        Number::Float(f) => num_term(*f),
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MetadataIndex {
+    postings: HashMap<String, HashMap<Term, HashSet<PointId>>>,
+}
+
+impl MetadataIndex {
+    pub fn insert(&mut self, point: PointId, metadata: Option<&Metadata>) {
+        for (key, value) in metadata.into_iter().flatten() {
+            if let Some(term) = value_term(value) {
+                self.postings
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(term)
+                    .or_default()
+                    .insert(point);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, point: PointId, metadata: Option<&Metadata>) {
+        for (key, value) in metadata.into_iter().flatten() {
+            let Some(term) = value_term(value) else {
+                continue;
+            };
+            let Some(by_term) = self.postings.get_mut(key) else {
+                continue;
+            };
+            if let Some(points) = by_term.get_mut(&term) {
+                points.remove(&point);
+                if points.is_empty() {
+                    by_term.remove(&term);
+                }
+            }
+            if by_term.is_empty() {
+                self.postings.remove(key);
+            }
+        }
+    }
+
+    fn points(&self, key: &str, terms: impl Iterator<Item = Term>) -> HashSet<PointId> {
+        let Some(by_term) = self.postings.get(key) else {
+            return HashSet::new();
+        };
+        let mut out = HashSet::new();
+        for term in terms {
+            if let Some(points) = by_term.get(&term) {
+                out.extend(points.iter().copied());
+            }
+        }
+        out
+    }
+
+    /// A superset of the points whose metadata satisfies `w`, or `None` when
+    /// the index cannot narrow it (the caller then scans).
+    pub fn candidates(&self, w: &Where) -> Option<HashSet<PointId>> {
+        match w {
+            Where::Field {
+                key,
+                op: FieldOp::Eq(s),
+            } => Some(self.points(key, std::iter::once(scalar_term(s)))),
+            Where::Field {
+                key,
+                op: FieldOp::In(list),
+            } => Some(match list {
+                ScalarList::Str(items) => {
+                    self.points(key, items.iter().map(|s| Term::Str(s.clone())))
+                }
+                ScalarList::Number(items) => self.points(key, items.iter().map(number_term)),
+                ScalarList::Bool(items) => self.points(key, items.iter().map(|b| Term::Bool(*b))),
+            }),
+            Where::And(children) => {
+                let mut sets: Vec<HashSet<PointId>> =
+                    children.iter().filter_map(|c| self.candidates(c)).collect();
+                sets.sort_by_key(HashSet::len);
+                let mut sets = sets.into_iter();
+                let first = sets.next()?;
+                Some(sets.fold(first, |acc, s| acc.intersection(&s).copied().collect()))
+            }
+            Where::Or(children) => {
+                let mut out = HashSet::new();
+                for c in children {
+                    out.extend(self.candidates(c)?);
+                }
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn meta(v: serde_json::Value) -> Metadata {
+        common::record::metadata_from_json(&v).unwrap()
+    }
+
+    fn cands(ix: &MetadataIndex, w: serde_json::Value) -> Option<Vec<PointId>> {
+        let f = common::Filter::parse(Some(&w), None).unwrap();
+        ix.candidates(f.where_clause.as_ref().unwrap()).map(|s| {
+            let mut v: Vec<_> = s.into_iter().collect();
+            v.sort();
+            v
+        })
+    }
+
+    #[test]
+    fn narrows_equality_in_and_or_and_follows_removals() {
+        let mut ix = MetadataIndex::default();
+        ix.insert(1, Some(&meta(json!({"a": 1, "s": "x"}))));
+        ix.insert(2, Some(&meta(json!({"a": 1.0, "s": "y"}))));
+        ix.insert(3, Some(&meta(json!({"a": 2, "l": [1, 2]}))));
+        ix.insert(4, None);
+        assert_eq!(cands(&ix, json!({"a": 1})), Some(vec![1, 2]));
+        assert_eq!(cands(&ix, json!({"a": {"$in": [2, 7]}})), Some(vec![3]));
+        assert_eq!(
+            cands(&ix, json!({"$and": [{"a": 1}, {"s": "y"}]})),
+            Some(vec![2])
+        );
+        assert_eq!(
+            cands(&ix, json!({"$and": [{"a": 1}, {"s": {"$ne": "y"}}]})),
+            Some(vec![1, 2])
+        );
+        assert_eq!(
+            cands(&ix, json!({"$or": [{"a": 2}, {"s": "x"}]})),
+            Some(vec![1, 3])
+        );
+        assert_eq!(
+            cands(&ix, json!({"$or": [{"a": 2}, {"s": {"$ne": "x"}}]})),
+            None
+        );
+        assert_eq!(cands(&ix, json!({"a": {"$gt": 0}})), None);
+        assert_eq!(
+            cands(&ix, json!({"l": 1})),
+            Some(vec![]),
+            "lists never equal a scalar"
+        );
+        ix.remove(2, Some(&meta(json!({"a": 1.0, "s": "y"}))));
+        assert_eq!(cands(&ix, json!({"a": 1})), Some(vec![1]));
+        assert_eq!(cands(&ix, json!({"s": "y"})), Some(vec![]));
+    }
+}

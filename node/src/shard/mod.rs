@@ -1,0 +1,18 @@
+//! One shard replica's state: the state machine that applies committed
+//! commands, per-collection records and vector indexes, the read path, the
+//! replica digest, and snapshots.
+
+pub mod collection;
+pub mod digest;
+pub mod error;
+pub mod index;
+pub mod metadata_index;
+pub mod read;
+pub mod snapshot;
+pub mod state_machine;
+
+pub use error::ShardError;
+pub use state_machine::{AppliedPosition, ShardStateMachine};
+
+#[cfg(test)]
+mod tests;

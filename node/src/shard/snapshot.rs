@@ -1,0 +1,271 @@
+//! Snapshots of a shard state machine: one self-checking file holding the
+//! records (with the applied position and the request-id window) and each
+//! collection's persisted HNSW index, so a restart or a lagging replica does
+//! not rebuild indexes from scratch when the saved ones are valid
+//! (architecture.md, promise 6).
+//!
+//! File layout: `MAGIC`, then sections `[name_len u16][name][len u64][crc32 u32][bytes]`,
+//! then the end marker section named `END`. The file is written under a
+//! temporary name, fsynced, renamed into place, and the directory fsynced, so
+//! a crash leaves either the old snapshot or the new one, never half of one.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use common::command::CollectionId;
+use serde::{Deserialize, Serialize};
+
+use super::collection::{CollectionShard, CollectionState};
+use super::error::ShardError;
+use super::index::VectorIndex;
+use super::state_machine::{AppliedPosition, ShardStateMachine};
+use crate::replicated::RequestDedup;
+use common::command::ApplyOutcome;
+
+const MAGIC: &[u8; 8] = b"VDBSNAP1";
+const STATE_SECTION: &str = "state";
+const END_SECTION: &str = "END";
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotState {
+    applied: AppliedPosition,
+    dedup: RequestDedup<ApplyOutcome>,
+    collections: Vec<(CollectionId, CollectionState)>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ShardError + '_ {
+    move |source| ShardError::SnapshotIo {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn corrupt(msg: impl Into<String>) -> ShardError {
+    ShardError::SnapshotCorrupt(msg.into())
+}
+
+/// What a written snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub applied: AppliedPosition,
+    pub bytes: u64,
+    pub digest: u64,
+}
+
+fn write_section(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(name.len() as u16).to_le_bytes())?;
+    out.write_all(name.as_bytes())?;
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(&crc32fast::hash(bytes).to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+fn scratch_dir(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn fresh_dir(dir: &Path) -> Result<(), ShardError> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(io_err(dir))?;
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))
+}
+
+/// fsyncs a directory so a rename or a new file in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), ShardError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Writes a snapshot of `sm` to `path` atomically.
+pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInfo, ShardError> {
+    let staging = scratch_dir(path, ".staging");
+    fresh_dir(&staging)?;
+    let tmp = scratch_dir(path, ".tmp");
+    let result = write_snapshot_file(sm, &tmp, &staging);
+    // The staging directory only held index dumps on their way into the file.
+    let _ = fs::remove_dir_all(&staging);
+    let bytes = result?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(SnapshotInfo {
+        applied: sm.applied(),
+        bytes,
+        digest: sm.digest(),
+    })
+}
+
+fn write_snapshot_file(
+    sm: &ShardStateMachine,
+    tmp: &Path,
+    staging: &Path,
+) -> Result<u64, ShardError> {
+    let state = SnapshotState {
+        applied: sm.applied,
+        dedup: sm.dedup.clone(),
+        collections: sm
+            .collections
+            .iter()
+            .map(|(id, c)| (id.clone(), c.state().clone()))
+            .collect(),
+    };
+    let state_bytes =
+        bincode::serialize(&state).map_err(|e| corrupt(format!("encoding state: {e}")))?;
+    let file = File::create(tmp).map_err(io_err(tmp))?;
+    let mut out = BufWriter::new(file);
+    out.write_all(MAGIC).map_err(io_err(tmp))?;
+    write_section(&mut out, STATE_SECTION, &state_bytes).map_err(io_err(tmp))?;
+    for (i, (_, c)) in sm.collections.iter().enumerate() {
+        let Some(index) = c.index() else { continue };
+        let dir = staging.join(i.to_string());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        index.save(&dir)?;
+        let mut files: Vec<_> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&dir))?;
+        files.sort_by_key(|e| e.file_name());
+        for entry in files {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = fs::read(entry.path()).map_err(io_err(&entry.path()))?;
+            write_section(&mut out, &format!("index/{i}/{name}"), &bytes).map_err(io_err(tmp))?;
+        }
+    }
+    write_section(&mut out, END_SECTION, &[]).map_err(io_err(tmp))?;
+    let file = out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err(tmp))?;
+    file.metadata().map(|m| m.len()).map_err(io_err(tmp))
+}
+
+/// Takes the next `n` bytes off the front of `rest`.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], ShardError> {
+    if rest.len() < n {
+        return Err(corrupt("truncated"));
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Ok(head)
+}
+
+/// Splits a snapshot file's bytes into verified (name, bytes) sections.
+fn parse_sections(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ShardError> {
+    let rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| corrupt("bad magic"))?;
+    let mut rest = rest;
+    let mut sections = Vec::new();
+    loop {
+        let name_len = u16::from_le_bytes(
+            take(&mut rest, 2)?
+                .try_into()
+                .map_err(|_| corrupt("name length"))?,
+        );
+        let name = std::str::from_utf8(take(&mut rest, name_len as usize)?)
+            .map_err(|_| corrupt("section name is not UTF-8"))?
+            .to_owned();
+        let len = u64::from_le_bytes(
+            take(&mut rest, 8)?
+                .try_into()
+                .map_err(|_| corrupt("length"))?,
+        );
+        let crc = u32::from_le_bytes(take(&mut rest, 4)?.try_into().map_err(|_| corrupt("crc"))?);
+        let len = usize::try_from(len).map_err(|_| corrupt("section too large"))?;
+        let body = take(&mut rest, len)?;
+        if crc32fast::hash(body) != crc {
+            return Err(corrupt(format!("checksum mismatch in section {name}")));
+        }
+        if name == END_SECTION {
+            return if rest.is_empty() {
+                Ok(sections)
+            } else {
+                Err(corrupt("data after end marker"))
+            };
+        }
+        sections.push((name, body));
+    }
+}
+
+/// Reads and verifies a snapshot file and rebuilds the state machine from it.
+/// A saved index is used when it loads and matches the records; otherwise
+/// that collection's index is rebuilt from its records.
+pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let sections = parse_sections(&bytes)?;
+    let (_, state_bytes) = sections
+        .iter()
+        .find(|(n, _)| n == STATE_SECTION)
+        .ok_or_else(|| corrupt("no state section"))?;
+    let state: SnapshotState =
+        bincode::deserialize(state_bytes).map_err(|e| corrupt(format!("decoding state: {e}")))?;
+
+    let unpack = scratch_dir(path, ".unpack");
+    fresh_dir(&unpack)?;
+    let result = restore_collections(state.collections, &sections, &unpack);
+    let _ = fs::remove_dir_all(&unpack);
+    Ok(ShardStateMachine {
+        collections: result?,
+        applied: state.applied,
+        dedup: state.dedup,
+    })
+}
+
+fn restore_collections(
+    states: Vec<(CollectionId, CollectionState)>,
+    sections: &[(String, &[u8])],
+    unpack: &Path,
+) -> Result<std::collections::BTreeMap<CollectionId, CollectionShard>, ShardError> {
+    let mut collections = std::collections::BTreeMap::new();
+    for (i, (id, state)) in states.into_iter().enumerate() {
+        let prefix = format!("index/{i}/");
+        let dir = unpack.join(i.to_string());
+        let mut has_index = false;
+        for (name, body) in sections.iter().filter(|(n, _)| n.starts_with(&prefix)) {
+            let file = &name[prefix.len()..];
+            if file.is_empty() || file.contains('/') || file.contains("..") {
+                return Err(corrupt(format!("bad section name {name}")));
+            }
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            fs::write(dir.join(file), body).map_err(io_err(&dir))?;
+            has_index = true;
+        }
+        let index = if has_index {
+            load_matching_index(&dir, &state)
+        } else {
+            None
+        };
+        collections.insert(id, CollectionShard::from_state(state, index));
+    }
+    Ok(collections)
+}
+
+/// Loads a persisted index if it is valid and holds exactly the live records.
+fn load_matching_index(dir: &Path, state: &CollectionState) -> Option<VectorIndex> {
+    match VectorIndex::load(dir, &state.config) {
+        Ok(index)
+            if index.len_live() == state.records.len() && Some(index.dim()) == state.dimension =>
+        {
+            Some(index)
+        }
+        Ok(index) => {
+            tracing::warn!(
+                live = index.len_live(),
+                records = state.records.len(),
+                "persisted index does not match the records; rebuilding"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "persisted index is unusable; rebuilding");
+            None
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The shard state machine: applies committed commands in log order,
+//! deterministically, so every replica that applies the same log holds the
+//! same records (and so reports the same digest).
+
+use std::collections::BTreeMap;
+
+use common::command::{ApplyOutcome, CollectionId, Proposal, ShardCommand};
+use common::read::{GetRequest, QueryHit, QueryRequest, RecordView};
+
+use super::collection::CollectionShard;
+use super::error::ShardError;
+pub use crate::replicated::AppliedPosition;
+use crate::replicated::RequestDedup;
+
+/// How many request ids a shard remembers. A retry arrives within seconds;
+/// this many writes is far more than a shard applies in that time.
+pub const DEFAULT_DEDUP_WINDOW: usize = 100_000;
+
+pub struct ShardStateMachine {
+    pub(super) collections: BTreeMap<CollectionId, CollectionShard>,
+    pub(super) applied: AppliedPosition,
+    pub(super) dedup: RequestDedup<ApplyOutcome>,
+}
+
+impl Default for ShardStateMachine {
+    fn default() -> Self {
+        ShardStateMachine {
+            collections: BTreeMap::new(),
+            applied: AppliedPosition::default(),
+            dedup: RequestDedup::with_capacity(DEFAULT_DEDUP_WINDOW),
+        }
+    }
+}
+
+impl ShardStateMachine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn applied(&self) -> AppliedPosition {
+        self.applied
+    }
+
+    /// Applies the proposal committed at `position`. A request id seen before
+    /// returns the outcome of its first application and changes nothing.
+    pub fn apply(&mut self, position: AppliedPosition, proposal: &Proposal) -> ApplyOutcome {
+        self.applied = position;
+        if let Some(outcome) = self.dedup.get(proposal.request_id) {
+            return outcome.clone();
+        }
+        let outcome = self.apply_command(&proposal.command);
+        self.dedup.remember(proposal.request_id, outcome.clone());
+        outcome
+    }
+
+    /// Records that a log entry without a command (an empty entry a new
+    /// leader appends, or a configuration change) was applied.
+    pub fn advance(&mut self, position: AppliedPosition) {
+        self.applied = position;
+    }
+
+    fn apply_command(&mut self, command: &ShardCommand) -> ApplyOutcome {
+        match command {
+            ShardCommand::CreateCollection { collection, config } => {
+                self.collections
+                    .entry(collection.clone())
+                    .or_insert_with(|| CollectionShard::new(config.clone()));
+                ApplyOutcome::Done
+            }
+            ShardCommand::DropCollection { collection } => {
+                self.collections.remove(collection);
+                ApplyOutcome::Done
+            }
+            ShardCommand::ModifyCollection { collection, config } => {
+                self.with_collection(collection, |c| {
+                    c.set_config(config.clone());
+                    ApplyOutcome::Done
+                })
+            }
+            ShardCommand::Add {
+                collection,
+                records,
+                mode,
+            } => self.with_collection(collection, |c| c.add(records, *mode)),
+            ShardCommand::Upsert {
+                collection,
+                records,
+            } => self.with_collection(collection, |c| c.upsert(records)),
+            ShardCommand::Update {
+                collection,
+                records,
+            } => self.with_collection(collection, |c| c.update(records)),
+            ShardCommand::Delete {
+                collection,
+                ids,
+                filter,
+                limit,
+            } => self.with_collection(collection, |c| c.delete(ids.as_deref(), filter, *limit)),
+            ShardCommand::Reset => {
+                self.collections.clear();
+                ApplyOutcome::Done
+            }
+        }
+    }
+
+    fn with_collection(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut CollectionShard) -> ApplyOutcome,
+    ) -> ApplyOutcome {
+        match self.collections.get_mut(id) {
+            Some(c) => f(c),
+            None => ApplyOutcome::Rejected(format!("Collection {id} does not exist on this shard")),
+        }
+    }
+
+    pub fn collection(&self, id: &str) -> Result<&CollectionShard, ShardError> {
+        self.collections
+            .get(id)
+            .ok_or_else(|| ShardError::CollectionNotFound(id.to_owned()))
+    }
+
+    pub fn collection_ids(&self) -> impl Iterator<Item = &CollectionId> {
+        self.collections.keys()
+    }
+
+    pub fn get(&self, req: &GetRequest) -> Result<Vec<RecordView>, ShardError> {
+        Ok(self.collection(&req.collection)?.get(req))
+    }
+
+    pub fn count(&self, req: &GetRequest) -> Result<usize, ShardError> {
+        Ok(self.collection(&req.collection)?.count_matching(req))
+    }
+
+    pub fn query(&self, req: &QueryRequest) -> Result<Vec<Vec<QueryHit>>, ShardError> {
+        let c = self.collection(&req.collection)?;
+        if let Some(dim) = c.state().dimension {
+            if let Some(bad) = req.embeddings.iter().find(|e| e.len() != dim) {
+                return Err(ShardError::DimensionMismatch {
+                    expected: dim,
+                    got: bad.len(),
+                });
+            }
+        }
+        Ok(c.query(req))
+    }
+
+    /// Order-independent digest of every record on the shard.
+    pub fn digest(&self) -> u64 {
+        self.collections
+            .iter()
+            .fold(0u64, |acc, (id, c)| c.digest(id, acc))
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.collections.values().map(CollectionShard::len).sum()
+    }
+}
