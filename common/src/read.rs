@@ -73,3 +73,22 @@ pub fn hit_order(a: &QueryHit, b: &QueryHit) -> std::cmp::Ordering {
         .total_cmp(&b.distance)
         .then_with(|| a.record.id.cmp(&b.record.id))
 }
+
+/// A read a shard group answers (the body of `/internal/{group}/read`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShardRead {
+    Get(GetRequest),
+    Count(GetRequest),
+    Query(QueryRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShardReadValue {
+    Records(Vec<RecordView>),
+    Count(u64),
+    Hits(Vec<Vec<QueryHit>>),
+}
+
+/// A shard's answer to a read; the error names what is wrong (no such
+/// collection on the shard, a dimension mismatch, an undecodable request).
+pub type ShardReadReply = Result<ShardReadValue, String>;

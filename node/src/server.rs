@@ -8,11 +8,13 @@ use std::time::Duration;
 use actix::Arbiter;
 use actix_web::{web, App, HttpServer};
 use common::config::ClusterConfig;
-use common::placement;
+use common::placement::{self, GroupKind};
 
 use crate::api::{self, ApiState};
+use crate::catalog::CatalogStateMachine;
 use crate::raft::kv::KvStateMachine;
 use crate::raft::{Replica, ReplicaError, ReplicaParams, Replicas, StateMachineFactory};
+use crate::shard::ShardStateMachine;
 use crate::storage::WalOptions;
 use crate::transport::{server as transport_server, FaultFilter, Transport, TransportOptions};
 
@@ -62,8 +64,17 @@ impl NodeOptions {
     }
 }
 
-/// The state machine factory the binary uses until the shard and catalog state machines
-/// are plugged in: every group runs [`KvStateMachine`].
+/// The cluster's state machines: the catalogue for the metadata group, the
+/// shard state machine for every shard group.
+pub fn cluster_state_machines() -> StateMachineFactory {
+    Arc::new(|_group, kind| match kind {
+        GroupKind::Metadata => Box::new(CatalogStateMachine::new()),
+        GroupKind::Shard => Box::new(ShardStateMachine::new()),
+    })
+}
+
+/// Every group runs the small ordered-map [`KvStateMachine`]: the replication
+/// tests drive Raft through it with plain key/value commands.
 pub fn kv_state_machines() -> StateMachineFactory {
     Arc::new(|_group, _kind| Box::new(KvStateMachine::new()))
 }

@@ -22,6 +22,10 @@ struct Args {
     /// Print `ID ADDR DATA_DIR` for every node of the config and exit.
     #[arg(long)]
     print_nodes: bool,
+    /// Run every group on the small key/value state machine instead of the
+    /// catalogue and shards (the replication tests use it).
+    #[arg(long, hide = true)]
+    kv_state_machines: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,7 +73,12 @@ fn main() -> ExitCode {
         eprintln!("node: node {id} is not in {}", args.config.display());
         return ExitCode::from(1);
     }
-    let opts = NodeOptions::new(config, id, server::kv_state_machines());
+    let state_machines = if args.kv_state_machines {
+        server::kv_state_machines()
+    } else {
+        server::cluster_state_machines()
+    };
+    let opts = NodeOptions::new(config, id, state_machines);
     let system = actix::System::new();
     match system.block_on(server::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@ mod configuration;
 mod digest;
 pub mod error;
 mod read;
+mod replicated;
 mod snapshot;
 pub mod state;
 pub mod state_machine;

@@ -8,6 +8,7 @@ pub mod error;
 pub mod index;
 pub mod metadata_index;
 pub mod read;
+pub mod replicated;
 pub mod snapshot;
 pub mod state_machine;
 

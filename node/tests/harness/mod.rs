@@ -34,6 +34,7 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub config: common::config::ClusterConfig,
+    kv: bool,
     children: parking_lot::Mutex<BTreeMap<u64, Child>>,
     paused: parking_lot::Mutex<std::collections::BTreeSet<u64>>,
     client: reqwest::Client,
@@ -50,6 +51,8 @@ pub struct Options {
     pub nodes: usize,
     pub shard_count: usize,
     pub snapshot_interval: u64,
+    /// Run the key/value test state machine instead of the catalogue and shards.
+    pub kv: bool,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             nodes: 3,
             shard_count: 2,
             snapshot_interval: 10_000,
+            kv: true,
         }
     }
 }
@@ -92,6 +96,7 @@ impl Cluster {
             dir,
             config_path,
             config,
+            kv: opts.kv,
             children: parking_lot::Mutex::new(BTreeMap::new()),
             paused: parking_lot::Mutex::new(Default::default()),
             client,
@@ -121,7 +126,11 @@ impl Cluster {
             .append(true)
             .open(self.log_path(id))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_node"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+        if self.kv {
+            command.arg("--kv-state-machines");
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config_path)
             .arg("--id")
@@ -236,7 +245,14 @@ impl Cluster {
         leaders
     }
 
-    async fn post(&self, id: u64, path: &str, body: Vec<u8>, budget: Duration) -> InternalReply {
+    /// One request to node `id`'s internal API, decoded as an `InternalReply`.
+    pub async fn post(
+        &self,
+        id: u64,
+        path: &str,
+        body: Vec<u8>,
+        budget: Duration,
+    ) -> InternalReply {
         let resp = self
             .client
             .post(format!("http://{}{path}", self.addr(id)))
