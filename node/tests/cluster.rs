@@ -16,6 +16,24 @@ fn key(i: usize) -> String {
     format!("key-{i:04}")
 }
 
+/// A started 3-node cluster with `count` keys written to `group` (value
+/// "before"), and that group's current leader.
+async fn cluster_with_writes(group: u64, count: usize) -> (Cluster, u64) {
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    for i in 0..count {
+        cluster
+            .put(group, &key(i), "before", LONG)
+            .await
+            .expect("put");
+    }
+    let leader = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
+    (cluster, leader)
+}
+
 #[tokio::test]
 async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
     let _serial = SERIAL.lock().await;
@@ -305,19 +323,8 @@ async fn whole_cluster_restart_keeps_every_committed_write() {
 #[tokio::test]
 async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_heal() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
-    cluster.wait_all_leaders(LONG).await;
     let group = 1;
-    for i in 0..10 {
-        cluster
-            .put(group, &key(i), "before", LONG)
-            .await
-            .expect("put");
-    }
-    let old = cluster
-        .find_leader(group, &cluster.ids())
-        .await
-        .expect("leader");
+    let (cluster, old) = cluster_with_writes(group, 10).await;
     let majority: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
     cluster.partition(&[old]).await;
 
@@ -491,19 +498,8 @@ async fn acknowledged_writes_survive_a_leader_kill_under_concurrent_load() {
 #[tokio::test]
 async fn paused_leader_is_replaced_and_rejoins_without_divergence() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
-    cluster.wait_all_leaders(LONG).await;
     let group = 1;
-    for i in 0..10 {
-        cluster
-            .put(group, &key(i), "before", LONG)
-            .await
-            .expect("put");
-    }
-    let old = cluster
-        .find_leader(group, &cluster.ids())
-        .await
-        .expect("leader");
+    let (cluster, old) = cluster_with_writes(group, 10).await;
     let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
     cluster.pause(old, true);
     let new = cluster.wait_leader(group, &others, LONG).await;
