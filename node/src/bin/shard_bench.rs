@@ -258,7 +258,7 @@ fn main() {
     let start = Instant::now();
     let restored = read_snapshot(&path).expect("snapshot read");
     let read = start.elapsed();
-    assert_eq!(restored.digest(), info.digest, "restored digest differs");
+    assert_eq!(restored.digest(), sm.digest(), "restored digest differs");
     println!(
         "snapshot write                     {:>10.2} s  ({:.1} MB)\nsnapshot restore (index reused)    {:>10.2} s",
         wrote.as_secs_f64(),

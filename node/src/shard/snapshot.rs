@@ -50,7 +50,6 @@ fn corrupt(msg: impl Into<String>) -> ShardError {
 pub struct SnapshotInfo {
     pub applied: AppliedPosition,
     pub bytes: u64,
-    pub digest: u64,
 }
 
 fn write_section(out: &mut impl Write, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -100,7 +99,6 @@ pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInf
     Ok(SnapshotInfo {
         applied: sm.applied(),
         bytes,
-        digest: sm.digest(),
     })
 }
 
