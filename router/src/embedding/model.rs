@@ -13,10 +13,8 @@ use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, Tru
 use super::config::{read_json, ModelLayout};
 use super::EmbeddingError;
 
-/// Sequences per forward pass. Inputs are sorted by token count first, so a
-/// batch pads only to its own longest member; 32 keeps the attention
-/// tensors (batch x heads x len x len) small at len 256 while amortising
-/// per-call overhead.
+/// Most sequences per forward pass: amortises per-call overhead while
+/// keeping the attention tensors (batch x heads x len x len) small at len 256.
 pub const BATCH_SIZE: usize = 32;
 
 /// A loaded sentence-transformers BERT model. Immutable after load, so one
@@ -101,12 +99,12 @@ impl Embedder {
             .encode_batch(inputs, true)
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
 
-        // Longest first, so each batch pads to a similar length.
+        // Longest first, so each batch pads only to its own first member.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
 
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
+        for chunk in batches(&order, |i| encodings[i].get_ids().len()) {
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let vectors = self.forward_batch(&batch)?;
             for (&i, v) in chunk.iter().zip(vectors) {
@@ -142,6 +140,28 @@ impl Embedder {
     }
 }
 
+/// Splits `order` (sorted by descending length) into forward passes of at
+/// most `BATCH_SIZE`, also starting a new one when a sequence is less than
+/// half as long as its batch's first: attention costs grow with the square
+/// of the padded length, so one 256-token text must not make 31 short ones
+/// pay for 256 tokens each. Padding waste stays under 2x.
+fn batches(order: &[usize], len: impl Fn(usize) -> usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (pos, &i) in order.iter().enumerate() {
+        let full = pos - start == BATCH_SIZE;
+        let much_shorter = pos > start && len(i) * 2 < len(order[start]);
+        if full || much_shorter {
+            out.push(&order[start..pos]);
+            start = pos;
+        }
+    }
+    if start < order.len() {
+        out.push(&order[start..]);
+    }
+    out
+}
+
 /// sentence-transformers' mean pooling: sum of token vectors where the
 /// mask is 1, divided by the number of such tokens (clamped at 1e-9 as it
 /// does, so an all-padding row gives zeros rather than NaN).
@@ -162,6 +182,22 @@ fn l2_normalize(x: &Tensor) -> candle_core::Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_cap_size_and_padding() {
+        let lens = [256usize, 200, 120, 100, 60, 9, 8, 8, 7];
+        let order: Vec<usize> = (0..lens.len()).collect();
+        let got: Vec<Vec<usize>> = batches(&order, |i| lens[i])
+            .into_iter()
+            .map(<[usize]>::to_vec)
+            .collect();
+        assert_eq!(got, vec![vec![0, 1], vec![2, 3, 4], vec![5, 6, 7, 8]]);
+
+        let order: Vec<usize> = (0..70).collect();
+        let sizes: Vec<usize> = batches(&order, |_| 10).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![32, 32, 6]);
+        assert!(batches(&[], |_| 1).is_empty());
+    }
 
     #[test]
     fn mean_pool_ignores_padding() {
