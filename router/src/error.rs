@@ -15,7 +15,10 @@ pub enum ApiError {
     /// 400 `InvalidArgumentError`: malformed JSON, wrong types, failed validation.
     #[error("{0}")]
     InvalidArgument(String),
-    /// 400 `DuplicateIDError`: the same id twice in one request.
+    /// 400 `DuplicateID`: the same id twice in one request. http-api.md
+    /// writes `DuplicateIDError`, but the key the Python client maps to its
+    /// `chromadb.errors.DuplicateIDError` class is `DuplicateID`
+    /// (`chromadb/errors.py`, `error_types`), so that is what we send.
     #[error("{0}")]
     DuplicateId(String),
     /// 409 `IDAlreadyExists`: `add` of ids that exist (reject mode).
@@ -54,7 +57,7 @@ impl ApiError {
     pub fn name(&self) -> &'static str {
         match self {
             ApiError::InvalidArgument(_) => "InvalidArgumentError",
-            ApiError::DuplicateId(_) => "DuplicateIDError",
+            ApiError::DuplicateId(_) => "DuplicateID",
             ApiError::IdAlreadyExists(_) => "IDAlreadyExists",
             ApiError::UniqueConstraint(_) => "UniqueConstraintError",
             ApiError::NotFound(_) => "NotFoundError",
@@ -114,7 +117,7 @@ mod tests {
     fn names_and_statuses_are_the_contracts() {
         let cases = [
             (ApiError::invalid("x"), "InvalidArgumentError", 400),
-            (ApiError::DuplicateId("x".into()), "DuplicateIDError", 400),
+            (ApiError::DuplicateId("x".into()), "DuplicateID", 400),
             (
                 ApiError::IdAlreadyExists("x".into()),
                 "IDAlreadyExists",

@@ -4,12 +4,14 @@
 //! metadata group's view with a collection cache, `shards` the per-shard
 //! commands and reads of one collection, `collection_config` the
 //! configuration of new collections, `settings` the router's options,
-//! `error` the one error type and its Chroma JSON form, `server` startup.
+//! `error` the one error type and its Chroma JSON form, `server` startup,
+//! `embedding` all-MiniLM-L6-v2 document embeddings (candle).
 
 pub mod api;
 pub mod catalog;
 pub mod cluster;
 pub mod collection_config;
+pub mod embedding;
 pub mod error;
 pub mod server;
 pub mod settings;

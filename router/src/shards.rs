@@ -106,15 +106,13 @@ impl<'a> CollectionShards<'a> {
         })
     }
 
-    /// Runs `read` on every group of `groups` in parallel; the first error wins.
+    /// Runs reads on several groups in parallel: every answer, or one error
+    /// naming every group that failed.
     pub async fn read_all(
         &self,
         reads: Vec<(u64, ShardRead)>,
     ) -> Result<Vec<ShardReadValue>, ApiError> {
-        join_all(reads.iter().map(|(g, r)| self.read(*g, r)))
-            .await
-            .into_iter()
-            .collect()
+        split(join_all(reads.iter().map(|(g, r)| self.read(*g, r))).await)
     }
 
     /// The collection's part is missing on `group`: 404 if the collection is
@@ -178,4 +176,34 @@ pub async fn on_every_group(
             Err(e) => Some((g, e)),
         })
         .collect()
+}
+
+/// Every `Ok`, or one error combining every `Err`.
+pub fn split<T>(results: Vec<Result<T, ApiError>>) -> Result<Vec<T>, ApiError> {
+    let mut values = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => values.push(v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match combine(errors) {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
+}
+
+/// One error for several failed shards: the first error's kind, every message.
+fn combine(mut errors: Vec<ApiError>) -> Option<ApiError> {
+    if errors.len() <= 1 {
+        return errors.pop();
+    }
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let joined = messages.join("; ");
+    Some(match errors.swap_remove(0) {
+        ApiError::Unavailable(_) => ApiError::Unavailable(joined),
+        ApiError::NotFound(m) => ApiError::NotFound(m),
+        _ => ApiError::Internal(joined),
+    })
 }

@@ -18,7 +18,7 @@ use futures::future::join_all;
 
 use super::parse::{Selection, WriteBatch};
 use crate::error::ApiError;
-use crate::shards::CollectionShards;
+use crate::shards::{split, CollectionShards};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteKind {
@@ -97,32 +97,7 @@ async fn propose_all(
     commands: Vec<(u64, ShardCommand)>,
 ) -> Result<Vec<ApplyOutcome>, ApiError> {
     let results = join_all(commands.iter().map(|(g, c)| shards.propose(*g, c))).await;
-    let mut outcomes = Vec::with_capacity(results.len());
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(o) => outcomes.push(o),
-            Err(e) => errors.push(e),
-        }
-    }
-    match combine(errors) {
-        Some(e) => Err(e),
-        None => Ok(outcomes),
-    }
-}
-
-/// One error for several failed shards: the first error's kind, every message.
-fn combine(mut errors: Vec<ApiError>) -> Option<ApiError> {
-    if errors.len() <= 1 {
-        return errors.pop();
-    }
-    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    let joined = messages.join("; ");
-    Some(match errors.swap_remove(0) {
-        ApiError::Unavailable(_) => ApiError::Unavailable(joined),
-        ApiError::NotFound(m) => ApiError::NotFound(m),
-        _ => ApiError::Internal(joined),
-    })
+    split(results)
 }
 
 /// In reject mode nothing of an add may be written when any id exists. Each
