@@ -751,6 +751,20 @@ def test_delete_collection_removes_records(client: Any, request: pytest.FixtureR
 
 
 def test_error_bodies_on_the_wire(col: Any) -> None:
+    """Error bodies are {"error": NAME, "message": ...} with a NAME the client
+    maps to its exception class (chromadb.errors.error_types), else the client
+    raises a bare Exception."""
+    from chromadb.errors import error_types
+
+    r = httpx.post(f"{TD}/collections/{col.id}/add",
+                   json={"ids": ["d", "d"], "embeddings": [[1.0], [2.0]], "metadatas": None,
+                         "documents": None, "uris": None})
+    # real Chroma's server accepts duplicates (the client checks them); a
+    # server that rejects them must use a name the client knows (DuplicateID)
+    if r.status_code != 201:
+        assert r.status_code == 400 and r.json()["error"] in error_types, r.text
+        assert col.count() == 0
+    col.delete(ids=["d"])
     r = httpx.get(f"{TD}/collections/missing-{uuid.uuid4().hex}")
     assert r.status_code == 404 and r.json()["error"] == "NotFoundError"
     r = httpx.post(f"{TD}/collections/{col.id}/add", content=b"{not json",
