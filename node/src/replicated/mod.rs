@@ -3,7 +3,7 @@
 //! replica digests are built from.
 
 pub mod dedup;
-pub mod hash;
+pub use common::hash;
 
 pub use dedup::RequestDedup;
 
