@@ -415,9 +415,8 @@ impl Cluster {
         }
     }
 
-    /// Sum over shard groups of the records held by each group's leader (or
-    /// any replica reporting), as node admin status says. Counts every
-    /// collection; tests use it on a quiet cluster.
+    /// Records per shard group as the group's leader reports them (admin
+    /// status; every collection counted). Tests use it on a quiet cluster.
     pub async fn shard_records(&self) -> BTreeMap<u64, u64> {
         let mut out = BTreeMap::new();
         for g in self.shard_groups() {
@@ -425,14 +424,12 @@ impl Cluster {
                 let Some(status) = self.status(id).await else {
                     continue;
                 };
-                if let Some(n) = status
+                let leading = status
                     .replicas
                     .iter()
-                    .find(|r| r.group == g)
-                    .and_then(|r| r.records)
-                {
+                    .find(|r| r.group == g && r.role == RaftRole::Leader);
+                if let Some(n) = leading.and_then(|r| r.records) {
                     out.insert(g, n);
-                    break;
                 }
             }
         }

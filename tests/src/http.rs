@@ -227,3 +227,74 @@ pub fn num_list(v: &Value) -> Vec<f64> {
         })
         .collect()
 }
+
+/// One record of a GetResult, fields as returned (`Null` when not included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub embedding: Value,
+    pub document: Value,
+    pub metadata: Value,
+    pub uri: Value,
+}
+
+/// A GetResult (or one query's slice of a QueryResult) keyed by id, so
+/// tests compare records regardless of order.
+#[track_caller]
+pub fn rows(got: &Value) -> std::collections::BTreeMap<String, Row> {
+    let ids = str_list(&got["ids"]);
+    let field = |name: &str, i: usize| -> Value {
+        match &got[name] {
+            Value::Null => Value::Null,
+            Value::Array(items) => items
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} shorter than ids: {got}")),
+            other => panic!("{name} is neither null nor a list: {other}"),
+        }
+    };
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                id.clone(),
+                Row {
+                    embedding: field("embeddings", i),
+                    document: field("documents", i),
+                    metadata: field("metadatas", i),
+                    uri: field("uris", i),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Query `q`'s slice of a QueryResult as a GetResult-shaped value.
+#[track_caller]
+pub fn query_slice(got: &Value, q: usize) -> Value {
+    let mut out = serde_json::Map::new();
+    for name in [
+        "ids",
+        "embeddings",
+        "documents",
+        "metadatas",
+        "uris",
+        "distances",
+    ] {
+        let v = match &got[name] {
+            Value::Null => Value::Null,
+            Value::Array(per_query) => per_query
+                .get(q)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} has no list for query {q}: {got}")),
+            other => panic!("{name} is neither null nor a list: {other}"),
+        };
+        out.insert(name.to_string(), v);
+    }
+    Value::Object(out)
+}
+
+/// An embedding from a response as f32s (what the server stores).
+#[track_caller]
+pub fn f32_list(v: &Value) -> Vec<f32> {
+    num_list(v).into_iter().map(|x| x as f32).collect()
+}

@@ -10,7 +10,7 @@ pub mod http;
 
 pub use checks::Checks;
 pub use cluster::{Cluster, ClusterOptions, RouterOptions};
-pub use http::{num_list, str_list, Client, Resp, DEFAULT_DB};
+pub use http::{f32_list, num_list, query_slice, rows, str_list, Client, Resp, Row, DEFAULT_DB};
 
 /// A collection name unique within a test run (tests share a cluster).
 pub fn unique_name(prefix: &str) -> String {
