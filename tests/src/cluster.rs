@@ -322,6 +322,21 @@ impl Cluster {
         best.map(|(_, id)| id)
     }
 
+    /// Waits until `group` has a leader among `among`.
+    pub async fn wait_leader(&self, group: u64, among: &[u64], timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.find_leader(group, among).await {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "group {group}: no leader among {among:?} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until every group (catalogue and shards) that has a quorum of
     /// running nodes has a leader among them; returns group -> leader.
     pub async fn wait_all_leaders(&self, timeout: Duration) -> BTreeMap<u64, u64> {
