@@ -130,4 +130,8 @@ pub enum ApplyOutcome {
     IdsAlreadyExist(Vec<String>),
     /// The command was valid JSON-wise but the shard refused it; nothing written.
     Rejected(String),
+    /// The collection has no part on this shard (never created there, or
+    /// dropped); nothing written. The router checks the catalogue and
+    /// creates the part if the collection exists.
+    NoSuchCollection,
 }

@@ -89,6 +89,18 @@ pub enum ShardReadValue {
     Hits(Vec<Vec<QueryHit>>),
 }
 
-/// A shard's answer to a read; the error names what is wrong (no such
-/// collection on the shard, a dimension mismatch, an undecodable request).
-pub type ShardReadReply = Result<ShardReadValue, String>;
+/// Why a shard could not answer a read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ShardReadError {
+    /// The collection has no part on this shard.
+    #[error("the collection does not exist on this shard")]
+    NoSuchCollection,
+    #[error("Collection expecting embedding with dimension of {expected}, got {got}")]
+    DimensionMismatch { expected: u32, got: u32 },
+    /// An undecodable or otherwise unusable request.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A shard's answer to a read.
+pub type ShardReadReply = Result<ShardReadValue, ShardReadError>;

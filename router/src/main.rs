@@ -1,8 +1,66 @@
-//! The router: Chroma's HTTP API in front of the cluster. It is built in the
-//! router issue; until then the binary says so and exits non-zero rather
-//! than pretending to serve.
+//! The router process: `router --config cluster-config/local-3.toml
+//! [--listen HOST:PORT]`. Serves Chroma's v2 HTTP API over the cluster the
+//! config describes. `ROUTER_ADD_EXISTING=reject|skip` and
+//! `ROUTER_ALLOW_RESET=true|false` override the config's `[router]` options.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("router: the Chroma HTTP API is not built yet (see the router issue); nodes run via scripts/cluster");
-    std::process::ExitCode::from(2)
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::config::ClusterConfig;
+use router::settings::RouterSettings;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "router",
+    about = "Chroma's HTTP API over the vector database cluster"
+)]
+struct Args {
+    /// Cluster config (TOML).
+    #[arg(long, default_value = "cluster-config/local-3.toml")]
+    config: PathBuf,
+    /// Listen address; overrides the config's `router.listen`.
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match ClusterConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("router: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut settings = match RouterSettings::from_config(&config, |k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("router: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    tracing::info!(
+        add_mode = ?settings.add_mode,
+        allow_reset = settings.allow_reset,
+        "router settings"
+    );
+    match actix_web::rt::System::new().block_on(router::server::run(config, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("router: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

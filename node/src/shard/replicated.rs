@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use common::command::{ApplyOutcome, Proposal};
-use common::read::{ShardRead, ShardReadReply, ShardReadValue};
+use common::read::{ShardRead, ShardReadError, ShardReadReply, ShardReadValue};
 
 use super::snapshot::{read_snapshot, write_snapshot};
 use super::{AppliedPosition, ShardStateMachine};
@@ -18,7 +18,16 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 impl ShardStateMachine {
     fn answer(&self, read: &ShardRead) -> ShardReadReply {
-        let err = |e: super::ShardError| e.to_string();
+        let err = |e: super::ShardError| match e {
+            super::ShardError::CollectionNotFound(_) => ShardReadError::NoSuchCollection,
+            super::ShardError::DimensionMismatch { expected, got } => {
+                ShardReadError::DimensionMismatch {
+                    expected: expected as u32,
+                    got: got as u32,
+                }
+            }
+            other => ShardReadError::Invalid(other.to_string()),
+        };
         match read {
             ShardRead::Get(req) => self.get(req).map(ShardReadValue::Records).map_err(err),
             ShardRead::Count(req) => self
@@ -56,7 +65,9 @@ impl ReplicatedStateMachine for ShardStateMachine {
     fn read(&self, request: &[u8]) -> Vec<u8> {
         let reply: ShardReadReply = match bincode::deserialize::<ShardRead>(request) {
             Ok(read) => self.answer(&read),
-            Err(e) => Err(format!("undecodable shard read: {e}")),
+            Err(e) => Err(ShardReadError::Invalid(format!(
+                "undecodable shard read: {e}"
+            ))),
         };
         encode(&reply)
     }

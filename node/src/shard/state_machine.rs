@@ -110,7 +110,7 @@ impl ShardStateMachine {
     ) -> ApplyOutcome {
         match self.collections.get_mut(id) {
             Some(c) => f(c),
-            None => ApplyOutcome::Rejected(format!("Collection {id} does not exist on this shard")),
+            None => ApplyOutcome::NoSuchCollection,
         }
     }
 

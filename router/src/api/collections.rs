@@ -1,0 +1,291 @@
+//! Collections: create / get_or_create, list, count, get by name or id,
+//! modify, delete. The catalogue (metadata group) is the truth; each
+//! collection also has a part on every shard group, created right after the
+//! catalogue entry and dropped right after it is deleted.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use common::catalog::{
+    canonical_uuid, validate_collection_metadata, validate_collection_name, CatalogCommand,
+    CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
+};
+use common::command::ShardCommand;
+use common::record::metadata_from_json;
+use common::Metadata;
+use serde_json::{json, Map, Value};
+
+use super::body::{self, Paging};
+use super::AppState;
+use crate::catalog::unexpected;
+use crate::collection_config;
+use crate::error::ApiError;
+use crate::shards::{on_every_group, CollectionShards};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let base = "/tenants/{tenant}/databases/{database}";
+    cfg.route(&format!("{base}/collections"), web::post().to(create))
+        .route(&format!("{base}/collections"), web::get().to(list))
+        .route(&format!("{base}/collections_count"), web::get().to(count))
+        .route(
+            &format!("{base}/collections/by-id/{{id}}"),
+            web::get().to(get_by_id),
+        )
+        .route(
+            &format!("{base}/collections/{{name}}"),
+            web::get().to(get_by_name),
+        )
+        .route(&format!("{base}/collections/{{id}}"), web::put().to(modify))
+        .route(
+            &format!("{base}/collections/{{name}}"),
+            web::delete().to(delete),
+        );
+}
+
+/// A collection id from a path: any UUID text form, canonicalised.
+pub fn collection_id(text: &str) -> Result<String, ApiError> {
+    canonical_uuid(text).ok_or_else(|| ApiError::invalid(format!("Invalid collection id: {text}")))
+}
+
+/// A metadata object of a collection request (`field` names it in errors);
+/// absent or null is `None`.
+fn collection_metadata(
+    map: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<Metadata>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let m = metadata_from_json(v)?;
+            validate_collection_metadata(field, &m)?;
+            Ok(Some(m))
+        }
+    }
+}
+
+fn collection_json(model: &CollectionModel) -> HttpResponse {
+    HttpResponse::Ok().json(model.to_json())
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database) = path.into_inner();
+    let map = body::object(&bytes)?;
+    let name = body::string(&map, "name")?;
+    validate_collection_name("name", &name)?;
+    let metadata = collection_metadata(&map, "metadata")?;
+    let resolved = collection_config::resolve(map.get("configuration"), metadata.as_ref())?;
+    let get_or_create = body::opt_bool(&map, "get_or_create")?.unwrap_or(false);
+    let deadline = state.deadline();
+    let command = CatalogCommand::CreateCollection {
+        tenant,
+        database,
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        metadata,
+        configuration_json: resolved.configuration_json,
+        index_config: resolved.index,
+        shards: state.shard_groups.clone(),
+        get_or_create,
+    };
+    match state.catalog().propose(command, deadline).await? {
+        CatalogSuccess::CollectionCreated {
+            collection,
+            created,
+        } => {
+            if created {
+                create_shard_parts(&state, &collection, deadline).await;
+            }
+            Ok(collection_json(&collection))
+        }
+        other => Err(ApiError::Internal(format!(
+            "unexpected catalogue answer {other:?}"
+        ))),
+    }
+}
+
+/// Creates the collection's part on each of its shards. A shard that fails
+/// here gets its part when a request first reaches it (see `shards.rs`),
+/// so the create still succeeds.
+async fn create_shard_parts(state: &AppState, collection: &CollectionModel, deadline: Instant) {
+    let command = ShardCommand::CreateCollection {
+        collection: collection.id.clone(),
+        config: collection.index_config.clone(),
+    };
+    for (group, e) in on_every_group(&state.cluster, &collection.shards, &command, deadline).await {
+        tracing::warn!(collection = %collection.id, group, "creating the shard part failed: {e}; it is created on first use");
+    }
+}
+
+/// Drops the parts of deleted collections on their shards. The catalogue
+/// entries are already gone, so the collections are gone for every router;
+/// a shard that cannot be reached keeps an unreachable orphan part (logged).
+pub async fn drop_shard_parts(
+    state: &AppState,
+    collections: &[CollectionModel],
+    deadline: Instant,
+) {
+    for c in collections {
+        let command = ShardCommand::DropCollection {
+            collection: c.id.clone(),
+        };
+        for (group, e) in on_every_group(&state.cluster, &c.shards, &command, deadline).await {
+            tracing::warn!(collection = %c.id, group, "dropping the shard part failed: {e}");
+        }
+    }
+}
+
+async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database) = path.into_inner();
+    let paging = Paging::from_query(&query)?;
+    let read = CatalogRead::ListCollections {
+        tenant,
+        database,
+        limit: paging.limit,
+        offset: paging.offset,
+    };
+    match state.catalog().read(read, state.deadline()).await? {
+        CatalogReadValue::Collections(list) => Ok(HttpResponse::Ok().json(
+            list.iter()
+                .map(CollectionModel::to_json)
+                .collect::<Vec<Value>>(),
+        )),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database) = path.into_inner();
+    let read = CatalogRead::CountCollections { tenant, database };
+    match state.catalog().read(read, state.deadline()).await? {
+        CatalogReadValue::Count(n) => Ok(HttpResponse::Ok().json(n)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn get_by_name(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database, name) = path.into_inner();
+    let read = CatalogRead::GetCollectionByName {
+        tenant,
+        database,
+        name,
+    };
+    match state.catalog().read(read, state.deadline()).await? {
+        CatalogReadValue::Collection(c) => Ok(collection_json(&c)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn get_by_id(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database, id) = path.into_inner();
+    let id = collection_id(&id)?;
+    let catalog = state.catalog();
+    let deadline = state.deadline();
+    // Always from the metadata group: this is a metadata read, and its
+    // answer (name, metadata, dimension) may have changed.
+    catalog.refresh(&id, deadline).await?;
+    let model = catalog
+        .collection(&tenant, &database, &id, deadline)
+        .await?;
+    Ok(collection_json(&model))
+}
+
+async fn modify(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database, id) = path.into_inner();
+    let id = collection_id(&id)?;
+    let map = body::object(&bytes)?;
+    let new_name = body::opt_string(&map, "new_name")?;
+    if let Some(n) = &new_name {
+        validate_collection_name("new_name", n)?;
+    }
+    let new_metadata = collection_metadata(&map, "new_metadata")?;
+    let new_configuration_json = match map.get("new_configuration") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "Expected new_configuration to be an object, got {}",
+                body::kind(other)
+            )))
+        }
+    };
+    let deadline = state.deadline();
+    let catalog = state.catalog();
+    catalog.refresh(&id, deadline).await?;
+    let before = catalog
+        .collection(&tenant, &database, &id, deadline)
+        .await?;
+    let command = CatalogCommand::ModifyCollection {
+        id: id.clone(),
+        new_name,
+        new_metadata,
+        new_configuration_json,
+    };
+    let after = match catalog.propose(command, deadline).await? {
+        CatalogSuccess::CollectionModified(c) => c,
+        other => {
+            return Err(ApiError::Internal(format!(
+                "unexpected catalogue answer {other:?}"
+            )))
+        }
+    };
+    if after.index_config != before.index_config {
+        let shards = CollectionShards {
+            cluster: &state.cluster,
+            catalog: state.catalog(),
+            collection: after.clone(),
+            deadline,
+        };
+        let command = ShardCommand::ModifyCollection {
+            collection: after.id.clone(),
+            config: after.index_config.clone(),
+        };
+        for group in &after.shards {
+            shards.propose(*group, &command).await?;
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, database, name) = path.into_inner();
+    let deadline = state.deadline();
+    let command = CatalogCommand::DeleteCollection {
+        tenant,
+        database,
+        name,
+    };
+    match state.catalog().propose(command, deadline).await? {
+        CatalogSuccess::CollectionDeleted(c) => {
+            drop_shard_parts(&state, std::slice::from_ref(&c), deadline).await;
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+        other => Err(ApiError::Internal(format!(
+            "unexpected catalogue answer {other:?}"
+        ))),
+    }
+}

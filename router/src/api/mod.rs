@@ -1,0 +1,62 @@
+//! Chroma's v2 HTTP API (http-api.md), one module per group of endpoints:
+//! `system` (heartbeat, version, pre-flight, identity, healthcheck, reset),
+//! `tenants` (tenants and databases), `collections`, `records` (the
+//! Collection methods). Handlers parse with [`body`] and answer
+//! `Result<HttpResponse, ApiError>`; errors become Chroma's JSON in
+//! `crate::error` only.
+
+pub mod body;
+mod collections;
+mod records;
+mod system;
+mod tenants;
+
+use std::time::Instant;
+
+use actix_web::web;
+use common::config::ClusterConfig;
+use common::placement;
+
+use crate::catalog::{Catalog, CollectionCache};
+use crate::cluster::ClusterClient;
+use crate::settings::RouterSettings;
+
+/// What every handler shares.
+pub struct AppState {
+    pub settings: RouterSettings,
+    pub cluster: ClusterClient,
+    pub cache: CollectionCache,
+    /// The shard groups a new collection is spread over: all of them.
+    pub shard_groups: Vec<u64>,
+}
+
+impl AppState {
+    pub fn new(config: &ClusterConfig, settings: RouterSettings) -> Result<Self, reqwest::Error> {
+        Ok(AppState {
+            settings,
+            cluster: ClusterClient::new(config)?,
+            cache: CollectionCache::default(),
+            shard_groups: placement::shard_groups(config).collect(),
+        })
+    }
+
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog::new(&self.cluster, &self.cache)
+    }
+
+    /// The deadline of a request that starts now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.settings.request_timeout
+    }
+}
+
+/// Every route, under `/api/v2`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v2")
+            .configure(system::configure)
+            .configure(tenants::configure)
+            .configure(collections::configure)
+            .configure(records::configure),
+    );
+}

@@ -1,0 +1,216 @@
+//! The Collection methods: count, add, upsert, update, delete, get (peek is
+//! a get with a limit), query. `parse` validates bodies, `write` and `read`
+//! run them across the collection's shards, `response` shapes the JSON.
+
+mod parse;
+mod read;
+mod response;
+mod write;
+
+use std::time::Instant;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use self::parse::{Included, WriteBatch};
+use self::write::WriteKind;
+use super::body;
+use super::collections::collection_id;
+use super::AppState;
+use crate::error::ApiError;
+use crate::shards::CollectionShards;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let base = "/tenants/{tenant}/databases/{database}/collections/{id}";
+    cfg.route(&format!("{base}/count"), web::get().to(count))
+        .route(&format!("{base}/add"), web::post().to(add))
+        .route(&format!("{base}/upsert"), web::post().to(upsert))
+        .route(&format!("{base}/update"), web::post().to(update))
+        .route(&format!("{base}/delete"), web::post().to(delete))
+        .route(&format!("{base}/get"), web::post().to(get))
+        .route(&format!("{base}/query"), web::post().to(query));
+}
+
+type RecordPath = web::Path<(String, String, String)>;
+
+/// The collection of a record request and its shards.
+async fn collection_shards<'a>(
+    state: &'a AppState,
+    path: RecordPath,
+    deadline: Instant,
+) -> Result<CollectionShards<'a>, ApiError> {
+    let (tenant, database, id) = path.into_inner();
+    let id = collection_id(&id)?;
+    let catalog = state.catalog();
+    let collection = catalog
+        .collection(&tenant, &database, &id, deadline)
+        .await?;
+    Ok(CollectionShards {
+        cluster: &state.cluster,
+        catalog,
+        collection,
+        deadline,
+    })
+}
+
+async fn count(state: web::Data<AppState>, path: RecordPath) -> Result<HttpResponse, ApiError> {
+    let shards = collection_shards(&state, path, state.deadline()).await?;
+    Ok(HttpResponse::Ok().json(read::count(&shards).await?))
+}
+
+/// add and upsert need an embedding for every record (http-api.md: with
+/// documents and no embeddings, the collection's embedding function makes
+/// them; none is configured for this router yet).
+fn require_embeddings(batch: &WriteBatch) -> Result<(), ApiError> {
+    let missing = match &batch.embeddings {
+        None => batch.ids.first(),
+        Some(e) => batch
+            .ids
+            .iter()
+            .zip(e)
+            .find(|(_, e)| e.is_none())
+            .map(|(id, _)| id),
+    };
+    let Some(id) = missing else {
+        return Ok(());
+    };
+    let has_document = match &batch.documents {
+        None => false,
+        Some(d) => batch.ids.iter().zip(d).any(|(i, d)| i == id && d.is_some()),
+    };
+    if has_document {
+        return Err(ApiError::invalid(format!(
+            "Record {id} has a document but no embedding, and the collection has no embedding function to compute one; send embeddings"
+        )));
+    }
+    Err(ApiError::invalid(format!(
+        "You must provide embeddings or documents; record {id} has neither"
+    )))
+}
+
+async fn run_write(
+    state: &AppState,
+    path: RecordPath,
+    bytes: &[u8],
+    kind: WriteKind,
+) -> Result<(), ApiError> {
+    let map = body::object(bytes)?;
+    let batch = parse::write_batch(&map, state.settings.max_batch_size)?;
+    if kind != WriteKind::Update {
+        require_embeddings(&batch)?;
+    }
+    let deadline = state.deadline();
+    let mut shards = collection_shards(state, path, deadline).await?;
+    if batch.ids.is_empty() {
+        return Ok(());
+    }
+    if let Some(dim) = batch.dimension()? {
+        shards.collection = shards
+            .catalog
+            .ensure_dimension(&shards.collection, dim, deadline)
+            .await?;
+    }
+    write::write(&shards, kind, batch).await
+}
+
+async fn add(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let mode = state.settings.add_mode;
+    run_write(&state, path, &bytes, WriteKind::Add(mode)).await?;
+    Ok(HttpResponse::Created().json(json!({})))
+}
+
+async fn upsert(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    run_write(&state, path, &bytes, WriteKind::Upsert).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    run_write(&state, path, &bytes, WriteKind::Update).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let map = body::object(&bytes)?;
+    let ids = parse::string_list(&map, "ids")?;
+    let filter = parse::filter(&map)?;
+    let limit = parse::count(&map, "limit")?;
+    if ids.is_none() && filter.is_empty() {
+        return Err(ApiError::invalid(
+            "Delete needs ids, a where filter or a where_document filter; to delete every record, delete the collection",
+        ));
+    }
+    let shards = collection_shards(&state, path, state.deadline()).await?;
+    let deleted = match &ids {
+        Some(ids) if ids.is_empty() => 0,
+        _ => write::delete(&shards, ids, filter, limit).await?,
+    };
+    Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let map = body::object(&bytes)?;
+    let ids = parse::string_list(&map, "ids")?;
+    let filter = parse::filter(&map)?;
+    let limit = parse::count(&map, "limit")?;
+    let offset = parse::count(&map, "offset")?.unwrap_or(0);
+    let include: Included = parse::include(&map, parse::GET_DEFAULT, false)?;
+    let shards = collection_shards(&state, path, state.deadline()).await?;
+    let records = match &ids {
+        Some(ids) if ids.is_empty() => Vec::new(),
+        _ => read::get(&shards, ids, filter, offset, limit, include.fields).await?,
+    };
+    Ok(HttpResponse::Ok().json(response::get_result(records, &include)))
+}
+
+async fn query(
+    state: web::Data<AppState>,
+    path: RecordPath,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let map = body::object(&bytes)?;
+    let embeddings = parse::embeddings(&map, "query_embeddings")?
+        .ok_or_else(|| ApiError::invalid("Missing required field: query_embeddings"))?;
+    let n_results = parse::count(&map, "n_results")?.unwrap_or(10);
+    let ids = parse::string_list(&map, "ids")?;
+    let filter = parse::filter(&map)?;
+    let include = parse::include(&map, parse::QUERY_DEFAULT, true)?;
+    let dimension = parse::shared_dimension(embeddings.iter())?;
+    let deadline = state.deadline();
+    let mut shards = collection_shards(&state, path, deadline).await?;
+    if shards.collection.dimension.is_none() {
+        // Possibly set through another router since it was cached.
+        shards.collection = shards
+            .catalog
+            .refresh(&shards.collection.id, deadline)
+            .await?;
+    }
+    let hits = match (shards.collection.dimension, dimension) {
+        (Some(expected), Some(got)) if expected != got => {
+            return Err(common::catalog::CatalogError::dimension_mismatch(expected, got).into())
+        }
+        // Nothing was ever written: no results, whatever the query.
+        (None, _) => vec![Vec::new(); embeddings.len()],
+        _ => read::query(&shards, embeddings, n_results, ids, filter, include.fields).await?,
+    };
+    Ok(HttpResponse::Ok().json(response::query_result(hits, &include)))
+}

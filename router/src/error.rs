@@ -1,0 +1,150 @@
+//! The router's one error type, and its mapping to Chroma's error JSON
+//! (`{"error": "<Name>", "message": "..."}`) with Chroma's status codes.
+//! Every handler returns `Result<_, ApiError>`; the HTTP form is made here
+//! and nowhere else.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use common::catalog::CatalogError;
+use common::CommonError;
+use serde_json::json;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApiError {
+    /// 400 `InvalidArgumentError`: malformed JSON, wrong types, failed validation.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// 400 `DuplicateIDError`: the same id twice in one request.
+    #[error("{0}")]
+    DuplicateId(String),
+    /// 409 `IDAlreadyExists`: `add` of ids that exist (reject mode).
+    #[error("{0}")]
+    IdAlreadyExists(String),
+    /// 409 `UniqueConstraintError`.
+    #[error("{0}")]
+    UniqueConstraint(String),
+    /// 404 `NotFoundError`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413 `BatchSizeExceededError`.
+    #[error("{0}")]
+    BatchSizeExceeded(String),
+    /// 403 `ChromaError`: POST /reset on a router configured without reset.
+    #[error("Reset is disabled by config")]
+    ResetDisabled,
+    /// 503: a shard (or the metadata group) has no leader with a quorum
+    /// before the request's deadline. The message names the group.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `InternalError`.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        ApiError::InvalidArgument(msg.into())
+    }
+
+    /// The `"error"` field: a name the Chroma clients map to an exception
+    /// class. 503 uses `InternalError` so the Python client raises
+    /// `chromadb.errors.InternalError` carrying our message (it has no
+    /// class for "unavailable").
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::InvalidArgument(_) => "InvalidArgumentError",
+            ApiError::DuplicateId(_) => "DuplicateIDError",
+            ApiError::IdAlreadyExists(_) => "IDAlreadyExists",
+            ApiError::UniqueConstraint(_) => "UniqueConstraintError",
+            ApiError::NotFound(_) => "NotFoundError",
+            ApiError::BatchSizeExceeded(_) => "BatchSizeExceededError",
+            ApiError::ResetDisabled => "ChromaError",
+            ApiError::Unavailable(_) | ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidArgument(_) | ApiError::DuplicateId(_) => StatusCode::BAD_REQUEST,
+            ApiError::IdAlreadyExists(_) | ApiError::UniqueConstraint(_) => StatusCode::CONFLICT,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BatchSizeExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ResetDisabled => StatusCode::FORBIDDEN,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status())
+            .json(json!({ "error": self.name(), "message": self.to_string() }))
+    }
+}
+
+impl From<CommonError> for ApiError {
+    fn from(e: CommonError) -> Self {
+        match e {
+            CommonError::InvalidArgument(m) => ApiError::InvalidArgument(m),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::UniqueConstraint(m) => ApiError::UniqueConstraint(m),
+            CatalogError::NotFound(m) => ApiError::NotFound(m),
+            CatalogError::InvalidArgument(m) => ApiError::InvalidArgument(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_statuses_are_the_contracts() {
+        let cases = [
+            (ApiError::invalid("x"), "InvalidArgumentError", 400),
+            (ApiError::DuplicateId("x".into()), "DuplicateIDError", 400),
+            (
+                ApiError::IdAlreadyExists("x".into()),
+                "IDAlreadyExists",
+                409,
+            ),
+            (
+                ApiError::UniqueConstraint("x".into()),
+                "UniqueConstraintError",
+                409,
+            ),
+            (ApiError::NotFound("x".into()), "NotFoundError", 404),
+            (
+                ApiError::BatchSizeExceeded("x".into()),
+                "BatchSizeExceededError",
+                413,
+            ),
+            (ApiError::ResetDisabled, "ChromaError", 403),
+            (ApiError::Unavailable("x".into()), "InternalError", 503),
+            (ApiError::Internal("x".into()), "InternalError", 500),
+        ];
+        for (e, name, status) in cases {
+            assert_eq!((e.name(), e.status().as_u16()), (name, status), "{e:?}");
+        }
+        assert_eq!(
+            ApiError::ResetDisabled.to_string(),
+            "Reset is disabled by config"
+        );
+        assert_eq!(
+            ApiError::from(CatalogError::collection_not_found("c")),
+            ApiError::NotFound("Collection [c] does not exist".into())
+        );
+    }
+}

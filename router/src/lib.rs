@@ -1,0 +1,16 @@
+//! The router: a stateless HTTP front end serving Chroma's v2 API over the
+//! cluster. `api` holds the endpoints, `cluster` the client of the nodes'
+//! internal API (leader following, retries, deadlines), `catalog` the
+//! metadata group's view with a collection cache, `shards` the per-shard
+//! commands and reads of one collection, `collection_config` the
+//! configuration of new collections, `settings` the router's options,
+//! `error` the one error type and its Chroma JSON form, `server` startup.
+
+pub mod api;
+pub mod catalog;
+pub mod cluster;
+pub mod collection_config;
+pub mod error;
+pub mod server;
+pub mod settings;
+pub mod shards;

@@ -1,0 +1,115 @@
+//! The router's options: the cluster config's `[router]` section, overridden
+//! by the environment (`ROUTER_ADD_EXISTING`, `ROUTER_ALLOW_RESET`, which
+//! `scripts/cluster start` passes through) and by the command line.
+
+use std::time::Duration;
+
+use common::command::AddMode;
+use common::config::{AddExisting, ClusterConfig};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterSettings {
+    pub listen: String,
+    /// What `add` does with ids that exist.
+    pub add_mode: AddMode,
+    pub allow_reset: bool,
+    /// Every request's deadline; a request that cannot finish by then fails
+    /// (503 when a group has no quorum) instead of hanging.
+    pub request_timeout: Duration,
+    /// The most records one write may carry (pre-flight `max_batch_size`).
+    pub max_batch_size: usize,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{name} must be one of {expected}, got {got:?}")]
+    BadValue {
+        name: &'static str,
+        expected: &'static str,
+        got: String,
+    },
+}
+
+impl RouterSettings {
+    /// Settings from the config, then `env(name)` overrides (a function so
+    /// tests need not touch the process environment).
+    pub fn from_config(
+        config: &ClusterConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let r = &config.router;
+        let mut add_mode = match r.add_existing {
+            AddExisting::Reject => AddMode::RejectExisting,
+            AddExisting::Skip => AddMode::SkipExisting,
+        };
+        if let Some(v) = env("ROUTER_ADD_EXISTING") {
+            add_mode = match v.trim().to_ascii_lowercase().as_str() {
+                "reject" => AddMode::RejectExisting,
+                "skip" => AddMode::SkipExisting,
+                _ => {
+                    return Err(SettingsError::BadValue {
+                        name: "ROUTER_ADD_EXISTING",
+                        expected: "reject, skip",
+                        got: v,
+                    })
+                }
+            };
+        }
+        let mut allow_reset = r.allow_reset;
+        if let Some(v) = env("ROUTER_ALLOW_RESET") {
+            allow_reset = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(SettingsError::BadValue {
+                        name: "ROUTER_ALLOW_RESET",
+                        expected: "true, false",
+                        got: v,
+                    })
+                }
+            };
+        }
+        Ok(RouterSettings {
+            listen: r.listen.clone(),
+            add_mode,
+            allow_reset,
+            request_timeout: Duration::from_millis(r.request_timeout_ms.max(1)),
+            max_batch_size: r.max_batch_size.max(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ClusterConfig {
+        ClusterConfig::parse(
+            "[cluster]\nname = \"t\"\ndata_dir = \"d\"\nreplication_factor = 1\nshard_count = 1\n\
+             [router]\nadd_existing = \"reject\"\nallow_reset = false\n\
+             [[nodes]]\nid = 1\naddr = \"127.0.0.1:1\"\n",
+        )
+        .expect("valid config")
+    }
+
+    #[test]
+    fn environment_overrides_the_config() {
+        let s = RouterSettings::from_config(&config(), |_| None).unwrap();
+        assert_eq!(
+            (s.add_mode, s.allow_reset),
+            (AddMode::RejectExisting, false)
+        );
+        let env = |k: &str| match k {
+            "ROUTER_ADD_EXISTING" => Some("skip".to_owned()),
+            "ROUTER_ALLOW_RESET" => Some("TRUE".to_owned()),
+            _ => None,
+        };
+        let s = RouterSettings::from_config(&config(), env).unwrap();
+        assert_eq!((s.add_mode, s.allow_reset), (AddMode::SkipExisting, true));
+        let bad = RouterSettings::from_config(&config(), |k| {
+            (k == "ROUTER_ALLOW_RESET").then(|| "maybe".to_owned())
+        });
+        assert!(matches!(bad, Err(SettingsError::BadValue { .. })));
+    }
+}
