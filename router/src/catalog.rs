@@ -190,15 +190,13 @@ impl<'a> Catalog<'a> {
                 .await?
             {
                 CatalogSuccess::DimensionSet(c) => Ok(c),
-                other => Err(ApiError::Internal(format!(
-                    "unexpected catalogue answer {other:?}"
-                ))),
+                other => Err(unexpected(&other)),
             },
         }
     }
 }
 
 /// A catalogue answer of the wrong kind: a bug somewhere, never the user's.
-pub fn unexpected(value: &CatalogReadValue) -> ApiError {
+pub fn unexpected(value: &impl std::fmt::Debug) -> ApiError {
     ApiError::Internal(format!("unexpected catalogue answer {value:?}"))
 }

@@ -174,7 +174,16 @@ impl ClusterClient {
                     ),
                 });
             }
-            let budget = (deadline - now).min(self.attempt_budget);
+            // The node gets the budget less the HTTP slack, so its own
+            // "timed out" answer, or the client's timeout, lands by the deadline.
+            let remaining = deadline - now;
+            let budget = remaining
+                .saturating_sub(HTTP_SLACK)
+                .min(self.attempt_budget);
+            if budget.is_zero() {
+                tokio::time::sleep(remaining).await;
+                continue;
+            }
             match self.attempt(target, group, op, &body, budget).await {
                 Attempt::Answer(bytes) => {
                     self.leaders.lock().insert(group, target);

@@ -47,7 +47,8 @@ impl CollectionShard {
     /// Top `n_results` hits per query embedding, sorted by (distance, id).
     /// Embedding dimensions are checked by the caller.
     pub fn query(&self, req: &QueryRequest) -> Vec<Vec<QueryHit>> {
-        let k = req.n_results;
+        // Never more than there are records: n_results comes from the network.
+        let k = req.n_results.min(self.state.records.len());
         if k == 0 || self.state.records.is_empty() {
             return req.embeddings.iter().map(|_| Vec::new()).collect();
         }

@@ -102,9 +102,7 @@ async fn create(
             }
             Ok(collection_json(&collection))
         }
-        other => Err(ApiError::Internal(format!(
-            "unexpected catalogue answer {other:?}"
-        ))),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -244,11 +242,7 @@ async fn modify(
     };
     let after = match catalog.propose(command, deadline).await? {
         CatalogSuccess::CollectionModified(c) => c,
-        other => {
-            return Err(ApiError::Internal(format!(
-                "unexpected catalogue answer {other:?}"
-            )))
-        }
+        other => return Err(unexpected(&other)),
     };
     if after.index_config != before.index_config {
         let shards = CollectionShards {
@@ -284,8 +278,6 @@ async fn delete(
             drop_shard_parts(&state, std::slice::from_ref(&c), deadline).await;
             Ok(HttpResponse::Ok().json(json!({})))
         }
-        other => Err(ApiError::Internal(format!(
-            "unexpected catalogue answer {other:?}"
-        ))),
+        other => Err(unexpected(&other)),
     }
 }

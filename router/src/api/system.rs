@@ -11,6 +11,7 @@ use common::command::ShardCommand;
 use serde_json::json;
 
 use super::AppState;
+use crate::catalog::unexpected;
 use crate::error::ApiError;
 use crate::shards::{on_every_group, shard_error};
 
@@ -79,11 +80,7 @@ async fn reset(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .await?
     {
         CatalogSuccess::Reset { .. } => {}
-        other => {
-            return Err(ApiError::Internal(format!(
-                "unexpected catalogue answer {other:?}"
-            )))
-        }
+        other => return Err(unexpected(&other)),
     }
     let failed = on_every_group(
         &state.cluster,

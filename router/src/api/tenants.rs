@@ -128,8 +128,6 @@ async fn delete_database(
             drop_shard_parts(&state, &dropped, deadline).await;
             Ok(empty_object())
         }
-        other => Err(ApiError::Internal(format!(
-            "unexpected catalogue answer {other:?}"
-        ))),
+        other => Err(unexpected(&other)),
     }
 }

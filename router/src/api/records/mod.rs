@@ -23,9 +23,18 @@ use crate::shards::CollectionShards;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let base = "/tenants/{tenant}/databases/{database}/collections/{id}";
     cfg.route(&format!("{base}/count"), web::get().to(count))
-        .route(&format!("{base}/add"), web::post().to(add))
-        .route(&format!("{base}/upsert"), web::post().to(upsert))
-        .route(&format!("{base}/update"), web::post().to(update))
+        .route(
+            &format!("{base}/add"),
+            write_route(|s| WriteKind::Add(s.settings.add_mode), true),
+        )
+        .route(
+            &format!("{base}/upsert"),
+            write_route(|_| WriteKind::Upsert, false),
+        )
+        .route(
+            &format!("{base}/update"),
+            write_route(|_| WriteKind::Update, false),
+        )
         .route(&format!("{base}/delete"), web::post().to(delete))
         .route(&format!("{base}/get"), web::post().to(get))
         .route(&format!("{base}/query"), web::post().to(query));
@@ -113,32 +122,26 @@ async fn run_write(
     write::write(&shards, kind, batch).await
 }
 
-async fn add(
+/// An add / upsert / update endpoint: `kind` picks the write from the
+/// settings, `created` is add's 201.
+async fn write_endpoint(
     state: web::Data<AppState>,
     path: RecordPath,
     bytes: web::Bytes,
+    kind: fn(&AppState) -> WriteKind,
+    created: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let mode = state.settings.add_mode;
-    run_write(&state, path, &bytes, WriteKind::Add(mode)).await?;
-    Ok(HttpResponse::Created().json(json!({})))
+    run_write(&state, path, &bytes, kind(&state)).await?;
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response.json(json!({})))
 }
 
-async fn upsert(
-    state: web::Data<AppState>,
-    path: RecordPath,
-    bytes: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    run_write(&state, path, &bytes, WriteKind::Upsert).await?;
-    Ok(HttpResponse::Ok().json(json!({})))
-}
-
-async fn update(
-    state: web::Data<AppState>,
-    path: RecordPath,
-    bytes: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
-    run_write(&state, path, &bytes, WriteKind::Update).await?;
-    Ok(HttpResponse::Ok().json(json!({})))
+fn write_route(kind: fn(&AppState) -> WriteKind, created: bool) -> actix_web::Route {
+    web::post().to(move |state, path, bytes| write_endpoint(state, path, bytes, kind, created))
 }
 
 async fn delete(
@@ -146,19 +149,17 @@ async fn delete(
     path: RecordPath,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let map = body::object(&bytes)?;
-    let ids = parse::string_list(&map, "ids")?;
-    let filter = parse::filter(&map)?;
-    let limit = parse::count(&map, "limit")?;
-    if ids.is_none() && filter.is_empty() {
+    let selection = parse::Selection::parse(&body::object(&bytes)?)?;
+    if selection.ids.is_none() && selection.filter.is_empty() {
         return Err(ApiError::invalid(
             "Delete needs ids, a where filter or a where_document filter; to delete every record, delete the collection",
         ));
     }
     let shards = collection_shards(&state, path, state.deadline()).await?;
-    let deleted = match &ids {
-        Some(ids) if ids.is_empty() => 0,
-        _ => write::delete(&shards, ids, filter, limit).await?,
+    let deleted = if selection.is_nothing() {
+        0
+    } else {
+        write::delete(&shards, selection).await?
     };
     Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
 }
@@ -169,15 +170,14 @@ async fn get(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
-    let ids = parse::string_list(&map, "ids")?;
-    let filter = parse::filter(&map)?;
-    let limit = parse::count(&map, "limit")?;
+    let selection = parse::Selection::parse(&map)?;
     let offset = parse::count(&map, "offset")?.unwrap_or(0);
     let include: Included = parse::include(&map, parse::GET_DEFAULT, false)?;
     let shards = collection_shards(&state, path, state.deadline()).await?;
-    let records = match &ids {
-        Some(ids) if ids.is_empty() => Vec::new(),
-        _ => read::get(&shards, ids, filter, offset, limit, include.fields).await?,
+    let records = if selection.is_nothing() {
+        Vec::new()
+    } else {
+        read::get(&shards, selection, offset, include.fields).await?
     };
     Ok(HttpResponse::Ok().json(response::get_result(records, &include)))
 }

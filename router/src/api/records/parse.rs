@@ -61,22 +61,26 @@ fn list<'v>(map: &'v Map<String, Value>, key: &str) -> Result<Option<&'v Vec<Val
     }
 }
 
+/// `key` as a list, each item parsed by `item`; absent or null is `None`.
+fn items<T>(
+    map: &Map<String, Value>,
+    key: &str,
+    item: impl Fn(&Value) -> Result<T, ApiError>,
+) -> Result<Option<Vec<T>>, ApiError> {
+    list(map, key)?
+        .map(|values| values.iter().map(&item).collect())
+        .transpose()
+}
+
 /// A list of strings (`ids`).
 pub fn string_list(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, ApiError> {
-    list(map, key)?
-        .map(|items| {
-            items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(ApiError::invalid(format!(
-                        "Expected each of {key} to be a string, got {}",
-                        kind(other)
-                    ))),
-                })
-                .collect()
-        })
-        .transpose()
+    items(map, key, |v| match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(ApiError::invalid(format!(
+            "Expected each of {key} to be a string, got {}",
+            kind(other)
+        ))),
+    })
 }
 
 /// A list whose items are strings or null (`documents`, `uris`).
@@ -84,21 +88,14 @@ fn optional_strings(
     map: &Map<String, Value>,
     key: &str,
 ) -> Result<Option<Vec<Option<String>>>, ApiError> {
-    list(map, key)?
-        .map(|items| {
-            items
-                .iter()
-                .map(|v| match v {
-                    Value::Null => Ok(None),
-                    Value::String(s) => Ok(Some(s.clone())),
-                    other => Err(ApiError::invalid(format!(
-                        "Expected each of {key} to be a string or null, got {}",
-                        kind(other)
-                    ))),
-                })
-                .collect()
-        })
-        .transpose()
+    items(map, key, |v| match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        other => Err(ApiError::invalid(format!(
+            "Expected each of {key} to be a string or null, got {}",
+            kind(other)
+        ))),
+    })
 }
 
 fn finite(values: Vec<f32>) -> Result<Vec<f32>, ApiError> {
@@ -158,24 +155,15 @@ fn optional_embeddings(
     map: &Map<String, Value>,
     key: &str,
 ) -> Result<Option<Vec<Option<Vec<f32>>>>, ApiError> {
-    list(map, key)?
-        .map(|items| {
-            items
-                .iter()
-                .map(|v| match v {
-                    Value::Null => Ok(None),
-                    v => embedding(v).map(Some),
-                })
-                .collect()
-        })
-        .transpose()
+    items(map, key, |v| match v {
+        Value::Null => Ok(None),
+        v => embedding(v).map(Some),
+    })
 }
 
 /// A list of embeddings, none null (queries).
 pub fn embeddings(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<Vec<f32>>>, ApiError> {
-    list(map, key)?
-        .map(|items| items.iter().map(embedding).collect())
-        .transpose()
+    items(map, key, embedding)
 }
 
 /// One record's metadata as a patch: a null value removes the key (update,
@@ -204,9 +192,7 @@ fn metadata_patch(v: &Value) -> Result<Option<MetadataPatch>, ApiError> {
 }
 
 fn metadatas(map: &Map<String, Value>) -> Result<Option<Vec<Option<MetadataPatch>>>, ApiError> {
-    list(map, "metadatas")?
-        .map(|items| items.iter().map(metadata_patch).collect())
-        .transpose()
+    items(map, "metadatas", metadata_patch)
 }
 
 /// 400 `DuplicateIDError` naming the repeated ids.
@@ -275,6 +261,29 @@ pub fn write_batch(
 /// The filter of a get / query / delete body.
 pub fn filter(map: &Map<String, Value>) -> Result<Filter, ApiError> {
     Ok(Filter::parse(map.get("where"), map.get("where_document"))?)
+}
+
+/// Which records a get or delete body selects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub ids: Option<Vec<String>>,
+    pub filter: Filter,
+    pub limit: Option<usize>,
+}
+
+impl Selection {
+    pub fn parse(map: &Map<String, Value>) -> Result<Self, ApiError> {
+        Ok(Selection {
+            ids: string_list(map, "ids")?,
+            filter: filter(map)?,
+            limit: count(map, "limit")?,
+        })
+    }
+
+    /// An explicit empty id list selects nothing (no shard is asked).
+    pub fn is_nothing(&self) -> bool {
+        self.ids.as_ref().is_some_and(Vec::is_empty)
+    }
 }
 
 /// An `include` list: which fields a get or query returns, and the list as

@@ -12,6 +12,7 @@ use common::read::{
 };
 use common::Filter;
 
+use super::parse::Selection;
 use super::write::ids_by_group;
 use crate::error::ApiError;
 use crate::shards::CollectionShards;
@@ -43,12 +44,11 @@ fn unexpected(value: &ShardReadValue) -> ApiError {
 /// at most `limit`.
 pub async fn get(
     shards: &CollectionShards<'_>,
-    ids: Option<Vec<String>>,
-    filter: Filter,
+    selection: Selection,
     offset: usize,
-    limit: Option<usize>,
     include: Include,
 ) -> Result<Vec<RecordView>, ApiError> {
+    let Selection { ids, filter, limit } = selection;
     if limit == Some(0) {
         return Ok(Vec::new());
     }
@@ -82,23 +82,12 @@ pub async fn get(
         .collect())
 }
 
-/// The ids of the first `limit` records matching, in id order (delete with
-/// a limit).
+/// The ids of the records selected, in id order (delete with a limit).
 pub async fn matching_ids(
     shards: &CollectionShards<'_>,
-    ids: Option<Vec<String>>,
-    filter: &Filter,
-    limit: usize,
+    selection: Selection,
 ) -> Result<Vec<String>, ApiError> {
-    let records = get(
-        shards,
-        ids,
-        filter.clone(),
-        0,
-        Some(limit),
-        Include::default(),
-    )
-    .await?;
+    let records = get(shards, selection, 0, Include::default()).await?;
     Ok(records.into_iter().map(|r| r.id).collect())
 }
 

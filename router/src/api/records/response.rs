@@ -16,7 +16,6 @@ pub struct GetResult {
     documents: Option<Vec<Option<String>>>,
     metadatas: Option<Vec<Value>>,
     uris: Option<Vec<Option<String>>>,
-    data: Option<()>,
     include: Vec<String>,
 }
 
@@ -28,7 +27,6 @@ pub struct QueryResult {
     metadatas: Option<Vec<Vec<Value>>>,
     uris: Option<Vec<Vec<Option<String>>>>,
     distances: Option<Vec<Vec<f32>>>,
-    data: Option<()>,
     include: Vec<String>,
 }
 
@@ -76,7 +74,6 @@ pub fn get_result(records: Vec<RecordView>, include: &Included) -> GetResult {
         documents: c.documents,
         metadatas: c.metadatas,
         uris: c.uris,
-        data: None,
         include: include.names.clone(),
     }
 }
@@ -90,7 +87,6 @@ pub fn query_result(per_query: Vec<Vec<QueryHit>>, include: &Included) -> QueryR
         metadatas: f.metadatas.then(Vec::new),
         uris: f.uris.then(Vec::new),
         distances: include.distances.then(Vec::new),
-        data: None,
         include: include.names.clone(),
     };
     for hits in per_query {
@@ -155,7 +151,7 @@ mod tests {
         assert_eq!(
             get,
             json!({"ids": ["a"], "embeddings": [[0.1, 2.0]], "documents": ["doc"],
-                "metadatas": [null], "uris": null, "data": null,
+                "metadatas": [null], "uris": null,
                 "include": ["embeddings", "documents", "metadatas", "distances"]})
         );
         assert!(

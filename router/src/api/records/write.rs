@@ -16,7 +16,7 @@ use common::read::{GetRequest, Include, ShardRead, ShardReadValue};
 use common::Filter;
 use futures::future::join_all;
 
-use super::parse::WriteBatch;
+use super::parse::{Selection, WriteBatch};
 use crate::error::ApiError;
 use crate::shards::CollectionShards;
 
@@ -210,18 +210,11 @@ pub async fn write(
 /// Deletes by ids (only their shards are asked) and/or filter (every
 /// shard). With a `limit`, the first `limit` matching records in the stable
 /// id order are chosen first, so the limit holds across shards.
-pub async fn delete(
-    shards: &CollectionShards<'_>,
-    ids: Option<Vec<String>>,
-    filter: Filter,
-    limit: Option<usize>,
-) -> Result<u64, ApiError> {
-    let ids = match limit {
-        Some(limit) => {
-            let chosen = super::read::matching_ids(shards, ids, &filter, limit).await?;
-            Some(chosen)
-        }
-        None => ids,
+pub async fn delete(shards: &CollectionShards<'_>, selection: Selection) -> Result<u64, ApiError> {
+    let filter = selection.filter.clone();
+    let ids = match selection.limit {
+        Some(_) => Some(super::read::matching_ids(shards, selection).await?),
+        None => selection.ids,
     };
     let commands: Vec<(u64, ShardCommand)> = match &ids {
         Some(ids) => ids_by_group(shards, ids)
