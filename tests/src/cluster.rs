@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     pub shard_count: usize,
     /// `router.request_timeout_ms`.
     pub request_timeout_ms: u64,
+    /// `router.max_batch_size`; `None` keeps the default (5461).
+    pub max_batch_size: Option<usize>,
     pub routers: Vec<RouterOptions>,
 }
 
@@ -57,6 +59,7 @@ impl Default for ClusterOptions {
             replication_factor: 3,
             shard_count: 3,
             request_timeout_ms: 10_000,
+            max_batch_size: None,
             routers: vec![RouterOptions::default()],
         }
     }
@@ -119,6 +122,9 @@ impl Cluster {
             free_port(),
             opts.request_timeout_ms,
         );
+        if let Some(max) = opts.max_batch_size {
+            text = text.replace("[router]\n", &format!("[router]\nmax_batch_size = {max}\n"));
+        }
         for id in 1..=opts.nodes {
             text += &format!(
                 "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n",

@@ -144,8 +144,9 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                         c.get("/api/v2/healthcheck")
                     })
                     .await;
+                    let body0 = records_body(&["after".into()], "after");
                     eventually("upsert after resume", 200, || {
-                        c.records(&id, "upsert", &records_body(&["after".into()], "after"))
+                        c.records(&id, "upsert", &body0)
                     })
                     .await;
                     let got = c.get_ok(&id, &json!({"ids": ids})).await;
@@ -239,10 +240,10 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard upsert: 503 naming shards 2 and 3, shard 1's part applied",
                 async move {
-                    let msg = expect_503("upsert across shards", || {
-                        c.records(&id, "upsert", &records_body(&ids, "first"))
-                    })
-                    .await;
+                    let body1 = records_body(&ids, "first");
+                    let msg =
+                        expect_503("upsert across shards", || c.records(&id, "upsert", &body1))
+                            .await;
                     assert!(
                         msg.contains("Shard 2") && msg.contains("Shard 3"),
                         "the 503 names both failed shards: {msg}"
@@ -290,10 +291,9 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard add (reject mode): 503 and nothing written",
                 async move {
-                    let msg = expect_503("add across shards", || {
-                        c.records(&id, "add", &records_body(&ids, "add"))
-                    })
-                    .await;
+                    let body2 = records_body(&ids, "add");
+                    let msg =
+                        expect_503("add across shards", || c.records(&id, "add", &body2)).await;
                     assert!(msg.contains("Shard"), "{msg}");
                     // CONTRACT: reject mode checks every shard before writing, so
                     // no part of a failed add is written, healthy shards included.
@@ -317,8 +317,9 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard add (skip mode): 503, healthy shard's part applied",
                 async move {
+                    let body3 = records_body(&ids, "skip");
                     expect_503("skip-mode add across shards", || {
-                        c.records(&id, "add", &records_body(&ids, "skip"))
+                        c.records(&id, "add", &body3)
                     })
                     .await;
                     let healthy = healthy.lock().clone();
@@ -350,16 +351,16 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "after heal, retries converge: every id present exactly once",
                 async move {
-                    eventually("upsert retry", 200, || {
-                        c.records(&id, "upsert", &records_body(&upsert_ids, "first"))
-                    })
-                    .await;
+                    let body4 = records_body(&upsert_ids, "first");
+                    eventually("upsert retry", 200, || c.records(&id, "upsert", &body4)).await;
+                    let body5 = records_body(&add_ids, "add");
                     eventually("reject-mode add retry", 201, || {
-                        c.records(&id, "add", &records_body(&add_ids, "add"))
+                        c.records(&id, "add", &body5)
                     })
                     .await;
+                    let body6 = records_body(&skip_ids, "skip");
                     eventually("skip-mode add retry", 201, || {
-                        skip.records(&id, "add", &records_body(&skip_ids, "skip"))
+                        skip.records(&id, "add", &body6)
                     })
                     .await;
                     let got = c.get_ok(&id, &json!({"include": ["documents"]})).await;

@@ -168,23 +168,29 @@ async fn tenants_and_databases() {
                         .await
                         .expect_status(200, "create tenant");
                     let base = "/api/v2/tenants/dbs/databases";
-                    for name in ["d0", "d1", "d2", "d3", "d4"] {
+                    for name in ["db0", "db1", "db2", "db3", "db4"] {
                         c.post(base, &json!({"name": name}))
                             .await
                             .expect_status(200, &format!("create database {name}"));
                     }
                     let d = c
-                        .get(&format!("{base}/d2"))
+                        .get(&format!("{base}/db2"))
                         .await
                         .expect_status(200, "get database");
-                    assert_eq!(d["name"], json!("d2"), "{d}");
+                    assert_eq!(d["name"], json!("db2"), "{d}");
                     assert_eq!(d["tenant"], json!("dbs"), "{d}");
                     assert!(d["id"].is_string(), "database model has an id: {d}");
 
-                    c.post(base, &json!({"name": "d1"})).await.expect_error(
+                    c.post(base, &json!({"name": "db1"})).await.expect_error(
                         409,
                         "UniqueConstraintError",
                         "duplicate database",
+                    );
+                    // Chroma 1.5.9 requires database names of 3 characters or more.
+                    c.post(base, &json!({"name": "db"})).await.expect_error(
+                        400,
+                        "InvalidArgumentError",
+                        "database name too short",
                     );
                     c.get(&format!("{base}/nope")).await.expect_error(
                         404,
@@ -193,7 +199,7 @@ async fn tenants_and_databases() {
                     );
                     c.post(
                         "/api/v2/tenants/no-such-tenant/databases",
-                        &json!({"name": "x"}),
+                        &json!({"name": "xyz"}),
                     )
                     .await
                     .expect_error(
@@ -205,7 +211,7 @@ async fn tenants_and_databases() {
                     let all = db_names(&c.get(base).await.expect_status(200, "list databases"));
                     let mut sorted = all.clone();
                     sorted.sort();
-                    assert_eq!(sorted, ["d0", "d1", "d2", "d3", "d4"], "list: {all:?}");
+                    assert_eq!(sorted, ["db0", "db1", "db2", "db3", "db4"], "list: {all:?}");
                     // Pages of 2 concatenate to the full list, in the same order.
                     let mut paged = Vec::new();
                     for offset in [0, 2, 4, 6] {
@@ -219,21 +225,21 @@ async fn tenants_and_databases() {
                     }
                     assert_eq!(paged, all, "pages of 2 vs the full list");
 
-                    c.delete(&format!("{base}/d3"))
+                    c.delete(&format!("{base}/db3"))
                         .await
                         .expect_status(200, "delete database");
-                    c.get(&format!("{base}/d3")).await.expect_error(
+                    c.get(&format!("{base}/db3")).await.expect_error(
                         404,
                         "NotFoundError",
                         "deleted database",
                     );
-                    c.delete(&format!("{base}/d3")).await.expect_error(
+                    c.delete(&format!("{base}/db3")).await.expect_error(
                         404,
                         "NotFoundError",
                         "delete of a missing database",
                     );
                     let after = db_names(&c.get(base).await.expect_status(200, "list"));
-                    assert!(!after.contains(&"d3".to_string()), "{after:?}");
+                    assert!(!after.contains(&"db3".to_string()), "{after:?}");
                     assert_eq!(after.len(), 4, "{after:?}");
                 }
             },
@@ -247,10 +253,10 @@ async fn tenants_and_databases() {
                 c.post("/api/v2/tenants", &json!({"name": "iso"}))
                     .await
                     .expect_status(200, "create tenant");
-                c.post("/api/v2/tenants/iso/databases", &json!({"name": "db"}))
+                c.post("/api/v2/tenants/iso/databases", &json!({"name": "isodb"}))
                     .await
                     .expect_status(200, "create database");
-                let base = "/api/v2/tenants/iso/databases/db";
+                let base = "/api/v2/tenants/iso/databases/isodb";
                 let model = c
                     .post(
                         &format!("{base}/collections"),
@@ -259,7 +265,7 @@ async fn tenants_and_databases() {
                     .await
                     .expect_status(200, "create collection in iso/db");
                 assert_eq!(model["tenant"], json!("iso"), "{model}");
-                assert_eq!(model["database"], json!("db"), "{model}");
+                assert_eq!(model["database"], json!("isodb"), "{model}");
                 let id = model["id"].as_str().expect("id").to_string();
                 // The same name in the default database is a different collection.
                 let other = c.new_collection("shared-name", json!({})).await;
@@ -282,7 +288,7 @@ async fn tenants_and_databases() {
                     .expect_status(200, "collections_count");
                 assert_eq!(count, json!(1));
                 // Deleting a database that holds collections removes them too.
-                c.delete("/api/v2/tenants/iso/databases/db")
+                c.delete("/api/v2/tenants/iso/databases/isodb")
                     .await
                     .expect_status(200, "delete database with a collection");
                 c.get(&format!("{base}/collections/shared-name"))
@@ -317,7 +323,7 @@ async fn reset_when_enabled_wipes_everything_and_recreates_defaults() {
                 c.post("/api/v2/tenants", &json!({"name": "gone"}))
                     .await
                     .expect_status(200, "create tenant");
-                c.post("/api/v2/tenants/gone/databases", &json!({"name": "db"}))
+                c.post("/api/v2/tenants/gone/databases", &json!({"name": "gonedb"}))
                     .await
                     .expect_status(200, "create database");
                 let id = c.new_collection("wiped", json!({})).await;
