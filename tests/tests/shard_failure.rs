@@ -103,7 +103,10 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
             .run(
                 "503 in time for writes and reads without a quorum",
                 async move {
-                    let body = records_body(&["late-1".into(), "late-2".into()], "late");
+                    let late: Vec<String> = (0..12).map(|i| format!("late-{i}")).collect();
+                    assert_eq!(by_shard(&id, &late).len(), 3, "late ids span every shard");
+                    let body = records_body(&late, "late");
+                    let mut messages = Vec::new();
                     for (verb, body) in [
                         ("upsert", body.clone()),
                         ("add", body),
@@ -125,9 +128,22 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                             msg.contains("Shard") || msg.contains("metadata group"),
                             "{verb}: message names neither a shard nor the metadata group: {msg}"
                         );
+                        messages.push((verb, msg));
                     }
                     let health = c.get("/api/v2/healthcheck").await;
                     assert_ne!(health.status, 200, "healthcheck without a metadata quorum");
+                    // CONTRACT (README "Writes across shards"): a write's 503
+                    // names every failed shard; here all three failed.
+                    for (verb, msg) in messages {
+                        if matches!(verb, "upsert" | "add") && msg.contains("Shard") {
+                            for shard in ["Shard 1 ", "Shard 2 ", "Shard 3 "] {
+                                assert!(
+                                    msg.contains(shard),
+                                    "{verb}: the 503 does not name {shard}(all shards are down): {msg}"
+                                );
+                            }
+                        }
+                    }
                 },
             )
             .await;
@@ -144,9 +160,9 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                         c.get("/api/v2/healthcheck")
                     })
                     .await;
-                    let body0 = records_body(&["after".into()], "after");
+                    let after_body = records_body(&["after".into()], "after");
                     eventually("upsert after resume", 200, || {
-                        c.records(&id, "upsert", &body0)
+                        c.records(&id, "upsert", &after_body)
                     })
                     .await;
                     let got = c.get_ok(&id, &json!({"ids": ids})).await;
@@ -240,10 +256,11 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard upsert: 503 naming shards 2 and 3, shard 1's part applied",
                 async move {
-                    let body1 = records_body(&ids, "first");
-                    let msg =
-                        expect_503("upsert across shards", || c.records(&id, "upsert", &body1))
-                            .await;
+                    let upsert_body = records_body(&ids, "first");
+                    let msg = expect_503("upsert across shards", || {
+                        c.records(&id, "upsert", &upsert_body)
+                    })
+                    .await;
                     assert!(
                         msg.contains("Shard 2") && msg.contains("Shard 3"),
                         "the 503 names both failed shards: {msg}"
@@ -291,10 +308,9 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard add (reject mode): 503 and nothing written",
                 async move {
-                    let body2 = records_body(&ids, "add");
+                    let add_body = records_body(&ids, "add");
                     let msg =
-                        expect_503("add across shards", || c.records(&id, "add", &body2)).await;
-                    assert!(msg.contains("Shard"), "{msg}");
+                        expect_503("add across shards", || c.records(&id, "add", &add_body)).await;
                     // CONTRACT: reject mode checks every shard before writing, so
                     // no part of a failed add is written, healthy shards included.
                     for (index, part) in by_shard(&id, &ids) {
@@ -307,6 +323,11 @@ async fn write_across_shards_with_some_shards_down() {
                             );
                         }
                     }
+                    // CONTRACT: the 503 names every failed shard (2 and 3).
+                    assert!(
+                        msg.contains("Shard 2 ") && msg.contains("Shard 3 "),
+                        "the 503 names both failed shards: {msg}"
+                    );
                 },
             )
             .await;
@@ -317,9 +338,9 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "multi-shard add (skip mode): 503, healthy shard's part applied",
                 async move {
-                    let body3 = records_body(&ids, "skip");
+                    let skip_body = records_body(&ids, "skip");
                     expect_503("skip-mode add across shards", || {
-                        c.records(&id, "add", &body3)
+                        c.records(&id, "add", &skip_body)
                     })
                     .await;
                     let healthy = healthy.lock().clone();
@@ -351,16 +372,19 @@ async fn write_across_shards_with_some_shards_down() {
             .run(
                 "after heal, retries converge: every id present exactly once",
                 async move {
-                    let body4 = records_body(&upsert_ids, "first");
-                    eventually("upsert retry", 200, || c.records(&id, "upsert", &body4)).await;
-                    let body5 = records_body(&add_ids, "add");
-                    eventually("reject-mode add retry", 201, || {
-                        c.records(&id, "add", &body5)
+                    let upsert_body = records_body(&upsert_ids, "first");
+                    eventually("upsert retry", 200, || {
+                        c.records(&id, "upsert", &upsert_body)
                     })
                     .await;
-                    let body6 = records_body(&skip_ids, "skip");
+                    let add_body = records_body(&add_ids, "add");
+                    eventually("reject-mode add retry", 201, || {
+                        c.records(&id, "add", &add_body)
+                    })
+                    .await;
+                    let skip_body = records_body(&skip_ids, "skip");
                     eventually("skip-mode add retry", 201, || {
-                        skip.records(&id, "add", &body6)
+                        skip.records(&id, "add", &skip_body)
                     })
                     .await;
                     let got = c.get_ok(&id, &json!({"include": ["documents"]})).await;
