@@ -221,6 +221,46 @@ pub fn resolve(
     })
 }
 
+/// Whether the server embeds a collection's documents itself, from the
+/// `embedding_function` of its stored configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentEmbedding {
+    /// Chroma's default, all-MiniLM-L6-v2 (`{"type": "known", "name":
+    /// "default"}`, or `sentence_transformer` with that model).
+    MiniLm,
+    /// None the server can compute; says what the collection has, for the
+    /// error message.
+    Unavailable(String),
+}
+
+const MINILM_NAMES: &[&str] = &["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"];
+
+pub fn document_embedding(configuration_json: &str) -> DocumentEmbedding {
+    let config: Value = serde_json::from_str(configuration_json).unwrap_or(Value::Null);
+    let ef = &config["embedding_function"];
+    let kind = ef["type"].as_str();
+    let name = ef["name"].as_str();
+    match (kind, name) {
+        (Some("known"), Some("default")) => DocumentEmbedding::MiniLm,
+        (Some("known"), Some("sentence_transformer"))
+            if ef["config"]["model_name"]
+                .as_str()
+                .is_some_and(|m| MINILM_NAMES.contains(&m)) =>
+        {
+            DocumentEmbedding::MiniLm
+        }
+        (Some("known"), Some(other)) => DocumentEmbedding::Unavailable(format!(
+            "its embedding function '{other}' is not one this server computes (only Chroma's default, all-MiniLM-L6-v2)"
+        )),
+        (Some(t), _) => DocumentEmbedding::Unavailable(format!(
+            "its embedding function is of type '{t}', which the server cannot compute"
+        )),
+        (None, _) => DocumentEmbedding::Unavailable(
+            "it has no embedding function (configuration.embedding_function is null)".to_owned(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +319,41 @@ mod tests {
         let mut m = Metadata::new();
         m.insert("hnsw:space".into(), MetadataValue::Int(1));
         assert!(resolve(None, Some(&m)).is_err());
+    }
+
+    #[test]
+    fn which_collections_embed_documents() {
+        let with = |ef: Value| json!({"hnsw": {}, "embedding_function": ef}).to_string();
+        assert_eq!(
+            document_embedding(&with(
+                json!({"type": "known", "name": "default", "config": {}})
+            )),
+            DocumentEmbedding::MiniLm
+        );
+        assert_eq!(
+            document_embedding(&with(
+                json!({"type": "known", "name": "sentence_transformer",
+                "config": {"model_name": "all-MiniLM-L6-v2"}})
+            )),
+            DocumentEmbedding::MiniLm
+        );
+        for other in [
+            json!({"type": "known", "name": "openai", "config": {}}),
+            json!({"type": "known", "name": "sentence_transformer", "config": {"model_name": "x"}}),
+            json!({"type": "legacy"}),
+            Value::Null,
+        ] {
+            assert!(
+                matches!(
+                    document_embedding(&with(other.clone())),
+                    DocumentEmbedding::Unavailable(_)
+                ),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            document_embedding("not json"),
+            DocumentEmbedding::Unavailable(_)
+        ));
     }
 }
