@@ -11,8 +11,6 @@
 use std::future::Future;
 use std::time::Instant;
 
-use futures::future::BoxFuture;
-
 #[derive(Default)]
 pub struct Checks {
     passed: Vec<String>,
@@ -57,34 +55,6 @@ impl Checks {
                 self.failed.push((name.to_string(), text));
             }
         }
-    }
-
-    /// Runs several checks concurrently (independent collections); results
-    /// are recorded in the given order.
-    pub async fn run_all(&mut self, checks: Vec<(&str, BoxFuture<'static, ()>)>) {
-        let started = Instant::now();
-        let handles: Vec<_> = checks
-            .into_iter()
-            .map(|(name, f)| (name.to_string(), tokio::spawn(f)))
-            .collect();
-        for (name, handle) in handles {
-            match handle.await {
-                Ok(()) => {
-                    eprintln!("PASS {name}");
-                    self.passed.push(name);
-                }
-                Err(e) => {
-                    let text = if e.is_panic() {
-                        panic_text(e.into_panic())
-                    } else {
-                        format!("task failed: {e}")
-                    };
-                    eprintln!("FAIL {name}: {text}");
-                    self.failed.push((name, text));
-                }
-            }
-        }
-        eprintln!("(group took {:.1?})", started.elapsed());
     }
 
     /// Fails the test if any check failed, listing them all.

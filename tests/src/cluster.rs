@@ -52,6 +52,24 @@ pub struct ClusterOptions {
     pub routers: Vec<RouterOptions>,
 }
 
+impl RouterOptions {
+    /// A router with `ROUTER_ADD_EXISTING=skip` (Chroma 1.x's add).
+    pub fn skip_existing() -> RouterOptions {
+        RouterOptions {
+            add_existing: Some("skip"),
+            ..RouterOptions::default()
+        }
+    }
+
+    /// A router with `ROUTER_ALLOW_RESET=true`.
+    pub fn reset_allowed() -> RouterOptions {
+        RouterOptions {
+            allow_reset: Some(true),
+            ..RouterOptions::default()
+        }
+    }
+}
+
 impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
@@ -337,7 +355,12 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "group {group}: no leader among {among:?} after {timeout:?}"
+                "group {group}: no leader among {among:?} after {timeout:?}; node log tails:\n{}",
+                among
+                    .iter()
+                    .map(|id| format!("node {id}:\n{}", tail(&self.node_log(*id), 10)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -359,21 +382,8 @@ impl Cluster {
             if up.len() * 2 <= replicas.len() {
                 continue;
             }
-            loop {
-                if let Some(l) = self.find_leader(g, &up).await {
-                    leaders.insert(g, l);
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "group {g}: no leader among {up:?} after {timeout:?}; node log tails:\n{}",
-                    up.iter()
-                        .map(|id| format!("node {id}:\n{}", tail(&self.node_log(*id), 10)))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            leaders.insert(g, self.wait_leader(g, &up, left).await);
         }
         leaders
     }

@@ -560,13 +560,7 @@ async fn invalid_metadata(c: Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_of_existing_ids() {
     let cluster = Cluster::start(ClusterOptions {
-        routers: vec![
-            RouterOptions::default(),
-            RouterOptions {
-                add_existing: Some("skip"),
-                ..RouterOptions::default()
-            },
-        ],
+        routers: vec![RouterOptions::default(), RouterOptions::skip_existing()],
         ..ClusterOptions::default()
     })
     .await;

@@ -212,13 +212,7 @@ async fn write_across_shards_with_some_shards_down() {
     let cluster = Cluster::start(ClusterOptions {
         nodes: 5,
         request_timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
-        routers: vec![
-            RouterOptions::default(),
-            RouterOptions {
-                add_existing: Some("skip"),
-                ..RouterOptions::default()
-            },
-        ],
+        routers: vec![RouterOptions::default(), RouterOptions::skip_existing()],
         ..ClusterOptions::default()
     })
     .await;

@@ -303,13 +303,7 @@ async fn tenants_and_databases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_when_enabled_wipes_everything_and_recreates_defaults() {
     let cluster = Cluster::start(ClusterOptions {
-        routers: vec![
-            RouterOptions {
-                allow_reset: Some(true),
-                ..RouterOptions::default()
-            },
-            RouterOptions::default(),
-        ],
+        routers: vec![RouterOptions::reset_allowed(), RouterOptions::default()],
         ..ClusterOptions::default()
     })
     .await;
