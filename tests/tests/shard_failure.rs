@@ -406,3 +406,90 @@ async fn write_across_shards_with_some_shards_down() {
     }
     checks.finish();
 }
+
+/// One node of three lost (kill -9, then SIGSTOP of another after the
+/// first is back): every group keeps a quorum, so reads and writes through
+/// the router go on (architecture.md promise 4); the router follows the new
+/// leaders within the request deadline instead of answering 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_minority_is_transparent() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let c = cluster.client_with_timeout(0, Duration::from_secs(20));
+    let id = c.new_collection("survivor", json!({})).await;
+    let ids: Vec<String> = (0..45).map(|i| format!("m{i}")).collect();
+    assert_eq!(by_shard(&id, &ids).len(), 3, "ids span every shard");
+    let parts: Vec<Vec<String>> = ids.chunks(15).map(<[String]>::to_vec).collect();
+    c.add_ok(&id, &records_body(&parts[0], "part")).await;
+
+    // The node leading the most groups is the one whose loss forces the
+    // most elections.
+    let leaders = cluster.wait_all_leaders(LONG).await;
+    let busiest = |leaders: &BTreeMap<u64, u64>| {
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for l in leaders.values() {
+            *counts.entry(*l).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(node, _)| node)
+            .expect("some leader")
+    };
+    let victim = busiest(&leaders);
+    let mut checks = Checks::new();
+
+    cluster.kill_node(victim);
+    {
+        let (c, id, part) = (c.clone(), id.clone(), parts[1].clone());
+        let all = ids[..30].to_vec();
+        checks
+            .run(
+                &format!("node {victim} killed: add and get succeed"),
+                async move {
+                    let started = Instant::now();
+                    c.records(&id, "add", &records_body(&part, "part"))
+                        .await
+                        .expect_status(201, "add with one node dead");
+                    eprintln!("add after kill -9 took {:?}", started.elapsed());
+                    let mut want = all.clone();
+                    want.sort();
+                    assert_eq!(c.present_ids(&id, &all).await, want);
+                },
+            )
+            .await;
+    }
+    cluster.spawn_node(victim);
+    cluster.wait_all_leaders(LONG).await;
+
+    let leaders = cluster.wait_all_leaders(LONG).await;
+    let paused = busiest(&leaders);
+    cluster.pause_node(paused, true);
+    {
+        let (c, id, part) = (c.clone(), id.clone(), parts[2].clone());
+        let all = ids.clone();
+        checks
+            .run(
+                &format!("node {paused} stopped: upsert, get and query succeed"),
+                async move {
+                    let started = Instant::now();
+                    c.records(&id, "upsert", &records_body(&part, "part"))
+                        .await
+                        .expect_status(200, "upsert with one node stopped");
+                    eprintln!("upsert after SIGSTOP took {:?}", started.elapsed());
+                    let mut want = all.clone();
+                    want.sort();
+                    assert_eq!(c.present_ids(&id, &all).await, want);
+                    let q = c
+                        .query_ok(
+                            &id,
+                            &json!({"query_embeddings": [[0.0, 1.0]], "n_results": 5}),
+                        )
+                        .await;
+                    assert_eq!(str_list(&q["ids"][0]).len(), 5, "{q}");
+                },
+            )
+            .await;
+    }
+    cluster.pause_node(paused, false);
+    checks.finish();
+}
