@@ -165,6 +165,57 @@ async fn filters_match_a_brute_force_oracle() {
             .await;
     }
     {
+        let (c, recs) = (c.clone(), recs.clone());
+        checks
+            .run(
+                "delete by where / where_document removes exactly the matches",
+                async move {
+                    // A copy of the dataset, so the shared collection stays whole.
+                    let id = c.new_collection("filters-delete", json!({})).await;
+                    load(&c, &id, &recs).await;
+                    let mut left: Vec<Rec> = recs.clone();
+                    for (w, d) in [
+                        (
+                            Some(json!({"$or": [{"color": "red"}, {"m": {"$gte": 3}}]})),
+                            None,
+                        ),
+                        (None, Some(json!({"$regex": "alpha|Zeta"}))),
+                        (
+                            Some(json!({"tags": {"$not_contains": "a"}})),
+                            Some(json!({"$contains": "doc"})),
+                        ),
+                    ] {
+                        let mut body = json!({});
+                        if let Some(w) = &w {
+                            body["where"] = w.clone();
+                        }
+                        if let Some(d) = &d {
+                            body["where_document"] = d.clone();
+                        }
+                        let matching = left
+                            .iter()
+                            .filter(|r| record_matches(r, w.as_ref(), d.as_ref()))
+                            .count();
+                        let resp = c.records(&id, "delete", &body).await;
+                        assert_eq!(
+                            resp.expect_status(200, &format!("delete {body}")),
+                            json!({"deleted": matching}),
+                            "delete {body}"
+                        );
+                        left.retain(|r| !record_matches(r, w.as_ref(), d.as_ref()));
+                        let got = c.get_ok(&id, &json!({"include": []})).await;
+                        assert_eq!(
+                            sorted(str_list(&got["ids"])),
+                            sorted(left.iter().map(|r| r.id.clone()).collect()),
+                            "records left after delete {body}"
+                        );
+                    }
+                    assert_eq!(c.count(&id).await, left.len() as u64);
+                },
+            )
+            .await;
+    }
+    {
         let (c, id, recs) = (c.clone(), id.clone(), recs.clone());
         checks
             .run("filtered query top-k equals brute force", async move {

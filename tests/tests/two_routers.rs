@@ -140,5 +140,50 @@ async fn two_routers_share_the_catalogue() {
             })
             .await;
     }
+    {
+        let (a, b) = (a.clone(), b.clone());
+        checks
+            .run("concurrent writers on both routers: every write read back at once via the other", async move {
+                let id = a.new_collection("concurrent", json!({})).await;
+                let tasks: Vec<_> = (0..8)
+                    .map(|t| {
+                        let (writer, reader) = if t % 2 == 0 {
+                            (a.clone(), b.clone())
+                        } else {
+                            (b.clone(), a.clone())
+                        };
+                        let id = id.clone();
+                        tokio::spawn(async move {
+                            for i in 0..10 {
+                                let rid = format!("t{t}-{i}");
+                                writer
+                                    .records(
+                                        &id,
+                                        "upsert",
+                                        &json!({"ids": [rid], "embeddings": [[t as f32, i as f32]]}),
+                                    )
+                                    .await
+                                    .expect_status(200, "concurrent upsert");
+                                // Linearizable: acknowledged means visible
+                                // through any router.
+                                assert_eq!(
+                                    reader.present_ids(&id, std::slice::from_ref(&rid)).await,
+                                    vec![rid.clone()],
+                                    "{rid} not visible through the other router right after its write"
+                                );
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    if let Err(e) = task.await {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+                assert_eq!(a.count(&id).await, 80);
+                assert_eq!(b.count(&id).await, 80);
+            })
+            .await;
+    }
     checks.finish();
 }
