@@ -436,6 +436,46 @@ mod tests {
         assert!(!document_matches(&json!({"$regex": "x"}), None));
     }
 
+    /// The end-to-end filter checks are only as good as their filters: each
+    /// must select a proper, non-empty part of the dataset (except the one
+    /// meant to match nothing), or a broken operator could pass unnoticed.
+    #[test]
+    fn filters_split_the_dataset() {
+        let recs = dataset("f", 200, 8, 42);
+        for w in where_filters() {
+            let n = recs
+                .iter()
+                .filter(|r| record_matches(r, Some(&w), None))
+                .count();
+            if w == json!({"color": "purple"}) {
+                assert_eq!(n, 0);
+            } else {
+                assert!((1..200).contains(&n), "where {w} matches {n} of 200");
+            }
+        }
+        for d in document_filters() {
+            let n = recs
+                .iter()
+                .filter(|r| record_matches(r, None, Some(&d)))
+                .count();
+            if d == json!({"$contains": "zeta"}) {
+                assert_eq!(n, 0, "documents are case-sensitive: only Zeta occurs");
+            } else {
+                assert!(
+                    (1..200).contains(&n),
+                    "where_document {d} matches {n} of 200"
+                );
+            }
+        }
+        // Missing fields and documents occur, so their semantics are tested.
+        assert!(recs.iter().any(|r| r.metadata.is_none()));
+        assert!(recs.iter().any(|r| r.document.is_none()));
+        assert!(recs.iter().any(|r| r
+            .metadata
+            .as_ref()
+            .is_some_and(|m| !m.contains_key("color"))));
+    }
+
     #[test]
     fn distances() {
         let a = [1.0f32, 0.0];
