@@ -493,6 +493,15 @@ async fn query_include(c: Client) {
             }
         }
     }
+    // A filter matching nothing: one empty list per query.
+    let got = c
+        .query_ok(
+            &id,
+            &json!({"query_embeddings": q, "n_results": 3, "where": {"nothing": "here"}}),
+        )
+        .await;
+    assert_eq!(got["ids"], json!([[], []]), "{got}");
+    assert_eq!(got["distances"], json!([[], []]), "{got}");
     // n_results larger than the collection returns what there is.
     let got = c
         .query_ok(

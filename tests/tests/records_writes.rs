@@ -25,6 +25,12 @@ async fn writes() {
         .await;
     checks
         .run(
+            "unicode ids and documents, 64-bit integers round-trip",
+            unicode_and_big_numbers(c.clone()),
+        )
+        .await;
+    checks
+        .run(
             "base64 and list embeddings are both accepted",
             base64_embeddings(c.clone()),
         )
@@ -443,4 +449,53 @@ async fn empty_ids(c: Client) {
     }
     // An empty ids list on delete is not "delete everything".
     assert_eq!(c.count(&id).await, 1);
+}
+
+async fn unicode_and_big_numbers(c: Client) {
+    let id = c.new_collection(&unique_name("unicode"), json!({})).await;
+    let ids = ["ünïcødé-😀", "日本語", "plain"];
+    let meta = json!({"big": 9_007_199_254_740_993_i64, "neg": -42, "tiny": 1e-300,
+                      "text": "naïve café ✓"});
+    c.add_ok(
+        &id,
+        &json!({
+            "ids": ids,
+            "embeddings": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
+            "metadatas": [meta, {"k": 1}, {"k": 2}],
+            "documents": ["grüße 😀 aus Köln", "東京の天気", "plain text"],
+        }),
+    )
+    .await;
+    let got = c
+        .get_ok(
+            &id,
+            &json!({"ids": ids, "include": ["metadatas", "documents"]}),
+        )
+        .await;
+    let r = rows(&got);
+    assert_eq!(r.len(), 3, "{got}");
+    // Integers are 64-bit in Chroma: no rounding through f64.
+    assert_eq!(r["ünïcødé-😀"].metadata, meta, "{got}");
+    assert_eq!(r["日本語"].document, json!("東京の天気"));
+    let found = c
+        .get_ok(
+            &id,
+            &json!({"where_document": {"$contains": "😀"}, "include": []}),
+        )
+        .await;
+    assert_eq!(found["ids"], json!(["ünïcødé-😀"]));
+    let found = c
+        .get_ok(
+            &id,
+            &json!({"where": {"big": 9_007_199_254_740_993_i64}, "include": []}),
+        )
+        .await;
+    assert_eq!(found["ids"], json!(["ünïcødé-😀"]), "exact 64-bit equality");
+    let found = c
+        .get_ok(
+            &id,
+            &json!({"where": {"big": 9_007_199_254_740_992_i64}, "include": []}),
+        )
+        .await;
+    assert_eq!(found["ids"], json!([]), "2^53 is a different integer");
 }
