@@ -493,3 +493,68 @@ async fn losing_a_minority_is_transparent() {
     cluster.pause_node(paused, false);
     checks.finish();
 }
+
+/// kill -9 of every node, then a restart: every acknowledged write is still
+/// there through the (still running) router, deletes stay deleted, and
+/// queries work on the recovered indexes (architecture.md promises 1, 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_kill_and_restart_keeps_acknowledged_writes() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let c = cluster.client_with_timeout(0, Duration::from_secs(20));
+    let id = c.new_collection("durable", json!({})).await;
+    let ids: Vec<String> = (0..90).map(|i| format!("d{i}")).collect();
+    c.add_ok(&id, &records_body(&ids, "kept")).await;
+    c.records(&id, "delete", &json!({"ids": ["d0", "d1", "d2"]}))
+        .await
+        .expect_status(200, "delete before the crash");
+    c.records(
+        &id,
+        "update",
+        &json!({"ids": ["d3"], "documents": ["updated"]}),
+    )
+    .await
+    .expect_status(200, "update before the crash");
+
+    for node in cluster.ids() {
+        cluster.kill_node(node);
+    }
+    for node in cluster.ids() {
+        cluster.spawn_node(node);
+    }
+    cluster.wait_all_leaders(LONG).await;
+
+    let mut checks = Checks::new();
+    checks
+        .run(
+            "acknowledged writes survive kill -9 of every node",
+            async move {
+                let get_all = json!({"include": ["documents"]});
+                let got =
+                    eventually("get after restart", 200, || c.records(&id, "get", &get_all)).await;
+                let r = rows(&got);
+                assert_eq!(r.len(), 87, "90 added, 3 deleted");
+                for gone in ["d0", "d1", "d2"] {
+                    assert!(
+                        !r.contains_key(gone),
+                        "{gone} deleted before the crash is back"
+                    );
+                }
+                assert_eq!(r["d3"].document, json!("updated"));
+                assert_eq!(r["d50"].document, json!("kept d50"));
+                // records_body puts record i at [i, 1]: the nearest to [50, 1]
+                // are d50, then d49 / d51.
+                let q = c
+                    .query_ok(
+                        &id,
+                        &json!({"query_embeddings": [[50.0, 1.0]], "n_results": 3,
+                            "include": ["distances"]}),
+                    )
+                    .await;
+                assert_eq!(q["ids"][0][0], json!("d50"), "{q}");
+                assert_eq!(q["distances"][0], json!([0.0, 1.0, 1.0]), "{q}");
+                assert_eq!(c.count(&id).await, 87);
+            },
+        )
+        .await;
+    checks.finish();
+}

@@ -88,13 +88,20 @@ async fn two_routers_share_the_catalogue() {
         checks
             .run("dimension fixed via A is enforced via B", async move {
                 let id = a.new_collection("dims", json!({})).await;
+                // B knows the collection before its dimension is fixed (a
+                // cached model with dimension null must not let B accept
+                // another dimension later).
+                assert_eq!(b.count(&id).await, 0);
                 a.add_ok(&id, &json!({"ids": ["d"], "embeddings": [[1.0, 2.0, 3.0]]}))
                     .await;
+                // Ids on every shard, including the ones that hold no record
+                // of this collection yet.
+                let ids: Vec<String> = (0..12).map(|i| format!("e{i}")).collect();
                 let msg = b
                     .records(
                         &id,
                         "add",
-                        &json!({"ids": ["e"], "embeddings": [[1.0, 2.0]]}),
+                        &json!({"ids": ids, "embeddings": vec![vec![1.0f32, 2.0]; 12]}),
                     )
                     .await
                     .expect_error(400, "InvalidArgumentError", "short embedding via B");
