@@ -213,6 +213,74 @@ async fn create_get_and_names() {
         .await;
 
     checks
+        .run(
+            "hnsw parameters: Chroma's defaults, legacy metadata keys, configuration, modify",
+            {
+                let c = c.clone();
+                async move {
+                    let m = c.create_collection("hnsw-default", json!({})).await;
+                    let hnsw = &m["configuration_json"]["hnsw"];
+                    // Chroma 1.5.9's defaults.
+                    assert_eq!(hnsw["ef_construction"], json!(100), "{m}");
+                    assert_eq!(hnsw["ef_search"], json!(100), "{m}");
+                    assert_eq!(hnsw["max_neighbors"], json!(16), "{m}");
+                    let m = c
+                        .create_collection(
+                            "hnsw-legacy",
+                            json!({"metadata": {"hnsw:space": "ip", "hnsw:construction_ef": 150,
+                                            "hnsw:search_ef": 77, "hnsw:M": 24}}),
+                        )
+                        .await;
+                    let hnsw = &m["configuration_json"]["hnsw"];
+                    assert_eq!(hnsw["space"], json!("ip"), "{m}");
+                    assert_eq!(hnsw["ef_construction"], json!(150), "{m}");
+                    assert_eq!(hnsw["ef_search"], json!(77), "{m}");
+                    assert_eq!(hnsw["max_neighbors"], json!(24), "{m}");
+                    let m = c
+                        .create_collection(
+                            "hnsw-config",
+                            json!({"configuration": {"hnsw": {"space": "cosine", "ef_search": 55,
+                                                          "ef_construction": 120,
+                                                          "max_neighbors": 20}}}),
+                        )
+                        .await;
+                    let hnsw = &m["configuration_json"]["hnsw"];
+                    assert_eq!(
+                        (
+                            &hnsw["space"],
+                            &hnsw["ef_search"],
+                            &hnsw["ef_construction"],
+                            &hnsw["max_neighbors"]
+                        ),
+                        (&json!("cosine"), &json!(55), &json!(120), &json!(20)),
+                        "{m}"
+                    );
+                    // ef_search may change after creation (Chroma 1.5.9's
+                    // UpdateHnswConfiguration).
+                    let id = m["id"].as_str().expect("id").to_string();
+                    c.put(
+                        &coll(&format!("/{id}")),
+                        &json!({"new_configuration": {"hnsw": {"ef_search": 200}}}),
+                    )
+                    .await
+                    .expect_status(200, "modify ef_search");
+                    let got = c.get(&coll("/hnsw-config")).await.expect_status(200, "get");
+                    assert_eq!(
+                        got["configuration_json"]["hnsw"]["ef_search"],
+                        json!(200),
+                        "{got}"
+                    );
+                    assert_eq!(
+                        got["configuration_json"]["hnsw"]["space"],
+                        json!("cosine"),
+                        "{got}"
+                    );
+                }
+            },
+        )
+        .await;
+
+    checks
         .run("invalid collection metadata is 400", {
             let c = c.clone();
             async move {

@@ -146,6 +146,10 @@ async fn tenants_and_databases() {
                 c.post("/api/v2/tenants", &json!({"name": "acme"}))
                     .await
                     .expect_error(409, "UniqueConstraintError", "duplicate tenant");
+                // Chroma 1.5.9 requires tenant names of 3 characters or more.
+                c.post("/api/v2/tenants", &json!({"name": "ab"}))
+                    .await
+                    .expect_error(400, "InvalidArgumentError", "tenant name too short");
                 c.get("/api/v2/tenants/nobody").await.expect_error(
                     404,
                     "NotFoundError",
