@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tests::{rows, str_list, Checks, Cluster, ClusterOptions, Resp, RouterOptions};
+use tests::{rows, str_list, Checks, Client, Cluster, ClusterOptions, Resp, RouterOptions};
 
 /// `router.request_timeout_ms` of these clusters.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
@@ -106,8 +106,8 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                     let late: Vec<String> = (0..12).map(|i| format!("late-{i}")).collect();
                     assert_eq!(by_shard(&id, &late).len(), 3, "late ids span every shard");
                     let body = records_body(&late, "late");
-                    let mut messages = Vec::new();
-                    for (verb, body) in [
+                    // All at once: each takes the whole request timeout.
+                    let requests = [
                         ("upsert", body.clone()),
                         ("add", body),
                         ("get", json!({"ids": ["r1"]})),
@@ -116,11 +116,28 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                             "query",
                             json!({"query_embeddings": [[0.0, 1.0]], "n_results": 3}),
                         ),
-                    ] {
-                        let msg = expect_503(&format!("{verb} without quorum"), || {
-                            c.records(&id, verb, &body)
+                    ];
+                    let tasks: Vec<_> = requests
+                        .into_iter()
+                        .map(|(verb, body)| {
+                            let (c, id) = (c.clone(), id.clone());
+                            tokio::spawn(async move {
+                                let msg = expect_503(&format!("{verb} without quorum"), || {
+                                    c.records(&id, verb, &body)
+                                })
+                                .await;
+                                (verb, msg)
+                            })
                         })
-                        .await;
+                        .collect();
+                    let mut messages = Vec::new();
+                    for task in tasks {
+                        match task.await {
+                            Ok(m) => messages.push(m),
+                            Err(e) => std::panic::resume_unwind(e.into_panic()),
+                        }
+                    }
+                    for (verb, msg) in &messages {
                         // Every group is down, the catalogue included: the message
                         // names the shard, or the metadata group when the router
                         // could not even resolve the collection.
@@ -128,7 +145,6 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
                             msg.contains("Shard") || msg.contains("metadata group"),
                             "{verb}: message names neither a shard nor the metadata group: {msg}"
                         );
-                        messages.push((verb, msg));
                     }
                     let health = c.get("/api/v2/healthcheck").await;
                     assert_ne!(health.status, 200, "healthcheck without a metadata quorum");
@@ -188,6 +204,26 @@ fn by_shard(id: &str, ids: &[String]) -> BTreeMap<usize, Vec<String>> {
         out.entry(common::hash::shard_index(id, r, 3))
             .or_default()
             .push(r.clone());
+    }
+    out
+}
+
+/// One get per shard index, by the ids placed there, all at once (a get on
+/// a failed shard takes the whole request timeout): (index, ids, answer).
+async fn get_per_shard(c: &Client, id: &str, ids: &[String]) -> Vec<(usize, Vec<String>, Resp)> {
+    let tasks: Vec<_> = by_shard(id, ids)
+        .into_iter()
+        .map(|(index, part)| {
+            let (c, id) = (c.clone(), id.to_string());
+            tokio::spawn(async move {
+                let resp = c.records(&id, "get", &json!({ "ids": part })).await;
+                (index, part, resp)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("get task"));
     }
     out
 }
@@ -262,8 +298,7 @@ async fn write_across_shards_with_some_shards_down() {
                     assert!(!msg.contains("Shard 1 "), "shard 1 did not fail: {msg}");
                     // Per shard index, a get by those ids touches that shard only.
                     let mut down_groups = Vec::new();
-                    for (index, part) in by_shard(&id, &ids) {
-                        let resp = c.records(&id, "get", &json!({"ids": part})).await;
+                    for (index, part, resp) in get_per_shard(&c, &id, &ids).await {
                         match resp.status {
                             200 => {
                                 let mut got = str_list(&resp.body["ids"]);
@@ -307,8 +342,7 @@ async fn write_across_shards_with_some_shards_down() {
                         expect_503("add across shards", || c.records(&id, "add", &add_body)).await;
                     // CONTRACT: reject mode checks every shard before writing, so
                     // no part of a failed add is written, healthy shards included.
-                    for (index, part) in by_shard(&id, &ids) {
-                        let resp = c.records(&id, "get", &json!({"ids": part})).await;
+                    for (index, _, resp) in get_per_shard(&c, &id, &ids).await {
                         if resp.status == 200 {
                             assert_eq!(
                                 resp.body["ids"],
