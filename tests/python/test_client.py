@@ -244,6 +244,18 @@ def test_modify_name_and_metadata(client: Any, make_collection: Callable[..., An
             pass
 
 
+def test_modify_configuration(client: Any, make_collection: Callable[..., Any]) -> None:
+    # The client rebuilds the collection's schema from the response and
+    # refuses to modify the configuration when the schema lacks the vector
+    # index defaults, so this also checks the schema the server returns.
+    c = make_collection()
+    c.add(ids=["k"], embeddings=[[1.0, 1.0]])
+    c.modify(configuration={"hnsw": {"ef_search": 200}})
+    got = client.get_collection(c.name, embedding_function=None)
+    assert got.configuration_json["hnsw"]["ef_search"] == 200
+    assert got.query(query_embeddings=[[1.0, 1.0]], n_results=1)["ids"] == [["k"]]
+
+
 def test_modify_to_existing_name_fails(make_collection: Callable[..., Any]) -> None:
     a = make_collection()
     b = make_collection()

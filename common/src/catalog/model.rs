@@ -67,7 +67,8 @@ impl CollectionModel {
     /// The collection model of Chroma's HTTP API: `{"id", "name",
     /// "configuration_json", "schema", "metadata", "dimension", "tenant",
     /// "database", "log_position", "version"}` (`rust/types/src/collection.rs`,
-    /// `Collection`'s serde shape). `schema` is `null`: the catalogue keeps none.
+    /// `Collection`'s serde shape). `schema` is derived from the index
+    /// settings ([`CollectionModel::schema_json`]).
     pub fn to_json(&self) -> Value {
         let configuration =
             serde_json::from_str::<Value>(&self.configuration_json).unwrap_or(Value::Null);
@@ -75,13 +76,59 @@ impl CollectionModel {
             "id": self.id,
             "name": self.name,
             "configuration_json": configuration,
-            "schema": null,
+            "schema": self.schema_json(&configuration),
             "metadata": self.metadata.as_ref().map(metadata_to_json),
             "dimension": self.dimension,
             "tenant": self.tenant,
             "database": self.database,
             "log_position": 0,
             "version": self.version,
+        })
+    }
+}
+
+impl CollectionModel {
+    /// Chroma 1.x's default collection schema (`rust/types/src/
+    /// collection_schema.rs`) with this collection's vector index settings.
+    /// We keep no schema of our own, but the Python client rebuilds one from
+    /// the response and refuses e.g. `modify(configuration=...)` when
+    /// `defaults.float_list.vector_index` is missing, so it must be there.
+    fn schema_json(&self, configuration: &Value) -> Value {
+        let i = &self.index_config;
+        let space = match i.space {
+            crate::Space::L2 => "l2",
+            crate::Space::Cosine => "cosine",
+            crate::Space::Ip => "ip",
+        };
+        let hnsw = json!({
+            "ef_construction": i.ef_construction,
+            "max_neighbors": i.max_neighbors,
+            "ef_search": i.ef_search,
+            "num_threads": 2,
+            "batch_size": 100,
+            "sync_threshold": 1000,
+            "resize_factor": 1.2,
+        });
+        let mut embedding_config = json!({"space": space, "source_key": "#document", "hnsw": hnsw});
+        let ef = &configuration["embedding_function"];
+        if !ef.is_null() {
+            embedding_config["embedding_function"] = ef.clone();
+        }
+        let on = |enabled: bool| json!({"enabled": enabled, "config": {}});
+        json!({
+            "defaults": {
+                "string": {"fts_index": on(false), "string_inverted_index": on(true)},
+                "float_list": {"vector_index": {"enabled": false, "config": {"space": space, "hnsw": hnsw}}},
+                "sparse_vector": {"sparse_vector_index": {"enabled": false,
+                    "config": {"embedding_function": {"type": "unknown"}, "bm25": false}}},
+                "int": {"int_inverted_index": on(true)},
+                "float": {"float_inverted_index": on(true)},
+                "bool": {"bool_inverted_index": on(true)},
+            },
+            "keys": {
+                "#embedding": {"float_list": {"vector_index": {"enabled": true, "config": embedding_config}}},
+                "#document": {"string": {"fts_index": on(true), "string_inverted_index": on(false)}},
+            },
         })
     }
 }
@@ -103,13 +150,23 @@ mod tests {
             metadata: Some(metadata),
             configuration_json:
                 r#"{"hnsw":{"space":"cosine","ef_search":100},"embedding_function":null}"#.into(),
-            index_config: IndexConfig::default(),
+            index_config: IndexConfig {
+                space: crate::Space::Cosine,
+                ..IndexConfig::default()
+            },
             dimension: Some(3),
             version: 2,
             shards: vec![7, 8],
         };
+        let mut got = c.to_json();
+        let schema = got["schema"].take();
         assert_eq!(
-            c.to_json(),
+            schema["keys"]["#embedding"]["float_list"]["vector_index"]["config"]["space"],
+            "cosine"
+        );
+        assert!(schema["defaults"]["float_list"]["vector_index"].is_object());
+        assert_eq!(
+            got,
             json!({
                 "id": "0a1b2c3d-4e5f-6789-abcd-ef0123456789",
                 "name": "docs",

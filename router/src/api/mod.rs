@@ -19,6 +19,7 @@ use common::placement;
 
 use crate::catalog::{Catalog, CollectionCache};
 use crate::cluster::ClusterClient;
+use crate::embedding::EmbeddingService;
 use crate::settings::RouterSettings;
 
 /// What every handler shares.
@@ -28,11 +29,19 @@ pub struct AppState {
     pub cache: CollectionCache,
     /// The shard groups a new collection is spread over: all of them.
     pub shard_groups: Vec<u64>,
+    /// Document embeddings for collections with Chroma's default embedding
+    /// function; the model loads on first use.
+    pub embedder: EmbeddingService,
 }
 
 impl AppState {
-    pub fn new(config: &ClusterConfig, settings: RouterSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: &ClusterConfig,
+        settings: RouterSettings,
+        embedder: EmbeddingService,
+    ) -> Result<Self, reqwest::Error> {
         Ok(AppState {
+            embedder,
             settings,
             cluster: ClusterClient::new(config)?,
             cache: CollectionCache::default(),

@@ -2,6 +2,7 @@
 //! a get with a limit), query. `parse` validates bodies, `write` and `read`
 //! run them across the collection's shards, `response` shapes the JSON.
 
+mod embed;
 mod parse;
 mod read;
 mod response;
@@ -67,9 +68,8 @@ async fn count(state: web::Data<AppState>, path: RecordPath) -> Result<HttpRespo
     Ok(HttpResponse::Ok().json(read::count(&shards).await?))
 }
 
-/// add and upsert need an embedding for every record (http-api.md: with
-/// documents and no embeddings, the collection's embedding function makes
-/// them; none is configured for this router yet).
+/// add and upsert need an embedding for every record, after the
+/// collection's embedding function had its turn (`embed.rs`).
 fn require_embeddings(batch: &WriteBatch) -> Result<(), ApiError> {
     let missing = match &batch.embeddings {
         None => batch.ids.first(),
@@ -88,8 +88,8 @@ fn require_embeddings(batch: &WriteBatch) -> Result<(), ApiError> {
         Some(d) => batch.ids.iter().zip(d).any(|(i, d)| i == id && d.is_some()),
     };
     if has_document {
-        return Err(ApiError::invalid(format!(
-            "Record {id} has a document but no embedding, and the collection has no embedding function to compute one; send embeddings"
+        return Err(ApiError::Internal(format!(
+            "record {id} has a document but was not embedded"
         )));
     }
     Err(ApiError::invalid(format!(
@@ -104,14 +104,15 @@ async fn run_write(
     kind: WriteKind,
 ) -> Result<(), ApiError> {
     let map = body::object(bytes)?;
-    let batch = parse::write_batch(&map, state.settings.max_batch_size)?;
-    if kind != WriteKind::Update {
-        require_embeddings(&batch)?;
-    }
+    let mut batch = parse::write_batch(&map, state.settings.max_batch_size)?;
     let deadline = state.deadline();
     let mut shards = collection_shards(state, path, deadline).await?;
     if batch.ids.is_empty() {
         return Ok(());
+    }
+    embed::embed_documents(state, &shards.collection, kind, &mut batch).await?;
+    if kind != WriteKind::Update {
+        require_embeddings(&batch)?;
     }
     if let Some(dim) = batch.dimension()? {
         shards.collection = shards
@@ -188,15 +189,14 @@ async fn query(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
-    let embeddings = parse::embeddings(&map, "query_embeddings")?
-        .ok_or_else(|| ApiError::invalid("Missing required field: query_embeddings"))?;
     let n_results = parse::count(&map, "n_results")?.unwrap_or(10);
     let ids = parse::string_list(&map, "ids")?;
     let filter = parse::filter(&map)?;
     let include = parse::include(&map, parse::QUERY_DEFAULT, true)?;
-    let dimension = parse::shared_dimension(embeddings.iter())?;
     let deadline = state.deadline();
     let mut shards = collection_shards(&state, path, deadline).await?;
+    let embeddings = embed::query_embeddings(&state, &shards.collection, &map).await?;
+    let dimension = parse::shared_dimension(embeddings.iter())?;
     if shards.collection.dimension.is_none() {
         // Possibly set through another router since it was cached.
         shards.collection = shards
