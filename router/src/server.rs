@@ -15,7 +15,8 @@ const MAX_BODY_BYTES: usize = 256 << 20;
 pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Result<()> {
     let listen = settings.listen.clone();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let embedder = EmbeddingService::new(default_model_dir(), threads).map_err(std::io::Error::other)?;
+    let embedder =
+        EmbeddingService::new(default_model_dir(), threads).map_err(std::io::Error::other)?;
     let state = AppState::new(&config, settings, embedder).map_err(std::io::Error::other)?;
     let state = web::Data::new(state);
     tracing::info!(%listen, "router listening");

@@ -7,7 +7,8 @@
 use serde_json::json;
 use tests::{str_list, Checks, Cluster, ClusterOptions, DEFAULT_DB};
 
-const DEFAULT_EF: &str = r#"{"embedding_function": {"type": "known", "name": "default", "config": {}}}"#;
+const DEFAULT_EF: &str =
+    r#"{"embedding_function": {"type": "known", "name": "default", "config": {}}}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_are_embedded_and_found_by_meaning() {
@@ -82,23 +83,26 @@ async fn documents_are_embedded_and_found_by_meaning() {
     {
         let c = c.clone();
         checks
-            .run("no embedding function: 400 that says what to do", async move {
-                let id = c.new_collection("plain", json!({})).await;
-                let msg = c
-                    .records(&id, "add", &json!({"ids": ["a"], "documents": ["hello"]}))
-                    .await
-                    .expect_error(400, "InvalidArgumentError", "documents without embeddings");
-                assert!(msg.contains("embedding function"), "{msg}");
-                let msg = c
-                    .records(&id, "query", &json!({"query_texts": ["hello"]}))
-                    .await
-                    .expect_error(400, "InvalidArgumentError", "query_texts");
-                assert!(msg.contains("embedding function"), "{msg}");
-                assert_eq!(c.count(&id).await, 0, "nothing written");
-                c.get(&format!("{DEFAULT_DB}/collections/plain"))
-                    .await
-                    .expect_status(200, "collection still there");
-            })
+            .run(
+                "no embedding function: 400 that says what to do",
+                async move {
+                    let id = c.new_collection("plain", json!({})).await;
+                    let msg = c
+                        .records(&id, "add", &json!({"ids": ["a"], "documents": ["hello"]}))
+                        .await
+                        .expect_error(400, "InvalidArgumentError", "documents without embeddings");
+                    assert!(msg.contains("embedding function"), "{msg}");
+                    let msg = c
+                        .records(&id, "query", &json!({"query_texts": ["hello"]}))
+                        .await
+                        .expect_error(400, "InvalidArgumentError", "query_texts");
+                    assert!(msg.contains("embedding function"), "{msg}");
+                    assert_eq!(c.count(&id).await, 0, "nothing written");
+                    c.get(&format!("{DEFAULT_DB}/collections/plain"))
+                        .await
+                        .expect_status(200, "collection still there");
+                },
+            )
             .await;
     }
     checks.finish();
