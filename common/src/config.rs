@@ -53,8 +53,12 @@ pub struct RaftSection {
     pub tick_ms: u64,
     pub election_ticks: usize,
     pub heartbeat_ticks: usize,
-    /// A replica snapshots its state machine after this many applied entries.
+    /// A replica snapshots its state machine after this many applied entries...
     pub snapshot_interval_entries: u64,
+    /// ...or after this many bytes of applied commands (or a quarter of its last snapshot
+    /// file's size, if larger), whichever comes first; 0 turns the byte trigger off.
+    /// Bounds the log a restart replays when entries are few but large (bulk adds).
+    pub snapshot_interval_bytes: u64,
     pub max_inflight_msgs: usize,
     pub max_size_per_msg: u64,
 }
@@ -66,6 +70,7 @@ impl Default for RaftSection {
             election_ticks: 10,
             heartbeat_ticks: 2,
             snapshot_interval_entries: 10_000,
+            snapshot_interval_bytes: 4 << 20,
             max_inflight_msgs: 256,
             max_size_per_msg: 1 << 20,
         }

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod catalog;
 pub mod dataset;
+pub mod priority;
 pub mod raft;
 pub mod replicated;
 pub mod server;

@@ -46,6 +46,8 @@ fn main() -> ExitCode {
         tracing::error!("panic: {info}; exiting");
         std::process::exit(101);
     }));
+    // Before anything runs on rayon: HNSW batch inserts yield the CPU to Raft threads.
+    node::priority::init_bulk_pool();
     let args = Args::parse();
     let config = match ClusterConfig::load(&args.config) {
         Ok(c) => c,

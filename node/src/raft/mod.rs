@@ -1,14 +1,17 @@
 //! The node's multi-raft runtime: one actor per hosted replica, each on its own arbiter.
 //!
 //! - [`state_machine`]: the [`ReplicatedStateMachine`] trait groups plug in through.
-//! - [`replica`]: the replica actor and its ready loop (persist → send → apply → advance),
-//!   snapshots and log compaction, leader spreading.
+//! - [`replica`]: the replica actor and its ready loop (persist → send → hand committed
+//!   entries to apply → advance), log compaction, leader spreading.
+//! - [`apply`]: the replica's apply thread: committed entries into the state machine,
+//!   outcomes back to the actor, snapshot files.
 //! - [`pending`]: callers waiting on proposals and ReadIndex.
 //! - [`snapshot_files`]: state-machine snapshot files on disk.
 //! - [`registry`]: the node's replicas by group (the transport's mailboxes).
 //! - [`kv`]: a small string-map state machine used by tests and, until the shard and catalog
 //!   state machines are plugged in, by the node binary.
 
+pub mod apply;
 pub mod kv;
 pub mod logger;
 pub mod messages;

@@ -5,6 +5,12 @@
 //! Every handled message (peer messages, proposals, reads, ticks) only feeds the `RawNode`
 //! and schedules one run of [`Replica::handle_ready`], so many messages handled together
 //! make one `Ready`: one WAL append (one fsync) for all their entries.
+//!
+//! Committed entries are not applied here: they go to the replica's apply thread
+//! ([`super::apply`]), which reports back what it applied ([`ApplyReport`]); only then are
+//! proposals answered, reads released and raft-rs told (`advance_apply_to`). The actor
+//! itself only steps, ticks, persists and sends, so heartbeats keep their pace while the
+//! state machine works through a large batch or writes a snapshot.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ use raft::prelude::{
 };
 use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
+use super::apply::{ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy};
 use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
 use super::pending::{PendingProposals, PendingReads};
@@ -47,6 +54,13 @@ pub enum ReplicaError {
     Snapshot(String),
     #[error("{0}")]
     Corrupt(String),
+    #[error("apply: {0}")]
+    Apply(String),
+}
+
+fn parse_conf_change<M: protobuf::Message>(e: &Entry) -> Result<M, ReplicaError> {
+    M::parse_from_bytes(&e.data)
+        .map_err(|err| ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index)))
 }
 
 /// How to open a replica.
@@ -105,11 +119,13 @@ pub struct Replica {
     progress: Arc<Mutex<ReplicaProgress>>,
     proposals: PendingProposals,
     reads: PendingReads,
-    /// (index, term) of the last entry applied to the state machine.
+    /// (index, term) of the last entry the apply thread reported applied.
     applied: (u64, u64),
-    /// Index of the latest snapshot file.
-    last_snapshot: u64,
-    snapshot_interval: u64,
+    /// Index of the snapshot file the state machine was opened from.
+    opened_snapshot: u64,
+    snapshot_policy: SnapshotPolicy,
+    /// The apply thread's queue (set when the actor starts).
+    apply: Option<ApplySender>,
     tick: Duration,
     election_timeout: Duration,
     preferred_leader: Option<u64>,
@@ -242,8 +258,12 @@ impl Replica {
             proposals: PendingProposals::default(),
             reads: PendingReads::default(),
             applied,
-            last_snapshot: chosen.unwrap_or(0),
-            snapshot_interval: rc.snapshot_interval_entries,
+            opened_snapshot: chosen.unwrap_or(0),
+            snapshot_policy: SnapshotPolicy {
+                every_entries: rc.snapshot_interval_entries,
+                min_bytes: rc.snapshot_interval_bytes,
+            },
+            apply: None,
             tick,
             election_timeout: tick * rc.election_ticks as u32,
             preferred_leader,
@@ -261,7 +281,11 @@ impl Replica {
         let state_machine = self.sm.clone();
         let progress = self.progress.clone();
         let arbiter = Arbiter::new().handle();
-        let addr = Replica::start_in_arbiter(&arbiter, move |_| self);
+        let addr = Replica::start_in_arbiter(&arbiter, move |ctx| {
+            let mut replica = self;
+            replica.start_apply_thread(ctx.address());
+            replica
+        });
         ReplicaHandle {
             group,
             kind,
@@ -269,6 +293,26 @@ impl Replica {
             state_machine,
             progress,
             arbiter,
+        }
+    }
+
+    /// Starts the apply thread, which reports to the actor at `addr`. Without it the
+    /// replica cannot apply; it then fails on its first committed entry.
+    fn start_apply_thread(&mut self, addr: Addr<Replica>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = ApplyWorker::new(
+            self.group,
+            self.sm.clone(),
+            self.files.clone(),
+            self.snapshot_policy,
+            self.opened_snapshot,
+            Box::new(move |report| addr.do_send(report)),
+        );
+        match worker.spawn(rx) {
+            Ok(()) => self.apply = Some(tx),
+            Err(e) => {
+                tracing::error!(group = self.group, error = %e, "cannot start the apply thread")
+            }
         }
     }
 
@@ -357,24 +401,19 @@ impl Replica {
         for rs in rd.take_read_states() {
             self.reads.on_read_state(&rs.request_ctx, rs.index);
         }
+        self.reads.resolve(self.applied.0);
 
-        // 6. Apply committed entries.
-        self.apply_committed(rd.take_committed_entries())?;
+        // 6. Hand committed entries to the apply thread.
+        self.hand_over(rd.take_committed_entries())?;
 
-        // 7. Advance.
-        let mut light = self.raw.advance(rd);
+        // 7. Advance (entries persisted; applying is reported later, see `on_applied`).
+        let mut light = self.raw.advance_append(rd);
 
         // 8. The light ready. Its commit index is not persisted on its own: Raft does not
         //    need a durable commit index, and a restart applies from a snapshot file chosen
         //    at or below the persisted one (which the next hard state carries).
         self.transport.send(self.group, light.take_messages());
-        self.apply_committed(light.take_committed_entries())?;
-
-        // 9. Tell raft what is applied.
-        self.raw.advance_apply_to(self.applied.0);
-
-        self.reads.resolve(self.applied.0);
-        self.maybe_snapshot()?;
+        self.hand_over(light.take_committed_entries())?;
         Ok(())
     }
 
@@ -419,84 +458,85 @@ impl Replica {
             .write_bytes(meta.index, &snap.data)
             .map_err(ReplicaError::Snapshot)?;
         self.storage.install_snapshot(&meta)?;
-        self.sm
-            .write()
-            .restore_snapshot(&path)
-            .map_err(ReplicaError::Snapshot)?;
-        self.files.retain_only(meta.index);
-        self.applied = (meta.index, meta.term);
-        self.last_snapshot = meta.index;
-        // Whether proposals covered by the snapshot were applied is unknown here.
-        self.proposals
-            .fail_through(meta.index, InternalError::Timeout);
+        self.files.retain_from(meta.index);
+        self.send_to_apply(ApplyTask::Restore {
+            index: meta.index,
+            term: meta.term,
+            path,
+        })?;
         tracing::info!(
             group = self.group,
             index = meta.index,
             term = meta.term,
             bytes = snap.data.len(),
-            "snapshot installed"
+            "snapshot installed in the log"
         );
         Ok(())
     }
 
-    fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), ReplicaError> {
+    fn send_to_apply(&self, task: ApplyTask) -> Result<(), ReplicaError> {
+        let sent = self.apply.as_ref().map(|tx| tx.send(task).is_ok());
+        match sent {
+            Some(true) => Ok(()),
+            _ => Err(ReplicaError::Apply("the apply thread is gone".into())),
+        }
+    }
+
+    /// Hands committed entries to the apply thread. Conf changes take effect in Raft here,
+    /// when they commit (the state machine does not hold membership); the apply thread
+    /// only advances over them.
+    fn hand_over(&mut self, entries: Vec<Entry>) -> Result<(), ReplicaError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let sm = self.sm.clone();
-        let mut sm = sm.write();
-        for e in entries {
-            if e.index <= self.applied.0 {
-                continue;
-            }
-            match e.get_entry_type() {
-                EntryType::EntryNormal if e.data.is_empty() => {
-                    sm.advance(e.index, e.term);
-                    self.proposals.on_applied(e.index, e.term, None);
-                }
-                EntryType::EntryNormal => {
-                    let outcome = sm.apply(e.index, e.term, &e.data);
-                    self.proposals.on_applied(e.index, e.term, Some(outcome));
-                }
+        for e in &entries {
+            let cs = match e.get_entry_type() {
+                EntryType::EntryNormal => continue,
                 EntryType::EntryConfChange => {
-                    let cc: ConfChange =
-                        protobuf::Message::parse_from_bytes(&e.data).map_err(|err| {
-                            ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index))
-                        })?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.storage.set_conf_state(&cs)?;
-                    sm.advance(e.index, e.term);
-                    self.proposals.on_applied(e.index, e.term, None);
+                    let cc: ConfChange = parse_conf_change(e)?;
+                    self.raw.apply_conf_change(&cc)?
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let cc: ConfChangeV2 =
-                        protobuf::Message::parse_from_bytes(&e.data).map_err(|err| {
-                            ReplicaError::Corrupt(format!("conf change at {}: {err}", e.index))
-                        })?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
-                    self.storage.set_conf_state(&cs)?;
-                    sm.advance(e.index, e.term);
-                    self.proposals.on_applied(e.index, e.term, None);
+                    let cc: ConfChangeV2 = parse_conf_change(e)?;
+                    self.raw.apply_conf_change(&cc)?
                 }
-            }
-            self.applied = (e.index, e.term);
+            };
+            self.storage.set_conf_state(&cs)?;
         }
-        Ok(())
+        self.send_to_apply(ApplyTask::Entries(entries))
     }
 
-    /// Every `snapshot_interval_entries` applied entries: write the state machine to a
-    /// snapshot file, then compact the log up to it.
-    fn maybe_snapshot(&mut self) -> Result<(), ReplicaError> {
-        let (index, term) = self.applied;
-        if self.snapshot_interval == 0 || index < self.last_snapshot + self.snapshot_interval {
-            return Ok(());
+    /// The apply thread applied through `applied`: answer the proposals of those entries,
+    /// release reads, and let raft-rs know.
+    fn on_applied(
+        &mut self,
+        applied: (u64, u64),
+        entries: Vec<super::apply::AppliedEntry>,
+        restored: Option<u64>,
+    ) {
+        if let Some(index) = restored {
+            // Whether proposals covered by the snapshot were applied is unknown here.
+            self.proposals.fail_through(index, InternalError::Timeout);
         }
-        let started = Instant::now();
-        {
-            let sm = self.sm.read();
-            self.files
-                .write_from(index, &**sm)
-                .map_err(ReplicaError::Snapshot)?;
+        for e in entries {
+            self.proposals.on_applied(e.index, e.term, e.outcome);
+        }
+        if applied.0 <= self.applied.0 {
+            return;
+        }
+        self.applied = applied;
+        let log = &self.raw.raft.raft_log;
+        if applied.0 > log.applied && applied.0 <= log.committed.min(log.persisted) {
+            self.raw.advance_apply_to(applied.0);
+        }
+        self.reads.resolve(applied.0);
+    }
+
+    /// The apply thread made a snapshot file at (index, term): compact the log up to it
+    /// (unless a newer snapshot from the leader was installed meanwhile).
+    fn on_snapshot_written(&mut self, index: u64, term: u64) -> Result<(), ReplicaError> {
+        if index <= self.storage.latest_snapshot_metadata().index {
+            return Ok(());
         }
         let mut meta = SnapshotMetadata {
             index,
@@ -505,15 +545,8 @@ impl Replica {
         };
         meta.set_conf_state(self.storage.conf_state());
         self.storage.compact(&meta)?;
-        self.files.retain_only(index);
-        self.last_snapshot = index;
-        tracing::info!(
-            group = self.group,
-            index,
-            term,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "snapshot written, log compacted"
-        );
+        self.files.retain_from(index);
+        tracing::info!(group = self.group, index, term, "log compacted");
         Ok(())
     }
 
@@ -591,6 +624,8 @@ impl Replica {
         let err = InternalError::Internal(format!("replica failed: {e}"));
         self.proposals.fail_all(err.clone());
         self.reads.fail_all(err);
+        // Dropping the queue ends the apply thread.
+        self.apply = None;
         ctx.stop();
     }
 }
@@ -709,6 +744,35 @@ impl Handler<Report> for Replica {
             }
             SendReport::SnapshotFailed => self.raw.report_snapshot(msg.to, SnapshotStatus::Failure),
         }
+        self.schedule_ready(ctx);
+    }
+}
+
+impl Handler<ApplyReport> for Replica {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyReport, ctx: &mut Context<Self>) {
+        if self.failed {
+            return;
+        }
+        match msg {
+            ApplyReport::Applied {
+                applied,
+                entries,
+                restored,
+            } => self.on_applied(applied, entries, restored),
+            ApplyReport::SnapshotWritten { index, term } => {
+                if let Err(e) = self.on_snapshot_written(index, term) {
+                    self.fail(ctx, e);
+                    return;
+                }
+            }
+            ApplyReport::Failed(e) => {
+                self.fail(ctx, ReplicaError::Apply(e));
+                return;
+            }
+        }
+        self.publish_progress();
         self.schedule_ready(ctx);
     }
 }

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use super::state_machine::ReplicatedStateMachine;
 
 const SUFFIX: &str = ".snap";
-const TMP: &str = "incoming.tmp";
+/// Temporary names: one per writer, since the replica actor (a snapshot received from the
+/// leader) and the apply thread (a snapshot of its own) may write at the same time.
+const TMP_RECEIVED: &str = "received.tmp";
+const TMP_LOCAL: &str = "local.tmp";
+const TMP_SUFFIX: &str = ".tmp";
 
 #[derive(Debug, Clone)]
 pub struct SnapshotFiles {
@@ -24,12 +28,14 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
 }
 
 impl SnapshotFiles {
-    /// Opens (creating) the directory and removes a leftover temporary file.
+    /// Opens (creating) the directory and removes leftover temporary files.
     pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let tmp = dir.join(TMP);
-        if tmp.exists() {
-            fs::remove_file(&tmp)?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+                fs::remove_file(entry.path())?;
+            }
         }
         Ok(SnapshotFiles {
             dir: dir.to_path_buf(),
@@ -74,14 +80,14 @@ impl SnapshotFiles {
         index: u64,
         sm: &dyn ReplicatedStateMachine,
     ) -> Result<PathBuf, String> {
-        let tmp = self.dir.join(TMP);
+        let tmp = self.dir.join(TMP_LOCAL);
         sm.write_snapshot(&tmp)?;
         self.publish(&tmp, index)
     }
 
     /// Writes received snapshot bytes as the file for `index`.
     pub fn write_bytes(&self, index: u64, data: &[u8]) -> Result<PathBuf, String> {
-        let tmp = self.dir.join(TMP);
+        let tmp = self.dir.join(TMP_RECEIVED);
         let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
         f.write_all(data).map_err(|e| io_err(&tmp, e))?;
         drop(f);
@@ -105,10 +111,20 @@ impl SnapshotFiles {
         fs::read(self.path(index)).ok()
     }
 
+    /// Deletes every file older than the one for `index` (newer ones may be in use: the
+    /// apply thread writes its next snapshot while the log is compacted to the last).
+    pub fn retain_from(&self, index: u64) {
+        self.remove_where(|i| i < index);
+    }
+
     /// Deletes every file but the one for `index`.
     pub fn retain_only(&self, index: u64) {
+        self.remove_where(|i| i != index);
+    }
+
+    fn remove_where(&self, doomed: impl Fn(u64) -> bool) {
         for i in self.list() {
-            if i != index {
+            if doomed(i) {
                 let p = self.path(i);
                 if let Err(e) = fs::remove_file(&p) {
                     tracing::warn!(path = %p.display(), error = %e, "cannot delete old snapshot");
@@ -129,15 +145,20 @@ mod tests {
         assert!(files.list().is_empty());
         files.write_bytes(5, b"five").unwrap();
         files.write_bytes(12, b"twelve").unwrap();
-        fs::write(files.dir().join(TMP), b"partial").unwrap();
+        fs::write(files.dir().join(TMP_RECEIVED), b"partial").unwrap();
+        fs::write(files.dir().join(TMP_LOCAL), b"partial").unwrap();
         fs::write(files.dir().join("junk"), b"x").unwrap();
         let files = SnapshotFiles::open(files.dir()).unwrap();
-        assert!(!files.dir().join(TMP).exists());
+        assert!(!files.dir().join(TMP_RECEIVED).exists());
+        assert!(!files.dir().join(TMP_LOCAL).exists());
         assert_eq!(files.list(), vec![5, 12]);
         assert_eq!(files.newest_within(0, 11), Some(5));
         assert_eq!(files.newest_within(6, 20), Some(12));
         assert_eq!(files.newest_within(13, 20), None);
         assert_eq!(files.read(12).as_deref(), Some(&b"twelve"[..]));
+        files.write_bytes(20, b"twenty").unwrap();
+        files.retain_from(12);
+        assert_eq!(files.list(), vec![12, 20]);
         files.retain_only(12);
         assert_eq!(files.list(), vec![12]);
     }

@@ -1,0 +1,554 @@
+//! The apply machine of one replica: a thread of its own that applies committed entries to
+//! the state machine, reports their outcomes to the replica, and writes state-machine
+//! snapshots.
+//!
+//! It is apart from the replica's Raft actor for the reason TiKV's apply FSM is apart from
+//! its peer FSM: applying an `add` of a thousand records (HNSW inserts) or writing a snapshot
+//! file of a few hundred MB takes from milliseconds to seconds, and a Raft actor busy for
+//! that long misses heartbeats, votes and appends, so a loaded cluster re-elects all the
+//! time. The actor hands committed entries over and goes on; this thread applies them in log
+//! order and reports back, and the actor tells raft-rs what is applied
+//! (`advance_apply_to`), answers proposals and releases reads.
+//!
+//! The thread runs at a lower CPU priority than the Raft actors (and the router-facing HTTP
+//! threads), so on a machine whose cores are all busy applying, heartbeats still go out.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::time::Instant;
+
+use raft::prelude::{Entry, EntryType};
+
+use super::snapshot_files::SnapshotFiles;
+use super::state_machine::SharedStateMachine;
+use crate::priority;
+
+/// Work for the apply thread, in log order.
+pub enum ApplyTask {
+    /// Committed entries. Conf changes were applied to Raft by the replica when they
+    /// committed (membership is Raft's, not the state machine's); here they only advance.
+    Entries(Vec<Entry>),
+    /// A snapshot from the leader: its file is durable and installed in the log; the state
+    /// machine is replaced by it.
+    Restore {
+        index: u64,
+        term: u64,
+        path: PathBuf,
+    },
+}
+
+/// One applied entry, for the proposal that may wait on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub term: u64,
+    /// The state machine's encoded reply; `None` for an entry without a command.
+    pub outcome: Option<Vec<u8>>,
+}
+
+/// What the apply thread tells the replica.
+#[derive(Debug)]
+pub enum ApplyReport {
+    /// The state machine applied through `applied` (index, term); `entries` are the entries
+    /// applied since the last report (empty after a restore).
+    Applied {
+        applied: (u64, u64),
+        entries: Vec<AppliedEntry>,
+        /// Set when the report ends a snapshot restore: proposals at or below this index
+        /// cannot know whether they were applied.
+        restored: Option<u64>,
+    },
+    /// A snapshot file of the state at (index, term) is durable: the log may be compacted.
+    SnapshotWritten { index: u64, term: u64 },
+    /// The state machine could not be snapshotted or restored: the replica must stop.
+    Failed(String),
+}
+
+impl actix::Message for ApplyReport {
+    type Result = ();
+}
+
+/// When the apply thread writes a snapshot (and so lets the log be compacted).
+///
+/// By entries, as configured, and by bytes: after `min_bytes` of applied commands, or a
+/// quarter of the last snapshot file's size if that is larger. Large batches (an `add` of
+/// thousands of records is one entry) would otherwise never reach an entry count, and a
+/// restart would replay (re-index) the whole log; the size ratio keeps the cost of
+/// snapshots proportional to what was written, however big the state grows.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotPolicy {
+    pub every_entries: u64,
+    pub min_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct SinceSnapshot {
+    index: u64,
+    file_bytes: u64,
+    applied_bytes: u64,
+}
+
+impl SnapshotPolicy {
+    fn due(&self, applied: u64, since: &SinceSnapshot) -> bool {
+        if applied <= since.index {
+            return false;
+        }
+        let by_entries = self.every_entries > 0 && applied >= since.index + self.every_entries;
+        let byte_limit = self.min_bytes.max(since.file_bytes / 4);
+        let by_bytes = self.min_bytes > 0 && since.applied_bytes >= byte_limit;
+        by_entries || by_bytes
+    }
+}
+
+/// The apply thread's state.
+pub struct ApplyWorker {
+    group: u64,
+    sm: SharedStateMachine,
+    files: SnapshotFiles,
+    policy: SnapshotPolicy,
+    since: SinceSnapshot,
+    report: Box<dyn Fn(ApplyReport) + Send>,
+}
+
+impl ApplyWorker {
+    /// `last_snapshot`: index of the snapshot file the state machine was restored from.
+    pub fn new(
+        group: u64,
+        sm: SharedStateMachine,
+        files: SnapshotFiles,
+        policy: SnapshotPolicy,
+        last_snapshot: u64,
+        report: Box<dyn Fn(ApplyReport) + Send>,
+    ) -> Self {
+        let file_bytes = file_len(&files, last_snapshot);
+        ApplyWorker {
+            group,
+            sm,
+            files,
+            policy,
+            since: SinceSnapshot {
+                index: last_snapshot,
+                file_bytes,
+                applied_bytes: 0,
+            },
+            report,
+        }
+    }
+
+    /// Starts the thread; it ends when every sender of `tasks` is gone or after a failure.
+    pub fn spawn(self, tasks: Receiver<ApplyTask>) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name(format!("apply-{}", self.group))
+            .spawn(move || {
+                priority::lower_this_thread();
+                self.run(tasks)
+            })
+            .map(|_| ())
+    }
+
+    fn run(mut self, tasks: Receiver<ApplyTask>) {
+        let mut next: Option<ApplyTask> = None;
+        loop {
+            let task = match next.take() {
+                Some(task) => task,
+                None => match tasks.recv() {
+                    Ok(task) => task,
+                    Err(_) => return,
+                },
+            };
+            if let Err(e) = self.handle(task) {
+                self.stop(e);
+                return;
+            }
+            // Snapshot only when caught up with what was handed over: a snapshot taken in
+            // the middle of a backlog would be outdated before it is written.
+            match tasks.try_recv() {
+                Ok(task) => next = Some(task),
+                Err(TryRecvError::Empty) => {
+                    if let Err(e) = self.maybe_snapshot() {
+                        self.stop(e);
+                        return;
+                    }
+                }
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn stop(&self, error: String) {
+        tracing::error!(group = self.group, %error, "apply stopped");
+        (self.report)(ApplyReport::Failed(error));
+    }
+
+    fn handle(&mut self, task: ApplyTask) -> Result<(), String> {
+        match task {
+            ApplyTask::Entries(entries) => {
+                self.apply_entries(entries);
+                Ok(())
+            }
+            ApplyTask::Restore { index, term, path } => self.restore(index, term, path),
+        }
+    }
+
+    /// Applies in order, taking the write lock per entry so reads get in between, and
+    /// reports after every entry that carried a command (its proposer waits for it).
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let mut done = Vec::new();
+        for e in entries {
+            let mut sm = self.sm.write();
+            if e.index <= sm.applied().0 {
+                continue;
+            }
+            let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
+            let outcome = if command {
+                self.since.applied_bytes += e.data.len() as u64;
+                Some(sm.apply(e.index, e.term, &e.data))
+            } else {
+                sm.advance(e.index, e.term);
+                None
+            };
+            let applied = sm.applied();
+            drop(sm);
+            done.push(AppliedEntry {
+                index: e.index,
+                term: e.term,
+                outcome,
+            });
+            if command {
+                self.send_applied(applied, std::mem::take(&mut done), None);
+            }
+        }
+        if !done.is_empty() {
+            let applied = self.sm.read().applied();
+            self.send_applied(applied, done, None);
+        }
+    }
+
+    fn send_applied(&self, applied: (u64, u64), entries: Vec<AppliedEntry>, restored: Option<u64>) {
+        (self.report)(ApplyReport::Applied {
+            applied,
+            entries,
+            restored,
+        });
+    }
+
+    fn restore(&mut self, index: u64, term: u64, path: PathBuf) -> Result<(), String> {
+        let started = Instant::now();
+        let mut sm = self.sm.write();
+        sm.restore_snapshot(&path)?;
+        if sm.applied() != (index, term) {
+            return Err(format!(
+                "snapshot {} restored a state machine applied to {:?}, not ({index}, {term})",
+                path.display(),
+                sm.applied()
+            ));
+        }
+        drop(sm);
+        self.since = SinceSnapshot {
+            index,
+            file_bytes: file_len(&self.files, index),
+            applied_bytes: 0,
+        };
+        tracing::info!(
+            group = self.group,
+            index,
+            term,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state machine restored from the leader's snapshot"
+        );
+        self.send_applied((index, term), Vec::new(), Some(index));
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        // The read lock keeps reads going while the file is written; applies wait.
+        let sm = self.sm.read();
+        let (index, term) = sm.applied();
+        if !self.policy.due(index, &self.since) {
+            return Ok(());
+        }
+        let path = self.files.write_from(index, &**sm)?;
+        drop(sm);
+        let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(
+            group = self.group,
+            index,
+            term,
+            file_bytes,
+            log_bytes = self.since.applied_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        );
+        self.since = SinceSnapshot {
+            index,
+            file_bytes,
+            applied_bytes: 0,
+        };
+        (self.report)(ApplyReport::SnapshotWritten { index, term });
+        Ok(())
+    }
+}
+
+fn file_len(files: &SnapshotFiles, index: u64) -> u64 {
+    if index == 0 {
+        return 0;
+    }
+    std::fs::metadata(files.path(index))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// The sending half the replica keeps.
+pub type ApplySender = Sender<ApplyTask>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::raft::kv::{KvCommand, KvOutcome, KvStateMachine};
+    use crate::raft::state_machine::ReplicatedStateMachine;
+
+    fn put(index: u64, key: &str, value: &str) -> Entry {
+        let cmd = KvCommand::Put {
+            key: key.into(),
+            value: value.into(),
+        };
+        Entry {
+            index,
+            term: 1,
+            data: bincode::serialize(&cmd).unwrap().into(),
+            ..Default::default()
+        }
+    }
+
+    fn empty(index: u64) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            ..Default::default()
+        }
+    }
+
+    struct Running {
+        tasks: mpsc::Sender<ApplyTask>,
+        reports: mpsc::Receiver<ApplyReport>,
+        sm: SharedStateMachine,
+        files: SnapshotFiles,
+        _dir: tempfile::TempDir,
+    }
+
+    fn start(policy: SnapshotPolicy) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let files = SnapshotFiles::open(&dir.path().join("snap")).unwrap();
+        let sm: SharedStateMachine = Arc::new(RwLock::new(Box::new(KvStateMachine::new())));
+        let (tasks, rx) = mpsc::channel();
+        let (report_tx, reports) = mpsc::channel();
+        let report_tx = parking_lot::Mutex::new(report_tx);
+        ApplyWorker::new(
+            7,
+            sm.clone(),
+            files.clone(),
+            policy,
+            0,
+            Box::new(move |r| {
+                let _ = report_tx.lock().send(r);
+            }),
+        )
+        .spawn(rx)
+        .unwrap();
+        Running {
+            tasks,
+            reports,
+            sm,
+            files,
+            _dir: dir,
+        }
+    }
+
+    fn next(r: &Running) -> ApplyReport {
+        r.reports.recv_timeout(Duration::from_secs(10)).unwrap()
+    }
+
+    const NO_SNAPSHOTS: SnapshotPolicy = SnapshotPolicy {
+        every_entries: 0,
+        min_bytes: 0,
+    };
+
+    #[test]
+    fn applies_in_order_and_reports_every_outcome() {
+        let r = start(NO_SNAPSHOTS);
+        r.tasks
+            .send(ApplyTask::Entries(vec![empty(1), put(2, "a", "1")]))
+            .unwrap();
+        r.tasks
+            .send(ApplyTask::Entries(vec![put(3, "a", "2"), empty(4)]))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut last = (0, 0);
+        while last.0 < 4 {
+            match next(&r) {
+                ApplyReport::Applied {
+                    applied, entries, ..
+                } => {
+                    assert!(applied >= last, "applied went back: {applied:?} < {last:?}");
+                    last = applied;
+                    seen.extend(entries);
+                }
+                other => panic!("unexpected report {other:?}"),
+            }
+        }
+        let indexes: Vec<u64> = seen.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![1, 2, 3, 4]);
+        assert_eq!(seen[0].outcome, None);
+        let second: KvOutcome = bincode::deserialize(seen[2].outcome.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            second,
+            KvOutcome::Done {
+                previous: Some("1".into())
+            }
+        );
+        assert_eq!(r.sm.read().applied(), (4, 1));
+    }
+
+    #[test]
+    fn entries_at_or_below_applied_are_skipped() {
+        let r = start(NO_SNAPSHOTS);
+        r.tasks
+            .send(ApplyTask::Entries(vec![put(1, "k", "first")]))
+            .unwrap();
+        r.tasks
+            .send(ApplyTask::Entries(vec![
+                put(1, "k", "again"),
+                put(2, "j", "x"),
+            ]))
+            .unwrap();
+        let mut indexes = Vec::new();
+        while !indexes.contains(&2) {
+            if let ApplyReport::Applied { entries, .. } = next(&r) {
+                indexes.extend(entries.iter().map(|e| e.index));
+            }
+        }
+        assert_eq!(indexes, vec![1, 2]);
+        let reply = r
+            .sm
+            .read()
+            .read(&bincode::serialize(&crate::raft::kv::KvRead::Get { key: "k".into() }).unwrap());
+        let reply: crate::raft::kv::KvReadReply = bincode::deserialize(&reply).unwrap();
+        assert_eq!(
+            reply,
+            crate::raft::kv::KvReadReply::Value(Some("first".into()))
+        );
+    }
+
+    #[test]
+    fn snapshots_by_bytes_when_entries_are_few_but_large() {
+        let policy = SnapshotPolicy {
+            every_entries: 1_000_000,
+            min_bytes: 10_000,
+        };
+        let r = start(policy);
+        let big = "x".repeat(4_000);
+        let entries = (1..=3).map(|i| put(i, &format!("k{i}"), &big)).collect();
+        r.tasks.send(ApplyTask::Entries(entries)).unwrap();
+        let written = loop {
+            if let ApplyReport::SnapshotWritten { index, term } = next(&r) {
+                break (index, term);
+            }
+        };
+        assert_eq!(written, (3, 1));
+        assert_eq!(r.files.list(), vec![3]);
+        // The restored file holds the state at that index.
+        let mut other = KvStateMachine::new();
+        other.restore_snapshot(&r.files.path(3)).unwrap();
+        assert_eq!(other.applied(), (3, 1));
+        assert_eq!(other.digest(), r.sm.read().digest());
+    }
+
+    #[test]
+    fn byte_trigger_grows_with_the_snapshot() {
+        let policy = SnapshotPolicy {
+            every_entries: 0,
+            min_bytes: 100,
+        };
+        let small = SinceSnapshot {
+            index: 10,
+            file_bytes: 200,
+            applied_bytes: 100,
+        };
+        assert!(policy.due(11, &small));
+        let large = SinceSnapshot {
+            file_bytes: 4_000,
+            ..small
+        };
+        assert!(!policy.due(11, &large), "a quarter of 4000 is 1000 > 100");
+        assert!(policy.due(
+            11,
+            &SinceSnapshot {
+                applied_bytes: 1_000,
+                ..large
+            }
+        ));
+        assert!(
+            !policy.due(10, &small),
+            "nothing applied since the snapshot"
+        );
+        assert!(!NO_SNAPSHOTS.due(1_000, &small));
+    }
+
+    #[test]
+    fn restore_replaces_the_state_and_reports_it() {
+        let r = start(NO_SNAPSHOTS);
+        // A "leader's" snapshot at index 5 made from another state machine.
+        let mut leader = KvStateMachine::new();
+        for i in 1..=5 {
+            let e = put(i, &format!("l{i}"), "v");
+            leader.apply(e.index, e.term, &e.data);
+        }
+        let path = r.files.write_from(5, &leader).unwrap();
+        r.tasks
+            .send(ApplyTask::Entries(vec![put(1, "mine", "v")]))
+            .unwrap();
+        r.tasks
+            .send(ApplyTask::Restore {
+                index: 5,
+                term: 1,
+                path,
+            })
+            .unwrap();
+        let restored = loop {
+            if let ApplyReport::Applied {
+                applied,
+                restored: Some(at),
+                ..
+            } = next(&r)
+            {
+                break (applied, at);
+            }
+        };
+        assert_eq!(restored, ((5, 1), 5));
+        assert_eq!(r.sm.read().digest(), leader.digest());
+    }
+
+    #[test]
+    fn a_bad_snapshot_file_stops_the_worker_with_a_report() {
+        let r = start(NO_SNAPSHOTS);
+        let path = r.files.write_bytes(9, b"not a snapshot").unwrap();
+        r.tasks
+            .send(ApplyTask::Restore {
+                index: 9,
+                term: 1,
+                path,
+            })
+            .unwrap();
+        assert!(matches!(next(&r), ApplyReport::Failed(_)));
+        // The thread is gone: its queue is closed.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(r.tasks.send(ApplyTask::Entries(vec![empty(1)])).is_err());
+    }
+}
