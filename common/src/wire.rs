@@ -161,9 +161,35 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(bincode::deserialize(bytes)?)
 }
 
+/// The request id at the head of an encoded proposal (`command::Proposal`,
+/// `catalog::CatalogProposal`: both start with `request_id: u128`, and bincode writes fields
+/// in order), read without decoding the command behind it.
+pub fn proposal_request_id(encoded: &[u8]) -> Option<u128> {
+    #[derive(Deserialize)]
+    struct Head {
+        request_id: u128,
+    }
+    bincode::deserialize::<Head>(encoded)
+        .ok()
+        .map(|h| h.request_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_id_is_read_from_the_head_of_either_proposal() {
+        let shard = crate::command::Proposal {
+            request_id: u128::MAX - 3,
+            command: crate::command::ShardCommand::DropCollection {
+                collection: "c".into(),
+            },
+        };
+        let bytes = encode(&shard).unwrap();
+        assert_eq!(proposal_request_id(&bytes), Some(u128::MAX - 3));
+        assert_eq!(proposal_request_id(&bytes[..10]), None);
+    }
 
     #[test]
     fn group_message_encodes_like_a_tuple() {

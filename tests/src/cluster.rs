@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::config::ClusterConfig;
 use common::placement;
-use common::wire::{NodeStatus, PartitionRequest, RaftRole};
+use common::wire::{NodeStatus, PartitionRequest, RaftRole, ReplicaStatus};
 use parking_lot::Mutex;
 
 use crate::http::Client;
@@ -49,6 +49,10 @@ pub struct ClusterOptions {
     pub request_timeout_ms: u64,
     /// `router.max_batch_size`; `None` keeps the default (5461).
     pub max_batch_size: Option<usize>,
+    /// `raft.snapshot_interval_entries`; `None` keeps the default (10000).
+    /// Chaos tests lower it so snapshots, log compaction and snapshot
+    /// installs on a restarted node happen within a short run.
+    pub snapshot_interval_entries: Option<u64>,
     pub routers: Vec<RouterOptions>,
 }
 
@@ -78,6 +82,7 @@ impl Default for ClusterOptions {
             shard_count: 3,
             request_timeout_ms: 10_000,
             max_batch_size: None,
+            snapshot_interval_entries: None,
             routers: vec![RouterOptions::default()],
         }
     }
@@ -142,6 +147,12 @@ impl Cluster {
         );
         if let Some(max) = opts.max_batch_size {
             text = text.replace("[router]\n", &format!("[router]\nmax_batch_size = {max}\n"));
+        }
+        if let Some(n) = opts.snapshot_interval_entries {
+            text = text.replace(
+                "[raft]\n",
+                &format!("[raft]\nsnapshot_interval_entries = {n}\n"),
+            );
         }
         for id in 1..=opts.nodes {
             text += &format!(
@@ -296,6 +307,10 @@ impl Cluster {
         }
     }
 
+    pub fn router_count(&self) -> usize {
+        self.router_urls.len()
+    }
+
     /// Client of router `i`, with a 30 s per-request timeout (a hang fails).
     pub fn client(&self, i: usize) -> Client {
         self.client_with_timeout(i, Duration::from_secs(30))
@@ -317,6 +332,94 @@ impl Cluster {
             .await
             .ok()?;
         resp.json().await.ok()
+    }
+
+    /// Node `id`'s status of its replica of `group` (`None`: no answer).
+    pub async fn replica(&self, id: u64, group: u64) -> Option<ReplicaStatus> {
+        let status = self.status(id).await?;
+        status.replicas.into_iter().find(|r| r.group == group)
+    }
+
+    /// Waits until every replica of every group has applied up to the
+    /// highest commit index any of them reports, then asserts that they
+    /// report the same digest (architecture.md promise 5); returns group ->
+    /// (applied, digest). Call it on a quiet, healed cluster with every node
+    /// running. Equal applied indexes with different digests are checked
+    /// again a few times before failing, since a status reads the applied
+    /// index and the digest one after the other.
+    pub async fn wait_converged(&self, timeout: Duration) -> BTreeMap<u64, (u64, String)> {
+        let deadline = Instant::now() + timeout;
+        let mut out = BTreeMap::new();
+        for g in placement::groups(&self.config) {
+            let mut mismatches = 0;
+            loop {
+                let mut seen = Vec::new();
+                for id in self.replicas_of(g) {
+                    seen.push((id, self.replica(id, g).await));
+                }
+                let commit = seen
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref())
+                    .map(|r| r.commit)
+                    .max();
+                let caught_up = seen.iter().all(|(_, r)| {
+                    r.as_ref()
+                        .is_some_and(|r| Some(r.applied) == commit && r.commit == r.applied)
+                });
+                let summary = || {
+                    seen.iter()
+                        .map(|(id, r)| match r {
+                            Some(r) => format!(
+                                "node {id}: {:?} term {} commit {} applied {} digest {} records {:?}",
+                                r.role, r.term, r.commit, r.applied, r.digest, r.records
+                            ),
+                            None => format!("node {id}: no status"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                if caught_up {
+                    let first = seen[0].1.as_ref().map(|r| r.digest.clone());
+                    if seen
+                        .iter()
+                        .all(|(_, r)| r.as_ref().map(|r| r.digest.clone()) == first)
+                    {
+                        out.insert(g, (commit.unwrap_or(0), first.unwrap_or_default()));
+                        break;
+                    }
+                    mismatches += 1;
+                    assert!(
+                        mismatches < 5,
+                        "group {g}: replicas applied the same index but hold different \
+                         records (digests differ): {}",
+                        summary()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "group {g}: replicas not caught up after {timeout:?}: {}",
+                    summary()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        out
+    }
+
+    /// Waits until node `id` answers its admin status: a restarted node opens
+    /// its replicas (log replay, snapshot load) before it listens, while the
+    /// other nodes may already have leaders for every group, so
+    /// [`Cluster::wait_all_leaders`] alone does not mean it is reachable.
+    pub async fn wait_node_up(&self, id: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.status(id).await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} does not answer after {timeout:?}; log:\n{}",
+                tail(&self.node_log(id), 20)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Nodes running and not paused.
@@ -424,26 +527,52 @@ impl Cluster {
             } else {
                 side.to_vec()
             };
-            self.admin
-                .post(format!("http://{}/admin/partition", self.addr(id)))
-                .json(&PartitionRequest { blocked })
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .unwrap_or_else(|e| panic!("partition on node {id}: {e}"));
+            self.admin_post(id, "partition", &PartitionRequest { blocked })
+                .await;
         }
     }
 
     /// Clears the fault filter on every running node.
     pub async fn heal(&self) {
         for id in self.running() {
-            self.admin
-                .post(format!("http://{}/admin/heal", self.addr(id)))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .unwrap_or_else(|e| panic!("heal on node {id}: {e}"));
+            self.admin_post(id, "heal", &PartitionRequest::default())
+                .await;
         }
+    }
+
+    /// `POST /admin/{what}` on node `id`; a failure says whether the node
+    /// process is still alive, with its log tail, since a crashed node and a
+    /// slow one look alike from here.
+    async fn admin_post(&self, id: u64, what: &str, body: &PartitionRequest) {
+        let started = Instant::now();
+        let sent = self
+            .admin
+            .post(format!("http://{}/admin/{what}", self.addr(id)))
+            .json(body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        if let Err(e) = sent {
+            let alive = match self.exited().into_iter().find(|(n, _)| *n == id) {
+                Some((_, status)) => format!("the process exited: {status}"),
+                None => "the process is still running".to_string(),
+            };
+            panic!(
+                "{what} on node {id}: {e:?} after {:?}; {alive}; log:\n{}",
+                started.elapsed(),
+                tail(&self.node_log(id), 30)
+            );
+        }
+    }
+
+    /// Node processes the harness started that have exited on their own
+    /// (crashed), with their exit status.
+    pub fn exited(&self) -> Vec<(u64, std::process::ExitStatus)> {
+        self.nodes
+            .lock()
+            .iter_mut()
+            .filter_map(|(id, p)| p.child.try_wait().ok().flatten().map(|s| (*id, s)))
+            .collect()
     }
 
     /// Records per shard group as the group's leader reports them (admin

@@ -18,6 +18,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl ReplicatedStateMachine for CatalogStateMachine {
+    fn request_id_reader(&self) -> Option<crate::raft::RequestIdReader> {
+        Some(common::wire::proposal_request_id)
+    }
+
     fn apply(&mut self, index: u64, term: u64, data: &[u8]) -> Vec<u8> {
         let outcome: CatalogOutcome = match bincode::deserialize::<CatalogProposal>(data) {
             Ok(proposal) => CatalogStateMachine::apply(self, index, term, &proposal),

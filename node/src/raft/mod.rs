@@ -23,4 +23,6 @@ pub mod state_machine;
 
 pub use registry::Replicas;
 pub use replica::{Replica, ReplicaError, ReplicaHandle, ReplicaParams, ReplicaProgress};
-pub use state_machine::{ReplicatedStateMachine, SharedStateMachine, StateMachineFactory};
+pub use state_machine::{
+    ReplicatedStateMachine, RequestIdReader, SharedStateMachine, StateMachineFactory,
+};

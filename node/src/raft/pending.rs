@@ -2,7 +2,7 @@
 //! to apply, and reads waiting for a ReadIndex confirmation. Pure data structures (no
 //! Raft), so they are tested on their own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use common::wire::{InternalError, InternalReply};
@@ -30,23 +30,86 @@ impl<T> Waiter<T> {
     }
 }
 
+/// A proposed entry and the callers waiting for it.
+struct PendingEntry {
+    /// The command's request id, if the group's commands carry one.
+    request_id: Option<u128>,
+    /// Empty once every caller gave up; the entry stays so a retry of the same request can
+    /// still wait for it.
+    waiters: Vec<Waiter<InternalReply>>,
+}
+
 /// Proposals this replica appended as leader, keyed by the (index, term) of their entry.
+///
+/// A request the router retries (after its attempt timed out on a leader that is slow to
+/// apply) carries the same request id; it waits for the entry already in the log instead
+/// of appending another copy behind everything proposed since, which could never finish
+/// sooner than the first.
 #[derive(Default)]
 pub struct PendingProposals {
-    waiting: BTreeMap<(u64, u64), Waiter<InternalReply>>,
+    waiting: BTreeMap<(u64, u64), PendingEntry>,
+    by_request: HashMap<u128, (u64, u64)>,
 }
 
 impl PendingProposals {
-    pub fn insert(&mut self, index: u64, term: u64, waiter: Waiter<InternalReply>) {
-        self.waiting.insert((index, term), waiter);
+    pub fn insert(
+        &mut self,
+        index: u64,
+        term: u64,
+        request_id: Option<u128>,
+        waiter: Waiter<InternalReply>,
+    ) {
+        if let Some(id) = request_id {
+            self.by_request.insert(id, (index, term));
+        }
+        self.waiting.insert(
+            (index, term),
+            PendingEntry {
+                request_id,
+                waiters: vec![waiter],
+            },
+        );
     }
 
+    /// Adds `waiter` to the pending entry of `request_id`; gives it back when there is none
+    /// (then the caller proposes; the state machine's request-id dedup keeps a re-applied
+    /// command from applying twice).
+    pub fn attach(
+        &mut self,
+        request_id: u128,
+        waiter: Waiter<InternalReply>,
+    ) -> Result<(), Waiter<InternalReply>> {
+        let entry = self
+            .by_request
+            .get(&request_id)
+            .and_then(|key| self.waiting.get_mut(key));
+        match entry {
+            Some(entry) => {
+                entry.waiters.push(waiter);
+                Ok(())
+            }
+            None => Err(waiter),
+        }
+    }
+
+    /// Number of pending entries.
     pub fn len(&self) -> usize {
         self.waiting.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    fn take_through(&mut self, index: u64) -> BTreeMap<(u64, u64), PendingEntry> {
+        let later = self.waiting.split_off(&(index.saturating_add(1), 0));
+        let done = std::mem::replace(&mut self.waiting, later);
+        for entry in done.values() {
+            if let Some(id) = entry.request_id {
+                self.by_request.remove(&id);
+            }
+        }
+        done
     }
 
     /// The entry at (index, term) was applied, with the state machine's reply if it carried
@@ -56,19 +119,16 @@ impl PendingProposals {
         if self.waiting.is_empty() {
             return;
         }
-        let later = self.waiting.split_off(&(index.saturating_add(1), 0));
-        let done = std::mem::replace(&mut self.waiting, later);
-        let mut outcome = outcome;
-        for (key, waiter) in done {
-            match (key == (index, term), outcome.take()) {
-                (true, Some(bytes)) => waiter.send(Ok(bytes)),
-                (true, None) => waiter.send(Err(InternalError::Internal(
+        for (key, entry) in self.take_through(index) {
+            let reply = match (&outcome, key == (index, term)) {
+                (Some(bytes), true) => Ok(bytes.clone()),
+                (None, true) => Err(InternalError::Internal(
                     "the proposal's entry was applied without a command".into(),
-                ))),
-                (false, o) => {
-                    outcome = o;
-                    waiter.send(Err(InternalError::Dropped));
-                }
+                )),
+                (_, false) => Err(InternalError::Dropped),
+            };
+            for w in entry.waiters {
+                w.send(reply.clone());
             }
         }
     }
@@ -76,30 +136,35 @@ impl PendingProposals {
     /// A snapshot replaced the state through `index`: whether those proposals were applied
     /// is unknown to this replica.
     pub fn fail_through(&mut self, index: u64, err: InternalError) {
-        let later = self.waiting.split_off(&(index.saturating_add(1), 0));
-        for (_, w) in std::mem::replace(&mut self.waiting, later) {
-            w.send(Err(err.clone()));
-        }
-    }
-
-    /// Replies `err()` to every proposal past its deadline.
-    pub fn expire(&mut self, now: Instant, err: impl Fn() -> InternalError) {
-        let expired: Vec<_> = self
-            .waiting
-            .iter()
-            .filter(|(_, w)| w.deadline <= now || w.reply.is_closed())
-            .map(|(k, _)| *k)
-            .collect();
-        for k in expired {
-            if let Some(w) = self.waiting.remove(&k) {
-                w.send(Err(err()));
+        for (_, entry) in self.take_through(index) {
+            for w in entry.waiters {
+                w.send(Err(err.clone()));
             }
         }
     }
 
+    /// Replies `err()` to every caller past its deadline. Entries with a request id stay
+    /// (a retry may attach to them); others without callers are forgotten.
+    pub fn expire(&mut self, now: Instant, err: impl Fn() -> InternalError) {
+        for entry in self.waiting.values_mut() {
+            let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.waiters)
+                .into_iter()
+                .partition(|w| w.deadline <= now || w.reply.is_closed());
+            entry.waiters = live;
+            for w in expired {
+                w.send(Err(err()));
+            }
+        }
+        self.waiting
+            .retain(|_, e| !e.waiters.is_empty() || e.request_id.is_some());
+    }
+
     pub fn fail_all(&mut self, err: InternalError) {
-        for (_, w) in std::mem::take(&mut self.waiting) {
-            w.send(Err(err.clone()));
+        self.by_request.clear();
+        for (_, entry) in std::mem::take(&mut self.waiting) {
+            for w in entry.waiters {
+                w.send(Err(err.clone()));
+            }
         }
     }
 }
@@ -254,9 +319,9 @@ mod tests {
         let (w1, mut r1) = Waiter::new(later());
         let (w2, mut r2) = Waiter::new(later());
         let (w3, mut r3) = Waiter::new(later());
-        p.insert(5, 1, w1);
-        p.insert(6, 1, w2);
-        p.insert(7, 1, w3);
+        p.insert(5, 1, None, w1);
+        p.insert(6, 1, None, w2);
+        p.insert(7, 1, None, w3);
         p.on_applied(5, 1, Some(vec![42]));
         assert_eq!(r1.try_recv().unwrap(), Ok(vec![42]));
         // A new leader's entries overwrote index 6 and 7 (term 2).
@@ -274,15 +339,44 @@ mod tests {
         let (w1, mut r1) = Waiter::new(Instant::now());
         let (w2, mut r2) = Waiter::new(later());
         let (w3, mut r3) = Waiter::new(later());
-        p.insert(1, 1, w1);
-        p.insert(2, 1, w2);
-        p.insert(9, 1, w3);
+        p.insert(1, 1, None, w1);
+        p.insert(2, 1, None, w2);
+        p.insert(9, 1, None, w3);
         p.expire(Instant::now(), || InternalError::Timeout);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
         p.fail_through(5, InternalError::Timeout);
         assert_eq!(r2.try_recv().unwrap(), Err(InternalError::Timeout));
         assert!(r3.try_recv().is_err());
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn a_retried_request_waits_for_the_entry_already_proposed() {
+        let mut p = PendingProposals::default();
+        let (first, mut r1) = Waiter::new(Instant::now());
+        p.insert(4, 1, Some(77), first);
+        // The first caller gives up; the entry stays for a retry of request 77.
+        p.expire(Instant::now(), || InternalError::Timeout);
+        assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
+        assert_eq!(p.len(), 1);
+        let (retry, mut r2) = Waiter::new(later());
+        assert!(p.attach(77, retry).is_ok());
+        let (other, _) = Waiter::new(later());
+        assert!(p.attach(78, other).is_err(), "no entry for request 78");
+        p.on_applied(4, 1, Some(vec![9]));
+        assert_eq!(r2.try_recv().unwrap(), Ok(vec![9]));
+        assert!(p.is_empty());
+        let (late, _) = Waiter::new(later());
+        assert!(p.attach(77, late).is_err(), "applied entries are forgotten");
+    }
+
+    #[test]
+    fn expired_entries_without_a_request_id_are_forgotten() {
+        let mut p = PendingProposals::default();
+        let (w, _r) = Waiter::new(Instant::now());
+        p.insert(3, 1, None, w);
+        p.expire(Instant::now(), || InternalError::Timeout);
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
-use super::state_machine::{ReplicatedStateMachine, SharedStateMachine};
+use super::state_machine::{ReplicatedStateMachine, RequestIdReader, SharedStateMachine};
 use crate::storage::{RaftLogStorage, StorageError, WalOptions};
 use crate::transport::{SendReport, Transport};
 
@@ -126,6 +126,7 @@ pub struct Replica {
     snapshot_policy: SnapshotPolicy,
     /// The apply thread's queue (set when the actor starts).
     apply: Option<ApplySender>,
+    request_ids: Option<RequestIdReader>,
     tick: Duration,
     election_timeout: Duration,
     preferred_leader: Option<u64>,
@@ -207,6 +208,7 @@ impl Replica {
         }
         files.retain_only(chosen.unwrap_or(0));
         let applied = sm.applied();
+        let request_ids = sm.request_id_reader();
 
         let source_files = files.clone();
         storage.set_snapshot_source(Arc::new(move |meta: &SnapshotMetadata| {
@@ -264,6 +266,7 @@ impl Replica {
                 min_bytes: rc.snapshot_interval_bytes,
             },
             apply: None,
+            request_ids,
             tick,
             election_timeout: tick * rc.election_ticks as u32,
             preferred_leader,
@@ -382,10 +385,14 @@ impl Replica {
             self.on_role(ss.raft_state);
         }
 
-        // 1. A snapshot from the leader: restore the state machine, install in the log.
-        if !rd.snapshot().is_empty() {
+        // 1. A snapshot from the leader: file durable, installed in the log, restore queued
+        //    for the apply thread.
+        let snapshot_index = if rd.snapshot().is_empty() {
+            None
+        } else {
             self.apply_snapshot(rd.snapshot())?;
-        }
+            Some(rd.snapshot().get_metadata().index)
+        };
 
         // 2. Messages that may go before the entries are durable (a leader's appends).
         self.transport.send(self.group, rd.take_messages());
@@ -408,6 +415,15 @@ impl Replica {
 
         // 7. Advance (entries persisted; applying is reported later, see `on_applied`).
         let mut light = self.raw.advance_append(rd);
+        if let Some(index) = snapshot_index {
+            // The log now starts after the snapshot, so raft-rs must count it applied at
+            // once: with its applied index behind the log's first index, an election
+            // (which scans unapplied entries for conf changes) would ask the storage for
+            // compacted entries. The restore itself is queued in order on the apply thread,
+            // and `self.applied` (what reads and proposals wait on) moves only when it is
+            // done.
+            self.advance_raft_applied(index);
+        }
 
         // 8. The light ready. Its commit index is not persisted on its own: Raft does not
         //    need a durable commit index, and a restart applies from a snapshot file chosen
@@ -525,17 +541,26 @@ impl Replica {
             return;
         }
         self.applied = applied;
-        let log = &self.raw.raft.raft_log;
-        if applied.0 > log.applied && applied.0 <= log.committed.min(log.persisted) {
-            self.raw.advance_apply_to(applied.0);
-        }
+        self.advance_raft_applied(applied.0);
         self.reads.resolve(applied.0);
+    }
+
+    /// Tells raft-rs that entries through `index` are applied, if that moves it forward
+    /// (a snapshot may have moved it past what the apply thread reports).
+    fn advance_raft_applied(&mut self, index: u64) {
+        let log = &self.raw.raft.raft_log;
+        if index > log.applied && index <= log.committed.min(log.persisted) {
+            self.raw.advance_apply_to(index);
+        }
     }
 
     /// The apply thread made a snapshot file at (index, term): compact the log up to it
     /// (unless a newer snapshot from the leader was installed meanwhile).
     fn on_snapshot_written(&mut self, index: u64, term: u64) -> Result<(), ReplicaError> {
-        if index <= self.storage.latest_snapshot_metadata().index {
+        // Never compact past what raft-rs counts applied (it reads unapplied entries).
+        if index <= self.storage.latest_snapshot_metadata().index
+            || index > self.raw.raft.raft_log.applied
+        {
             return Ok(());
         }
         let mut meta = SnapshotMetadata {
@@ -679,11 +704,19 @@ impl Handler<Propose> for Replica {
             }));
             return;
         }
+        let request_id = self.request_ids.and_then(|read| read(&data));
+        let waiter = match request_id {
+            Some(id) => match self.proposals.attach(id, waiter) {
+                Ok(()) => return,
+                Err(waiter) => waiter,
+            },
+            None => waiter,
+        };
         match self.raw.propose(Vec::new(), data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
                 let term = self.raw.raft.term;
-                self.proposals.insert(index, term, waiter);
+                self.proposals.insert(index, term, request_id, waiter);
                 self.schedule_ready(ctx);
             }
             Err(raft::Error::ProposalDropped) => {

@@ -51,7 +51,17 @@ pub trait ReplicatedStateMachine: Send + Sync + 'static {
     fn record_count(&self) -> Option<u64> {
         None
     }
+    /// How to read the request id out of one of the group's encoded commands, if they
+    /// carry one. The replica asks once, when it opens (its actor never takes the state
+    /// machine's lock), and attaches a retried proposal to the pending entry of the same
+    /// request.
+    fn request_id_reader(&self) -> Option<RequestIdReader> {
+        None
+    }
 }
+
+/// Reads the request id of an encoded command (`None` when it cannot be read).
+pub type RequestIdReader = fn(&[u8]) -> Option<u128>;
 
 /// A replica's state machine, shared between its actor (which applies) and the HTTP
 /// handlers (which read after ReadIndex).

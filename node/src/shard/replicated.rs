@@ -40,6 +40,10 @@ impl ShardStateMachine {
 }
 
 impl ReplicatedStateMachine for ShardStateMachine {
+    fn request_id_reader(&self) -> Option<crate::raft::RequestIdReader> {
+        Some(common::wire::proposal_request_id)
+    }
+
     fn apply(&mut self, index: u64, term: u64, data: &[u8]) -> Vec<u8> {
         let position = AppliedPosition { index, term };
         let outcome = match bincode::deserialize::<Proposal>(data) {
