@@ -298,3 +298,26 @@ pub fn query_slice(got: &Value, q: usize) -> Value {
 pub fn f32_list(v: &Value) -> Vec<f32> {
     num_list(v).into_iter().map(|x| x as f32).collect()
 }
+
+/// Retries `send` every 200 ms until it answers `status` (faults just healed:
+/// leaders are being elected), for at most `patience`; returns the body.
+pub async fn eventually<F, Fut>(what: &str, status: u16, patience: Duration, mut send: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Resp>,
+{
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let resp = send().await;
+        if resp.status == status {
+            return resp.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still {} {} after {patience:?}",
+            resp.status,
+            resp.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

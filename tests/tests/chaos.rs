@@ -24,6 +24,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use tests::http::eventually;
 use tests::{rows, Client, Cluster, ClusterOptions, Resp, RouterOptions, Row};
 use tokio::task::JoinHandle;
 
@@ -564,7 +565,7 @@ impl Soak {
             let c = self.client(i);
             let started = Instant::now();
             let body = upsert_body(0, 0, &[WARM_ID.into()]);
-            eventually(&format!("upsert via router {i} after the heal"), || {
+            eventually_ok(&format!("upsert via router {i} after the heal"), || {
                 c.records(&self.shared.collection, "upsert", &body)
             })
             .await;
@@ -594,7 +595,7 @@ impl Soak {
         let get_all = json!({"include": ["metadatas", "documents", "embeddings"]});
         for i in 0..self.cluster.router_count() {
             let c = self.client(i);
-            let got = eventually(&format!("get all via router {i}"), || {
+            let got = eventually_ok(&format!("get all via router {i}"), || {
                 c.records(&self.shared.collection, "get", &get_all)
             })
             .await;
@@ -603,7 +604,7 @@ impl Soak {
             // scan): it must return the same records.
             let ids: BTreeSet<&String> = stored.keys().chain(ledger.keys()).collect();
             let by_ids = json!({"ids": ids, "include": ["metadatas", "documents", "embeddings"]});
-            let looked_up = eventually(&format!("get by ids via router {i}"), || {
+            let looked_up = eventually_ok(&format!("get by ids via router {i}"), || {
                 c.records(&self.shared.collection, "get", &by_ids)
             })
             .await;
@@ -628,7 +629,8 @@ impl Soak {
                 tests::DEFAULT_DB,
                 self.shared.collection
             );
-            let count = eventually(&format!("count via router {i}"), || c.get(&count_path)).await;
+            let count =
+                eventually_ok(&format!("count via router {i}"), || c.get(&count_path)).await;
             let acked = ledger
                 .values()
                 .filter(|a| a.iter().any(|a| a.acked))
@@ -653,28 +655,6 @@ impl Drop for Soak {
         // Runs before the cluster's drop kills the processes.
         self.shared.violations.closed.store(true, Ordering::Relaxed);
         self.shared.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Retries `send` until 200 (leaders settling after the heal); the body.
-async fn eventually<F, Fut>(what: &str, mut send: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Resp>,
-{
-    let deadline = Instant::now() + LONG;
-    loop {
-        let resp = send().await;
-        if resp.status == 200 {
-            return resp.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still {} {} after {LONG:?}",
-            resp.status,
-            resp.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -732,6 +712,15 @@ fn final_state_problems(ledger: &Ledger, stored: &BTreeMap<String, Row>) -> Vec<
         problems.push("the warm record (acknowledged before the faults) is lost".into());
     }
     problems
+}
+
+/// Retries `send` until 200 (leaders settling after the heal); the body.
+async fn eventually_ok<F, Fut>(what: &str, send: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Resp>,
+{
+    eventually(what, 200, LONG, send).await
 }
 
 // ---- the tests ----

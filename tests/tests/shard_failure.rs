@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tests::http::eventually;
 use tests::{rows, str_list, Checks, Client, Cluster, ClusterOptions, Resp, RouterOptions};
 
 /// `router.request_timeout_ms` of these clusters.
@@ -46,29 +47,6 @@ where
     );
     eprintln!("{what}: 503 after {took:?}: {message}");
     message
-}
-
-/// Retries `send` until it answers `status` (faults just healed: leaders are
-/// being elected); returns the body.
-async fn eventually<F, Fut>(what: &str, status: u16, mut send: F) -> Value
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Resp>,
-{
-    let deadline = Instant::now() + LONG;
-    loop {
-        let resp = send().await;
-        if resp.status == status {
-            return resp.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: still {} {} after {LONG:?}",
-            resp.status,
-            resp.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn records_body(ids: &[String], tag: &str) -> Value {
@@ -172,12 +150,12 @@ async fn no_quorum_answers_503_in_time_and_recovers() {
             .run(
                 "after resuming, requests succeed and data is intact",
                 async move {
-                    eventually("healthcheck after resume", 200, || {
+                    eventually("healthcheck after resume", 200, LONG, || {
                         c.get("/api/v2/healthcheck")
                     })
                     .await;
                     let after_body = records_body(&["after".into()], "after");
-                    eventually("upsert after resume", 200, || {
+                    eventually("upsert after resume", 200, LONG, || {
                         c.records(&id, "upsert", &after_body)
                     })
                     .await;
@@ -401,17 +379,17 @@ async fn write_across_shards_with_some_shards_down() {
                 "after heal, retries converge: every id present exactly once",
                 async move {
                     let upsert_body = records_body(&upsert_ids, "first");
-                    eventually("upsert retry", 200, || {
+                    eventually("upsert retry", 200, LONG, || {
                         c.records(&id, "upsert", &upsert_body)
                     })
                     .await;
                     let add_body = records_body(&add_ids, "add");
-                    eventually("reject-mode add retry", 201, || {
+                    eventually("reject-mode add retry", 201, LONG, || {
                         c.records(&id, "add", &add_body)
                     })
                     .await;
                     let skip_body = records_body(&skip_ids, "skip");
-                    eventually("skip-mode add retry", 201, || {
+                    eventually("skip-mode add retry", 201, LONG, || {
                         skip.records(&id, "add", &skip_body)
                     })
                     .await;
@@ -563,8 +541,10 @@ async fn whole_cluster_kill_and_restart_keeps_acknowledged_writes() {
             "acknowledged writes survive kill -9 of every node",
             async move {
                 let get_all = json!({"include": ["documents"]});
-                let got =
-                    eventually("get after restart", 200, || c.records(&id, "get", &get_all)).await;
+                let got = eventually("get after restart", 200, LONG, || {
+                    c.records(&id, "get", &get_all)
+                })
+                .await;
                 let r = rows(&got);
                 assert_eq!(r.len(), 87, "90 added, 3 deleted");
                 for gone in ["d0", "d1", "d2"] {
