@@ -88,6 +88,22 @@ struct SinceSnapshot {
     applied_bytes: u64,
 }
 
+impl SinceSnapshot {
+    /// Nothing applied since the snapshot file at `index` (0: none).
+    fn at(files: &SnapshotFiles, index: u64) -> Self {
+        let file_bytes = if index == 0 {
+            0
+        } else {
+            std::fs::metadata(files.path(index)).map_or(0, |m| m.len())
+        };
+        SinceSnapshot {
+            index,
+            file_bytes,
+            applied_bytes: 0,
+        }
+    }
+}
+
 impl SnapshotPolicy {
     fn due(&self, applied: u64, since: &SinceSnapshot) -> bool {
         if applied <= since.index {
@@ -120,17 +136,12 @@ impl ApplyWorker {
         last_snapshot: u64,
         report: Box<dyn Fn(ApplyReport) + Send>,
     ) -> Self {
-        let file_bytes = file_len(&files, last_snapshot);
         ApplyWorker {
             group,
+            since: SinceSnapshot::at(&files, last_snapshot),
             sm,
             files,
             policy,
-            since: SinceSnapshot {
-                index: last_snapshot,
-                file_bytes,
-                applied_bytes: 0,
-            },
             report,
         }
     }
@@ -194,6 +205,7 @@ impl ApplyWorker {
     /// reports after every entry that carried a command (its proposer waits for it).
     fn apply_entries(&mut self, entries: Vec<Entry>) {
         let mut done = Vec::new();
+        let mut applied = (0, 0);
         for e in entries {
             let mut sm = self.sm.write();
             if e.index <= sm.applied().0 {
@@ -207,7 +219,7 @@ impl ApplyWorker {
                 sm.advance(e.index, e.term);
                 None
             };
-            let applied = sm.applied();
+            applied = sm.applied();
             drop(sm);
             done.push(AppliedEntry {
                 index: e.index,
@@ -219,7 +231,6 @@ impl ApplyWorker {
             }
         }
         if !done.is_empty() {
-            let applied = self.sm.read().applied();
             self.send_applied(applied, done, None);
         }
     }
@@ -244,11 +255,7 @@ impl ApplyWorker {
             ));
         }
         drop(sm);
-        self.since = SinceSnapshot {
-            index,
-            file_bytes: file_len(&self.files, index),
-            applied_bytes: 0,
-        };
+        self.since = SinceSnapshot::at(&self.files, index);
         tracing::info!(
             group = self.group,
             index,
@@ -268,35 +275,22 @@ impl ApplyWorker {
         if !self.policy.due(index, &self.since) {
             return Ok(());
         }
-        let path = self.files.write_from(index, &**sm)?;
+        self.files.write_from(index, &**sm)?;
         drop(sm);
-        let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let log_bytes = self.since.applied_bytes;
+        self.since = SinceSnapshot::at(&self.files, index);
         tracing::info!(
             group = self.group,
             index,
             term,
-            file_bytes,
-            log_bytes = self.since.applied_bytes,
+            file_bytes = self.since.file_bytes,
+            log_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot written"
         );
-        self.since = SinceSnapshot {
-            index,
-            file_bytes,
-            applied_bytes: 0,
-        };
         (self.report)(ApplyReport::SnapshotWritten { index, term });
         Ok(())
     }
-}
-
-fn file_len(files: &SnapshotFiles, index: u64) -> u64 {
-    if index == 0 {
-        return 0;
-    }
-    std::fs::metadata(files.path(index))
-        .map(|m| m.len())
-        .unwrap_or(0)
 }
 
 /// The sending half the replica keeps.
