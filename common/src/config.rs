@@ -32,6 +32,8 @@ pub struct ClusterConfig {
     pub raft: RaftSection,
     #[serde(default)]
     pub router: RouterSection,
+    #[serde(default)]
+    pub security: SecuritySection,
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -110,6 +112,46 @@ impl Default for RouterSection {
     }
 }
 
+/// The cluster secret and the limits of a node's endpoints (README "Security").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// File holding the cluster secret (see [`crate::secret`]); unset =
+    /// `{data_dir}/cluster-secret`, which `scripts/cluster start` generates.
+    pub secret_file: Option<PathBuf>,
+    /// Largest `POST /raft/batch` body a node accepts (Raft traffic without snapshots). A
+    /// sender's batch stops growing at 16 MiB, but one append may carry an entry of up to
+    /// 64 MiB (the largest proposal), so the default leaves room for both.
+    pub max_raft_batch_bytes: usize,
+    /// Largest `POST /raft/snapshot` body: one snapshot message carries a whole shard
+    /// replica's snapshot file (records and HNSW graphs), so this bounds the data one
+    /// shard may hold. A sender does not send a snapshot above it (it logs an error
+    /// naming this setting; the lagging replica stays behind until it is raised).
+    pub max_raft_snapshot_bytes: usize,
+    /// Raft transport requests a node serves at once (each peer sends at most two at a
+    /// time: one batch, one snapshot); more get 503 with `Retry-After`.
+    pub max_raft_requests_in_flight: usize,
+    /// Internal and admin requests a node serves at once; more get 503 with `Retry-After`.
+    pub max_requests_in_flight: usize,
+    /// Sum of the declared body sizes (`Content-Length`) of internal and admin requests
+    /// in flight; a request that would pass it gets 503 with `Retry-After`. Bounds the
+    /// memory buffered request bodies take.
+    pub max_request_bytes_in_flight: usize,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            secret_file: None,
+            max_raft_batch_bytes: 128 << 20,
+            max_raft_snapshot_bytes: 1 << 30,
+            max_raft_requests_in_flight: 64,
+            max_requests_in_flight: 256,
+            max_request_bytes_in_flight: 1 << 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
@@ -169,7 +211,26 @@ impl ClusterConfig {
                 "raft: tick_ms > 0 and election_ticks > heartbeat_ticks > 0 required".into(),
             );
         }
+        let s = &self.security;
+        if s.max_raft_batch_bytes < 1 << 20
+            || s.max_raft_snapshot_bytes < 1 << 20
+            || s.max_raft_requests_in_flight == 0
+            || s.max_requests_in_flight == 0
+            || s.max_request_bytes_in_flight < 1 << 20
+        {
+            return invalid(
+                "security: body limits must be at least 1 MiB and request limits at least 1".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// The cluster secret's file: `security.secret_file`, or `{data_dir}/cluster-secret`.
+    pub fn secret_file(&self) -> PathBuf {
+        self.security
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| self.cluster.data_dir.join("cluster-secret"))
     }
 
     pub fn node(&self, id: u64) -> Option<&NodeEntry> {
@@ -214,6 +275,17 @@ addr = "127.0.0.1:9103"
         assert_eq!(c.raft.election_ticks, 10);
         assert_eq!(c.router.listen, "127.0.0.1:8000");
         assert_eq!(c.node_data_dir(2), PathBuf::from("data/t/node-2"));
+        assert_eq!(c.secret_file(), PathBuf::from("data/t/cluster-secret"));
+        assert_eq!(c.security, SecuritySection::default());
+        let named = ClusterConfig::parse(&format!(
+            "{SAMPLE}\n[security]\nsecret_file = \"/etc/vdb/secret\"\n"
+        ))
+        .unwrap();
+        assert_eq!(named.secret_file(), PathBuf::from("/etc/vdb/secret"));
+        assert!(ClusterConfig::parse(&format!(
+            "{SAMPLE}\n[security]\nmax_requests_in_flight = 0\n"
+        ))
+        .is_err());
     }
 
     #[test]

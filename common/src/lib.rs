@@ -12,6 +12,7 @@ pub mod hash;
 pub mod placement;
 pub mod read;
 pub mod record;
+pub mod secret;
 pub mod wire;
 
 pub use distance::Space;

@@ -2,7 +2,14 @@
 //! calls on nodes (bincode bodies), and the node's admin status (JSON).
 //!
 //! # Routes (served by every node on its `addr`)
-//! - `POST /raft/batch`: body [`RaftBatch`] (bincode). Raft traffic between nodes.
+//! Every route requires the cluster secret in the `x-cluster-secret` header
+//! ([`crate::secret`]); without it a node answers 401 and does nothing. POST bodies must
+//! have the content type the route speaks ([`BINCODE_CONTENT_TYPE`] or `application/json`),
+//! else 415.
+//! - `POST /raft/batch`: body [`RaftBatch`] (bincode). Raft traffic between nodes, except
+//!   snapshots.
+//! - `POST /raft/snapshot`: body [`RaftBatch`] (bincode) carrying snapshot messages (a
+//!   larger body limit, `security.max_raft_snapshot_bytes`).
 //! - `POST /internal/{group}/propose`: body = the group's encoded command; reply
 //!   [`InternalReply`] (bincode) whose `Ok` bytes are the state machine's encoded outcome.
 //! - `POST /internal/{group}/read`: body = the group's encoded read request; linearizable
@@ -73,6 +80,13 @@ pub enum InternalError {
     /// The node failed (I/O, shutting down).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request did not carry the cluster secret (HTTP 401). Nothing was done.
+    #[error("the node refused the request: missing or wrong cluster secret")]
+    Unauthorized,
+    /// The node serves as many requests as it allows (HTTP 503 with `Retry-After`).
+    /// Nothing was done; retry after a pause.
+    #[error("the node is overloaded; retry later")]
+    Overloaded,
 }
 
 /// The reply of `/internal/{group}/propose` and `/internal/{group}/read`.
@@ -223,5 +237,76 @@ mod tests {
             1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
         ])
         .is_err());
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::catalog::{CatalogProposal, CatalogRead};
+        use crate::command::Proposal;
+        use crate::read::ShardRead;
+
+        /// Every decoder of bytes a node or router receives, on `bytes`: an error or a
+        /// value, never a panic (or an allocation the input does not pay for).
+        fn decode_all(bytes: &[u8]) {
+            let _ = decode::<RaftBatch>(bytes);
+            let _ = decode::<InternalReply>(bytes);
+            let _ = decode::<Vec<GroupInfo>>(bytes);
+            let _ = decode::<Proposal>(bytes);
+            let _ = decode::<CatalogProposal>(bytes);
+            let _ = decode::<ShardRead>(bytes);
+            let _ = decode::<CatalogRead>(bytes);
+            let _ = proposal_request_id(bytes);
+        }
+
+        fn valid_batch() -> impl Strategy<Value = Vec<u8>> {
+            (
+                any::<u64>(),
+                prop::collection::vec(
+                    (any::<u64>(), prop::collection::vec(any::<u8>(), 0..40)),
+                    0..4,
+                ),
+            )
+                .prop_map(|(from, messages)| {
+                    encode(&RaftBatch {
+                        from,
+                        messages: messages
+                            .into_iter()
+                            .map(|(group, message)| GroupMessage { group, message })
+                            .collect(),
+                    })
+                    .unwrap()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                decode_all(&bytes);
+            }
+
+            /// Valid encodings with bytes flipped, cut or grown: lengths and tags that
+            /// are almost right reach deeper into the decoders than random bytes.
+            #[test]
+            fn mutated_batches_never_panic(
+                batch in valid_batch(),
+                flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = batch;
+                for (at, value) in flips {
+                    if !bytes.is_empty() {
+                        let i = at.index(bytes.len());
+                        bytes[i] = value;
+                    }
+                }
+                decode_all(&bytes);
+                let keep = cut.index(bytes.len() + 1);
+                decode_all(&bytes[..keep]);
+            }
+        }
     }
 }

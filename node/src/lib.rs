@@ -7,11 +7,13 @@
 //! - [`transport`]: node-to-node Raft batches over HTTP, the chaos fault filter.
 //! - [`api`]: the internal API for routers and the admin API.
 //! - [`server`]: wiring them into a node process.
+//! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
 //! - [`shard`], [`catalog`], [`replicated`]: the state machines and what they share.
 
 pub mod api;
 pub mod catalog;
 pub mod dataset;
+pub mod panic_guard;
 pub mod priority;
 pub mod raft;
 pub mod replicated;

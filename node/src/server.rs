@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Arbiter;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use common::config::ClusterConfig;
 use common::placement::{self, GroupKind};
+use common::secret::{ClusterSecret, SecretError};
 
-use crate::api::{self, ApiState};
+use crate::api::{self, gate, ApiState};
 use crate::catalog::CatalogStateMachine;
 use crate::raft::kv::KvStateMachine;
 use crate::raft::{Replica, ReplicaError, ReplicaParams, Replicas, StateMachineFactory};
@@ -36,6 +38,8 @@ pub enum NodeError {
     },
     #[error("http server: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    Secret(#[from] SecretError),
 }
 
 pub struct NodeOptions {
@@ -93,6 +97,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         source,
     })?;
 
+    // Before anything listens: a node without its secret could serve no one.
+    let secret = ClusterSecret::load(&config.secret_file())?;
+
     let replicas = Arc::new(Replicas::default());
     let filter = Arc::new(FaultFilter::default());
     let peers: Vec<(u64, String)> = config
@@ -106,7 +113,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         &peers,
         filter.clone(),
         replicas.clone(),
-        opts.transport.clone(),
+        TransportOptions {
+            secret: Some(secret.clone()),
+            max_snapshot_bytes: config.security.max_raft_snapshot_bytes,
+            ..opts.transport.clone()
+        },
         &transport_arbiter.handle(),
     );
 
@@ -119,13 +130,26 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     });
     let inbound = transport_server::Inbound {
         node_id: me.id,
+        peers: config
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|&id| id != me.id)
+            .collect(),
         filter,
         mailboxes: replicas.clone(),
+        max_batch_bytes: config.security.max_raft_batch_bytes,
+        max_snapshot_bytes: config.security.max_raft_snapshot_bytes,
     };
+    let gate = gate::Gate::new(secret, &config.security, config.nodes.len() - 1);
     let server = HttpServer::new(move || {
         let inbound = inbound.clone();
         let api_state = api_state.clone();
+        let gate = gate.clone();
         App::new()
+            .wrap(from_fn(move |req, next| {
+                gate::check(gate.clone(), req, next)
+            }))
             .configure(|cfg| transport_server::configure(cfg, inbound))
             .configure(|cfg| api::configure(cfg, api_state))
     })

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::config::ClusterConfig;
 use common::placement;
+use common::secret::{ClusterSecret, SecretError, CLUSTER_SECRET_HEADER};
 use common::wire::{self, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
 use parking_lot::Mutex;
 use rand::Rng;
@@ -33,6 +34,15 @@ pub enum ClusterError {
     /// decoded: retrying will not help.
     #[error("Raft group {group} failed the request: {reason}")]
     Failed { group: u64, reason: String },
+}
+
+/// Why the client cannot be built.
+#[derive(Debug, Error)]
+pub enum ClientInitError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 /// Which internal endpoint a call goes to.
@@ -79,10 +89,15 @@ pub struct ClusterClient {
     /// election timeout), so an attempt gets a few election timeouts and then
     /// the next replica is asked.
     attempt_budget: Duration,
+    /// Sent with every call (nodes refuse requests without it).
+    secret: ClusterSecret,
 }
 
 impl ClusterClient {
-    pub fn new(config: &ClusterConfig) -> Result<Self, reqwest::Error> {
+    /// A client of the nodes in `config`; reads the cluster secret from the config's
+    /// `security.secret_file` (a router without it could not talk to any node).
+    pub fn new(config: &ClusterConfig) -> Result<Self, ClientInitError> {
+        let secret = ClusterSecret::load(&config.secret_file())?;
         let nodes = config
             .nodes
             .iter()
@@ -103,6 +118,7 @@ impl ClusterClient {
             replicas,
             leaders: Mutex::new(HashMap::new()),
             attempt_budget: (election * 3).max(Duration::from_secs(1)),
+            secret,
         })
     }
 
@@ -229,6 +245,7 @@ impl ClusterClient {
             .post(&url)
             .header(TIMEOUT_HEADER, budget.as_millis().to_string())
             .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
+            .header(CLUSTER_SECRET_HEADER, self.secret.header_value())
             .timeout(budget + HTTP_SLACK)
             .body(body.to_vec())
             .send()
@@ -262,6 +279,13 @@ impl ClusterClient {
                 Attempt::Elsewhere(None, format!("node {node} hosts no replica of the group"))
             }
             Err(InternalError::Invalid(m)) => Attempt::Fatal(m),
+            Err(InternalError::Unauthorized) => Attempt::Fatal(format!(
+                "node {node} refused the cluster secret (is security.secret_file the same \
+                 file for every process?)"
+            )),
+            Err(InternalError::Overloaded) => {
+                Attempt::Elsewhere(None, format!("node {node} is overloaded"))
+            }
             Err(InternalError::Internal(m)) => {
                 Attempt::Elsewhere(None, format!("node {node}: {m}"))
             }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::config::ClusterConfig;
 use common::placement;
+use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use common::wire::{NodeStatus, PartitionRequest, RaftRole, ReplicaStatus};
 use parking_lot::Mutex;
 
@@ -101,6 +102,7 @@ pub struct Cluster {
     routers: Mutex<Vec<Child>>,
     router_urls: Vec<String>,
     admin: reqwest::Client,
+    secret: ClusterSecret,
 }
 
 /// A free loopback port (bound then released; the process that gets it binds
@@ -163,9 +165,18 @@ impl Cluster {
         let config_path = dir.path().join("cluster.toml");
         std::fs::write(&config_path, &text).expect("write config");
         let config = ClusterConfig::parse(&text).expect("valid test config");
+        // As `scripts/cluster start` does: a fresh secret in the data dir, mode 0600.
+        std::fs::create_dir_all(&config.cluster.data_dir).expect("data dir");
+        let secret = ClusterSecret::generate(&config.secret_file()).expect("cluster secret");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            CLUSTER_SECRET_HEADER,
+            secret.header_value().parse().expect("header value"),
+        );
         let admin = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(2))
+            .default_headers(headers)
             .build()
             .expect("http client");
         let mut cluster = Cluster {
@@ -176,6 +187,7 @@ impl Cluster {
             routers: Mutex::new(Vec::new()),
             router_urls: Vec::new(),
             admin,
+            secret,
         };
         for id in cluster.ids() {
             cluster.spawn_node(id);
@@ -322,6 +334,16 @@ impl Cluster {
 
     fn addr(&self, id: u64) -> String {
         self.config.node(id).expect("node in config").addr.clone()
+    }
+
+    /// `http://host:port` of node `id` (its Raft, internal and admin endpoints).
+    pub fn node_url(&self, id: u64) -> String {
+        format!("http://{}", self.addr(id))
+    }
+
+    /// The cluster secret every node endpoint requires.
+    pub fn cluster_secret(&self) -> &ClusterSecret {
+        &self.secret
     }
 
     pub async fn status(&self, id: u64) -> Option<NodeStatus> {

@@ -39,9 +39,10 @@ fn status_of(reply: &InternalReply) -> StatusCode {
     match reply {
         Ok(_) => StatusCode::OK,
         Err(InternalError::NotLeader { .. }) => StatusCode::MISDIRECTED_REQUEST,
-        Err(InternalError::NoQuorum) | Err(InternalError::Dropped) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        Err(InternalError::NoQuorum)
+        | Err(InternalError::Dropped)
+        | Err(InternalError::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(InternalError::Unauthorized) => StatusCode::UNAUTHORIZED,
         Err(InternalError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         Err(InternalError::UnknownGroup(_)) => StatusCode::NOT_FOUND,
         Err(InternalError::Invalid(_)) => StatusCode::BAD_REQUEST,

@@ -5,8 +5,11 @@
 //!   `GET /internal/groups` — bincode bodies, wire types in [`common::wire`].
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
 //!   `/admin/heal`) and `/admin/transfer-leader`.
+//! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
+//!   content types).
 
 pub mod admin;
+pub mod gate;
 pub mod internal;
 
 use std::sync::Arc;

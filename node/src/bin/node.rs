@@ -39,10 +39,15 @@ fn main() -> ExitCode {
         .init();
     // A panic on any thread (a replica's arbiter included) takes the whole process down, as
     // kill -9 would: its WAL is durable, and a restart beats a node silently missing a
-    // replica.
+    // replica. Except inside `panic_guard::catch`, whose caller stops just the replica
+    // concerned (e.g. raft-rs panicking on a peer's message) and reports it.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
+        if node::panic_guard::is_catching() {
+            tracing::error!("panic: {info}; caught, the process keeps running");
+            return;
+        }
         tracing::error!("panic: {info}; exiting");
         std::process::exit(101);
     }));

@@ -5,6 +5,8 @@
 //!   entries to apply → advance), log compaction, leader spreading.
 //! - [`apply`]: the replica's apply thread: committed entries into the state machine,
 //!   outcomes back to the actor, snapshot files.
+//! - [`inbound`]: checks on a peer's message before it is stepped (what raft-rs would
+//!   panic on, senders that are not voters).
 //! - [`pending`]: callers waiting on proposals and ReadIndex.
 //! - [`snapshot_files`]: state-machine snapshot files on disk.
 //! - [`registry`]: the node's replicas by group (the transport's mailboxes).
@@ -12,6 +14,7 @@
 //!   state machines are plugged in, by the node binary.
 
 pub mod apply;
+pub mod inbound;
 pub mod kv;
 pub mod logger;
 pub mod messages;

@@ -27,11 +27,13 @@ use raft::prelude::{
 use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
 use super::apply::{ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy};
+use super::inbound;
 use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
 use super::state_machine::{ReplicatedStateMachine, RequestIdReader, SharedStateMachine};
+use crate::panic_guard;
 use crate::storage::{RaftLogStorage, StorageError, WalOptions};
 use crate::transport::{SendReport, Transport};
 
@@ -676,10 +678,38 @@ impl Handler<RunReady> for Replica {
 impl Handler<StepBatch> for Replica {
     type Result = ();
 
+    /// Each message is checked against the Raft state first ([`inbound::check`]); one
+    /// that still panics raft-rs stops this replica (its state is no longer trusted), not
+    /// the node.
     fn handle(&mut self, msg: StepBatch, ctx: &mut Context<Self>) {
+        if self.failed {
+            return;
+        }
+        let conf = self.storage.conf_state();
         for m in msg.0 {
-            if let Err(e) = self.raw.step(m) {
-                tracing::debug!(group = self.group, error = %e, "raft message not stepped");
+            if let Err(why) = inbound::check(&self.raw.raft, &conf, &m) {
+                tracing::warn!(
+                    group = self.group,
+                    from = m.from,
+                    kind = ?m.get_msg_type(),
+                    term = m.term,
+                    "raft message refused: {why}"
+                );
+                continue;
+            }
+            let (from, kind) = (m.from, m.get_msg_type());
+            match panic_guard::catch(|| self.raw.step(m)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(group = self.group, error = %e, "raft message not stepped")
+                }
+                Err(panic) => {
+                    let e = ReplicaError::Corrupt(format!(
+                        "raft-rs panicked stepping {kind:?} from node {from}: {panic}"
+                    ));
+                    self.fail(ctx, e);
+                    return;
+                }
             }
         }
         self.schedule_ready(ctx);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::ArbiterHandle;
+use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use common::wire::{self, GroupMessage, RaftBatch, BINCODE_CONTENT_TYPE};
 use raft::prelude::{Message, MessageType};
 use tokio::sync::mpsc;
@@ -31,6 +32,11 @@ pub struct TransportOptions {
     pub snapshot_timeout: Duration,
     /// Pause after a failed request before the next one to the same node.
     pub retry_backoff: Duration,
+    /// The cluster secret sent with every batch (`None` only where no node checks it).
+    pub secret: Option<ClusterSecret>,
+    /// A snapshot message larger than this is not sent (the receiver would refuse it:
+    /// `security.max_raft_snapshot_bytes`).
+    pub max_snapshot_bytes: usize,
 }
 
 impl Default for TransportOptions {
@@ -42,6 +48,8 @@ impl Default for TransportOptions {
             request_timeout: Duration::from_secs(2),
             snapshot_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(50),
+            secret: None,
+            max_snapshot_bytes: common::config::SecuritySection::default().max_raft_snapshot_bytes,
         }
     }
 }
@@ -77,6 +85,7 @@ pub struct Transport {
     filter: Arc<FaultFilter>,
     stats: Arc<TransportStats>,
     mailboxes: Arc<dyn Mailboxes>,
+    max_snapshot_bytes: usize,
 }
 
 impl Transport {
@@ -104,18 +113,23 @@ impl Transport {
             let sender = PeerSender {
                 from: node_id,
                 to: *id,
-                url: format!("http://{addr}/raft/batch"),
+                url: format!("http://{addr}{}", super::server::BATCH_PATH),
                 filter: filter.clone(),
                 stats: stats.clone(),
                 mailboxes: mailboxes.clone(),
                 options: options.clone(),
             };
+            // One snapshot per request, so a request never outgrows the receiver's
+            // snapshot limit however many snapshots are queued.
             let snapshot_sender = PeerSender {
-                url: sender.url.clone(),
+                url: format!("http://{addr}{}", super::server::SNAPSHOT_PATH),
                 filter: filter.clone(),
                 stats: stats.clone(),
                 mailboxes: mailboxes.clone(),
-                options: options.clone(),
+                options: TransportOptions {
+                    max_batch_bytes: 0,
+                    ..options.clone()
+                },
                 ..sender
             };
             arbiter.spawn(sender.run(rx));
@@ -127,6 +141,7 @@ impl Transport {
             filter,
             stats,
             mailboxes,
+            max_snapshot_bytes: options.max_snapshot_bytes,
         })
     }
 
@@ -173,6 +188,18 @@ impl Transport {
                     continue;
                 }
             };
+            if snapshot && bytes.len() > self.max_snapshot_bytes {
+                tracing::error!(
+                    group,
+                    to,
+                    bytes = bytes.len(),
+                    limit = self.max_snapshot_bytes,
+                    "snapshot larger than security.max_raft_snapshot_bytes not sent; the \
+                     replica on that node stays behind until the limit is raised"
+                );
+                dropped(fail);
+                continue;
+            }
             let out = Outgoing {
                 group,
                 snapshot,
@@ -266,9 +293,13 @@ impl PeerSender {
         } else {
             self.options.request_timeout
         };
-        let resp = client
+        let mut request = client
             .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
+            .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE);
+        if let Some(secret) = &self.options.secret {
+            request = request.header(CLUSTER_SECRET_HEADER, secret.header_value());
+        }
+        let resp = request
             .timeout(timeout)
             .body(body)
             .send()

@@ -13,9 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::placement;
+use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use common::wire::{
     self, GroupInfo, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole,
-    ReplicaStatus, TransferLeaderRequest, TIMEOUT_HEADER,
+    ReplicaStatus, TransferLeaderRequest, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 use node::raft::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
 
@@ -66,6 +67,23 @@ impl Default for Options {
     }
 }
 
+/// Generates the cluster secret into the config's secret file (the data dir's
+/// `cluster-secret`, mode 0600), as `scripts/cluster start` does.
+pub fn new_cluster_secret(config: &common::config::ClusterConfig) -> ClusterSecret {
+    std::fs::create_dir_all(&config.cluster.data_dir).expect("data dir");
+    ClusterSecret::generate(&config.secret_file()).expect("cluster secret")
+}
+
+/// Default headers carrying `secret`, for a client of node endpoints.
+pub fn secret_header(secret: &ClusterSecret) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        CLUSTER_SECRET_HEADER,
+        secret.header_value().parse().expect("header value"),
+    );
+    headers
+}
+
 impl Cluster {
     /// Writes the config and starts every node.
     pub fn start(opts: Options) -> Cluster {
@@ -88,8 +106,10 @@ impl Cluster {
         let config_path = dir.path().join("cluster.toml");
         std::fs::write(&config_path, &text).expect("write config");
         let config = common::config::ClusterConfig::parse(&text).expect("valid config");
+        let secret = new_cluster_secret(&config);
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
+            .default_headers(secret_header(&secret))
             .build()
             .expect("http client");
         let cluster = Cluster {
@@ -257,6 +277,7 @@ impl Cluster {
             .client
             .post(format!("http://{}{path}", self.addr(id)))
             .header(TIMEOUT_HEADER, budget.as_millis().to_string())
+            .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
             .timeout(budget + Duration::from_secs(2))
             .body(body)
             .send()
@@ -468,6 +489,7 @@ impl Cluster {
         for id in self.ids() {
             self.client
                 .post(format!("http://{}/admin/heal", self.addr(id)))
+                .json(&PartitionRequest::default())
                 .send()
                 .await
                 .expect("heal request")

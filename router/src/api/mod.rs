@@ -39,7 +39,7 @@ impl AppState {
         config: &ClusterConfig,
         settings: RouterSettings,
         embedder: EmbeddingService,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, crate::cluster::ClientInitError> {
         Ok(AppState {
             embedder,
             settings,

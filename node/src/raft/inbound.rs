@@ -1,0 +1,500 @@
+//! Checks a peer's Raft message against the replica's state before it is stepped.
+//!
+//! raft-rs trusts its peers: a message no correct peer sends can make it panic (`fatal!`)
+//! or corrupt its state. Read from raft-rs 0.7's `step` paths, for example:
+//! - a heartbeat whose `commit` is past the last index: `RaftLog::commit_to` panics;
+//! - an append whose entries are not contiguous after `index`, so one lands at or below
+//!   the commit index with another term: "conflict with committed entry" panics (and a
+//!   slice index underflows);
+//! - an append probing at or above the commit index with a `log_term` below the term of
+//!   the committed entry: the rejection's conflict search walks into the compacted log and
+//!   panics ("term must be valid");
+//! - a message with term 0 is taken as a local one and skips every term check;
+//! - `MsgPropose` from a peer appends its entries to the leader's log (a command no
+//!   router sent); a huge term overflows `term + 1` at the next election.
+//!
+//! So only the message types replicas of this cluster send each other pass, from a voter
+//! of the group other than this node, with fields a correct peer could have set. What a
+//! correct peer never sends here is refused even when harmless (a dropped message is
+//! retransmitted by Raft if it was real): snapshot requests, forwarded proposals, reads
+//! and leadership transfers (this cluster only starts those on the leader), and
+//! configuration-change entries (membership is fixed by placement).
+
+use raft::prelude::{ConfState, EntryType, Message, MessageType};
+use raft::{Raft, Storage};
+
+/// How far a message's term may be ahead of the replica's. A term grows by one per
+/// election, so no real peer is this far ahead; the bound keeps `term + 1` from ever
+/// overflowing.
+pub const MAX_TERM_JUMP: u64 = 1 << 32;
+
+/// Indexes are bounded well below `u64::MAX` so index arithmetic cannot overflow.
+const MAX_INDEX: u64 = u64::MAX / 4;
+
+/// Why a message is refused (logged with the sender).
+pub type Refusal = String;
+
+/// Whether `m` may be stepped on `raft`, whose group's configuration is `conf`.
+pub fn check<S: Storage>(raft: &Raft<S>, conf: &ConfState, m: &Message) -> Result<(), Refusal> {
+    use MessageType::*;
+    if m.to != raft.id {
+        return Err(format!("addressed to node {}", m.to));
+    }
+    if m.from == raft.id || !conf.voters.contains(&m.from) {
+        return Err(format!("node {} is not another voter of the group", m.from));
+    }
+    let t = m.get_msg_type();
+    match t {
+        MsgAppend
+        | MsgAppendResponse
+        | MsgRequestVote
+        | MsgRequestVoteResponse
+        | MsgRequestPreVote
+        | MsgRequestPreVoteResponse
+        | MsgSnapshot
+        | MsgHeartbeat
+        | MsgHeartbeatResponse
+        | MsgTimeoutNow => {}
+        other => return Err(format!("{other:?} is not sent between replicas here")),
+    }
+    if m.term == 0 {
+        return Err("term 0 (only local messages have it)".into());
+    }
+    if m.term > raft.term.saturating_add(MAX_TERM_JUMP) {
+        return Err(format!(
+            "term {} is implausibly far ahead of {}",
+            m.term, raft.term
+        ));
+    }
+    if m.log_term > m.term {
+        return Err(format!("log term {} above term {}", m.log_term, m.term));
+    }
+    if [m.index, m.commit, m.reject_hint]
+        .iter()
+        .any(|&i| i > MAX_INDEX)
+    {
+        return Err("index out of range".into());
+    }
+    if t != MsgAppend && !m.entries.is_empty() {
+        return Err(format!("{t:?} carrying entries"));
+    }
+    if t != MsgSnapshot && m.has_snapshot() {
+        return Err(format!("{t:?} carrying a snapshot"));
+    }
+    let log = &raft.raft_log;
+    match t {
+        MsgHeartbeat if m.commit > log.last_index() => Err(format!(
+            "heartbeat commit {} past the last index {}",
+            m.commit,
+            log.last_index()
+        )),
+        MsgAppend => check_append(raft, m),
+        MsgSnapshot => check_snapshot(conf, m),
+        MsgAppendResponse => {
+            if m.request_snapshot != 0 {
+                Err("snapshot request".into())
+            } else if m.index > log.last_index() || m.reject_hint > log.last_index() {
+                Err(format!(
+                    "response for index {} (hint {}) past the last index {}",
+                    m.index,
+                    m.reject_hint,
+                    log.last_index()
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_append<S: Storage>(raft: &Raft<S>, m: &Message) -> Result<(), Refusal> {
+    let log = &raft.raft_log;
+    let mut prev_term = m.log_term;
+    for (i, e) in m.entries.iter().enumerate() {
+        let want = m.index + 1 + i as u64;
+        if e.index != want {
+            return Err(format!(
+                "entries not contiguous: index {} where {want} belongs",
+                e.index
+            ));
+        }
+        if e.term < prev_term || e.term > m.term {
+            return Err(format!(
+                "entry {} has term {} outside [{prev_term}, {}]",
+                e.index, e.term, m.term
+            ));
+        }
+        if e.get_entry_type() != EntryType::EntryNormal {
+            return Err(format!("entry {} changes the configuration", e.index));
+        }
+        prev_term = e.term;
+    }
+    // raft-rs answers an append below the commit index without looking at it. Above it,
+    // the leader's entry at `index` is at least as new as our committed one (it holds
+    // every committed entry).
+    if m.index >= log.committed {
+        let committed_term = log
+            .term(log.committed)
+            .map_err(|e| format!("no term for the commit index: {e}"))?;
+        if m.log_term < committed_term {
+            return Err(format!(
+                "append at {} with log term {} older than the committed term {committed_term}",
+                m.index, m.log_term
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_snapshot(conf: &ConfState, m: &Message) -> Result<(), Refusal> {
+    if !m.has_snapshot() || !m.get_snapshot().has_metadata() {
+        return Err("snapshot message without snapshot metadata".into());
+    }
+    let meta = m.get_snapshot().get_metadata();
+    if meta.index == 0 || meta.index > MAX_INDEX || meta.term == 0 || meta.term > m.term {
+        return Err(format!(
+            "snapshot at index {} term {} (message term {})",
+            meta.index, meta.term, m.term
+        ));
+    }
+    let cs = meta.get_conf_state();
+    let mut theirs = cs.voters.clone();
+    let mut ours = conf.voters.clone();
+    theirs.sort_unstable();
+    ours.sort_unstable();
+    let plain = cs.learners.is_empty()
+        && cs.voters_outgoing.is_empty()
+        && cs.learners_next.is_empty()
+        && !cs.auto_leave;
+    if theirs != ours || !plain {
+        return Err(format!(
+            "snapshot configuration {:?} is not the group's {:?}",
+            cs.voters, conf.voters
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use raft::prelude::{Config, Entry, HardState, Snapshot, SnapshotMetadata};
+    use raft::storage::MemStorage;
+    use raft::RawNode;
+
+    use super::*;
+
+    /// A follower (node 1 of {1, 2, 3}) with entries 1..=5 of term 2, 3 of them committed.
+    fn follower() -> (RawNode<MemStorage>, ConfState) {
+        let conf = ConfState {
+            voters: vec![1, 2, 3],
+            ..Default::default()
+        };
+        let storage = MemStorage::new_with_conf_state(conf.clone());
+        let entries: Vec<Entry> = (1..=5)
+            .map(|i| Entry {
+                index: i,
+                term: 2,
+                ..Default::default()
+            })
+            .collect();
+        storage.wl().append(&entries).unwrap();
+        storage.wl().set_hardstate(HardState {
+            term: 2,
+            vote: 2,
+            commit: 3,
+            ..Default::default()
+        });
+        let cfg = Config {
+            id: 1,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        (RawNode::new(&cfg, storage, &logger).unwrap(), conf)
+    }
+
+    fn message(t: MessageType, from: u64, term: u64) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(t);
+        m.from = from;
+        m.to = 1;
+        m.term = term;
+        m
+    }
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    /// The hostile messages the module docs name. Each is refused, and (proving the check
+    /// is needed) stepping it unchecked panics raft-rs or would be accepted.
+    fn hostile() -> Vec<(&'static str, Message, bool)> {
+        use MessageType::*;
+        let mut heartbeat = message(MsgHeartbeat, 2, 3);
+        heartbeat.commit = 1_000;
+        let mut gap = message(MsgAppend, 2, 3);
+        gap.index = 3;
+        gap.log_term = 2;
+        gap.entries = vec![entry(2, 3)].into();
+        let mut stale_probe = message(MsgAppend, 2, 3);
+        stale_probe.index = 4;
+        stale_probe.log_term = 1;
+        let mut read_resp = message(MsgReadIndexResp, 2, 2);
+        read_resp.index = 1;
+        let mut propose = message(MsgPropose, 2, 0);
+        propose.entries = vec![entry(0, 0)].into();
+        let mut huge = message(MsgHeartbeat, 2, u64::MAX);
+        huge.commit = 1;
+        let mut snapshot = message(MsgSnapshot, 2, 3);
+        let mut meta = SnapshotMetadata {
+            index: 10,
+            term: 3,
+            ..Default::default()
+        };
+        meta.set_conf_state(ConfState {
+            voters: vec![1, 9],
+            ..Default::default()
+        });
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snapshot.set_snapshot(snap);
+        let mut conf_change = message(MsgAppend, 2, 3);
+        conf_change.index = 5;
+        conf_change.log_term = 2;
+        let mut cc = entry(6, 3);
+        cc.set_entry_type(EntryType::EntryConfChange);
+        conf_change.entries = vec![cc].into();
+        vec![
+            ("heartbeat commit past the log", heartbeat, true),
+            ("append conflicting with committed entries", gap, true),
+            ("probe older than the committed term", stale_probe, false),
+            ("read index response", read_resp, false),
+            ("forwarded proposal", propose, false),
+            ("huge term", huge, false),
+            ("snapshot of another configuration", snapshot, false),
+            ("configuration change entry", conf_change, false),
+            ("spoofed sender", message(MsgHeartbeat, 7, 3), false),
+            ("from itself", message(MsgHeartbeat, 1, 3), false),
+            ("term 0 append", message(MsgAppend, 2, 0), false),
+        ]
+    }
+
+    #[test]
+    fn hostile_messages_are_refused() {
+        for (name, m, panics_unchecked) in hostile() {
+            let (node, conf) = follower();
+            assert!(check(&node.raft, &conf, &m).is_err(), "{name} passed");
+            if panics_unchecked {
+                let (mut node, _) = follower();
+                let stepped = catch_unwind(AssertUnwindSafe(|| node.step(m.clone())));
+                assert!(stepped.is_err(), "{name}: raft-rs did not panic unchecked");
+            }
+        }
+    }
+
+    #[test]
+    fn what_a_leader_sends_passes() {
+        use MessageType::*;
+        let (node, conf) = follower();
+        let mut heartbeat = message(MsgHeartbeat, 2, 3);
+        heartbeat.commit = 5;
+        let mut append = message(MsgAppend, 2, 3);
+        append.index = 5;
+        append.log_term = 2;
+        append.commit = 6;
+        append.entries = vec![entry(6, 3), entry(7, 3)].into();
+        let mut below_commit = message(MsgAppend, 2, 3);
+        below_commit.index = 1;
+        below_commit.log_term = 1;
+        let mut vote = message(MsgRequestPreVote, 3, 3);
+        vote.index = 9;
+        vote.log_term = 3;
+        let mut snapshot = message(MsgSnapshot, 2, 3);
+        let mut meta = SnapshotMetadata {
+            index: 10,
+            term: 3,
+            ..Default::default()
+        };
+        meta.set_conf_state(ConfState {
+            voters: vec![3, 2, 1],
+            ..Default::default()
+        });
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        snapshot.set_snapshot(snap);
+        for m in [heartbeat, append, below_commit, vote, snapshot] {
+            let t = m.get_msg_type();
+            assert_eq!(check(&node.raft, &conf, &m), Ok(()), "{t:?}");
+            let (mut node, _) = follower();
+            node.step(m).unwrap();
+        }
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const TYPES: [MessageType; 14] = [
+            MessageType::MsgAppend,
+            MessageType::MsgAppendResponse,
+            MessageType::MsgRequestVote,
+            MessageType::MsgRequestVoteResponse,
+            MessageType::MsgRequestPreVote,
+            MessageType::MsgRequestPreVoteResponse,
+            MessageType::MsgSnapshot,
+            MessageType::MsgHeartbeat,
+            MessageType::MsgHeartbeatResponse,
+            MessageType::MsgTimeoutNow,
+            MessageType::MsgPropose,
+            MessageType::MsgReadIndex,
+            MessageType::MsgReadIndexResp,
+            MessageType::MsgTransferLeader,
+        ];
+
+        /// Small numbers around the fixture's log (1..=5, commit 3) and a few extremes.
+        fn number() -> impl Strategy<Value = u64> {
+            prop_oneof![
+                8 => 0u64..9,
+                1 => Just(u64::MAX),
+                1 => Just(u64::MAX / 2),
+                1 => Just(1u64 << 33),
+            ]
+        }
+
+        fn entry_strategy() -> impl Strategy<Value = Entry> {
+            (number(), 0u64..6, any::<bool>()).prop_map(|(index, term, conf)| {
+                let mut e = Entry {
+                    index,
+                    term,
+                    ..Default::default()
+                };
+                if conf {
+                    e.set_entry_type(EntryType::EntryConfChange);
+                }
+                e
+            })
+        }
+
+        fn message_strategy() -> impl Strategy<Value = Message> {
+            (
+                (0..TYPES.len(), 0u64..5, 1u64..3, number()),
+                (
+                    number(),
+                    number(),
+                    number(),
+                    number(),
+                    any::<bool>(),
+                    0u64..2,
+                ),
+                prop::collection::vec(entry_strategy(), 0..4),
+                prop::option::of((number(), 0u64..6, prop::collection::vec(0u64..5, 0..4))),
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(
+                        (t, from, to, term),
+                        (index, log_term, commit, hint, reject, request),
+                        entries,
+                        snap,
+                        contiguous,
+                    )| {
+                        let mut m = Message::default();
+                        m.set_msg_type(TYPES[t]);
+                        m.from = from;
+                        m.to = to;
+                        m.term = term;
+                        m.index = index;
+                        m.log_term = log_term;
+                        m.commit = commit;
+                        m.reject_hint = hint;
+                        m.reject = reject;
+                        m.request_snapshot = request;
+                        let mut entries = entries;
+                        if contiguous {
+                            // Often well-formed, so the deeper paths are reached too.
+                            for (i, e) in entries.iter_mut().enumerate() {
+                                e.index = index.wrapping_add(1 + i as u64);
+                                e.term = term.min(e.term.max(log_term));
+                            }
+                        }
+                        m.entries = entries.into();
+                        if let Some((sindex, sterm, voters)) = snap {
+                            let mut meta = SnapshotMetadata {
+                                index: sindex,
+                                term: sterm,
+                                ..Default::default()
+                            };
+                            meta.set_conf_state(ConfState {
+                                voters,
+                                ..Default::default()
+                            });
+                            let mut s = Snapshot::default();
+                            s.set_metadata(meta);
+                            m.set_snapshot(s);
+                        }
+                        m
+                    },
+                )
+        }
+
+        /// One ready round as a replica runs it (persist, apply the snapshot, advance).
+        fn ready_round(node: &mut RawNode<MemStorage>) {
+            if !node.has_ready() {
+                return;
+            }
+            let mut rd = node.ready();
+            let store = node.store().clone();
+            if !rd.snapshot().is_empty() {
+                let _ = store.wl().apply_snapshot(rd.snapshot().clone());
+            }
+            let _ = store.wl().append(rd.entries());
+            if let Some(hs) = rd.hs() {
+                store.wl().set_hardstate(hs.clone());
+            }
+            let _ = rd.take_messages();
+            let mut light = node.advance(rd);
+            let _ = light.take_messages();
+            if let Some(commit) = light.commit_index() {
+                store.wl().mut_hard_state().set_commit(commit);
+            }
+            node.advance_apply();
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            /// Whatever a peer sends, what passes the check steps without a panic, on a
+            /// follower and on a leader, ready rounds included.
+            #[test]
+            fn checked_messages_never_panic_raft(
+                leader in any::<bool>(),
+                messages in prop::collection::vec(message_strategy(), 1..6),
+            ) {
+                let (mut node, conf) = follower();
+                if leader {
+                    node.raft.become_candidate();
+                    node.raft.become_leader();
+                    ready_round(&mut node);
+                }
+                for m in messages {
+                    if check(&node.raft, &conf, &m).is_err() {
+                        continue;
+                    }
+                    let described = format!("{m:?}");
+                    let stepped = catch_unwind(AssertUnwindSafe(|| {
+                        let _ = node.step(m);
+                        ready_round(&mut node);
+                    }));
+                    prop_assert!(stepped.is_ok(), "raft-rs panicked on {}", described);
+                }
+            }
+        }
+    }
+}
