@@ -12,6 +12,8 @@
 pub mod api;
 pub mod catalog;
 pub mod dataset;
+pub mod identity;
+pub mod panic_guard;
 pub mod priority;
 pub mod raft;
 pub mod replicated;
