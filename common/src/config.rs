@@ -63,6 +63,8 @@ pub struct RaftSection {
     pub snapshot_interval_bytes: u64,
     pub max_inflight_msgs: usize,
     pub max_size_per_msg: u64,
+    /// A replica's WAL starts a new segment file past this size (default 64 MiB).
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for RaftSection {
@@ -75,6 +77,7 @@ impl Default for RaftSection {
             snapshot_interval_bytes: 4 << 20,
             max_inflight_msgs: 256,
             max_size_per_msg: 1 << 20,
+            wal_segment_bytes: 64 << 20,
         }
     }
 }

@@ -87,6 +87,11 @@ pub enum InternalError {
     /// Nothing was done; retry after a pause.
     #[error("the node is overloaded; retry later")]
     Overloaded,
+    /// This node's replica of the group is stopped (damaged storage, a panic while
+    /// applying, lost data) and serves nothing; another replica can answer. Nothing was
+    /// proposed or read.
+    #[error("replica unavailable: {0}")]
+    ReplicaFailed(String),
 }
 
 /// The reply of `/internal/{group}/propose` and `/internal/{group}/read`.
@@ -115,7 +120,22 @@ pub struct GroupInfo {
     pub applied: u64,
 }
 
-/// One replica, as `GET /admin/status` reports it.
+/// Whether a replica runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    /// Stepping, voting and serving.
+    #[default]
+    Running,
+    /// Not started yet: a replica with no data waits until its peers confirm this node
+    /// never took part in the group (see the node's amnesia check).
+    Waiting,
+    /// Stopped for good (until an operator acts): no stepping, no voting, no serving.
+    Failed,
+}
+
+/// One replica, as `GET /admin/status` reports it. A replica that is not running reports
+/// zeroes for the Raft fields and an empty digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
     pub group: u64,
@@ -134,6 +154,11 @@ pub struct ReplicaStatus {
     pub records: Option<u64>,
     /// Node ids of the group's voters.
     pub voters: Vec<u64>,
+    #[serde(default)]
+    pub state: ReplicaState,
+    /// Why the replica is not running (e.g. `WAL damaged: <file> at offset N: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `GET /admin/status`.

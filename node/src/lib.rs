@@ -13,6 +13,7 @@
 pub mod api;
 pub mod catalog;
 pub mod dataset;
+pub mod identity;
 pub mod panic_guard;
 pub mod priority;
 pub mod raft;

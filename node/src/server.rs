@@ -1,9 +1,14 @@
 //! Assembles a node process: the replicas this node hosts (from placement), the Raft
 //! transport and the HTTP server (transport route, internal API, admin API).
+//!
+//! A replica that cannot open (damaged WAL, unreadable snapshot) or that lost its data
+//! (see [`crate::identity`]) is recorded as failed and never runs; the node and its other
+//! groups go on.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Arbiter;
 use actix_web::middleware::from_fn;
@@ -11,11 +16,14 @@ use actix_web::{web, App, HttpServer};
 use common::config::ClusterConfig;
 use common::placement::{self, GroupKind};
 use common::secret::{ClusterSecret, SecretError};
+use common::wire::ReplicaState;
 
 use crate::api::{self, gate, ApiState};
 use crate::catalog::CatalogStateMachine;
+use crate::identity::{self, PeersSeen};
 use crate::raft::kv::KvStateMachine;
-use crate::raft::{Replica, ReplicaError, ReplicaParams, Replicas, StateMachineFactory};
+use crate::raft::registry::StoppedReplica;
+use crate::raft::{Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
 use crate::storage::WalOptions;
 use crate::transport::{server as transport_server, FaultFilter, Transport, TransportOptions};
@@ -29,8 +37,6 @@ pub enum NodeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("group {group}: {source}")]
-    Replica { group: u64, source: ReplicaError },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -56,11 +62,15 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     pub fn new(config: ClusterConfig, node_id: u64, state_machines: StateMachineFactory) -> Self {
+        let wal = WalOptions {
+            segment_bytes: config.raft.wal_segment_bytes.max(4096),
+            ..WalOptions::default()
+        };
         NodeOptions {
             config,
             node_id,
+            wal,
             state_machines,
-            wal: WalOptions::default(),
             transport: TransportOptions::default(),
             transfer_check: Duration::from_secs(3),
             http_workers: 2,
@@ -161,6 +171,12 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         source,
     })?;
 
+    // Replicas with a log open now; those without one wait for the amnesia check.
+    let seen = Arc::new(PeersSeen::load(&data_dir));
+    replicas.set_peers_seen(seen);
+    let marker = identity::marker_exists(&data_dir);
+    let mut opened = Vec::new();
+    let mut unproven = Vec::new();
     for group in placement::hosted_groups(config, me.id) {
         let kind = placement::group_kind(group);
         let params = ReplicaParams {
@@ -174,11 +190,192 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             wal: opts.wal,
             transfer_check: opts.transfer_check,
         };
-        let sm = (opts.state_machines)(group, kind);
-        let replica = Replica::open(params, sm, transport.clone())
-            .map_err(|source| NodeError::Replica { group, source })?;
-        replicas.insert(replica.start(kind));
+        if identity::group_has_no_log(&params.dir) {
+            if marker {
+                fail_replica(&replicas, group, kind, group_dir_lost(&params.dir));
+            } else {
+                unproven.push(params);
+            }
+            continue;
+        }
+        if let Some(replica) = open_replica(&replicas, params, &opts.state_machines, &transport) {
+            opened.push((replica, kind));
+        }
+    }
+    let server = server.run();
+    if unproven.is_empty() {
+        if !marker {
+            write_marker(&data_dir, me.id)?;
+        }
+        for (replica, kind) in opened {
+            replicas.insert(replica.start(kind));
+        }
+    } else {
+        // Even the replicas with a log wait: a message from this node before the check
+        // would make the peers answer that they have seen it.
+        actix::spawn(first_start(FirstStart {
+            node_id: me.id,
+            data_dir,
+            groups: unproven,
+            opened,
+            replicas: replicas.clone(),
+            transport: transport.clone(),
+            state_machines: opts.state_machines.clone(),
+        }));
     }
     tracing::info!(node = me.id, addr = %me.addr, groups = ?placement::hosted_groups(config, me.id), "node started");
-    server.run().await.map_err(NodeError::Server)
+    server.await.map_err(NodeError::Server)
+}
+
+/// Records a hosted replica that will not run, and why (logged, and shown by
+/// `/admin/status`).
+fn fail_replica(replicas: &Replicas, group: u64, kind: GroupKind, reason: String) {
+    tracing::error!(group, %reason, "replica failed: not stepping, voting or serving");
+    replicas.set_stopped(StoppedReplica {
+        group,
+        kind,
+        state: ReplicaState::Failed,
+        reason,
+    });
+}
+
+/// Opens a replica; a failure (damaged WAL, unreadable snapshot) fails that replica
+/// alone.
+fn open_replica(
+    replicas: &Replicas,
+    params: ReplicaParams,
+    state_machines: &StateMachineFactory,
+    transport: &Arc<Transport>,
+) -> Option<Replica> {
+    let (group, kind) = (params.group, params.kind);
+    let sm = state_machines(group, kind);
+    match Replica::open(params, sm, transport.clone()) {
+        Ok(replica) => Some(replica),
+        Err(e) => {
+            fail_replica(replicas, group, kind, e.to_string());
+            None
+        }
+    }
+}
+
+fn write_marker(data_dir: &std::path::Path, node_id: u64) -> Result<(), NodeError> {
+    identity::write_marker(data_dir, node_id).map_err(|source| NodeError::DataDir {
+        path: data_dir.join(identity::MARKER_FILE),
+        source,
+    })
+}
+
+fn group_dir_lost(dir: &std::path::Path) -> String {
+    format!(
+        "this node lost its data for the group: {} holds no Raft log, but the node had one \
+         (it is bootstrapped); it must not vote with an empty log and has to rejoin the group \
+         as a new member",
+        dir.display()
+    )
+}
+
+/// Groups without a log on a node without the bootstrapped marker (and the replicas with
+/// a log, opened, to start once the check is done).
+struct FirstStart {
+    node_id: u64,
+    data_dir: PathBuf,
+    groups: Vec<ReplicaParams>,
+    opened: Vec<(Replica, GroupKind)>,
+    replicas: Arc<Replicas>,
+    transport: Arc<Transport>,
+    state_machines: StateMachineFactory,
+}
+
+/// How often the amnesia check asks the peers that have not answered yet.
+const ASK_EVERY: Duration = Duration::from_millis(300);
+
+/// Decides whether groups without a log may be bootstrapped (see [`crate::identity`]):
+/// asks every peer they share a group with whether it ever heard from this node. Until
+/// they all said no, the groups wait; one yes fails them for good.
+async fn first_start(f: FirstStart) {
+    let peers: BTreeSet<u64> = f
+        .groups
+        .iter()
+        .flat_map(|p| p.voters.iter().copied())
+        .filter(|&n| n != f.node_id)
+        .collect();
+    let waiting = f
+        .groups
+        .iter()
+        .map(|p| (p.group, p.kind))
+        .chain(f.opened.iter().map(|(r, kind)| (r.group(), *kind)));
+    for (group, kind) in waiting {
+        f.replicas.set_stopped(StoppedReplica {
+            group,
+            kind,
+            state: ReplicaState::Waiting,
+            reason: format!(
+                "this node has groups without a Raft log: waiting for nodes {peers:?} to \
+                 confirm it never took part"
+            ),
+        });
+    }
+    let mut pending = peers.clone();
+    let mut seen_by = Vec::new();
+    let started = Instant::now();
+    let mut next_log = started;
+    while !pending.is_empty() && seen_by.is_empty() {
+        for &peer in &pending.clone() {
+            match f.transport.peer_has_seen_me(peer).await {
+                Ok(true) => seen_by.push(peer),
+                Ok(false) => {
+                    pending.remove(&peer);
+                }
+                Err(e) => tracing::debug!(peer, error = %e, "amnesia check: no answer yet"),
+            }
+        }
+        if !pending.is_empty() && seen_by.is_empty() {
+            if Instant::now() >= next_log {
+                tracing::warn!(waiting_for = ?pending, elapsed_s = started.elapsed().as_secs(), "groups without a log wait until every peer confirms this node never took part");
+                next_log = Instant::now() + Duration::from_secs(10);
+            }
+            tokio::time::sleep(ASK_EVERY).await;
+        }
+    }
+    if !seen_by.is_empty() {
+        for p in f.groups {
+            let reason = format!(
+                "this node lost its data: {} holds no Raft log, but nodes {seen_by:?} have \
+                 received Raft messages from this node before; it must not vote with an empty \
+                 log and has to rejoin the group as a new member",
+                p.dir.display()
+            );
+            fail_replica(&f.replicas, p.group, p.kind, reason);
+        }
+        // The verdict stays, even if the peers forget.
+        if let Err(e) = write_marker(&f.data_dir, f.node_id) {
+            tracing::error!(error = %e, "cannot write the bootstrapped marker");
+        }
+        for (r, kind) in f.opened {
+            f.replicas.insert(r.start(kind));
+        }
+        return;
+    }
+    tracing::info!(
+        groups = f.groups.len(),
+        "amnesia check: no peer has heard from this node; bootstrapping"
+    );
+    let mut opened = f.opened;
+    for p in f.groups {
+        let kind = p.kind;
+        if let Some(r) = open_replica(&f.replicas, p, &f.state_machines, &f.transport) {
+            opened.push((r, kind));
+        }
+    }
+    // Every group's log is durable before the marker, and the marker before any message.
+    if let Err(e) = write_marker(&f.data_dir, f.node_id) {
+        tracing::error!(error = %e, "cannot write the bootstrapped marker; the new replicas do not start");
+        for (r, kind) in opened {
+            fail_replica(&f.replicas, r.group(), kind, e.to_string());
+        }
+        return;
+    }
+    for (r, kind) in opened {
+        f.replicas.insert(r.start(kind));
+    }
 }

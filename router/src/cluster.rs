@@ -289,6 +289,9 @@ impl ClusterClient {
             Err(InternalError::Internal(m)) => {
                 Attempt::Elsewhere(None, format!("node {node}: {m}"))
             }
+            Err(InternalError::ReplicaFailed(m)) => {
+                Attempt::Elsewhere(None, format!("node {node}'s replica is unavailable: {m}"))
+            }
         }
     }
 }

@@ -2,7 +2,9 @@
 //! (`partition` / `heal`), and leadership transfer.
 
 use actix_web::{web, HttpResponse};
-use common::wire::{NodeStatus, PartitionRequest, ReplicaStatus, TransferLeaderRequest};
+use common::wire::{
+    NodeStatus, PartitionRequest, RaftRole, ReplicaState, ReplicaStatus, TransferLeaderRequest,
+};
 
 use super::ApiState;
 use crate::raft::messages::TransferLeader;
@@ -14,20 +16,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/transfer-leader", web::post().to(transfer_leader));
 }
 
-/// The node's status; reads every state machine (digest, record count) under its read
-/// lock, so call it off the async workers.
+/// The node's status; reads every running state machine (digest, record count) under its
+/// read lock, so call it off the async workers. A replica that is not running (failed, or
+/// waiting for the amnesia check) shows its state and why, and its state machine is not
+/// touched.
 pub fn node_status(state: &ApiState) -> NodeStatus {
-    let replicas = state
+    let mut replicas: Vec<ReplicaStatus> = state
         .replicas
         .all()
         .iter()
         .map(|h| {
             let p = h.progress.lock().clone();
-            let (digest, records) = {
-                let sm = h.state_machine.read();
-                (sm.digest(), sm.record_count())
-            };
-            ReplicaStatus {
+            let mut status = ReplicaStatus {
                 group: h.group,
                 kind: h.kind,
                 role: p.role,
@@ -38,12 +38,51 @@ pub fn node_status(state: &ApiState) -> NodeStatus {
                 applied_term: p.applied_term,
                 last_index: p.last_index,
                 snapshot_index: p.snapshot_index,
-                digest: format!("{digest:016x}"),
-                records,
+                digest: String::new(),
+                records: None,
                 voters: p.voters,
+                state: ReplicaState::Running,
+                error: None,
+            };
+            let sm = h.state_machine.read();
+            // Checked under the lock: a failed apply marks the replica before releasing it.
+            match h.failure() {
+                Some(reason) => {
+                    status.state = ReplicaState::Failed;
+                    status.error = Some(reason);
+                }
+                None => {
+                    status.digest = format!("{:016x}", sm.digest());
+                    status.records = sm.record_count();
+                }
             }
+            status
         })
         .collect();
+    replicas.extend(
+        state
+            .replicas
+            .all_stopped()
+            .into_iter()
+            .map(|s| ReplicaStatus {
+                group: s.group,
+                kind: s.kind,
+                role: RaftRole::Follower,
+                term: 0,
+                leader: None,
+                commit: 0,
+                applied: 0,
+                applied_term: 0,
+                last_index: 0,
+                snapshot_index: 0,
+                digest: String::new(),
+                records: None,
+                voters: Vec::new(),
+                state: s.state,
+                error: Some(s.reason),
+            }),
+    );
+    replicas.sort_by_key(|r| r.group);
     NodeStatus {
         node_id: state.node_id,
         replicas,

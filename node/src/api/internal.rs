@@ -1,6 +1,11 @@
 //! The internal API the router calls. Bodies and replies are bincode; every reply body is
 //! a [`InternalReply`] (the HTTP status mirrors it for people reading logs: 200 ok, 421 not
-//! leader, 503 no quorum / dropped, 504 timeout, 404 unknown group, 400 invalid, 500).
+//! leader, 503 no quorum / dropped / replica failed, 504 timeout, 404 unknown group, 400
+//! invalid, 500).
+//!
+//! Also `GET /internal/seen/{node}` (reply: bincode `bool`), asked by a node with no data
+//! for some of its groups: has this node ever received a Raft message from `node`? (see
+//! [`crate::identity`]).
 
 use std::time::{Duration, Instant};
 
@@ -11,9 +16,12 @@ use common::wire::{
     self, GroupInfo, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 
+use std::sync::Arc;
+
 use super::ApiState;
 use crate::raft::messages::{Propose, ReadIndex};
 use crate::raft::pending::Waiter;
+use crate::raft::ReplicaHandle;
 
 /// Extra wait beyond the deadline before the handler gives up on the actor (which
 /// enforces deadlines itself, at tick granularity).
@@ -21,6 +29,7 @@ const BACKSTOP: Duration = Duration::from_millis(500);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/internal/groups", web::get().to(groups))
+        .route("/internal/seen/{node}", web::get().to(seen))
         .route("/internal/{group}/propose", web::post().to(propose))
         .route("/internal/{group}/read", web::post().to(read));
 }
@@ -41,7 +50,8 @@ fn status_of(reply: &InternalReply) -> StatusCode {
         Err(InternalError::NotLeader { .. }) => StatusCode::MISDIRECTED_REQUEST,
         Err(InternalError::NoQuorum)
         | Err(InternalError::Dropped)
-        | Err(InternalError::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
+        | Err(InternalError::Overloaded)
+        | Err(InternalError::ReplicaFailed(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Err(InternalError::Unauthorized) => StatusCode::UNAUTHORIZED,
         Err(InternalError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         Err(InternalError::UnknownGroup(_)) => StatusCode::NOT_FOUND,
@@ -74,6 +84,17 @@ async fn wait<T>(
     }
 }
 
+/// The running local replica of `group`, or why there is none.
+fn running(state: &ApiState, group: u64) -> Result<Arc<ReplicaHandle>, InternalError> {
+    if let Some(reason) = state.replicas.unavailable(group) {
+        return Err(InternalError::ReplicaFailed(reason));
+    }
+    state
+        .replicas
+        .get(group)
+        .ok_or(InternalError::UnknownGroup(group))
+}
+
 /// Proposes `data` on the local replica of `group`.
 pub async fn propose_on(
     state: &ApiState,
@@ -81,10 +102,7 @@ pub async fn propose_on(
     data: Vec<u8>,
     budget: Duration,
 ) -> InternalReply {
-    let handle = state
-        .replicas
-        .get(group)
-        .ok_or(InternalError::UnknownGroup(group))?;
+    let handle = running(state, group)?;
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(Propose { data, waiter });
     wait(rx, budget).await
@@ -97,17 +115,28 @@ pub async fn read_on(
     request: Vec<u8>,
     budget: Duration,
 ) -> InternalReply {
-    let handle = state
-        .replicas
-        .get(group)
-        .ok_or(InternalError::UnknownGroup(group))?;
+    let handle = running(state, group)?;
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(ReadIndex { waiter });
     wait(rx, budget).await?;
-    let sm = handle.state_machine.clone();
-    web::block(move || sm.read().read(&request))
-        .await
-        .map_err(|e| InternalError::Internal(e.to_string()))
+    web::block(move || {
+        let sm = handle.state_machine.read();
+        // Checked under the lock: a failed apply marks the replica before releasing it.
+        match handle.failure() {
+            Some(reason) => Err(InternalError::ReplicaFailed(reason)),
+            None => Ok(sm.read(&request)),
+        }
+    })
+    .await
+    .map_err(|e| InternalError::Internal(e.to_string()))?
+}
+
+/// Whether this node ever received a Raft message from `node` (bincode `bool`). A node
+/// whose seen-file is unreadable answers true: the asking node then refuses to vote.
+async fn seen(path: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse {
+    let node = path.into_inner();
+    let seen = state.replicas.peers_seen().is_none_or(|s| s.contains(node));
+    bincode_response(StatusCode::OK, wire::encode(&seen))
 }
 
 async fn propose(

@@ -37,20 +37,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    // A panic on any thread (a replica's arbiter included) takes the whole process down, as
-    // kill -9 would: its WAL is durable, and a restart beats a node silently missing a
-    // replica. Except inside `panic_guard::catch`, whose caller stops just the replica
-    // concerned (e.g. raft-rs panicking on a peer's message) and reports it.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        if node::panic_guard::is_catching() {
-            tracing::error!("panic: {info}; caught, the process keeps running");
-            return;
-        }
-        tracing::error!("panic: {info}; exiting");
-        std::process::exit(101);
-    }));
+    // A panic takes the whole process down, except one applying a committed entry or
+    // stepping a peer's Raft message: that stops only its replica (see `panic_guard`).
+    node::panic_guard::install_hook();
     // Before anything runs on rayon: HNSW batch inserts yield the CPU to Raft threads.
     node::priority::init_bulk_pool();
     let args = Args::parse();

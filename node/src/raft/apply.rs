@@ -21,7 +21,11 @@ use raft::prelude::{Entry, EntryType};
 
 use super::snapshot_files::SnapshotFiles;
 use super::state_machine::SharedStateMachine;
-use crate::priority;
+use crate::{panic_guard, priority};
+
+/// Set (once) when the state machine may be half-mutated: readers check it *after* taking
+/// the state machine's lock and then do not touch it. Shared with the replica's status.
+pub type StopFlag = std::sync::Arc<parking_lot::Mutex<Option<String>>>;
 
 /// Work for the apply thread, in log order.
 pub enum ApplyTask {
@@ -60,7 +64,8 @@ pub enum ApplyReport {
     },
     /// A snapshot file of the state at (index, term) is durable: the log may be compacted.
     SnapshotWritten { index: u64, term: u64 },
-    /// The state machine could not be snapshotted or restored: the replica must stop.
+    /// The state machine could not be snapshotted or restored, or applying panicked: the
+    /// replica must stop.
     Failed(String),
 }
 
@@ -124,6 +129,7 @@ pub struct ApplyWorker {
     policy: SnapshotPolicy,
     since: SinceSnapshot,
     report: Box<dyn Fn(ApplyReport) + Send>,
+    stopped: StopFlag,
 }
 
 impl ApplyWorker {
@@ -143,7 +149,16 @@ impl ApplyWorker {
             files,
             policy,
             report,
+            stopped: StopFlag::default(),
         }
+    }
+
+    /// Where the worker records that the state machine must not be used any more (set
+    /// while it still holds the write lock, so a reader that checks after locking never
+    /// sees a half-applied state).
+    pub fn with_stop_flag(mut self, stopped: StopFlag) -> Self {
+        self.stopped = stopped;
+        self
     }
 
     /// Starts the thread; it ends when every sender of `tasks` is gone or after a failure.
@@ -176,7 +191,7 @@ impl ApplyWorker {
             match tasks.try_recv() {
                 Ok(task) => next = Some(task),
                 Err(TryRecvError::Empty) => {
-                    if let Err(e) = self.maybe_snapshot() {
+                    if let Err(e) = self.guarded("snapshot", |w| w.maybe_snapshot()) {
                         self.stop(e);
                         return;
                     }
@@ -188,22 +203,44 @@ impl ApplyWorker {
 
     fn stop(&self, error: String) {
         tracing::error!(group = self.group, %error, "apply stopped");
+        self.stopped.lock().get_or_insert_with(|| error.clone());
         (self.report)(ApplyReport::Failed(error));
     }
 
     fn handle(&mut self, task: ApplyTask) -> Result<(), String> {
         match task {
-            ApplyTask::Entries(entries) => {
-                self.apply_entries(entries);
-                Ok(())
+            ApplyTask::Entries(entries) => self.apply_entries(entries),
+            ApplyTask::Restore { index, term, path } => {
+                let what = format!("restore of snapshot {index} (term {term})");
+                self.guarded(&what, |w| w.restore(index, term, path))
             }
-            ApplyTask::Restore { index, term, path } => self.restore(index, term, path),
+        }
+    }
+
+    /// Runs `f`; a panic in it marks the state machine unusable and becomes an error.
+    fn guarded(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        match panic_guard::catch(|| f(self)) {
+            Ok(r) => r,
+            Err(panic) => {
+                let reason = format!("{what} panicked: {panic}");
+                self.stopped.lock().get_or_insert_with(|| reason.clone());
+                Err(reason)
+            }
         }
     }
 
     /// Applies in order, taking the write lock per entry so reads get in between, and
     /// reports after every entry that carried a command (its proposer waits for it).
-    fn apply_entries(&mut self, entries: Vec<Entry>) {
+    ///
+    /// A panic while applying an entry leaves the state machine in an unknown state: it is
+    /// marked stopped before the lock is released, and the error names the entry. The same
+    /// entry panics again after a restart, so the replica stays stopped at it (it does not
+    /// crash-loop the node).
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), String> {
         let mut done = Vec::new();
         let mut applied = (0, 0);
         for e in entries {
@@ -212,13 +249,32 @@ impl ApplyWorker {
                 continue;
             }
             let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
-            let outcome = if command {
-                self.since.applied_bytes += e.data.len() as u64;
-                Some(sm.apply(e.index, e.term, &e.data))
-            } else {
-                sm.advance(e.index, e.term);
-                None
+            let result = panic_guard::catch(|| {
+                if command {
+                    Some(sm.apply(e.index, e.term, &e.data))
+                } else {
+                    sm.advance(e.index, e.term);
+                    None
+                }
+            });
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let reason = format!(
+                        "apply of entry {} (term {}) panicked: {panic}",
+                        e.index, e.term
+                    );
+                    self.stopped.lock().get_or_insert_with(|| reason.clone());
+                    drop(sm);
+                    if !done.is_empty() {
+                        self.send_applied(applied, done, None);
+                    }
+                    return Err(reason);
+                }
             };
+            if command {
+                self.since.applied_bytes += e.data.len() as u64;
+            }
             applied = sm.applied();
             drop(sm);
             done.push(AppliedEntry {
@@ -233,6 +289,7 @@ impl ApplyWorker {
         if !done.is_empty() {
             self.send_applied(applied, done, None);
         }
+        Ok(())
     }
 
     fn send_applied(&self, applied: (u64, u64), entries: Vec<AppliedEntry>, restored: Option<u64>) {
@@ -334,6 +391,7 @@ mod tests {
         reports: mpsc::Receiver<ApplyReport>,
         sm: SharedStateMachine,
         files: SnapshotFiles,
+        stopped: StopFlag,
         _dir: tempfile::TempDir,
     }
 
@@ -344,6 +402,7 @@ mod tests {
         let (tasks, rx) = mpsc::channel();
         let (report_tx, reports) = mpsc::channel();
         let report_tx = parking_lot::Mutex::new(report_tx);
+        let stopped = StopFlag::default();
         ApplyWorker::new(
             7,
             sm.clone(),
@@ -354,6 +413,7 @@ mod tests {
                 let _ = report_tx.lock().send(r);
             }),
         )
+        .with_stop_flag(stopped.clone())
         .spawn(rx)
         .unwrap();
         Running {
@@ -361,6 +421,7 @@ mod tests {
             reports,
             sm,
             files,
+            stopped,
             _dir: dir,
         }
     }
@@ -527,6 +588,50 @@ mod tests {
         };
         assert_eq!(restored, ((5, 1), 5));
         assert_eq!(r.sm.read().digest(), leader.digest());
+    }
+
+    #[test]
+    fn a_panic_while_applying_stops_the_worker_naming_the_entry() {
+        let r = start(NO_SNAPSHOTS);
+        let pill = Entry {
+            index: 2,
+            term: 1,
+            data: bincode::serialize(&KvCommand::PanicOnApply).unwrap().into(),
+            ..Default::default()
+        };
+        r.tasks
+            .send(ApplyTask::Entries(vec![
+                put(1, "a", "1"),
+                pill,
+                put(3, "b", "2"),
+            ]))
+            .unwrap();
+        let mut applied = Vec::new();
+        let reason = loop {
+            match next(&r) {
+                ApplyReport::Applied { entries, .. } => {
+                    applied.extend(entries.iter().map(|e| e.index))
+                }
+                ApplyReport::Failed(reason) => break reason,
+                other => panic!("unexpected report {other:?}"),
+            }
+        };
+        assert_eq!(
+            applied,
+            vec![1],
+            "entries before the pill are reported, none after"
+        );
+        assert!(
+            reason.contains("apply of entry 2 (term 1) panicked")
+                && reason.contains("PanicOnApply"),
+            "{reason}"
+        );
+        assert_eq!(r.stopped.lock().as_deref(), Some(reason.as_str()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            r.tasks.send(ApplyTask::Entries(vec![empty(4)])).is_err(),
+            "the worker is gone: the state machine is not used again"
+        );
     }
 
     #[test]

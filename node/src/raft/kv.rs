@@ -15,8 +15,16 @@ use super::state_machine::ReplicatedStateMachine;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvCommand {
-    Put { key: String, value: String },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    /// Panics while being applied, on every replica, every time: the poison pill the
+    /// failed-replica tests commit (this state machine exists only for tests).
+    PanicOnApply,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +130,7 @@ impl ReplicatedStateMachine for KvStateMachine {
             Ok(KvCommand::Delete { key }) => KvOutcome::Done {
                 previous: self.delete(&key),
             },
+            Ok(KvCommand::PanicOnApply) => panic!("KvCommand::PanicOnApply at index {index}"),
             Err(e) => KvOutcome::Rejected(format!("bad command: {e}")),
         };
         encode(&outcome)

@@ -26,7 +26,7 @@ use raft::prelude::{
 };
 use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
-use super::apply::{ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy};
+use super::apply::{ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy, StopFlag};
 use super::inbound;
 use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
@@ -108,6 +108,16 @@ pub struct ReplicaHandle {
     pub state_machine: SharedStateMachine,
     pub progress: Arc<Mutex<ReplicaProgress>>,
     pub arbiter: ArbiterHandle,
+    /// Set once the replica stopped for good; then its state machine must not be read.
+    pub stopped: StopFlag,
+}
+
+impl ReplicaHandle {
+    /// Why the replica stopped, if it did. Check it *after* taking the state machine's
+    /// lock: the apply thread sets it before releasing the lock on a failed apply.
+    pub fn failure(&self) -> Option<String> {
+        self.stopped.lock().clone()
+    }
 }
 
 pub struct Replica {
@@ -137,6 +147,7 @@ pub struct Replica {
     role: StateRole,
     ready_scheduled: bool,
     failed: bool,
+    stopped: StopFlag,
 }
 
 fn role(r: StateRole) -> RaftRole {
@@ -277,7 +288,12 @@ impl Replica {
             role: StateRole::Follower,
             ready_scheduled: false,
             failed: false,
+            stopped: StopFlag::default(),
         })
+    }
+
+    pub fn group(&self) -> u64 {
+        self.group
     }
 
     /// Starts the actor on a new arbiter of its own.
@@ -285,6 +301,7 @@ impl Replica {
         let group = self.group;
         let state_machine = self.sm.clone();
         let progress = self.progress.clone();
+        let stopped = self.stopped.clone();
         let arbiter = Arbiter::new().handle();
         let addr = Replica::start_in_arbiter(&arbiter, move |ctx| {
             let mut replica = self;
@@ -298,6 +315,7 @@ impl Replica {
             state_machine,
             progress,
             arbiter,
+            stopped,
         }
     }
 
@@ -312,7 +330,8 @@ impl Replica {
             self.snapshot_policy,
             self.opened_snapshot,
             Box::new(move |report| addr.do_send(report)),
-        );
+        )
+        .with_stop_flag(self.stopped.clone());
         match worker.spawn(rx) {
             Ok(()) => self.apply = Some(tx),
             Err(e) => {
@@ -344,7 +363,7 @@ impl Replica {
 
     /// Runs ready rounds until there is nothing to do (or yields after a few rounds).
     fn run_ready(&mut self, ctx: &mut Context<Self>) {
-        if self.failed {
+        if self.stop_if_apply_failed(ctx) {
             return;
         }
         self.submit_reads();
@@ -642,13 +661,43 @@ impl Replica {
         p.voters = self.storage.conf_state().voters;
     }
 
-    /// A storage failure: the replica can no longer promise durability, so it stops (its
-    /// peers see it as down). Waiting callers get an internal error.
+    /// Whether the replica is stopped; stops it first if the apply thread has given up on
+    /// the state machine (its report may still be queued), so it does not step or vote in
+    /// between.
+    fn stop_if_apply_failed(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.failed {
+            return true;
+        }
+        let reason = self.stopped.lock().clone();
+        match reason {
+            Some(reason) => {
+                self.fail(ctx, ReplicaError::Apply(reason));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A storage failure, or a state machine that failed or panicked while applying: the
+    /// replica can no longer promise durability or a known state, so it stops for good
+    /// (its peers see it as down; the node and its other groups go on). Waiting callers,
+    /// and every later request, get `ReplicaFailed` and go to another replica.
     fn fail(&mut self, ctx: &mut Context<Self>, e: ReplicaError) {
-        tracing::error!(group = self.group, error = %e, "replica stopped");
+        // The apply thread may have recorded the precise cause (the entry that panicked).
+        let reason = self
+            .stopped
+            .lock()
+            .get_or_insert_with(|| e.to_string())
+            .clone();
+        tracing::error!(group = self.group, %reason, "replica stopped: not stepping, voting or serving any more");
         self.failed = true;
-        self.progress.lock().failed = Some(e.to_string());
-        let err = InternalError::Internal(format!("replica failed: {e}"));
+        {
+            let mut p = self.progress.lock();
+            p.failed = Some(reason.clone());
+            p.role = RaftRole::Follower;
+            p.leader = None;
+        }
+        let err = InternalError::ReplicaFailed(reason);
         self.proposals.fail_all(err.clone());
         self.reads.fail_all(err);
         // Dropping the queue ends the apply thread.
@@ -682,7 +731,7 @@ impl Handler<StepBatch> for Replica {
     /// that still panics raft-rs stops this replica (its state is no longer trusted), not
     /// the node.
     fn handle(&mut self, msg: StepBatch, ctx: &mut Context<Self>) {
-        if self.failed {
+        if self.stop_if_apply_failed(ctx) {
             return;
         }
         let conf = self.storage.conf_state();

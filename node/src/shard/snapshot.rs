@@ -202,8 +202,7 @@ pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
         .iter()
         .find(|(n, _)| n == STATE_SECTION)
         .ok_or_else(|| corrupt("no state section"))?;
-    let state: SnapshotState =
-        bincode::deserialize(state_bytes).map_err(|e| corrupt(format!("decoding state: {e}")))?;
+    let state = decode_state(state_bytes)?;
 
     let unpack = scratch_dir(path, ".unpack");
     fresh_dir(&unpack)?;
@@ -214,6 +213,19 @@ pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
         applied: state.applied,
         dedup: state.dedup,
     })
+}
+
+/// The state section: bincode with the legacy options `write_snapshot` uses (fixed-width
+/// integers, trailing bytes allowed), bounded by the section's size so no length field
+/// can make the decoder allocate more than the bytes could hold.
+fn decode_state(bytes: &[u8]) -> Result<SnapshotState, ShardError> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(bytes.len() as u64)
+        .deserialize(bytes)
+        .map_err(|e| corrupt(format!("decoding state: {e}")))
 }
 
 fn restore_collections(
@@ -264,6 +276,60 @@ fn load_matching_index(dir: &Path, state: &CollectionState) -> Option<VectorInde
         Err(e) => {
             tracing::warn!(error = %e, "persisted index is unusable; rebuilding");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn section(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_section(&mut out, name, body).unwrap();
+        out
+    }
+
+    fn read_bytes(bytes: &[u8]) -> Result<ShardStateMachine, ShardError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap");
+        fs::write(&path, bytes).unwrap();
+        read_snapshot(&path)
+    }
+
+    #[test]
+    fn a_huge_length_in_the_state_is_an_error_not_an_allocation() {
+        // A collection list claiming 2^60 entries, in a well-formed file.
+        let mut state = Vec::new();
+        state.extend_from_slice(&[0u8; 24]);
+        state.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        let mut file = MAGIC.to_vec();
+        file.extend(section(STATE_SECTION, &state));
+        file.extend(section(END_SECTION, &[]));
+        assert!(read_bytes(&file).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, bytes after the magic, and an arbitrary (checksummed) state
+        /// section in a well-formed file: an error (or a state), never a panic.
+        #[test]
+        fn arbitrary_snapshot_bytes_never_panic(
+            raw in proptest::collection::vec(any::<u8>(), 0..256),
+            state in proptest::collection::vec(any::<u8>(), 0..512),
+            name in "[a-z/.]{0,12}",
+        ) {
+            let _ = read_bytes(&raw);
+            let mut after_magic = MAGIC.to_vec();
+            after_magic.extend_from_slice(&raw);
+            let _ = read_bytes(&after_magic);
+            let mut file = MAGIC.to_vec();
+            file.extend(section(STATE_SECTION, &state));
+            file.extend(section(&name, &raw));
+            file.extend(section(END_SECTION, &[]));
+            let _ = read_bytes(&file);
         }
     }
 }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in the WAL or in the Raft log storage built on it.
 ///
-/// Damage found while recovering a WAL is *not* an error: recovery truncates it away
-/// and reports it (see [`crate::storage::wal::RecoveryReport`]). Errors are reserved for
-/// failed I/O, misuse of the API and states that recovery cannot explain.
+/// A torn tail of the last WAL segment (an append a crash interrupted) is *not* an error:
+/// recovery cuts it and reports it (see [`crate::storage::wal::RecoveryReport`]). Any
+/// other damage is [`StorageError::Damaged`].
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An operating-system call on `path` failed.
@@ -16,6 +16,15 @@ pub enum StorageError {
         path: PathBuf,
         #[source]
         source: io::Error,
+    },
+
+    /// The WAL holds damage a crash cannot explain (see [`crate::storage::wal::recovery`]):
+    /// fsynced records may be lost, so the log is not opened and nothing is changed.
+    #[error("WAL damaged: {} at offset {offset}: {reason}", path.display())]
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
     },
 
     /// A record could not be encoded (should never happen for well-formed messages).

@@ -1,7 +1,8 @@
 //! Durable storage of a replica: the write-ahead log and the Raft log storage on it.
 //!
 //! - [`wal`]: segment files of CRC-framed records, fsync before acknowledging, group
-//!   commit, torn-tail recovery, whole-segment deletion after snapshots.
+//!   commit, torn-tail recovery (other damage is refused), whole-segment deletion after
+//!   snapshots.
 //! - [`raft_log`]: [`RaftLogStorage`], raft-rs's `Storage` trait over the WAL.
 //!
 //! # On disk

@@ -112,6 +112,17 @@ impl RaftLogStorage {
             replay.apply(seq, record);
             Ok(())
         })?;
+        // Only compaction and snapshot installs delete leading segments, and both first
+        // fsync a snapshot record carrying the full hard and conf state. Leading segments
+        // gone without one means the vote and the membership went with them.
+        if let Some(&first) = recovery.segments.first() {
+            if first > 1 && !replay.saw_snapshot {
+                return Err(StorageError::Inconsistent(format!(
+                    "segments before {first} are missing and no snapshot record covers them \
+                     (the hard state and conf state they held are lost)"
+                )));
+            }
+        }
         let (core, segments) = replay.finish()?;
         tracing::info!(
             dir = %dir.display(),
@@ -429,6 +440,8 @@ struct Replay {
     /// yet `snapshot.index + 1`).
     start: u64,
     segments: Segments,
+    /// A snapshot record (full hard and conf state) was replayed.
+    saw_snapshot: bool,
 }
 
 impl Replay {
@@ -455,6 +468,7 @@ impl Replay {
                 hard_state,
                 conf_state,
             } => {
+                self.saw_snapshot = true;
                 match kind {
                     SnapshotKind::Install => {
                         self.core.entries.clear();

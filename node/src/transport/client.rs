@@ -78,9 +78,22 @@ struct Lanes {
 /// Queue capacity of the snapshot lane.
 const SNAPSHOT_QUEUE: usize = 4;
 
+/// The HTTP client of every node-to-node request (Raft batches and the node's own
+/// questions to peers): anything every such request needs is set here, once.
+pub(crate) fn node_client(options: &TransportOptions) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+}
+
 /// The node's Raft transport (sending side). Shared by every replica of the node.
 pub struct Transport {
     node_id: u64,
+    /// `http://host:port` of every peer.
+    peer_urls: HashMap<u64, String>,
+    options: TransportOptions,
     queues: HashMap<u64, Lanes>,
     filter: Arc<FaultFilter>,
     stats: Arc<TransportStats>,
@@ -135,13 +148,21 @@ impl Transport {
             arbiter.spawn(sender.run(rx));
             arbiter.spawn(snapshot_sender.run(snapshot_rx));
         }
+        let peer_urls = peers
+            .iter()
+            .filter(|(id, _)| *id != node_id)
+            .map(|(id, addr)| (*id, format!("http://{addr}")))
+            .collect();
+        let max_snapshot_bytes = options.max_snapshot_bytes;
         Arc::new(Transport {
             node_id,
+            peer_urls,
+            options,
             queues,
             filter,
             stats,
             mailboxes,
-            max_snapshot_bytes: options.max_snapshot_bytes,
+            max_snapshot_bytes,
         })
     }
 
@@ -155,6 +176,31 @@ impl Transport {
 
     pub fn stats(&self) -> &TransportStats {
         &self.stats
+    }
+
+    /// Asks `peer` whether it ever received a Raft message from this node
+    /// (`GET /internal/seen/{me}`, see [`crate::identity`]).
+    pub async fn peer_has_seen_me(&self, peer: u64) -> Result<bool, String> {
+        let base = self
+            .peer_urls
+            .get(&peer)
+            .ok_or_else(|| format!("node {peer} is not in the config"))?;
+        let client = node_client(&self.options).map_err(|e| e.to_string())?;
+        let mut request = client
+            .get(format!("{base}/internal/seen/{}", self.node_id))
+            .timeout(self.options.request_timeout);
+        if let Some(secret) = &self.options.secret {
+            request = request.header(CLUSTER_SECRET_HEADER, secret.header_value());
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("status {}", resp.status()));
+        }
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        wire::decode::<bool>(&body).map_err(|e| e.to_string())
     }
 
     /// Queues `messages` of `group` to their destinations (`Message::to`). Never blocks.
@@ -230,12 +276,7 @@ struct PeerSender {
 
 impl PeerSender {
     async fn run(self, mut rx: mpsc::Receiver<Outgoing>) {
-        let client = match reqwest::Client::builder()
-            .connect_timeout(self.options.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-        {
+        let client = match node_client(&self.options) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(to = self.to, error = %e, "cannot build the HTTP client; raft traffic to this node is dropped");

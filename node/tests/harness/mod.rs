@@ -54,6 +54,8 @@ pub struct Options {
     pub snapshot_interval: u64,
     /// Run the key/value test state machine instead of the catalogue and shards.
     pub kv: bool,
+    /// `raft.wal_segment_bytes`, when set (small values give many WAL segments).
+    pub wal_segment_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             shard_count: 2,
             snapshot_interval: 10_000,
             kv: true,
+            wal_segment_bytes: None,
         }
     }
 }
@@ -97,6 +100,12 @@ impl Cluster {
             opts.shard_count,
             opts.snapshot_interval
         );
+        if let Some(bytes) = opts.wal_segment_bytes {
+            text = text.replace(
+                "[raft]\n",
+                &format!("[raft]\nwal_segment_bytes = {bytes}\n"),
+            );
+        }
         for id in 1..=opts.nodes {
             text += &format!(
                 "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n",

@@ -283,3 +283,34 @@ fn digest_is_order_independent_and_content_sensitive() {
         Ok(CatalogReadValue::Version(6))
     );
 }
+
+mod arbitrary {
+    use proptest::prelude::*;
+
+    use crate::catalog::CatalogStateMachine;
+
+    /// A valid header (magic from a real snapshot, payload length, payload CRC) over
+    /// `payload`, so decoding reaches the payload.
+    fn wrap(payload: &[u8]) -> Vec<u8> {
+        let good = CatalogStateMachine::new().snapshot_bytes().unwrap();
+        let mut out = good[..8].to_vec();
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes, and arbitrary payloads behind a valid header and checksum:
+        /// an error (or a catalogue), never a panic or a huge allocation.
+        #[test]
+        fn arbitrary_catalog_snapshot_bytes_never_panic(
+            raw in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let _ = CatalogStateMachine::from_snapshot_bytes(&raw);
+            let _ = CatalogStateMachine::from_snapshot_bytes(&wrap(&raw));
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Crash recovery on real files: a log written in batches is damaged (cut at a byte
-//! offset, a byte flipped, a segment lost), then reopened. Recovery must keep exactly the
-//! records wholly before the damage, drop everything after it, never panic, and leave a
-//! log that takes new appends and reopens cleanly.
+//! offset, a byte flipped, a segment lost), then reopened. Damage a crash can leave (a torn
+//! tail of the last segment) is cut: exactly the records wholly before it are kept, and the
+//! log takes new appends and reopens cleanly. Any other damage fails the open with an
+//! error naming the file and offset, and leaves every file as it was. Never a panic.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -16,7 +17,7 @@ use tempfile::TempDir;
 
 use super::support::*;
 use crate::storage::wal::segment::{self, HEADER_LEN};
-use crate::storage::{RaftLogStorage, WalOptions};
+use crate::storage::{RaftLogStorage, StorageError, WalOptions};
 
 /// Where one record landed on disk, and which write made it.
 #[derive(Debug, Clone, Copy)]
@@ -239,11 +240,72 @@ fn written_for_flips() -> &'static Written {
     W.get_or_init(|| write_log(7, 80, opts(8000)))
 }
 
+/// Every segment file's name and bytes, to check that a refused open changed nothing.
+fn snapshot_files(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+    segment_files(dir)
+        .into_iter()
+        .map(|(seq, _)| (seq, fs::read(segment::path(dir, seq)).unwrap()))
+        .collect()
+}
+
+/// Opens `dir`, expecting it to be refused as damaged at `offset` of the file `file`,
+/// with every file left as it was.
+fn check_refused(dir: &Path, opts: WalOptions, file: &str, offset: u64, what: &str) -> String {
+    let before = snapshot_files(dir);
+    let err = match RaftLogStorage::open(dir, opts) {
+        Ok(_) => panic!("{what}: damaged WAL was opened"),
+        Err(e) => e,
+    };
+    match &err {
+        StorageError::Damaged {
+            path, offset: at, ..
+        } => {
+            assert_eq!(
+                path.file_name().and_then(|n| n.to_str()),
+                Some(file),
+                "{what}: {err}"
+            );
+            assert_eq!(*at, offset, "{what}: {err}");
+        }
+        other => panic!("{what}: expected Damaged, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains(file) && msg.contains(&format!("offset {offset}")),
+        "{what}: message must name file and offset: {msg}"
+    );
+    assert_eq!(
+        snapshot_files(dir),
+        before,
+        "{what}: a refused open changed files"
+    );
+    msg
+}
+
+impl Written {
+    /// The frame containing byte `off` of segment `seg`; `None` for the header.
+    fn frame_at(&self, seg: u64, off: u64) -> Option<Frame> {
+        self.frames
+            .iter()
+            .find(|f| f.seg == seg && f.start <= off && off < f.end)
+            .copied()
+    }
+
+    fn is_last_frame(&self, f: &Frame) -> bool {
+        !self
+            .frames
+            .iter()
+            .any(|g| g.seg == f.seg && g.start >= f.end)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
-    /// A byte changed anywhere, in any segment: everything before its frame survives;
-    /// that frame, the rest of its segment and every later segment are dropped.
+    /// A byte changed anywhere, in any segment. Only the last frame of the last segment
+    /// can be a torn append: that one is cut (everything before it survives). Anywhere
+    /// else (an earlier segment, a header, or a frame an intact one follows) the open is
+    /// refused, naming the segment and the start of the damaged frame (0 for a header).
     #[test]
     fn crash_flipped_byte_anywhere(at in any::<prop::sample::Index>(), mask in 1u8..=255) {
         let w = written_for_flips();
@@ -263,17 +325,31 @@ proptest! {
         let mut bytes = fs::read(&p).unwrap();
         bytes[off as usize] ^= mask;
         fs::write(&p, &bytes).unwrap();
-        let want = w.expected(w.survivors_of_damage_at(target.0, off));
-        check_recovery(copy.path(), w.opts, &want, &format!("flip {mask:#04x} at {}:{off}", target.0));
+        let what = format!("flip {mask:#04x} at {}:{off}", target.0);
+        let is_last_seg = target.0 == segs.last().unwrap().0;
+        match w.frame_at(target.0, off) {
+            Some(f) if is_last_seg && w.is_last_frame(&f) => {
+                let want = w.expected(w.survivors_of_damage_at(target.0, off));
+                check_recovery(copy.path(), w.opts, &want, &what);
+            }
+            f => {
+                let at = f.map_or(0, |f| f.start);
+                check_refused(copy.path(), w.opts, &segment::file_name(target.0), at, &what);
+            }
+        }
     }
 }
 
+/// The old rule cut the log at the first bad frame in any segment and deleted every later
+/// segment. Those were fsynced and may hold acknowledged entries and the node's vote, and a
+/// crash cannot damage them, so the rule now refuses to open instead.
 #[test]
-fn crash_damage_in_an_earlier_segment_drops_later_segments() {
+fn crash_damage_in_an_earlier_segment_is_refused() {
     let w = write_log(11, 80, opts(5000));
     let segs = w.segments();
     assert!(segs.len() >= 4, "{segs:?}");
     let (seg, len) = segs[1];
+    let name = segment::file_name(seg);
     let victim = w
         .frames
         .iter()
@@ -283,7 +359,7 @@ fn crash_damage_in_an_earlier_segment_drops_later_segments() {
     let cut_at = victim.start + 5;
     assert!(cut_at < len);
 
-    // (1) A torn write in the middle of segment 2 (its tail lost).
+    // (1) The tail of segment 2 lost (a shortened file).
     let copy = w.copy();
     OpenOptions::new()
         .write(true)
@@ -291,26 +367,14 @@ fn crash_damage_in_an_earlier_segment_drops_later_segments() {
         .unwrap()
         .set_len(cut_at)
         .unwrap();
-    let want = w.expected(w.survivors_of_damage_at(seg, cut_at));
-    {
-        let s = RaftLogStorage::open(copy.path(), w.opts).unwrap();
-        let d = s.recovery_report().damage.clone().unwrap();
-        assert_eq!((d.segment, d.offset), (seg, victim.start));
-        let later: Vec<u64> = segs[2..].iter().map(|s| s.0).collect();
-        assert_eq!(d.dropped_segments, later);
-        let later_frames = w.frames.iter().filter(|f| f.seg > seg).count() as u64;
-        assert_eq!(d.dropped_records, later_frames);
-        let later_bytes: u64 = segs[2..].iter().map(|s| s.1).sum();
-        assert_eq!(d.dropped_bytes, later_bytes + (cut_at - victim.start));
-        assert_eq!(
-            segment_files(copy.path())
-                .iter()
-                .map(|s| s.0)
-                .collect::<Vec<_>>(),
-            vec![segs[0].0, seg]
-        );
-    }
-    check_recovery(copy.path(), w.opts, &want, "torn middle segment");
+    let msg = check_refused(
+        copy.path(),
+        w.opts,
+        &name,
+        victim.start,
+        "torn middle segment",
+    );
+    assert!(msg.contains("torn"), "{msg}");
 
     // (2) A CRC failure in the middle of segment 2.
     let copy = w.copy();
@@ -318,26 +382,168 @@ fn crash_damage_in_an_earlier_segment_drops_later_segments() {
     let mut bytes = fs::read(&p).unwrap();
     bytes[(victim.end - 1) as usize] ^= 0x40;
     fs::write(&p, &bytes).unwrap();
-    check_recovery(copy.path(), w.opts, &want, "corrupt middle segment");
+    let msg = check_refused(
+        copy.path(),
+        w.opts,
+        &name,
+        victim.start,
+        "corrupt middle segment",
+    );
+    assert!(msg.contains("crc"), "{msg}");
 
-    // (3) The header of segment 2 damaged: segments 2.. are dropped whole.
+    // (3) The header of segment 2 damaged.
     let copy = w.copy();
     let p = segment::path(copy.path(), seg);
     let mut bytes = fs::read(&p).unwrap();
     bytes[9] ^= 0xff;
     fs::write(&p, &bytes).unwrap();
-    let want_hdr = w.expected(w.survivors_of_damage_at(seg, 0));
-    check_recovery(
+    check_refused(
         copy.path(),
         w.opts,
-        &want_hdr,
+        &name,
+        0,
         "bad header of middle segment",
     );
 
-    // (4) Segment 2 missing altogether: segment 1 survives, the rest is dropped.
+    // (4) Segment 2 missing altogether: the missing file is named.
     let copy = w.copy();
     fs::remove_file(segment::path(copy.path(), seg)).unwrap();
-    check_recovery(copy.path(), w.opts, &want_hdr, "missing middle segment");
+    let msg = check_refused(copy.path(), w.opts, &name, 0, "missing middle segment");
+    assert!(msg.contains("missing"), "{msg}");
+}
+
+/// A hole in the last segment followed by intact frames is not something an fsynced log
+/// turns into by a crash of the append in flight (that append is the end of the file), so
+/// the frames after the hole may have been acknowledged: refused, not cut.
+#[test]
+fn crash_intact_frame_after_a_bad_one_in_the_last_segment_is_refused() {
+    let w = write_log(13, 30, opts(1 << 20));
+    let segs = w.segments();
+    let (seg, _) = *segs.last().unwrap();
+    let in_last: Vec<Frame> = w.frames.iter().filter(|f| f.seg == seg).copied().collect();
+    assert!(in_last.len() >= 3);
+    let victim = in_last[in_last.len() / 2];
+    let name = segment::file_name(seg);
+
+    // Zeroed (a lost block), and a flipped payload byte (rot).
+    for (how, zero) in [("zeroed frame", true), ("flipped byte", false)] {
+        let copy = w.copy();
+        let p = segment::path(copy.path(), seg);
+        let mut bytes = fs::read(&p).unwrap();
+        if zero {
+            bytes[victim.start as usize..victim.end as usize].fill(0);
+        } else {
+            bytes[(victim.start + 10) as usize] ^= 0x01;
+        }
+        fs::write(&p, &bytes).unwrap();
+        let msg = check_refused(copy.path(), w.opts, &name, victim.start, how);
+        assert!(msg.contains("intact frame follows"), "{how}: {msg}");
+    }
+}
+
+/// A last segment whose header is damaged but which holds more than a header was created
+/// (header fsynced) before frames went in: not a torn creation, refused.
+#[test]
+fn crash_bad_header_on_a_last_segment_with_frames_is_refused() {
+    let w = write_log(17, 30, opts(4000));
+    let &(seg, len) = w.segments().last().unwrap();
+    assert!(len > HEADER_LEN);
+    let copy = w.copy();
+    let p = segment::path(copy.path(), seg);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[0] = b'X';
+    fs::write(&p, &bytes).unwrap();
+    check_refused(
+        copy.path(),
+        w.opts,
+        &segment::file_name(seg),
+        0,
+        "bad last header",
+    );
+}
+
+/// A crash while creating the next segment (before its header was durable) leaves a last
+/// segment of at most a header's length: deleted, the one before it appended to again.
+#[test]
+fn crash_torn_creation_of_a_new_segment_is_cut() {
+    let w = write_log(19, 30, opts(4000));
+    let segs = w.segments();
+    let (last, _) = *segs.last().unwrap();
+    let want = w.expected(|_| true);
+    for torn in [&b""[..], &b"VWA"[..], &[0u8; 16][..]] {
+        let copy = w.copy();
+        let next = segment::path(copy.path(), last + 1);
+        fs::write(&next, torn).unwrap();
+        {
+            let s = RaftLogStorage::open(copy.path(), w.opts).unwrap();
+            let d = s
+                .recovery_report()
+                .damage
+                .clone()
+                .expect("torn creation reported");
+            assert_eq!((d.segment, d.offset), (last + 1, 0));
+            assert_eq!(d.dropped_bytes, torn.len() as u64);
+            assert!(!next.exists(), "torn segment deleted");
+        }
+        check_recovery(
+            copy.path(),
+            w.opts,
+            &want,
+            &format!("torn creation {torn:?}"),
+        );
+    }
+}
+
+/// The hard state (vote) is in the last segment; damage in an earlier one must not take it
+/// away: the open is refused and the segment holding the vote is still on disk, unchanged.
+#[test]
+fn crash_damage_never_drops_the_segment_holding_the_vote() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(2000);
+    {
+        let s = RaftLogStorage::open(dir.path(), o).unwrap();
+        s.set_conf_state(&conf_state(&[1, 2, 3])).unwrap();
+        for i in 1..=20u64 {
+            s.append(
+                &[entry_with(i, 1, &[7u8; 300])],
+                Some(&hard_state(1, 0, i - 1)),
+            )
+            .unwrap();
+        }
+        // The vote for term 5, in the last segment.
+        s.set_hard_state(&hard_state(5, 3, 19)).unwrap();
+    }
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let vote_seg = segs.last().unwrap().0;
+    let vote_bytes = fs::read(segment::path(dir.path(), vote_seg)).unwrap();
+    let p = segment::path(dir.path(), segs[0].0);
+    let mut bytes = fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0x10;
+    fs::write(&p, &bytes).unwrap();
+    assert!(RaftLogStorage::open(dir.path(), o).is_err());
+    assert_eq!(
+        fs::read(segment::path(dir.path(), vote_seg)).unwrap(),
+        vote_bytes
+    );
+}
+
+/// Leading segments are deleted only after a snapshot record (full hard and conf state) is
+/// durable. Leading segments gone without one (removed by hand): refused, since the conf
+/// state and vote they held would silently vanish.
+#[test]
+fn crash_missing_leading_segments_without_a_snapshot_record_are_refused() {
+    let w = write_log(23, 40, opts(3000));
+    let segs = w.segments();
+    assert!(segs.len() >= 3);
+    let copy = w.copy();
+    fs::remove_file(segment::path(copy.path(), segs[0].0)).unwrap();
+    match RaftLogStorage::open(copy.path(), w.opts) {
+        Err(StorageError::Inconsistent(msg)) => assert!(msg.contains("missing"), "{msg}"),
+        Err(e) => panic!("expected Inconsistent, got {e}"),
+        Ok(_) => panic!("opened a log whose first segments are gone"),
+    }
 }
 
 #[test]
@@ -373,7 +579,7 @@ fn crash_garbage_or_zeroes_after_the_last_frame_are_cut() {
 }
 
 #[test]
-fn crash_with_every_segment_damaged_starts_empty() {
+fn crash_torn_creation_of_the_only_segment_starts_empty() {
     let w = write_log(9, 10, opts(1 << 20));
     let copy = w.copy();
     let (seg, _) = w.segments()[0];

@@ -162,8 +162,8 @@ impl Wal {
         let (file, active_seq, active_len) = match (segments.last(), recovered.active_len) {
             (Some(&seq), Some(len)) => (segment::open_for_append(dir, seq, len)?, seq, len),
             _ => {
-                // Empty directory (or everything was damaged): start a fresh segment
-                // after any sequence number recovery deleted.
+                // Empty directory (or the only segment's creation was torn): start a
+                // fresh segment, reusing the sequence number recovery deleted.
                 let seq = recovered
                     .report
                     .damage

@@ -1,0 +1,214 @@
+//! The Raft amnesia guard: a replica must never vote or serve with an empty log if the
+//! node it runs on took part in its group before and lost its data (a wiped data
+//! directory, or one group's directory gone). Raft's safety rests on every node keeping
+//! what it acknowledged; an emptied voter can elect a leader missing committed entries.
+//!
+//! Two durable facts, kept in the node's data directory:
+//! - [`MARKER_FILE`]: written (fsynced) once every hosted group has a log, before any
+//!   replica starts. A group directory without a log on a node that has the marker lost
+//!   its data.
+//! - [`SEEN_FILE`]: the peer nodes this node has ever received a Raft message from,
+//!   recorded (fsynced) *before* the first message from each is handed to a replica, so
+//!   nothing a peer acknowledged can count unless this node remembers the peer took part.
+//!
+//! A node without the marker and with groups that have no log (a first start, or the whole
+//! data directory wiped) asks every peer it shares a group with (`GET
+//! /internal/seen/{node}`, through the transport's HTTP client). Any peer that has seen it
+//! means its data is gone: those groups stay failed, never voting. Every peer answering
+//! "never seen" means this is a first start: the groups are bootstrapped. Until every peer
+//! answered, those groups wait (not started, not voting). A fresh cluster starts: no node
+//! sends a Raft message before its own check is done, so no node has seen another yet.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::storage::wal::segment;
+
+/// The node's "this data directory holds every hosted group's log" marker.
+pub const MARKER_FILE: &str = "node-bootstrapped";
+/// Peer nodes this node has received Raft messages from, one id per line.
+pub const SEEN_FILE: &str = "peers-seen";
+/// A seen file longer than this is not ours (a node id per line, for a few thousand
+/// nodes at most).
+const MAX_SEEN_FILE_BYTES: u64 = 1 << 20;
+
+/// Writes `bytes` to `dir/name` atomically and durably (temp file, fsync, rename, fsync
+/// of the directory).
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+pub fn marker_exists(data_dir: &Path) -> bool {
+    data_dir.join(MARKER_FILE).is_file()
+}
+
+pub fn write_marker(data_dir: &Path, node_id: u64) -> io::Result<()> {
+    write_durably(
+        data_dir,
+        MARKER_FILE,
+        format!("node {node_id}: every hosted group's log is in this directory\n").as_bytes(),
+    )
+}
+
+/// Whether a group's directory holds no Raft log: no WAL segment with anything past its
+/// header (a first start, a crash before the bootstrap record was durable, or lost data).
+pub fn group_has_no_log(group_dir: &Path) -> bool {
+    let wal = group_dir.join("wal");
+    let Ok(seqs) = segment::list(&wal) else {
+        return true;
+    };
+    seqs.iter().all(|&seq| {
+        fs::metadata(segment::path(&wal, seq)).map_or(true, |m| m.len() <= segment::HEADER_LEN)
+    })
+}
+
+/// The durable set of peers this node has received Raft messages from.
+pub struct PeersSeen {
+    dir: PathBuf,
+    seen: RwLock<BTreeSet<u64>>,
+    /// Set when the file could not be read: then every peer counts as seen (a node asking
+    /// is told it took part, the safe answer), and nothing is written over the file.
+    unreadable: Option<String>,
+    write: Mutex<()>,
+}
+
+impl PeersSeen {
+    /// Loads `data_dir/peers-seen` (absent: nobody seen yet).
+    pub fn load(data_dir: &Path) -> PeersSeen {
+        let path = data_dir.join(SEEN_FILE);
+        let (seen, unreadable) = match read_seen(&path) {
+            Ok(seen) => (seen, None),
+            Err(e) => {
+                let why = format!("{}: {e}", path.display());
+                tracing::error!(error = %why, "cannot read the peers-seen file; every peer counts as seen");
+                (BTreeSet::new(), Some(why))
+            }
+        };
+        PeersSeen {
+            dir: data_dir.to_path_buf(),
+            seen: RwLock::new(seen),
+            unreadable,
+            write: Mutex::new(()),
+        }
+    }
+
+    /// Whether node `id` took part (sent this node a Raft message) at any time.
+    pub fn contains(&self, id: u64) -> bool {
+        self.unreadable.is_some() || self.seen.read().contains(&id)
+    }
+
+    /// Records that node `id` sent a Raft message; durable when this returns Ok. Cheap
+    /// after the first time for each node.
+    pub fn note(&self, id: u64) -> io::Result<()> {
+        if self.seen.read().contains(&id) {
+            return Ok(());
+        }
+        if let Some(why) = &self.unreadable {
+            return Err(io::Error::other(why.clone()));
+        }
+        let _w = self.write.lock();
+        if self.seen.read().contains(&id) {
+            return Ok(());
+        }
+        let mut next = self.seen.read().clone();
+        next.insert(id);
+        let text: String = next.iter().map(|n| format!("{n}\n")).collect();
+        write_durably(&self.dir, SEEN_FILE, text.as_bytes())?;
+        *self.seen.write() = next;
+        tracing::info!(peer = id, "first Raft message from this peer: recorded");
+        Ok(())
+    }
+}
+
+fn read_seen(path: &Path) -> io::Result<BTreeSet<u64>> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    };
+    if meta.len() > MAX_SEEN_FILE_BYTES {
+        return Err(io::Error::other(format!(
+            "{} bytes, more than {MAX_SEEN_FILE_BYTES}",
+            meta.len()
+        )));
+    }
+    let text = fs::read_to_string(path)?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.trim()
+                .parse::<u64>()
+                .map_err(|e| io::Error::other(format!("bad line {l:?}: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_peers_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = PeersSeen::load(dir.path());
+        assert!(!s.contains(2));
+        s.note(2).unwrap();
+        s.note(3).unwrap();
+        s.note(2).unwrap();
+        let again = PeersSeen::load(dir.path());
+        assert!(again.contains(2) && again.contains(3) && !again.contains(4));
+    }
+
+    #[test]
+    fn an_unreadable_file_counts_everyone_as_seen_and_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SEEN_FILE), "2\nnot a number\n").unwrap();
+        let s = PeersSeen::load(dir.path());
+        assert!(s.contains(7));
+        assert!(s.note(7).is_err());
+        assert_eq!(
+            fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap(),
+            "2\nnot a number\n"
+        );
+    }
+
+    #[test]
+    fn a_group_dir_has_no_log_until_a_record_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path().join("group-1");
+        assert!(group_has_no_log(&g));
+        fs::create_dir_all(g.join("wal")).unwrap();
+        fs::write(segment::path(&g.join("wal"), 1), segment::encode_header(1)).unwrap();
+        assert!(group_has_no_log(&g), "a header alone is no log");
+        let s = crate::storage::RaftLogStorage::open(
+            &g.join("wal"),
+            crate::storage::WalOptions::default(),
+        )
+        .unwrap();
+        s.set_conf_state(&raft::prelude::ConfState {
+            voters: vec![1],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!group_has_no_log(&g));
+    }
+
+    #[test]
+    fn the_marker_is_durable_and_found() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!marker_exists(dir.path()));
+        write_marker(dir.path(), 3).unwrap();
+        assert!(marker_exists(dir.path()));
+    }
+}
