@@ -47,7 +47,7 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_error_and_the_flag_is_reset() {
         assert!(!is_catching());
-        assert_eq!(catch(|| is_catching()), Ok(true));
+        assert_eq!(catch(is_catching), Ok(true));
         let err = catch(|| -> u32 { panic!("boom {}", 7) }).unwrap_err();
         assert_eq!(err, "boom 7");
         assert!(!is_catching());
