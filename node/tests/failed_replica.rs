@@ -252,3 +252,40 @@ async fn a_wiped_node_does_not_vote_with_an_empty_log() {
         .await
         .expect("writes still work");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_whose_peers_are_down_waits_without_voting_until_they_answer() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(Options::default());
+    cluster.wait_all_leaders(LONG).await;
+    cluster.put(1, "acked", "1", LONG).await.expect("put");
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    fs::remove_dir_all(cluster.config.node_data_dir(3)).expect("wipe");
+    cluster.spawn(3);
+    // Nobody to ask: every group waits, not started, not voting.
+    for g in cluster.groups() {
+        let r = wait_state(&cluster, 3, g, ReplicaState::Waiting).await;
+        assert!(
+            r.error.unwrap_or_default().contains("waiting for nodes"),
+            "group {g}"
+        );
+    }
+    tokio::time::sleep(election_timeout() * 4).await;
+    for g in cluster.groups() {
+        let r = cluster.replica(3, g).await.expect("node 3 answers");
+        assert_eq!(r.state, ReplicaState::Waiting, "group {g}: {r:?}");
+        assert_eq!(r.term, 0);
+    }
+    // The peers come back and remember node 3: its groups fail, the cluster serves.
+    cluster.spawn(1);
+    cluster.spawn(2);
+    for g in cluster.groups() {
+        wait_state(&cluster, 3, g, ReplicaState::Failed).await;
+    }
+    assert_eq!(
+        cluster.get(1, "acked", LONG).await.expect("get"),
+        Some("1".to_string())
+    );
+}
