@@ -43,12 +43,17 @@ pub async fn limit_in_flight(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let permit = match state {
         Some(state) if !is_probe(req.path()) => {
-            let permit = state.in_flight.slots.clone().try_acquire_owned().map_err(|_| {
-                ApiError::Overloaded(format!(
-                    "The router is serving its maximum of {} requests at once; retry shortly",
-                    state.in_flight.max
-                ))
-            })?;
+            let permit = state
+                .in_flight
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| {
+                    ApiError::Overloaded(format!(
+                        "The router is serving its maximum of {} requests at once; retry shortly",
+                        state.in_flight.max
+                    ))
+                })?;
             Some(permit)
         }
         _ => None,

@@ -6,8 +6,8 @@ use common::config::ClusterConfig;
 
 use crate::api::{self, AppState};
 use crate::auth;
-use crate::limits;
 use crate::embedding::{default_model_dir, EmbeddingService};
+use crate::limits;
 use crate::settings::RouterSettings;
 
 /// Serves the API on `settings.listen` until the process is stopped.

@@ -336,7 +336,11 @@ impl Cluster {
 
     /// Client of router `i` sending `headers` (a token) with every request.
     pub fn client_with_headers(&self, i: usize, headers: &[(&str, &str)]) -> Client {
-        Client::with_headers(self.router_urls[i].clone(), Duration::from_secs(30), headers)
+        Client::with_headers(
+            self.router_urls[i].clone(),
+            Duration::from_secs(30),
+            headers,
+        )
     }
 
     /// `host:port` of router `i`, for raw socket tests.

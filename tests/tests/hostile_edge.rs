@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use tests::{str_list, unique_name, Checks, Client, Cluster, ClusterOptions, RouterOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const PROVIDER: &str = "chromadb.auth.token_authn.TokenAuthenticationServerProvider";
 const ADMIN: &str = "admin-token-1";
@@ -47,13 +47,21 @@ fn db_path(tenant: &str, database: &str) -> String {
 
 /// Writes `request` on a fresh connection and returns the raw response
 /// (status line, headers, body) once the server closes or `wait` passes.
+/// Plain blocking sockets on a blocking thread (the tests crate's tokio has
+/// no io-util).
 async fn raw(addr: &str, request: &[u8], wait: Duration) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the router");
-    // The server may answer (and close) before it read everything we send.
-    let _ = stream.write_all(request).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    let (addr, request) = (addr.to_owned(), request.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&addr).expect("connect to the router");
+        stream.set_read_timeout(Some(wait)).expect("read timeout");
+        // The server may answer (and close) before it read everything we send.
+        let _ = stream.write_all(&request);
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .expect("raw request thread")
 }
 
 fn status_of(response: &str) -> u16 {
@@ -116,184 +124,283 @@ async fn hostile_requests_at_the_edge() {
             .await
             .expect_status(200, "create database");
     }
-    let victim = admin.new_collection(&unique_name("victim"), json!({})).await;
+    let victim = admin
+        .new_collection(&unique_name("victim"), json!({}))
+        .await;
     admin
         .add_ok(
             &victim,
             &json!({"ids": ["a", "b", "c"], "embeddings": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]}),
         )
         .await;
-    let records = format!("{}/collections/{victim}", db_path("default_tenant", "default_database"));
+    let records = format!(
+        "{}/collections/{victim}",
+        db_path("default_tenant", "default_database")
+    );
 
     checks
         .run("the probes stay open", {
             let c = anonymous.clone();
             async move {
-                for p in ["/api/v2/heartbeat", "/api/v2/version", "/api/v2/healthcheck"] {
+                for p in [
+                    "/api/v2/heartbeat",
+                    "/api/v2/version",
+                    "/api/v2/healthcheck",
+                ] {
                     c.get(p).await.expect_status(200, p);
                 }
             }
         })
         .await;
     checks
-        .run("no token, a wrong token, a malformed header: 401 AuthError", {
-            let anonymous = anonymous.clone();
-            let base = anonymous.base().to_owned();
-            let records = records.clone();
-            async move {
-                let collections = format!("{}/collections", db_path("default_tenant", "default_database"));
-                for path in [
-                    collections.as_str(),
-                    "/api/v2/pre-flight-checks",
-                    "/api/v2/auth/identity",
-                    "/api/v2/tenants/acme",
-                    "/api/v2/no-such-endpoint",
-                ] {
-                    anonymous.get(path).await.expect_error(401, "AuthError", path);
-                }
-                anonymous
-                    .post(&format!("{records}/add"), &json!({"ids": ["z"], "embeddings": [[0.0, 0.0]]}))
-                    .await
-                    .expect_error(401, "AuthError", "anonymous add");
-                anonymous
-                    .post("/api/v2/reset", &json!({}))
-                    .await
-                    .expect_error(401, "AuthError", "anonymous reset");
-                for headers in [
-                    vec![("Authorization", "Bearer not-a-token")],
-                    vec![("Authorization", "bearer admin-token-1")],
-                    vec![("Authorization", "admin-token-1")],
-                    vec![("Authorization", "Bearer admin-token-")],
-                    vec![("Authorization", "Bearer admin-token-11")],
-                    vec![("X-Chroma-Token", ADMIN)],
-                ] {
-                    let c = Client::with_headers(base.clone(), Duration::from_secs(30), &headers);
-                    c.get(&collections)
+        .run(
+            "no token, a wrong token, a malformed header: 401 AuthError",
+            {
+                let anonymous = anonymous.clone();
+                let base = anonymous.base().to_owned();
+                let records = records.clone();
+                async move {
+                    let collections = format!(
+                        "{}/collections",
+                        db_path("default_tenant", "default_database")
+                    );
+                    for path in [
+                        collections.as_str(),
+                        "/api/v2/pre-flight-checks",
+                        "/api/v2/auth/identity",
+                        "/api/v2/tenants/acme",
+                        "/api/v2/no-such-endpoint",
+                    ] {
+                        anonymous
+                            .get(path)
+                            .await
+                            .expect_error(401, "AuthError", path);
+                    }
+                    anonymous
+                        .post(
+                            &format!("{records}/add"),
+                            &json!({"ids": ["z"], "embeddings": [[0.0, 0.0]]}),
+                        )
                         .await
-                        .expect_error(401, "AuthError", &format!("{headers:?}"));
+                        .expect_error(401, "AuthError", "anonymous add");
+                    anonymous
+                        .post("/api/v2/reset", &json!({}))
+                        .await
+                        .expect_error(401, "AuthError", "anonymous reset");
+                    for headers in [
+                        vec![("Authorization", "Bearer not-a-token")],
+                        vec![("Authorization", "bearer admin-token-1")],
+                        vec![("Authorization", "admin-token-1")],
+                        vec![("Authorization", "Bearer admin-token-")],
+                        vec![("Authorization", "Bearer admin-token-11")],
+                        vec![("X-Chroma-Token", ADMIN)],
+                    ] {
+                        let c =
+                            Client::with_headers(base.clone(), Duration::from_secs(30), &headers);
+                        c.get(&collections).await.expect_error(
+                            401,
+                            "AuthError",
+                            &format!("{headers:?}"),
+                        );
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
     checks
         .run("identity answers the token's user", {
             let (admin, bob) = (admin.clone(), bob.clone());
             async move {
-                let id = admin.get("/api/v2/auth/identity").await.expect_status(200, "admin identity");
-                assert_eq!(id, json!({"user_id": "admin", "tenant": "*", "databases": ["*"]}));
-                let id = bob.get("/api/v2/auth/identity").await.expect_status(200, "bob identity");
-                assert_eq!(id, json!({"user_id": "bob", "tenant": "acme", "databases": ["db1"]}));
+                let id = admin
+                    .get("/api/v2/auth/identity")
+                    .await
+                    .expect_status(200, "admin identity");
+                assert_eq!(
+                    id,
+                    json!({"user_id": "admin", "tenant": "*", "databases": ["*"]})
+                );
+                let id = bob
+                    .get("/api/v2/auth/identity")
+                    .await
+                    .expect_status(200, "bob identity");
+                assert_eq!(
+                    id,
+                    json!({"user_id": "bob", "tenant": "acme", "databases": ["db1"]})
+                );
             }
         })
         .await;
     checks
-        .run("a restricted token reaches its database and nothing else: 403", {
-            let (admin, bob) = (admin.clone(), bob.clone());
-            async move {
-                let name = unique_name("bobs");
-                let ok = format!("{}/collections", db_path("acme", "db1"));
-                bob.post(&ok, &json!({"name": name})).await.expect_status(200, "bob in acme/db1");
-                bob.get(&format!("{ok}/{name}")).await.expect_status(200, "bob reads his collection");
-                bob.get("/api/v2/tenants/acme").await.expect_status(200, "bob's tenant");
-                for (tenant, db) in [("acme", "db2"), ("default_tenant", "default_database"), ("other", "db1")] {
-                    let path = format!("{}/collections", db_path(tenant, db));
-                    bob.post(&path, &json!({"name": unique_name("evil")}))
+        .run(
+            "a restricted token reaches its database and nothing else: 403",
+            {
+                let (admin, bob) = (admin.clone(), bob.clone());
+                async move {
+                    let name = unique_name("bobs");
+                    let ok = format!("{}/collections", db_path("acme", "db1"));
+                    bob.post(&ok, &json!({"name": name}))
                         .await
-                        .expect_error(403, "AuthorizationError", &path);
-                    bob.get(&path).await.expect_error(403, "AuthorizationError", &path);
-                }
-                // The same database with its name percent-encoded is still db2.
-                bob.get(&format!("{}/collections", db_path("acme", "db%32")))
-                    .await
-                    .expect_error(403, "AuthorizationError", "percent-encoded db2");
-                bob.post("/api/v2/tenants/acme/databases", &json!({"name": "db3"}))
-                    .await
-                    .expect_error(403, "AuthorizationError", "bob creates a database");
-                bob.post("/api/v2/tenants", &json!({"name": "bobcorp"}))
-                    .await
-                    .expect_error(403, "AuthorizationError", "bob creates a tenant");
-                bob.post("/api/v2/reset", &json!({}))
-                    .await
-                    .expect_error(403, "AuthorizationError", "bob resets");
-                admin
-                    .get("/api/v2/tenants/acme/databases/db3")
-                    .await
-                    .expect_error(404, "NotFoundError", "db3 was not created");
-                admin
-                    .get("/api/v2/tenants/bobcorp")
-                    .await
-                    .expect_error(404, "NotFoundError", "bobcorp was not created");
-                let listed = admin
-                    .get(&format!("{}/collections", db_path("acme", "db2")))
-                    .await
-                    .expect_status(200, "acme/db2 listing");
-                assert_eq!(listed, json!([]), "nothing was created in acme/db2");
-            }
-        })
-        .await;
-    checks
-        .run("the X-Chroma-Token router takes its header and only that", {
-            let base = cluster.client(1).base().to_owned();
-            async move {
-                let path = "/api/v2/auth/identity";
-                let good = Client::with_headers(base.clone(), Duration::from_secs(30), &[("X-Chroma-Token", SINGLE)]);
-                let id = good.get(path).await.expect_status(200, "single token identity");
-                assert_eq!(id, json!({"user_id": "anonymous", "tenant": "*", "databases": ["*"]}));
-                let bearer = bearer(SINGLE);
-                let wrong = Client::with_headers(base, Duration::from_secs(30), &[("Authorization", &bearer)]);
-                wrong.get(path).await.expect_error(401, "AuthError", "bearer on the x-chroma-token router");
-            }
-        })
-        .await;
-    checks
-        .run("bodies that are not JSON by Content-Type are refused: 415, nothing written", {
-            let admin = admin.clone();
-            let records = records.clone();
-            async move {
-                let add = json!({"ids": ["csrf"], "embeddings": [[5.0, 5.0]]}).to_string();
-                for content_type in [
-                    Some("text/plain"),
-                    Some("application/x-www-form-urlencoded"),
-                    Some("multipart/form-data; boundary=x"),
-                    Some("application/jsonx"),
-                    None,
-                ] {
-                    let mut req = admin.http().post(admin.url(&format!("{records}/add"))).body(add.clone());
-                    if let Some(t) = content_type {
-                        req = req.header("content-type", t);
+                        .expect_status(200, "bob in acme/db1");
+                    bob.get(&format!("{ok}/{name}"))
+                        .await
+                        .expect_status(200, "bob reads his collection");
+                    bob.get("/api/v2/tenants/acme")
+                        .await
+                        .expect_status(200, "bob's tenant");
+                    for (tenant, db) in [
+                        ("acme", "db2"),
+                        ("default_tenant", "default_database"),
+                        ("other", "db1"),
+                    ] {
+                        let path = format!("{}/collections", db_path(tenant, db));
+                        bob.post(&path, &json!({"name": unique_name("evil")}))
+                            .await
+                            .expect_error(403, "AuthorizationError", &path);
+                        bob.get(&path)
+                            .await
+                            .expect_error(403, "AuthorizationError", &path);
                     }
-                    admin
-                        .send_request(req)
+                    // The same database with its name percent-encoded is still db2.
+                    bob.get(&format!("{}/collections", db_path("acme", "db%32")))
                         .await
-                        .expect_error(415, "InvalidArgumentError", &format!("{content_type:?}"));
+                        .expect_error(403, "AuthorizationError", "percent-encoded db2");
+                    bob.post("/api/v2/tenants/acme/databases", &json!({"name": "db3"}))
+                        .await
+                        .expect_error(403, "AuthorizationError", "bob creates a database");
+                    bob.post("/api/v2/tenants", &json!({"name": "bobcorp"}))
+                        .await
+                        .expect_error(403, "AuthorizationError", "bob creates a tenant");
+                    bob.post("/api/v2/reset", &json!({})).await.expect_error(
+                        403,
+                        "AuthorizationError",
+                        "bob resets",
+                    );
+                    admin
+                        .get("/api/v2/tenants/acme/databases/db3")
+                        .await
+                        .expect_error(404, "NotFoundError", "db3 was not created");
+                    admin.get("/api/v2/tenants/bobcorp").await.expect_error(
+                        404,
+                        "NotFoundError",
+                        "bobcorp was not created",
+                    );
+                    let listed = admin
+                        .get(&format!("{}/collections", db_path("acme", "db2")))
+                        .await
+                        .expect_status(200, "acme/db2 listing");
+                    assert_eq!(listed, json!([]), "nothing was created in acme/db2");
                 }
-                let name = unique_name("csrf");
-                let create = admin
-                    .http()
-                    .post(admin.url(&format!("{}/collections", db_path("default_tenant", "default_database"))))
-                    .header("content-type", "text/plain")
-                    .body(json!({"name": name}).to_string());
-                admin
-                    .send_request(create)
-                    .await
-                    .expect_error(415, "InvalidArgumentError", "text/plain create");
-                admin
-                    .get(&format!("{}/collections/{name}", db_path("default_tenant", "default_database")))
-                    .await
-                    .expect_error(404, "NotFoundError", "the text/plain collection does not exist");
-                // JSON with parameters is JSON; an empty POST body needs no type.
-                let charset = admin
-                    .http()
-                    .post(admin.url(&format!("{records}/get")))
-                    .header("content-type", "application/json; charset=utf-8")
-                    .body(json!({"ids": ["a"]}).to_string());
-                let got = admin.send_request(charset).await.expect_status(200, "charset json");
-                assert_eq!(str_list(&got["ids"]), vec!["a"]);
-                let empty = admin.http().post(admin.url(&format!("{records}/get")));
-                let got = admin.send_request(empty).await.expect_status(200, "empty body get");
-                assert_eq!(str_list(&got["ids"]).len(), 3);
-            }
-        })
+            },
+        )
+        .await;
+    checks
+        .run(
+            "the X-Chroma-Token router takes its header and only that",
+            {
+                let base = cluster.client(1).base().to_owned();
+                async move {
+                    let path = "/api/v2/auth/identity";
+                    let good = Client::with_headers(
+                        base.clone(),
+                        Duration::from_secs(30),
+                        &[("X-Chroma-Token", SINGLE)],
+                    );
+                    let id = good
+                        .get(path)
+                        .await
+                        .expect_status(200, "single token identity");
+                    assert_eq!(
+                        id,
+                        json!({"user_id": "anonymous", "tenant": "*", "databases": ["*"]})
+                    );
+                    let bearer = bearer(SINGLE);
+                    let wrong = Client::with_headers(
+                        base,
+                        Duration::from_secs(30),
+                        &[("Authorization", &bearer)],
+                    );
+                    wrong.get(path).await.expect_error(
+                        401,
+                        "AuthError",
+                        "bearer on the x-chroma-token router",
+                    );
+                }
+            },
+        )
+        .await;
+    checks
+        .run(
+            "bodies that are not JSON by Content-Type are refused: 415, nothing written",
+            {
+                let admin = admin.clone();
+                let records = records.clone();
+                async move {
+                    let add = json!({"ids": ["csrf"], "embeddings": [[5.0, 5.0]]}).to_string();
+                    for content_type in [
+                        Some("text/plain"),
+                        Some("application/x-www-form-urlencoded"),
+                        Some("multipart/form-data; boundary=x"),
+                        Some("application/jsonx"),
+                        None,
+                    ] {
+                        let mut req = admin
+                            .http()
+                            .post(admin.url(&format!("{records}/add")))
+                            .body(add.clone());
+                        if let Some(t) = content_type {
+                            req = req.header("content-type", t);
+                        }
+                        admin.send_request(req).await.expect_error(
+                            415,
+                            "InvalidArgumentError",
+                            &format!("{content_type:?}"),
+                        );
+                    }
+                    let name = unique_name("csrf");
+                    let create = admin
+                        .http()
+                        .post(admin.url(&format!(
+                            "{}/collections",
+                            db_path("default_tenant", "default_database")
+                        )))
+                        .header("content-type", "text/plain")
+                        .body(json!({"name": name}).to_string());
+                    admin.send_request(create).await.expect_error(
+                        415,
+                        "InvalidArgumentError",
+                        "text/plain create",
+                    );
+                    admin
+                        .get(&format!(
+                            "{}/collections/{name}",
+                            db_path("default_tenant", "default_database")
+                        ))
+                        .await
+                        .expect_error(
+                            404,
+                            "NotFoundError",
+                            "the text/plain collection does not exist",
+                        );
+                    // JSON with parameters is JSON; an empty POST body needs no type.
+                    let charset = admin
+                        .http()
+                        .post(admin.url(&format!("{records}/get")))
+                        .header("content-type", "application/json; charset=utf-8")
+                        .body(json!({"ids": ["a"]}).to_string());
+                    let got = admin
+                        .send_request(charset)
+                        .await
+                        .expect_status(200, "charset json");
+                    assert_eq!(str_list(&got["ids"]), vec!["a"]);
+                    let empty = admin.http().post(admin.url(&format!("{records}/get")));
+                    let got = admin
+                        .send_request(empty)
+                        .await
+                        .expect_status(200, "empty body get");
+                    assert_eq!(str_list(&got["ids"]).len(), 3);
+                }
+            },
+        )
         .await;
     checks
         .run("bodies over the limit: 413 BatchSizeExceededError JSON, nothing written", {
@@ -346,8 +453,8 @@ async fn hostile_requests_at_the_edge() {
                 );
                 let mut held = Vec::new();
                 for _ in 0..MAX_IN_FLIGHT {
-                    let mut s = TcpStream::connect(&addr).await.expect("connect");
-                    s.write_all(head.as_bytes()).await.expect("send head");
+                    let mut s = TcpStream::connect(&addr).expect("connect");
+                    s.write_all(head.as_bytes()).expect("send head");
                     held.push(s);
                 }
                 // The slots are taken once the router has read those heads.
@@ -395,7 +502,9 @@ async fn hostile_requests_at_the_edge() {
             let exited = cluster.exited();
             async move {
                 assert!(exited.is_empty(), "nodes exited: {exited:?}");
-                let got = admin.get_ok(&victim, &json!({"include": ["embeddings"]})).await;
+                let got = admin
+                    .get_ok(&victim, &json!({"include": ["embeddings"]}))
+                    .await;
                 let mut ids = str_list(&got["ids"]);
                 ids.sort();
                 assert_eq!(ids, vec!["a", "b", "c"]);

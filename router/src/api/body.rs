@@ -56,11 +56,10 @@ impl FromRequest for JsonBody {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(common::config::RouterSection::default().max_body_bytes, |s| {
-                s.settings.max_body_bytes
-            });
+        let limit = req.app_data::<web::Data<AppState>>().map_or(
+            common::config::RouterSection::default().max_body_bytes,
+            |s| s.settings.max_body_bytes,
+        );
         let json = is_json(req.headers());
         // A declared length is checked before a byte is read.
         let declared = req

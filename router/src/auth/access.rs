@@ -29,7 +29,8 @@ pub enum Access {
 /// Whether `path` is one of the open probes (also exempt from the in-flight
 /// limit, so health checks answer under load).
 pub fn is_probe(path: &str) -> bool {
-    path.strip_prefix(PREFIX).is_some_and(|rest| OPEN.contains(&rest))
+    path.strip_prefix(PREFIX)
+        .is_some_and(|rest| OPEN.contains(&rest))
 }
 
 pub fn access(path: &str) -> Access {
@@ -80,7 +81,12 @@ mod tests {
 
     #[test]
     fn paths_are_classified() {
-        for open in ["/api/v2", "/api/v2/heartbeat", "/api/v2/version", "/api/v2/healthcheck"] {
+        for open in [
+            "/api/v2",
+            "/api/v2/heartbeat",
+            "/api/v2/version",
+            "/api/v2/healthcheck",
+        ] {
             assert_eq!(access(open), Access::Open, "{open}");
             assert!(is_probe(open));
         }

@@ -144,10 +144,7 @@ impl AuthConfig {
 }
 
 fn forbidden(identity: &Identity, what: &str) -> ApiError {
-    ApiError::Forbidden(format!(
-        "User {:?} may not use {what}",
-        identity.user_id
-    ))
+    ApiError::Forbidden(format!("User {:?} may not use {what}", identity.user_id))
 }
 
 fn check(identity: &Identity, access: &Access) -> Result<(), ApiError> {
@@ -158,7 +155,10 @@ fn check(identity: &Identity, access: &Access) -> Result<(), ApiError> {
         Access::Database(t, d) if identity.may_use(t, Some(d)) => Ok(()),
         Access::Database(t, d) => Err(forbidden(identity, &format!("database {d} of tenant {t}"))),
         Access::Unrestricted if identity.is_unrestricted() => Ok(()),
-        Access::Unrestricted => Err(forbidden(identity, "reset (it needs every tenant and database)")),
+        Access::Unrestricted => Err(forbidden(
+            identity,
+            "reset (it needs every tenant and database)",
+        )),
     }
 }
 
@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn tokens_are_read_from_the_configured_header() {
         let a = TransportHeader::Authorization;
-        assert_eq!(a.token(&headers("authorization", "Bearer  tok ")), Some("tok"));
+        assert_eq!(
+            a.token(&headers("authorization", "Bearer  tok ")),
+            Some("tok")
+        );
         assert_eq!(a.token(&headers("Authorization", "bearer tok")), None);
         assert_eq!(a.token(&headers("Authorization", "tok")), None);
         assert_eq!(a.token(&headers("X-Chroma-Token", "tok")), None);
@@ -268,7 +271,10 @@ mod tests {
             credentials_file: Some("f".into()),
             ..AuthSources::default()
         };
-        assert_eq!(AuthConfig::load(both), Err(AuthConfigError::BothCredentials));
+        assert_eq!(
+            AuthConfig::load(both),
+            Err(AuthConfigError::BothCredentials)
+        );
         let ok = AuthSources {
             provider,
             credentials: Some("tok".into()),
@@ -290,7 +296,10 @@ mod tests {
         assert!(check(&bob, &Access::Authenticated).is_ok());
         assert!(check(&bob, &Access::Database("acme".into(), "db1".into())).is_ok());
         let denied = check(&bob, &Access::Database("acme".into(), "db2".into())).unwrap_err();
-        assert_eq!((denied.name(), denied.status().as_u16()), ("AuthorizationError", 403));
+        assert_eq!(
+            (denied.name(), denied.status().as_u16()),
+            ("AuthorizationError", 403)
+        );
         assert!(check(&bob, &Access::Tenant("other".into())).is_err());
         assert!(check(&bob, &Access::Unrestricted).is_err());
     }

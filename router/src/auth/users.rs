@@ -35,7 +35,9 @@ pub enum UsersError {
     Yaml(String),
     #[error("user {0:?} has no tokens")]
     NoTokens(String),
-    #[error("a token of user {0:?} has characters other than ASCII letters, digits and punctuation")]
+    #[error(
+        "a token of user {0:?} has characters other than ASCII letters, digits and punctuation"
+    )]
     BadToken(String),
     #[error("a token is given to both user {0:?} and user {1:?}")]
     SharedToken(String, String),
@@ -57,7 +59,8 @@ impl Identity {
     /// tenant itself, e.g. listing its databases).
     pub fn may_use(&self, tenant: &str, database: Option<&str>) -> bool {
         let tenant_ok = self.tenant == ANY || self.tenant == tenant;
-        let database_ok = database.is_none_or(|d| self.databases.iter().any(|x| x == ANY || x == d));
+        let database_ok =
+            database.is_none_or(|d| self.databases.iter().any(|x| x == ANY || x == d));
         tenant_ok && database_ok
     }
 
@@ -152,7 +155,8 @@ impl Users {
                 if !valid_token(&token) {
                     return Err(UsersError::BadToken(entry.id));
                 }
-                if let Some((_, other)) = users.tokens.iter().find(|(t, _)| *t == token.as_bytes()) {
+                if let Some((_, other)) = users.tokens.iter().find(|(t, _)| *t == token.as_bytes())
+                {
                     if *other != index {
                         let other = users.identities[*other].user_id.clone();
                         return Err(UsersError::SharedToken(other, entry.id));
@@ -222,7 +226,10 @@ mod tests {
         let users = Users::from_credentials(FILE).unwrap();
         assert_eq!(users.len(), 2);
         let alice = users.authenticate("alice-2").unwrap();
-        assert_eq!((alice.user_id.as_str(), alice.tenant.as_str()), ("alice", ANY));
+        assert_eq!(
+            (alice.user_id.as_str(), alice.tenant.as_str()),
+            ("alice", ANY)
+        );
         assert!(alice.may_use("any", Some("thing")));
         let bob = users.authenticate("bob-token").unwrap();
         assert_eq!(bob.databases, vec!["db1".to_owned()]);
@@ -262,10 +269,16 @@ mod tests {
         let one = dir.path().join("one");
         std::fs::write(&one, "only-token\n").unwrap();
         let users = Users::from_file(&one).unwrap();
-        assert_eq!(users.authenticate("only-token").unwrap().user_id, "anonymous");
+        assert_eq!(
+            users.authenticate("only-token").unwrap().user_id,
+            "anonymous"
+        );
         let many = dir.path().join("users.yaml");
         std::fs::write(&many, FILE).unwrap();
-        assert!(Users::from_file(&many).unwrap().authenticate("alice-1").is_some());
+        assert!(Users::from_file(&many)
+            .unwrap()
+            .authenticate("alice-1")
+            .is_some());
         assert!(matches!(
             Users::from_file(&dir.path().join("missing")),
             Err(UsersError::Read { .. })
