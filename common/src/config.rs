@@ -101,6 +101,22 @@ pub struct RouterSection {
     pub allow_reset: bool,
     pub request_timeout_ms: u64,
     pub max_batch_size: usize,
+    /// Chroma's `chroma_server_authn_provider`: the only one supported is
+    /// `chromadb.auth.token_authn.TokenAuthenticationServerProvider`; unset =
+    /// the API is open (as Chroma's is). `CHROMA_SERVER_AUTHN_PROVIDER` overrides.
+    pub authn_provider: Option<String>,
+    /// One token (`CHROMA_SERVER_AUTHN_CREDENTIALS`).
+    pub authn_credentials: Option<String>,
+    /// Chroma's users file (`CHROMA_SERVER_AUTHN_CREDENTIALS_FILE`).
+    pub authn_credentials_file: Option<PathBuf>,
+    /// `Authorization` (`Bearer <token>`, the default) or `X-Chroma-Token`
+    /// (`CHROMA_AUTH_TOKEN_TRANSPORT_HEADER`).
+    pub auth_token_transport_header: Option<String>,
+    /// Largest request body read; larger ones get 413 (`ROUTER_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Requests served at once; more get 429 with `Retry-After`
+    /// (`ROUTER_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
 }
 
 impl Default for RouterSection {
@@ -111,6 +127,12 @@ impl Default for RouterSection {
             allow_reset: false,
             request_timeout_ms: 10_000,
             max_batch_size: 5461,
+            authn_provider: None,
+            authn_credentials: None,
+            authn_credentials_file: None,
+            auth_token_transport_header: None,
+            max_body_bytes: 32 << 20,
+            max_in_flight: 64,
         }
     }
 }

@@ -3,12 +3,17 @@
 //! Every handler returns `Result<_, ApiError>`; the HTTP form is made here
 //! and nowhere else.
 
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use common::catalog::CatalogError;
 use common::CommonError;
 use serde_json::json;
 use thiserror::Error;
+
+/// What an overloaded router tells clients to wait before retrying: requests
+/// are short, so a slot is usually free within a second.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ApiError {
@@ -33,6 +38,23 @@ pub enum ApiError {
     /// 413 `BatchSizeExceededError`.
     #[error("{0}")]
     BatchSizeExceeded(String),
+    /// 401 `AuthError` (the Python client raises `ChromaAuthError`): no
+    /// valid token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403 `AuthorizationError`: a valid token used on a tenant or database
+    /// its user may not use.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 415 `InvalidArgumentError`: a non-empty body whose Content-Type is not
+    /// `application/json` (so a web page cannot send a CORS-free "simple"
+    /// request that the API would act on).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 429 `RateLimitError` with `Retry-After`: the router already serves as
+    /// many requests as it is configured to.
+    #[error("{0}")]
+    Overloaded(String),
     /// 403 `ChromaError`: POST /reset on a router configured without reset.
     #[error("Reset is disabled by config")]
     ResetDisabled,
@@ -56,7 +78,12 @@ impl ApiError {
     /// class for "unavailable").
     pub fn name(&self) -> &'static str {
         match self {
-            ApiError::InvalidArgument(_) => "InvalidArgumentError",
+            ApiError::InvalidArgument(_) | ApiError::UnsupportedMediaType(_) => {
+                "InvalidArgumentError"
+            }
+            ApiError::Unauthenticated(_) => "AuthError",
+            ApiError::Forbidden(_) => "AuthorizationError",
+            ApiError::Overloaded(_) => "RateLimitError",
             ApiError::DuplicateId(_) => "DuplicateID",
             ApiError::IdAlreadyExists(_) => "IDAlreadyExists",
             ApiError::UniqueConstraint(_) => "UniqueConstraintError",
@@ -72,6 +99,10 @@ impl ApiError {
             ApiError::InvalidArgument(_) | ApiError::DuplicateId(_) => StatusCode::BAD_REQUEST,
             ApiError::IdAlreadyExists(_) | ApiError::UniqueConstraint(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BatchSizeExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ResetDisabled => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,8 +117,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status())
-            .json(json!({ "error": self.name(), "message": self.to_string() }))
+        let mut response = HttpResponse::build(self.status());
+        if let ApiError::Overloaded(_) = self {
+            response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+        }
+        response.json(json!({ "error": self.name(), "message": self.to_string() }))
     }
 }
 
@@ -135,6 +169,14 @@ mod tests {
                 413,
             ),
             (ApiError::ResetDisabled, "ChromaError", 403),
+            (ApiError::Unauthenticated("x".into()), "AuthError", 401),
+            (ApiError::Forbidden("x".into()), "AuthorizationError", 403),
+            (
+                ApiError::UnsupportedMediaType("x".into()),
+                "InvalidArgumentError",
+                415,
+            ),
+            (ApiError::Overloaded("x".into()), "RateLimitError", 429),
             (ApiError::Unavailable("x".into()), "InternalError", 503),
             (ApiError::Internal("x".into()), "InternalError", 500),
         ];

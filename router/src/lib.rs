@@ -4,15 +4,18 @@
 //! metadata group's view with a collection cache, `shards` the per-shard
 //! commands and reads of one collection, `collection_config` the
 //! configuration of new collections, `settings` the router's options,
+//! `auth` token authentication, `limits` the bound on requests in flight,
 //! `error` the one error type and its Chroma JSON form, `server` startup,
 //! `embedding` all-MiniLM-L6-v2 document embeddings (candle).
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod cluster;
 pub mod collection_config;
 pub mod embedding;
 pub mod error;
+pub mod limits;
 pub mod server;
 pub mod settings;
 pub mod shards;

@@ -54,8 +54,21 @@ fn main() -> ExitCode {
     tracing::info!(
         add_mode = ?settings.add_mode,
         allow_reset = settings.allow_reset,
+        max_body_bytes = settings.max_body_bytes,
+        max_in_flight = settings.max_in_flight,
         "router settings"
     );
+    match &settings.auth {
+        Some(auth) => tracing::info!(
+            users = auth.users.len(),
+            header = auth.header.name(),
+            "token authentication on: every request but heartbeat, version and healthcheck needs a token"
+        ),
+        None => tracing::warn!(
+            "no authentication configured: the API is open to anyone who can reach it \
+             (set CHROMA_SERVER_AUTHN_PROVIDER and CHROMA_SERVER_AUTHN_CREDENTIALS[_FILE] to require tokens)"
+        ),
+    }
     match actix_web::rt::System::new().block_on(router::server::run(config, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

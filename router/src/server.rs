@@ -1,15 +1,14 @@
 //! Starting the HTTP server.
 
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use common::config::ClusterConfig;
 
 use crate::api::{self, AppState};
+use crate::auth;
 use crate::embedding::{default_model_dir, EmbeddingService};
+use crate::limits;
 use crate::settings::RouterSettings;
-
-/// Bodies up to this size are read (a max batch of large embeddings with
-/// documents fits comfortably).
-const MAX_BODY_BYTES: usize = 256 << 20;
 
 /// Serves the API on `settings.listen` until the process is stopped.
 pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Result<()> {
@@ -21,10 +20,13 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let state = web::Data::new(state);
     tracing::info!(%listen, "router listening");
     HttpServer::new(move || {
+        // The last `wrap` runs first: a request takes an in-flight slot, then
+        // is authenticated; bodies are read (bounded) by `api::body::JsonBody`.
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(api::configure)
+            .wrap(from_fn(auth::authenticate))
+            .wrap(from_fn(limits::limit_in_flight))
     })
     .bind(&listen)?
     .run()

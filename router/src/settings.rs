@@ -1,12 +1,17 @@
 //! The router's options: the cluster config's `[router]` section, overridden
-//! by the environment (`ROUTER_ADD_EXISTING`, `ROUTER_ALLOW_RESET`, which
-//! `scripts/cluster start` passes through) and by the command line.
+//! by the environment (`ROUTER_ADD_EXISTING`, `ROUTER_ALLOW_RESET`,
+//! `ROUTER_MAX_BODY_BYTES`, `ROUTER_MAX_IN_FLIGHT`, and Chroma's own
+//! `CHROMA_SERVER_AUTHN_PROVIDER`, `CHROMA_SERVER_AUTHN_CREDENTIALS`,
+//! `CHROMA_SERVER_AUTHN_CREDENTIALS_FILE`, `CHROMA_AUTH_TOKEN_TRANSPORT_HEADER`;
+//! `scripts/cluster start` passes them through) and by the command line.
 
 use std::time::Duration;
 
 use common::command::AddMode;
 use common::config::{AddExisting, ClusterConfig};
 use thiserror::Error;
+
+use crate::auth::{AuthConfig, AuthConfigError, AuthSources};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSettings {
@@ -19,10 +24,20 @@ pub struct RouterSettings {
     pub request_timeout: Duration,
     /// The most records one write may carry (pre-flight `max_batch_size`).
     pub max_batch_size: usize,
+    /// Token authentication; `None`: the API is open.
+    pub auth: Option<AuthConfig>,
+    /// Largest request body read (413 beyond).
+    pub max_body_bytes: usize,
+    /// Requests served at once (429 beyond).
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SettingsError {
+    #[error("{name} must be a positive integer, got {got:?}")]
+    BadNumber { name: &'static str, got: String },
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthConfigError),
     #[error("{name} must be one of {expected}, got {got:?}")]
     BadValue {
         name: &'static str,
@@ -70,12 +85,43 @@ impl RouterSettings {
                 }
             };
         }
+        // Chroma's variables; an empty one counts as unset.
+        let text = |name: &str, configured: &Option<String>| {
+            env(name)
+                .or_else(|| configured.clone())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let auth = AuthConfig::load(AuthSources {
+            provider: text("CHROMA_SERVER_AUTHN_PROVIDER", &r.authn_provider),
+            credentials: text("CHROMA_SERVER_AUTHN_CREDENTIALS", &r.authn_credentials),
+            credentials_file: text(
+                "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE",
+                &r.authn_credentials_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            )
+            .map(Into::into),
+            transport_header: text(
+                "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER",
+                &r.auth_token_transport_header,
+            ),
+        })?;
+        let number = |name: &'static str, configured: usize| match env(name) {
+            None => Ok(configured.max(1)),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(SettingsError::BadNumber { name, got: v }),
+            },
+        };
         Ok(RouterSettings {
             listen: r.listen.clone(),
             add_mode,
             allow_reset,
             request_timeout: Duration::from_millis(r.request_timeout_ms.max(1)),
             max_batch_size: r.max_batch_size.max(1),
+            auth,
+            max_body_bytes: number("ROUTER_MAX_BODY_BYTES", r.max_body_bytes)?,
+            max_in_flight: number("ROUTER_MAX_IN_FLIGHT", r.max_in_flight)?,
         })
     }
 }
@@ -111,5 +157,31 @@ mod tests {
             (k == "ROUTER_ALLOW_RESET").then(|| "maybe".to_owned())
         });
         assert!(matches!(bad, Err(SettingsError::BadValue { .. })));
+    }
+
+    #[test]
+    fn limits_and_auth_from_the_environment() {
+        let s = RouterSettings::from_config(&config(), |_| None).unwrap();
+        assert_eq!((s.max_body_bytes, s.max_in_flight), (32 << 20, 64));
+        assert!(s.auth.is_none());
+        let env = |k: &str| match k {
+            "ROUTER_MAX_BODY_BYTES" => Some("1024".to_owned()),
+            "ROUTER_MAX_IN_FLIGHT" => Some("3".to_owned()),
+            "CHROMA_SERVER_AUTHN_PROVIDER" => Some(crate::auth::TOKEN_PROVIDER.to_owned()),
+            "CHROMA_SERVER_AUTHN_CREDENTIALS" => Some("tok".to_owned()),
+            _ => None,
+        };
+        let s = RouterSettings::from_config(&config(), env).unwrap();
+        assert_eq!((s.max_body_bytes, s.max_in_flight), (1024, 3));
+        let auth = s.auth.expect("auth configured");
+        assert!(auth.users.authenticate("tok").is_some());
+        let zero = RouterSettings::from_config(&config(), |k| {
+            (k == "ROUTER_MAX_IN_FLIGHT").then(|| "0".to_owned())
+        });
+        assert!(matches!(zero, Err(SettingsError::BadNumber { .. })));
+        let creds_alone = RouterSettings::from_config(&config(), |k| {
+            (k == "CHROMA_SERVER_AUTHN_CREDENTIALS").then(|| "tok".to_owned())
+        });
+        assert!(matches!(creds_alone, Err(SettingsError::Auth(_))));
     }
 }

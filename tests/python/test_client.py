@@ -28,7 +28,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import chromadb
 import httpx
 import pytest
+from chromadb.config import Settings
 from chromadb.errors import (
+    AuthorizationError,
+    ChromaAuthError,
     ChromaError,
     DuplicateIDError,
     IDAlreadyExistsError,
@@ -787,3 +790,114 @@ def test_error_bodies_on_the_wire(col: Any) -> None:
     r = httpx.post(f"{TD}/collections", json={"name": "a", "get_or_create": False})
     assert r.status_code == 400 and r.json()["error"] == "InvalidArgumentError"
     assert col.count() == 0
+
+
+# ---------------------------------------------------------------- token auth
+#
+# scripts/test-python starts two more routers on the same cluster with
+# Chroma's TokenAuthenticationServerProvider: VDB_AUTH_PORT with a users file
+# (admin: every tenant and database; bob: tenant acme, database db1; header
+# Authorization: Bearer), VDB_AUTH_X_PORT with the single token test-x-token
+# in X-Chroma-Token. The client is configured exactly as Chroma documents it.
+
+AUTH_PORT = os.environ.get("VDB_AUTH_PORT")
+AUTH_X_PORT = os.environ.get("VDB_AUTH_X_PORT")
+needs_auth = pytest.mark.skipif(
+    not (AUTH_PORT and AUTH_X_PORT),
+    reason="VDB_AUTH_PORT / VDB_AUTH_X_PORT not set (scripts/test-python sets them)",
+)
+TOKEN_CLIENT = "chromadb.auth.token_authn.TokenAuthClientProvider"
+
+
+def token_settings(token: str, header: Optional[str] = None) -> Settings:
+    extra = {"chroma_auth_token_transport_header": header} if header else {}
+    return Settings(
+        chroma_client_auth_provider=TOKEN_CLIENT,
+        chroma_client_auth_credentials=token,
+        **extra,
+    )
+
+
+def auth_client(port: Optional[str], settings: Optional[Settings] = None, **kwargs: Any) -> Any:
+    assert port is not None
+    return chromadb.HttpClient(host=HOST, port=int(port), settings=settings or Settings(), **kwargs)
+
+
+def roundtrip(c: Any, request: pytest.FixtureRequest) -> None:
+    name = unique_name(request)
+    col = c.create_collection(name, embedding_function=None)
+    try:
+        col.add(ids=["a", "b"], embeddings=[[1.0, 2.0], [3.0, 4.0]])
+        assert col.count() == 2
+        assert col.query(query_embeddings=[[1.0, 2.0]], n_results=1)["ids"] == [["a"]]
+    finally:
+        c.delete_collection(name)
+
+
+def admin_client(token: str) -> Any:
+    return chromadb.AdminClient(Settings(
+        chroma_api_impl="chromadb.api.fastapi.FastAPI",
+        chroma_server_host=HOST,
+        chroma_server_http_port=int(AUTH_PORT or 0),
+        chroma_client_auth_provider=TOKEN_CLIENT,
+        chroma_client_auth_credentials=token,
+    ))
+
+
+@needs_auth
+def test_token_auth_bearer(request: pytest.FixtureRequest) -> None:
+    c = auth_client(AUTH_PORT, token_settings("test-admin-token"))
+    identity = c.get_user_identity()
+    assert (identity.user_id, identity.tenant, identity.databases) == ("admin", "*", ["*"])
+    roundtrip(c, request)
+
+
+@needs_auth
+def test_token_auth_x_chroma_token(request: pytest.FixtureRequest) -> None:
+    c = auth_client(AUTH_X_PORT, token_settings("test-x-token", "X-Chroma-Token"))
+    assert c.get_user_identity().user_id == "anonymous"
+    roundtrip(c, request)
+    # The bearer form is not what this server reads.
+    with pytest.raises(ChromaAuthError):
+        auth_client(AUTH_X_PORT, token_settings("test-x-token"))
+
+
+@needs_auth
+def test_no_or_wrong_token_is_auth_error() -> None:
+    # The client asks for its identity as it starts: a 401 AuthError there.
+    with pytest.raises(ChromaAuthError):
+        auth_client(AUTH_PORT)
+    with pytest.raises(ChromaAuthError):
+        auth_client(AUTH_PORT, token_settings("not-a-token"))
+    with pytest.raises(ChromaAuthError):
+        auth_client(AUTH_X_PORT, token_settings("test-admin-token", "X-Chroma-Token"))
+    # The probes stay open, everything else needs the token.
+    assert httpx.get(f"http://{HOST}:{AUTH_PORT}/api/v2/heartbeat").status_code == 200
+    r = httpx.get(f"http://{HOST}:{AUTH_PORT}/api/v2/tenants/default_tenant/databases/default_database/collections")
+    assert r.status_code == 401 and r.json()["error"] == "AuthError", r.text
+
+
+@needs_auth
+def test_forbidden_database_is_authorization_error(request: pytest.FixtureRequest) -> None:
+    admin = admin_client("test-admin-token")
+    try:
+        admin.get_tenant("acme")
+    except NotFoundError:
+        admin.create_tenant("acme")
+    for db in ("db1", "db2"):
+        try:
+            admin.get_database(db, tenant="acme")
+        except NotFoundError:
+            admin.create_database(db, tenant="acme")
+
+    bob = token_settings("test-bob-token")
+    c = auth_client(AUTH_PORT, bob, tenant="acme", database="db1")
+    roundtrip(c, request)
+    with pytest.raises(AuthorizationError):
+        auth_client(AUTH_PORT, bob, tenant="acme", database="db2")
+    with pytest.raises(AuthorizationError):
+        auth_client(AUTH_PORT, bob)  # default_tenant / default_database
+    with pytest.raises(AuthorizationError):
+        admin_client("test-bob-token").create_database("db3", tenant="acme")
+    with pytest.raises(NotFoundError):
+        admin.get_database("db3", tenant="acme")

@@ -32,6 +32,16 @@ pub const ELECTION_TICKS: u64 = 10;
 /// (generous: two cores shared by parallel test processes).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Router variables an outer environment must not leak into a test router.
+const ROUTER_ENV: [&str; 6] = [
+    "CHROMA_SERVER_AUTHN_PROVIDER",
+    "CHROMA_SERVER_AUTHN_CREDENTIALS",
+    "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE",
+    "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER",
+    "ROUTER_MAX_BODY_BYTES",
+    "ROUTER_MAX_IN_FLIGHT",
+];
+
 /// One router process to start.
 #[derive(Debug, Clone, Default)]
 pub struct RouterOptions {
@@ -39,6 +49,10 @@ pub struct RouterOptions {
     pub add_existing: Option<&'static str>,
     /// `ROUTER_ALLOW_RESET`; unset = the TOML's value (false).
     pub allow_reset: Option<bool>,
+    /// More environment for the router: Chroma's auth variables
+    /// (`CHROMA_SERVER_AUTHN_*`, `CHROMA_AUTH_TOKEN_TRANSPORT_HEADER`),
+    /// `ROUTER_MAX_BODY_BYTES`, `ROUTER_MAX_IN_FLIGHT`.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +292,10 @@ impl Cluster {
             // The harness decides; an outer environment must not leak in.
             .env_remove("ROUTER_ADD_EXISTING")
             .env_remove("ROUTER_ALLOW_RESET");
+        for var in ROUTER_ENV {
+            command.env_remove(var);
+        }
+        command.envs(opts.env.iter().map(|(k, v)| (k, v)));
         if let Some(mode) = opts.add_existing {
             command.env("ROUTER_ADD_EXISTING", mode);
         }
@@ -326,6 +344,20 @@ impl Cluster {
     /// Client of router `i`, with a 30 s per-request timeout (a hang fails).
     pub fn client(&self, i: usize) -> Client {
         self.client_with_timeout(i, Duration::from_secs(30))
+    }
+
+    /// Client of router `i` sending `headers` (a token) with every request.
+    pub fn client_with_headers(&self, i: usize, headers: &[(&str, &str)]) -> Client {
+        Client::with_headers(
+            self.router_urls[i].clone(),
+            Duration::from_secs(30),
+            headers,
+        )
+    }
+
+    /// `host:port` of router `i`, for raw socket tests.
+    pub fn router_addr(&self, i: usize) -> String {
+        self.router_urls[i].trim_start_matches("http://").to_owned()
     }
 
     pub fn client_with_timeout(&self, i: usize, timeout: Duration) -> Client {

@@ -78,6 +78,35 @@ impl Client {
         Client { base, http }
     }
 
+    /// Like [`Client::new`], sending `headers` (a token) with every request.
+    pub fn with_headers(base: String, timeout: Duration, headers: &[(&str, &str)]) -> Client {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                reqwest::header::HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(timeout)
+            .default_headers(map)
+            .build()
+            .expect("http client");
+        Client { base, http }
+    }
+
+    /// The underlying HTTP client, for requests the helpers do not cover
+    /// (other content types, streamed bodies, response headers).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends a request built on [`Client::http`].
+    pub async fn send_request(&self, req: reqwest::RequestBuilder) -> Resp {
+        self.send(req).await
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -100,7 +129,7 @@ impl Client {
         Resp { status, body }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 

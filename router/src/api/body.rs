@@ -3,10 +3,94 @@
 //! (actix's typed extractors answer with their own plain-text errors).
 
 use std::collections::HashMap;
+use std::ops::Deref;
 
+use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
+use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use super::AppState;
 use crate::error::ApiError;
+
+/// A request body, read whole within the router's body limit, that is JSON
+/// by its `Content-Type` (or empty: clients send no body on some POSTs).
+/// Every endpoint with a body takes it, so a body over the limit gets 413
+/// `BatchSizeExceededError` and a non-JSON one 415 before anything is done.
+pub struct JsonBody(Bytes);
+
+impl Deref for JsonBody {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "Request bodies must be JSON with the header Content-Type: application/json".into(),
+    )
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::BatchSizeExceeded(format!(
+        "The request body is larger than this server's limit of {limit} bytes; send fewer records per request"
+    ))
+}
+
+impl FromRequest for JsonBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<web::Data<AppState>>().map_or(
+            common::config::RouterSection::default().max_body_bytes,
+            |s| s.settings.max_body_bytes,
+        );
+        let json = is_json(req.headers());
+        // A declared length is checked before a byte is read.
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            match declared {
+                Some(n) if n > limit as u64 => return Err(too_large(limit)),
+                Some(n) if n > 0 && !json => return Err(not_json()),
+                _ => {}
+            }
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::invalid(format!("Could not read the request body: {e}"))
+                })?;
+                if buf.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            if !json && !buf.iter().all(u8::is_ascii_whitespace) {
+                return Err(not_json());
+            }
+            Ok(JsonBody(buf.freeze()))
+        })
+    }
+}
 
 /// The body as JSON; an empty body is `{}` (clients send none on some POSTs).
 pub fn json(bytes: &[u8]) -> Result<Value, ApiError> {

@@ -16,7 +16,7 @@ use common::record::metadata_from_json;
 use common::Metadata;
 use serde_json::{json, Map, Value};
 
-use super::body::{self, Paging};
+use super::body::{self, JsonBody, Paging};
 use super::AppState;
 use crate::catalog::unexpected;
 use crate::collection_config;
@@ -71,7 +71,7 @@ fn collection_json(model: &CollectionModel) -> HttpResponse {
 async fn create(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, database) = path.into_inner();
     let map = body::object(&bytes)?;
@@ -208,7 +208,7 @@ async fn get_by_id(
 async fn modify(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, database, id) = path.into_inner();
     let id = collection_id(&id)?;

@@ -20,6 +20,7 @@ use common::placement;
 use crate::catalog::{Catalog, CollectionCache};
 use crate::cluster::ClusterClient;
 use crate::embedding::EmbeddingService;
+use crate::limits::InFlight;
 use crate::settings::RouterSettings;
 
 /// What every handler shares.
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Document embeddings for collections with Chroma's default embedding
     /// function; the model loads on first use.
     pub embedder: EmbeddingService,
+    /// Slots of the in-flight bound (`crate::limits`).
+    pub in_flight: InFlight,
 }
 
 impl AppState {
@@ -42,6 +45,7 @@ impl AppState {
     ) -> Result<Self, crate::cluster::ClientInitError> {
         Ok(AppState {
             embedder,
+            in_flight: InFlight::new(settings.max_in_flight),
             settings,
             cluster: ClusterClient::new(config)?,
             cache: CollectionCache::default(),

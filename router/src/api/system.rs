@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use common::catalog::{
     CatalogCommand, CatalogRead, CatalogSuccess, DEFAULT_DATABASE, DEFAULT_TENANT,
 };
@@ -11,6 +11,7 @@ use common::command::ShardCommand;
 use serde_json::json;
 
 use super::AppState;
+use crate::auth::{self, Identity};
 use crate::catalog::unexpected;
 use crate::error::ApiError;
 use crate::shards::{on_every_group, shard_error};
@@ -48,12 +49,14 @@ async fn pre_flight_checks(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-async fn identity() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "user_id": "",
-        "tenant": DEFAULT_TENANT,
-        "databases": [DEFAULT_DATABASE],
-    }))
+/// The token's user; without authentication, Chroma's open identity.
+async fn identity(req: HttpRequest) -> HttpResponse {
+    let identity = auth::identity(&req).unwrap_or_else(|| Identity {
+        user_id: String::new(),
+        tenant: DEFAULT_TENANT.to_owned(),
+        databases: vec![DEFAULT_DATABASE.to_owned()],
+    });
+    HttpResponse::Ok().json(identity)
 }
 
 /// 200 when the metadata group answers a linearizable read (so it has a

@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use common::catalog::{
     validate_database_name, validate_tenant_name, CatalogCommand, CatalogRead, CatalogReadValue,
     CatalogSuccess,
 };
 use serde_json::{json, Value};
 
-use super::body::{self, Paging};
+use super::body::{self, JsonBody, Paging};
 use super::collections::drop_shard_parts;
 use super::AppState;
+use crate::auth;
 use crate::catalog::unexpected;
 use crate::error::ApiError;
 
@@ -38,10 +39,12 @@ fn empty_object() -> HttpResponse {
 }
 
 async fn create_tenant(
+    req: HttpRequest,
     state: web::Data<AppState>,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let name = body::string(&body::object(&bytes)?, "name")?;
+    auth::authorize(&req, &name, None)?;
     validate_tenant_name(&name)?;
     state
         .catalog()
@@ -64,14 +67,17 @@ async fn get_tenant(
 }
 
 async fn create_database(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let name = body::string(&body::object(&bytes)?, "name")?;
+    let tenant = path.into_inner();
+    auth::authorize(&req, &tenant, Some(&name))?;
     validate_database_name(&name)?;
     let command = CatalogCommand::CreateDatabase {
-        tenant: path.into_inner(),
+        tenant,
         name,
         id: uuid::Uuid::new_v4().to_string(),
     };

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use self::parse::{Included, WriteBatch};
 use self::write::WriteKind;
-use super::body;
+use super::body::{self, JsonBody};
 use super::collections::collection_id;
 use super::AppState;
 use crate::error::ApiError;
@@ -128,7 +128,7 @@ async fn run_write(
 async fn write_endpoint(
     state: web::Data<AppState>,
     path: RecordPath,
-    bytes: web::Bytes,
+    bytes: JsonBody,
     kind: fn(&AppState) -> WriteKind,
     created: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -148,7 +148,7 @@ fn write_route(kind: fn(&AppState) -> WriteKind, created: bool) -> actix_web::Ro
 async fn delete(
     state: web::Data<AppState>,
     path: RecordPath,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let selection = parse::Selection::parse(&body::object(&bytes)?)?;
     if selection.ids.is_none() && selection.filter.is_empty() {
@@ -168,7 +168,7 @@ async fn delete(
 async fn get(
     state: web::Data<AppState>,
     path: RecordPath,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
     let selection = parse::Selection::parse(&map)?;
@@ -186,7 +186,7 @@ async fn get(
 async fn query(
     state: web::Data<AppState>,
     path: RecordPath,
-    bytes: web::Bytes,
+    bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
     let n_results = parse::count(&map, "n_results")?.unwrap_or(10);
