@@ -33,6 +33,10 @@ pub enum ClusterError {
     /// decoded: retrying will not help.
     #[error("Raft group {group} failed the request: {reason}")]
     Failed { group: u64, reason: String },
+    /// The encoded request is larger than a node takes; nothing was
+    /// proposed. Callers measure their parts first, so this is a backstop.
+    #[error("Raft group {group} refused a request of {size} bytes, over the limit of {limit} bytes (MAX_PROPOSAL_BYTES)")]
+    TooLarge { group: u64, size: u64, limit: u64 },
 }
 
 /// Which internal endpoint a call goes to.
@@ -58,6 +62,11 @@ enum Attempt {
     Elsewhere(Option<u64>, String),
     /// Retrying cannot help.
     Fatal(String),
+    /// The node refused the body's size; retrying cannot help.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(20);
@@ -190,6 +199,9 @@ impl ClusterClient {
                     return Ok(bytes);
                 }
                 Attempt::Fatal(reason) => return Err(ClusterError::Failed { group, reason }),
+                Attempt::TooLarge { size, limit } => {
+                    return Err(ClusterError::TooLarge { group, size, limit })
+                }
                 Attempt::Elsewhere(Some(hint), why)
                     if hint != target && replicas.contains(&hint) =>
                 {
@@ -262,6 +274,7 @@ impl ClusterClient {
                 Attempt::Elsewhere(None, format!("node {node} hosts no replica of the group"))
             }
             Err(InternalError::Invalid(m)) => Attempt::Fatal(m),
+            Err(InternalError::TooLarge { size, limit }) => Attempt::TooLarge { size, limit },
             Err(InternalError::Internal(m)) => {
                 Attempt::Elsewhere(None, format!("node {node}: {m}"))
             }
