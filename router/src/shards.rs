@@ -281,7 +281,7 @@ mod tests {
         let small = (1, add(2, 10));
         // Two documents of 33 MiB: 66 MiB in one part.
         let big = (2, add(2, 33 << 20));
-        assert!(check_part_sizes("c", &[small.clone()]).is_ok());
+        assert!(check_part_sizes("c", std::slice::from_ref(&small)).is_ok());
         match check_part_sizes("c", &[small, big]) {
             Err(ApiError::BatchSizeExceeded(m)) => {
                 assert!(

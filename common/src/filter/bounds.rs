@@ -27,9 +27,9 @@ use crate::limits::{
 };
 
 /// Levels a decoded filter may nest: the `Filter` itself, a chain of
-/// `MAX_FILTER_DEPTH` logical operators above a condition (`MAX_FILTER_DEPTH
-/// + 1` `Where` levels), and a `#document` condition's own `WhereDocument`
-/// level. Every filter the JSON parser accepts decodes again.
+/// `MAX_FILTER_DEPTH` logical operators above a condition (one `Where` level
+/// more than that), and a `#document` condition's own `WhereDocument` level.
+/// Every filter the JSON parser accepts decodes again.
 pub const MAX_DECODE_NESTING: usize = MAX_FILTER_DEPTH + 3;
 
 #[derive(Clone, Copy, Default)]
