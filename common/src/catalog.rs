@@ -20,9 +20,10 @@ use crate::record::Metadata;
 pub use error::CatalogError;
 pub use model::{CollectionModel, DatabaseModel, ShardGroupId, TenantModel};
 pub use validate::{
-    canonical_uuid, is_canonical_uuid, validate_collection_metadata, validate_collection_name,
-    validate_configuration_json, validate_database_name, validate_index_config,
-    validate_tenant_name, COLLECTION_NAME_MAX, COLLECTION_NAME_MIN, TENANT_DATABASE_NAME_MIN,
+    canonical_uuid, cap_configuration_json, is_canonical_uuid, validate_collection_metadata,
+    validate_collection_name, validate_configuration_json, validate_configuration_ranges,
+    validate_database_name, validate_index_config, validate_tenant_name, COLLECTION_NAME_MAX,
+    COLLECTION_NAME_MIN, TENANT_DATABASE_NAME_MIN,
 };
 
 /// The tenant that exists from bootstrap (and again after a reset).

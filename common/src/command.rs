@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::distance::Space;
+use crate::error::CommonError;
 use crate::filter::Filter;
+use crate::limits;
 use crate::record::{Metadata, MetadataValue};
 
 /// Identifies a collection across the cluster (a UUID in text form).
@@ -18,6 +20,29 @@ pub struct IndexConfig {
     pub ef_construction: usize,
     pub ef_search: usize,
     pub max_neighbors: usize,
+}
+
+impl IndexConfig {
+    /// This configuration with every HNSW parameter above its range in
+    /// [`crate::limits`] lowered to the top of the range.
+    ///
+    /// Where a command is applied (and where state is restored), parameters
+    /// are capped rather than refused: values above these ranges were accepted
+    /// before the ranges existed and may sit in logs and snapshots, and
+    /// capping treats an old entry and a new one alike, so every replica ends
+    /// with the same configuration whether it replays the entry or restores a
+    /// snapshot taken after it. The router refuses such values (400) before
+    /// anything is proposed ([`crate::catalog::validate_index_config`]).
+    pub fn capped(&self) -> IndexConfig {
+        IndexConfig {
+            space: self.space,
+            ef_construction: self
+                .ef_construction
+                .min(*limits::HNSW_EF_CONSTRUCTION.end()),
+            ef_search: self.ef_search.min(*limits::HNSW_EF_SEARCH.end()),
+            max_neighbors: self.max_neighbors.min(*limits::HNSW_MAX_NEIGHBORS.end()),
+        }
+    }
 }
 
 impl Default for IndexConfig {
@@ -49,6 +74,26 @@ pub struct RecordWrite {
     pub metadata: Option<MetadataPatch>,
     pub document: Option<String>,
     pub uri: Option<String>,
+}
+
+impl RecordWrite {
+    /// The record within the size limits of [`crate::limits`].
+    pub fn check_limits(&self) -> Result<(), CommonError> {
+        limits::check_id(&self.id)?;
+        if let Some(e) = &self.embedding {
+            limits::check_embedding_dimension(e.len())?;
+        }
+        if let Some(m) = &self.metadata {
+            limits::check_metadata(m.iter().map(|(k, v)| (k, v.as_ref())))?;
+        }
+        if let Some(d) = &self.document {
+            limits::check_document(d)?;
+        }
+        if let Some(u) = &self.uri {
+            limits::check_uri(u)?;
+        }
+        Ok(())
+    }
 }
 
 /// Metadata changes: `Some(v)` sets a key, `None` removes it. On add (and on
@@ -111,6 +156,26 @@ pub enum ShardCommand {
     },
     /// Removes every collection on the shard (POST /reset).
     Reset,
+}
+
+impl ShardCommand {
+    /// Every record of a write within the size limits, and every id of a
+    /// delete within the id size limit (filters check themselves when they
+    /// are decoded). The state machine refuses a command that fails this, the
+    /// same way on every replica; the router checks the same limits first.
+    pub fn check_limits(&self) -> Result<(), CommonError> {
+        match self {
+            ShardCommand::Add { records, .. }
+            | ShardCommand::Upsert { records, .. }
+            | ShardCommand::Update { records, .. } => {
+                records.iter().try_for_each(RecordWrite::check_limits)
+            }
+            ShardCommand::Delete { ids: Some(ids), .. } => {
+                ids.iter().try_for_each(|id| limits::check_id(id))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A command as proposed, with the id that makes a retried proposal apply once.

@@ -9,6 +9,7 @@ pub mod distance;
 pub mod error;
 pub mod filter;
 pub mod hash;
+pub mod limits;
 pub mod placement;
 pub mod read;
 pub mod record;

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::CollectionId;
+use crate::error::CommonError;
 use crate::filter::Filter;
+use crate::limits;
 use crate::record::Metadata;
 
 /// Which record fields a reply carries (ids always come back; distances
@@ -80,6 +82,28 @@ pub enum ShardRead {
     Get(GetRequest),
     Count(GetRequest),
     Query(QueryRequest),
+}
+
+impl ShardRead {
+    /// The request within the limits of [`crate::limits`] (its filter
+    /// checked itself when it was decoded). A shard refuses a read that
+    /// fails this; the router checks the same limits first.
+    pub fn check_limits(&self) -> Result<(), CommonError> {
+        let (ids, request) = match self {
+            ShardRead::Get(r) | ShardRead::Count(r) => (&r.ids, None),
+            ShardRead::Query(q) => (&q.ids, Some(q)),
+        };
+        if let Some(ids) = ids {
+            limits::check_select_ids(ids)?;
+        }
+        if let Some(q) = request {
+            limits::check_query(q.embeddings.len(), q.n_results)?;
+            q.embeddings
+                .iter()
+                .try_for_each(|e| limits::check_embedding_dimension(e.len()))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,6 +77,10 @@ pub enum InternalError {
     /// The request itself is unusable (e.g. an empty command).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The body is larger than the node takes ([`crate::limits::MAX_PROPOSAL_BYTES`]);
+    /// nothing was proposed, and retrying the same body cannot succeed.
+    #[error("the request is {size} bytes, over the limit of {limit} bytes (MAX_PROPOSAL_BYTES)")]
+    TooLarge { size: u64, limit: u64 },
     /// The node failed (I/O, shutting down).
     #[error("internal error: {0}")]
     Internal(String),
@@ -195,6 +199,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
     Ok(bincode::serialize(value)?)
 }
 
+/// The size of `value`'s bincode encoding, computed without encoding it.
+pub fn encoded_size<T: Serialize + ?Sized>(value: &T) -> Result<u64, WireError> {
+    Ok(bincode::serialized_size(value)?)
+}
+
 /// Decodes a bincode body; malformed input is an error, never a panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(bincode::deserialize(bytes)?)
@@ -253,6 +262,10 @@ mod tests {
             Ok(vec![9u8; 5]),
             Err(InternalError::NotLeader { leader: Some(2) }),
             Err(InternalError::NoQuorum),
+            Err(InternalError::TooLarge {
+                size: 70 << 20,
+                limit: 64 << 20,
+            }),
         ] {
             let bytes = encode(&reply).unwrap();
             assert_eq!(decode::<InternalReply>(&bytes).unwrap(), reply);

@@ -62,6 +62,9 @@ pub fn metadata_unavailable(e: ClusterError) -> ApiError {
         ClusterError::Failed { reason, .. } => ApiError::Internal(format!(
             "The metadata group (Raft group {METADATA_GROUP}) failed the request: {reason}"
         )),
+        ClusterError::TooLarge { size, limit, .. } => ApiError::BatchSizeExceeded(format!(
+            "The request is {size} bytes encoded, over the limit of {limit} (MAX_PROPOSAL_BYTES)"
+        )),
     }
 }
 

@@ -34,6 +34,10 @@ pub enum ClusterError {
     /// decoded: retrying will not help.
     #[error("Raft group {group} failed the request: {reason}")]
     Failed { group: u64, reason: String },
+    /// The encoded request is larger than a node takes; nothing was
+    /// proposed. Callers measure their parts first, so this is a backstop.
+    #[error("Raft group {group} refused a request of {size} bytes, over the limit of {limit} bytes (MAX_PROPOSAL_BYTES)")]
+    TooLarge { group: u64, size: u64, limit: u64 },
 }
 
 /// Why the client cannot be built.
@@ -68,6 +72,11 @@ enum Attempt {
     Elsewhere(Option<u64>, String),
     /// Retrying cannot help.
     Fatal(String),
+    /// The node refused the body's size; retrying cannot help.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(20);
@@ -206,6 +215,9 @@ impl ClusterClient {
                     return Ok(bytes);
                 }
                 Attempt::Fatal(reason) => return Err(ClusterError::Failed { group, reason }),
+                Attempt::TooLarge { size, limit } => {
+                    return Err(ClusterError::TooLarge { group, size, limit })
+                }
                 Attempt::Elsewhere(Some(hint), why)
                     if hint != target && replicas.contains(&hint) =>
                 {
@@ -286,6 +298,7 @@ impl ClusterClient {
             Err(InternalError::Overloaded) => {
                 Attempt::Elsewhere(None, format!("node {node} is overloaded"))
             }
+            Err(InternalError::TooLarge { size, limit }) => Attempt::TooLarge { size, limit },
             Err(InternalError::Internal(m)) => {
                 Attempt::Elsewhere(None, format!("node {node}: {m}"))
             }

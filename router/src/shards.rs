@@ -13,6 +13,7 @@ use std::time::Instant;
 use common::catalog::CollectionModel;
 use common::command::{ApplyOutcome, Proposal, ShardCommand};
 use common::read::{ShardRead, ShardReadError, ShardReadReply, ShardReadValue};
+use common::wire;
 use futures::future::join_all;
 
 use crate::catalog::Catalog;
@@ -28,7 +29,40 @@ pub fn shard_error(collection: &str, group: u64, e: ClusterError) -> ApiError {
         ClusterError::Failed { reason, .. } => ApiError::Internal(format!(
             "Shard {group} (Raft group {group}) of collection {collection} failed: {reason}"
         )),
+        ClusterError::TooLarge { size, limit, .. } => ApiError::BatchSizeExceeded(format!(
+            "The part of this request for shard {group} of collection {collection} is {size} bytes encoded, over the limit of {limit} (MAX_PROPOSAL_BYTES); send fewer or smaller records per request"
+        )),
     }
+}
+
+/// Bytes of the encoded `Proposal` carrying `command`: bincode writes its
+/// fields in order, the request id as a fixed 16 bytes, then the command.
+fn proposal_size(command: &ShardCommand) -> Result<u64, wire::WireError> {
+    Ok(16 + wire::encoded_size(command)?)
+}
+
+/// Refuses a write whose encoded part for some shard is over what a node
+/// takes, before any part is proposed: a write over the limit writes nothing
+/// anywhere (413 `BatchSizeExceededError` naming the shard), instead of
+/// committing the parts that fit.
+pub fn check_part_sizes(collection: &str, parts: &[(u64, ShardCommand)]) -> Result<(), ApiError> {
+    let limit = common::limits::MAX_PROPOSAL_BYTES as u64;
+    for (group, command) in parts {
+        let size = proposal_size(command)
+            .map_err(|e| ApiError::Internal(format!("measuring a shard command: {e}")))?;
+        if size > limit {
+            return Err(shard_error(
+                collection,
+                *group,
+                ClusterError::TooLarge {
+                    group: *group,
+                    size,
+                    limit,
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub struct CollectionShards<'a> {
@@ -206,4 +240,56 @@ fn combine(mut errors: Vec<ApiError>) -> Option<ApiError> {
         ApiError::NotFound(m) => ApiError::NotFound(m),
         _ => ApiError::Internal(joined),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::command::{AddMode, RecordWrite};
+
+    fn add(records: usize, document_bytes: usize) -> ShardCommand {
+        ShardCommand::Add {
+            collection: "c".into(),
+            records: (0..records)
+                .map(|i| RecordWrite {
+                    id: i.to_string(),
+                    embedding: Some(vec![0.5; 4]),
+                    metadata: None,
+                    document: Some("d".repeat(document_bytes)),
+                    uri: None,
+                })
+                .collect(),
+            mode: AddMode::SkipExisting,
+        }
+    }
+
+    #[test]
+    fn proposal_size_is_the_encoded_size() {
+        let command = add(3, 10);
+        let proposal = Proposal {
+            request_id: u128::MAX,
+            command: command.clone(),
+        };
+        assert_eq!(
+            proposal_size(&command).unwrap(),
+            wire::encode(&proposal).unwrap().len() as u64
+        );
+    }
+
+    #[test]
+    fn one_part_over_the_limit_refuses_the_whole_write() {
+        let small = (1, add(2, 10));
+        // Two documents of 33 MiB: 66 MiB in one part.
+        let big = (2, add(2, 33 << 20));
+        assert!(check_part_sizes("c", std::slice::from_ref(&small)).is_ok());
+        match check_part_sizes("c", &[small, big]) {
+            Err(ApiError::BatchSizeExceeded(m)) => {
+                assert!(
+                    m.contains("shard 2") && m.contains("MAX_PROPOSAL_BYTES"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -3,15 +3,21 @@
 //! Every node is plain serde data (externally tagged enums, no `untagged`), so
 //! a parsed filter travels between processes with bincode. Regexes are held
 //! compiled in [`DocRegex`], which serializes as its pattern and compiles it
-//! again on deserialize.
+//! again on deserialize. Deserializing enforces the filter limits
+//! (`bounds.rs`): nesting is counted level by level as it is decoded, so no
+//! input can recurse deeper than the limit.
 
 use std::fmt;
 
 use regex::Regex;
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::bounds::{compile_regex, count_decoded_regex, DecodeGuard, RegexError};
 
 /// A `where` clause: conditions on metadata fields, combined with `$and`/`$or`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Where")]
 pub enum Where {
     /// `{"$and": [w, w, ...]}`: every child matches.
     And(Vec<Where>),
@@ -69,6 +75,7 @@ pub enum ScalarList {
 
 /// A `where_document` clause: conditions on the document text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "WhereDocument")]
 pub enum WhereDocument {
     And(Vec<WhereDocument>),
     Or(Vec<WhereDocument>),
@@ -79,6 +86,38 @@ pub enum WhereDocument {
     NotRegex(DocRegex),
 }
 
+// `Where` and `WhereDocument` derive their serde code in "remote" form
+// (`Where::serialize(&w, s)`, `Where::deserialize(d)` as inherent functions);
+// the trait impls below wrap them, deserialization inside a depth guard.
+// Children (`Vec<Where>`) go through the trait impls, so every level is
+// counted.
+
+impl Serialize for Where {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Where::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Where {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let _level = DecodeGuard::enter().map_err(D::Error::custom)?;
+        Where::deserialize(deserializer)
+    }
+}
+
+impl Serialize for WhereDocument {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WhereDocument::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WhereDocument {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let _level = DecodeGuard::enter().map_err(D::Error::custom)?;
+        WhereDocument::deserialize(deserializer)
+    }
+}
+
 /// A regex compiled once, when the filter is parsed or deserialized.
 ///
 /// Serializes as the pattern string; equality compares patterns.
@@ -86,9 +125,10 @@ pub enum WhereDocument {
 pub struct DocRegex(Regex);
 
 impl DocRegex {
-    /// Compiles `pattern` with the `regex` crate (the engine Chroma uses).
-    pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        Regex::new(pattern).map(DocRegex)
+    /// Compiles `pattern` with the `regex` crate (the engine Chroma uses),
+    /// within the pattern length and compiled size limits.
+    pub fn new(pattern: &str) -> Result<Self, RegexError> {
+        compile_regex(pattern).map(DocRegex)
     }
 
     pub fn pattern(&self) -> &str {
@@ -121,8 +161,12 @@ impl Serialize for DocRegex {
 impl<'de> Deserialize<'de> for DocRegex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let pattern = String::deserialize(deserializer)?;
-        DocRegex::new(&pattern).map_err(|e| {
-            serde::de::Error::custom(format!("invalid regex pattern {pattern:?}: {e}"))
+        count_decoded_regex().map_err(D::Error::custom)?;
+        DocRegex::new(&pattern).map_err(|e| match e {
+            RegexError::TooLong(_) => D::Error::custom(format!("invalid regex pattern: {e}")),
+            RegexError::Invalid(_) => {
+                D::Error::custom(format!("invalid regex pattern {pattern:?}: {e}"))
+            }
         })
     }
 }

@@ -9,26 +9,53 @@
 //! [`Filter`] when it matches its `where` and its `where_document`.
 
 pub mod ast;
+mod bounds;
 mod eval;
 mod parse;
 
 #[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
 mod oracle_tests;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub use crate::limits::MAX_FILTER_DEPTH as MAX_DEPTH;
 pub use ast::{DocRegex, FieldOp, Number, Scalar, ScalarList, Where, WhereDocument};
-pub use parse::MAX_DEPTH;
+pub use bounds::{RegexError, MAX_DECODE_NESTING};
 
 use crate::error::CommonError;
 use crate::record::Metadata;
 
-/// A parsed `where` plus `where_document`; either may be absent.
+/// A parsed `where` plus `where_document`; either may be absent. Every
+/// `Filter` is within the limits of [`crate::limits`]: parsing and
+/// deserializing both check them ([`Filter::check_limits`]).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(remote = "Filter")]
 pub struct Filter {
     pub where_clause: Option<Where>,
     pub where_document: Option<WhereDocument>,
+}
+
+impl Serialize for Filter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Filter::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Filter {
+    /// Decodes inside a depth guard (the outermost level of a filter), then
+    /// checks the whole filter against the limits.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let filter = {
+            let _level = bounds::DecodeGuard::enter().map_err(D::Error::custom)?;
+            Filter::deserialize(deserializer)?
+        };
+        filter.check_limits().map_err(D::Error::custom)?;
+        Ok(filter)
+    }
 }
 
 /// `None`, JSON `null` and `{}` all mean "no condition".
@@ -47,18 +74,25 @@ impl Filter {
         where_json: Option<&serde_json::Value>,
         where_document_json: Option<&serde_json::Value>,
     ) -> Result<Filter, CommonError> {
+        // One regex budget for both clauses: regexes are counted before
+        // each is compiled.
+        let mut budget = bounds::RegexBudget::default();
         let where_clause = match where_json {
-            Some(v) if !absent(where_json) => Some(Where::from_json(v)?),
+            Some(v) if !absent(where_json) => Some(Where::from_json_counted(v, &mut budget)?),
             _ => None,
         };
         let where_document = match where_document_json {
-            Some(v) if !absent(where_document_json) => Some(WhereDocument::from_json(v)?),
+            Some(v) if !absent(where_document_json) => {
+                Some(WhereDocument::from_json_counted(v, &mut budget)?)
+            }
             _ => None,
         };
-        Ok(Filter {
+        let filter = Filter {
             where_clause,
             where_document,
-        })
+        };
+        filter.check_limits()?;
+        Ok(filter)
     }
 
     /// True when the filter has no condition (every record matches).

@@ -10,13 +10,9 @@
 use serde_json::{Map, Value};
 
 use super::ast::{DocRegex, FieldOp, Number, Scalar, ScalarList, Where, WhereDocument};
+use super::bounds::{RegexBudget, RegexError};
 use crate::error::CommonError;
-
-/// Deepest nesting of `$and`/`$or` accepted. JSON parsed by serde_json is at
-/// most 128 levels deep, which is about 64 logical levels, so this never
-/// rejects a request body; it guards the recursion against `Value` trees built
-/// in code.
-pub const MAX_DEPTH: usize = 100;
+use crate::limits::{MAX_FILTER_DEPTH as MAX_DEPTH, MAX_IN_VALUES};
 
 /// The key that addresses the document from inside `where`.
 const DOCUMENT_KEY: &str = "#document";
@@ -28,14 +24,30 @@ impl Where {
     /// Parses one `where` clause. (`null` and `{}` are handled by
     /// [`super::Filter::parse`]; here `{}` is an error, as inside `$and`.)
     pub fn from_json(value: &Value) -> Result<Where, CommonError> {
-        parse_where(value, 0)
+        parse_where(value, 0, &mut RegexBudget::default())
+    }
+
+    /// Parses one `where` clause, counting its regexes into `budget`.
+    pub(super) fn from_json_counted(
+        value: &Value,
+        budget: &mut RegexBudget,
+    ) -> Result<Where, CommonError> {
+        parse_where(value, 0, budget)
     }
 }
 
 impl WhereDocument {
     /// Parses one `where_document` clause.
     pub fn from_json(value: &Value) -> Result<WhereDocument, CommonError> {
-        parse_where_document(value, 0)
+        parse_where_document(value, 0, &mut RegexBudget::default())
+    }
+
+    /// Parses one `where_document` clause, counting its regexes into `budget`.
+    pub(super) fn from_json_counted(
+        value: &Value,
+        budget: &mut RegexBudget,
+    ) -> Result<WhereDocument, CommonError> {
+        parse_where_document(value, 0, budget)
     }
 }
 
@@ -52,10 +64,17 @@ fn single_entry(obj: &Map<String, Value>) -> Option<(&String, &Value)> {
     }
 }
 
-fn parse_where(value: &Value, depth: usize) -> Result<Where, CommonError> {
+/// The signature of the two clause parsers, for `$and` / `$or` lists.
+type ClauseParser<T> = fn(&Value, usize, &mut RegexBudget) -> Result<T, CommonError>;
+
+fn parse_where(
+    value: &Value,
+    depth: usize,
+    budget: &mut RegexBudget,
+) -> Result<Where, CommonError> {
     if depth > MAX_DEPTH {
         return Err(invalid(format!(
-            "Expected where to be nested at most {MAX_DEPTH} levels deep"
+            "Expected where to be nested at most {MAX_DEPTH} levels deep (MAX_FILTER_DEPTH)"
         )));
     }
     let obj = value
@@ -68,9 +87,9 @@ fn parse_where(value: &Value, depth: usize) -> Result<Where, CommonError> {
         ))
     })?;
     match key.as_str() {
-        "$and" => parse_where_list(operand, depth).map(Where::And),
-        "$or" => parse_where_list(operand, depth).map(Where::Or),
-        DOCUMENT_KEY => parse_document_in_where(operand),
+        "$and" => parse_where_list(operand, depth, budget).map(Where::And),
+        "$or" => parse_where_list(operand, depth, budget).map(Where::Or),
+        DOCUMENT_KEY => parse_document_in_where(operand, budget),
         k if k.starts_with('$') => Err(invalid(format!(
             "Expected where key to be a metadata field name or a logical operator ($and, $or), got {k}"
         ))),
@@ -78,8 +97,19 @@ fn parse_where(value: &Value, depth: usize) -> Result<Where, CommonError> {
     }
 }
 
-fn parse_where_list(operand: &Value, depth: usize) -> Result<Vec<Where>, CommonError> {
-    parse_logical_list(operand, depth, "where", "where expressions", parse_where)
+fn parse_where_list(
+    operand: &Value,
+    depth: usize,
+    budget: &mut RegexBudget,
+) -> Result<Vec<Where>, CommonError> {
+    parse_logical_list(
+        operand,
+        depth,
+        "where",
+        "where expressions",
+        parse_where,
+        budget,
+    )
 }
 
 /// The operand of `$and` / `$or`: a list of at least two clauses, each
@@ -89,7 +119,8 @@ fn parse_logical_list<T>(
     depth: usize,
     subject: &str,
     items_name: &str,
-    parse: fn(&Value, usize) -> Result<T, CommonError>,
+    parse: ClauseParser<T>,
+    budget: &mut RegexBudget,
 ) -> Result<Vec<T>, CommonError> {
     let items = operand.as_array().ok_or_else(|| {
         invalid(format!(
@@ -103,7 +134,10 @@ fn parse_logical_list<T>(
             show(operand)
         )));
     }
-    items.iter().map(|item| parse(item, depth + 1)).collect()
+    items
+        .iter()
+        .map(|item| parse(item, depth + 1, budget))
+        .collect()
 }
 
 /// `{"key": value}` (equality shorthand) or `{"key": {"$op": operand}}`.
@@ -201,6 +235,12 @@ fn scalar_list(operand: &Value, op: &str) -> Result<ScalarList, CommonError> {
             show(operand)
         ))
     })?;
+    if items.len() > MAX_IN_VALUES {
+        return Err(invalid(format!(
+            "Expected {op} to hold at most {MAX_IN_VALUES} values, got {} (MAX_IN_VALUES)",
+            items.len()
+        )));
+    }
     let bad = || {
         invalid(format!(
             "Expected where operand value to be a non-empty list, and all values to be of the same type, got {}",
@@ -232,7 +272,7 @@ fn scalar_list(operand: &Value, op: &str) -> Result<ScalarList, CommonError> {
 }
 
 /// `{"#document": {"$contains" | "$not_contains" | "$regex" | "$not_regex": "s"}}`.
-fn parse_document_in_where(value: &Value) -> Result<Where, CommonError> {
+fn parse_document_in_where(value: &Value, budget: &mut RegexBudget) -> Result<Where, CommonError> {
     let expr = value.as_object().ok_or_else(|| {
         invalid(format!(
             "Expected where value for {DOCUMENT_KEY} to be an operator expression, got {}",
@@ -257,13 +297,17 @@ fn parse_document_in_where(value: &Value) -> Result<Where, CommonError> {
             show(operand)
         )));
     }
-    document_leaf(op, operand).map(Where::Document)
+    document_leaf(op, operand, budget).map(Where::Document)
 }
 
-fn parse_where_document(value: &Value, depth: usize) -> Result<WhereDocument, CommonError> {
+fn parse_where_document(
+    value: &Value,
+    depth: usize,
+    budget: &mut RegexBudget,
+) -> Result<WhereDocument, CommonError> {
     if depth > MAX_DEPTH {
         return Err(invalid(format!(
-            "Expected where document to be nested at most {MAX_DEPTH} levels deep"
+            "Expected where document to be nested at most {MAX_DEPTH} levels deep (MAX_FILTER_DEPTH)"
         )));
     }
     let obj = value.as_object().ok_or_else(|| {
@@ -279,10 +323,10 @@ fn parse_where_document(value: &Value, depth: usize) -> Result<WhereDocument, Co
         ))
     })?;
     match operator.as_str() {
-        "$and" => parse_where_document_list(operand, depth).map(WhereDocument::And),
-        "$or" => parse_where_document_list(operand, depth).map(WhereDocument::Or),
+        "$and" => parse_where_document_list(operand, depth, budget).map(WhereDocument::And),
+        "$or" => parse_where_document_list(operand, depth, budget).map(WhereDocument::Or),
         op @ ("$contains" | "$not_contains" | "$regex" | "$not_regex") => {
-            document_leaf(op, operand)
+            document_leaf(op, operand, budget)
         }
         op => Err(invalid(format!(
             "Expected where document operator to be one of {DOCUMENT_OPERATORS}, got {op}"
@@ -293,6 +337,7 @@ fn parse_where_document(value: &Value, depth: usize) -> Result<WhereDocument, Co
 fn parse_where_document_list(
     operand: &Value,
     depth: usize,
+    budget: &mut RegexBudget,
 ) -> Result<Vec<WhereDocument>, CommonError> {
     parse_logical_list(
         operand,
@@ -300,11 +345,16 @@ fn parse_where_document_list(
         "document",
         "where document expressions",
         parse_where_document,
+        budget,
     )
 }
 
 /// One document condition; `op` is one of the four leaf operators.
-fn document_leaf(op: &str, operand: &Value) -> Result<WhereDocument, CommonError> {
+fn document_leaf(
+    op: &str,
+    operand: &Value,
+    budget: &mut RegexBudget,
+) -> Result<WhereDocument, CommonError> {
     let text = operand.as_str().ok_or_else(|| {
         invalid(format!(
             "Expected where document operand value for operator {op} to be a str, got {}",
@@ -316,11 +366,16 @@ fn document_leaf(op: &str, operand: &Value) -> Result<WhereDocument, CommonError
             "Expected where document operand value for operator {op} to be a non-empty str"
         )));
     }
-    let regex = || {
-        DocRegex::new(text).map_err(|e| {
-            invalid(format!(
-                "Invalid regex pattern {text:?} for operator {op}: {e}"
-            ))
+    let mut regex = || {
+        budget.take()?;
+        DocRegex::new(text).map_err(|e| match e {
+            RegexError::TooLong(_) => {
+                invalid(format!("Invalid regex pattern for operator {op}: {e}"))
+            }
+            RegexError::Invalid(_) => invalid(format!(
+                "Invalid regex pattern {} for operator {op}: {e}",
+                show(operand)
+            )),
         })
     };
     Ok(match op {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use super::ApiState;
 use crate::raft::messages::{Propose, ReadIndex};
 use crate::raft::pending::Waiter;
+use crate::raft::replica::MAX_PROPOSAL_BYTES;
 use crate::raft::ReplicaHandle;
 
 /// Extra wait beyond the deadline before the handler gives up on the actor (which
@@ -56,6 +57,7 @@ fn status_of(reply: &InternalReply) -> StatusCode {
         Err(InternalError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
         Err(InternalError::UnknownGroup(_)) => StatusCode::NOT_FOUND,
         Err(InternalError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        Err(InternalError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         Err(InternalError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -139,24 +141,57 @@ async fn seen(path: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse 
     bincode_response(StatusCode::OK, wire::encode(&seen))
 }
 
+/// The body, or the typed reply for one that could not be read: a body over
+/// the payload limit is [`InternalError::TooLarge`] (not actix's plain-text
+/// 413, which a caller could not tell from a transient failure).
+fn body_bytes(
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<Vec<u8>, InternalError> {
+    match body {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(e) if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let size = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            Err(InternalError::TooLarge {
+                size,
+                limit: MAX_PROPOSAL_BYTES as u64,
+            })
+        }
+        Err(e) => Err(InternalError::Invalid(format!("unreadable body: {e}"))),
+    }
+}
+
 async fn propose(
     path: web::Path<u64>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let budget = budget(&req, &state);
-    reply(propose_on(&state, path.into_inner(), body.to_vec(), budget).await)
+    let data = match body_bytes(&req, body) {
+        Ok(data) => data,
+        Err(e) => return reply(Err(e)),
+    };
+    reply(propose_on(&state, path.into_inner(), data, budget).await)
 }
 
 async fn read(
     path: web::Path<u64>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
     let budget = budget(&req, &state);
-    reply(read_on(&state, path.into_inner(), body.to_vec(), budget).await)
+    let request = match body_bytes(&req, body) {
+        Ok(request) => request,
+        Err(e) => return reply(Err(e)),
+    };
+    reply(read_on(&state, path.into_inner(), request, budget).await)
 }
 
 /// Each hosted group as this replica sees it.

@@ -34,8 +34,10 @@ pub struct ApiState {
 /// Registers the internal and admin routes.
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
     cfg.app_data(state)
+        // A propose body is the encoded command itself: over this, the
+        // handler answers `InternalError::TooLarge` without reading it.
         .app_data(web::PayloadConfig::new(
-            crate::raft::replica::MAX_PROPOSAL_BYTES + 1024,
+            crate::raft::replica::MAX_PROPOSAL_BYTES,
         ))
         .configure(internal::configure)
         .configure(admin::configure);

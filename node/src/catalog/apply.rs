@@ -8,10 +8,10 @@
 //! then the lookups.
 
 use common::catalog::{
-    is_canonical_uuid, validate_collection_metadata, validate_collection_name,
-    validate_configuration_json, validate_database_name, validate_index_config,
-    validate_tenant_name, CatalogCommand, CatalogError, CatalogOutcome, CatalogSuccess,
-    CollectionModel, DatabaseModel, ShardGroupId, TenantModel,
+    cap_configuration_json, is_canonical_uuid, validate_collection_metadata,
+    validate_collection_name, validate_configuration_json, validate_database_name,
+    validate_index_config, validate_tenant_name, CatalogCommand, CatalogError, CatalogOutcome,
+    CatalogSuccess, CollectionModel, DatabaseModel, ShardGroupId, TenantModel,
 };
 use common::command::IndexConfig;
 use common::record::Metadata;
@@ -150,7 +150,9 @@ impl CatalogState {
             )));
         }
         validate_configuration_json(new.configuration_json)?;
-        validate_index_config(new.index_config)?;
+        // Capped, not refused, above the ranges: see `IndexConfig::capped`.
+        let index_config = new.index_config.capped();
+        validate_index_config(&index_config)?;
         validate_shards(new.shards)?;
 
         if let Some(existing) = self.collection_by_name(new.tenant, new.database, new.name) {
@@ -178,8 +180,8 @@ impl CatalogState {
             tenant: new.tenant.to_owned(),
             database: new.database.to_owned(),
             metadata: new.metadata.cloned(),
-            configuration_json: new.configuration_json.to_owned(),
-            index_config: new.index_config.clone(),
+            configuration_json: cap_configuration_json(new.configuration_json),
+            index_config,
             dimension: None,
             version: 0,
             shards: new.shards.to_vec(),
@@ -222,7 +224,7 @@ impl CatalogState {
             Some(update) => Some(configuration::apply_update(
                 &current.configuration_json,
                 &current.index_config,
-                update,
+                &cap_configuration_json(update),
             )?),
             None => None,
         };

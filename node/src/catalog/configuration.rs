@@ -9,7 +9,7 @@
 //! `ef_construction` are fixed at creation. SPANN takes `search_nprobe` and
 //! `ef_search`.
 
-use common::catalog::CatalogError;
+use common::catalog::{validate_configuration_ranges, validate_index_config, CatalogError};
 use common::command::IndexConfig;
 use serde_json::{Map, Value};
 
@@ -142,6 +142,8 @@ pub(super) fn apply_update(
             }
         }
     }
+    validate_configuration_ranges(&Value::Object(update))?;
+    validate_index_config(&index)?;
     let text = serde_json::to_string(&Value::Object(merged)).map_err(invalid)?;
     Ok((text, index))
 }

@@ -18,8 +18,8 @@ use std::path::Path;
 
 use bincode::Options;
 use common::catalog::{
-    is_canonical_uuid, validate_collection_name, validate_configuration_json, CollectionModel,
-    DatabaseModel,
+    cap_configuration_json, is_canonical_uuid, validate_collection_name,
+    validate_configuration_json, CollectionModel, DatabaseModel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -155,7 +155,10 @@ fn rebuild(data: SnapshotData) -> Result<CatalogStateMachine, CatalogSnapshotErr
         names: BTreeMap::new(),
         version: data.version,
     };
-    for c in data.collections {
+    for mut c in data.collections {
+        // Stored before the HNSW ranges existed: capped as apply caps them.
+        c.index_config = c.index_config.capped();
+        c.configuration_json = cap_configuration_json(&c.configuration_json);
         if !is_canonical_uuid(&c.id) || state.collections.contains_key(&c.id) {
             return Err(corrupt(format!("bad or duplicate collection id {}", c.id)));
         }

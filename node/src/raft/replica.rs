@@ -41,7 +41,7 @@ use crate::transport::{SendReport, Transport};
 const MAX_READY_ROUNDS: usize = 8;
 
 /// Largest command a proposal may carry (the WAL takes records up to 256 MiB).
-pub const MAX_PROPOSAL_BYTES: usize = 64 << 20;
+pub const MAX_PROPOSAL_BYTES: usize = common::limits::MAX_PROPOSAL_BYTES;
 
 /// Entries of one ready are persisted in WAL records of about this size at most.
 const MAX_APPEND_BYTES: usize = 64 << 20;
@@ -770,11 +770,17 @@ impl Handler<Propose> for Replica {
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) {
         let Propose { data, waiter } = msg;
-        if data.is_empty() || data.len() > MAX_PROPOSAL_BYTES {
-            let _ = waiter.reply.send(Err(InternalError::Invalid(format!(
-                "a command must have 1 to {MAX_PROPOSAL_BYTES} bytes, not {}",
-                data.len()
-            ))));
+        if data.len() > MAX_PROPOSAL_BYTES {
+            let _ = waiter.reply.send(Err(InternalError::TooLarge {
+                size: data.len() as u64,
+                limit: MAX_PROPOSAL_BYTES as u64,
+            }));
+            return;
+        }
+        if data.is_empty() {
+            let _ = waiter.reply.send(Err(InternalError::Invalid(
+                "a command must not be empty".to_owned(),
+            )));
             return;
         }
         if self.role != StateRole::Leader || self.raw.raft.state != StateRole::Leader {

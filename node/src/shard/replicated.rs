@@ -28,6 +28,9 @@ impl ShardStateMachine {
             }
             other => ShardReadError::Invalid(other.to_string()),
         };
+        if let Err(e) = read.check_limits() {
+            return Err(ShardReadError::Invalid(e.to_string()));
+        }
         match read {
             ShardRead::Get(req) => self.get(req).map(ShardReadValue::Records).map_err(err),
             ShardRead::Count(req) => self

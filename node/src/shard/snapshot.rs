@@ -234,7 +234,9 @@ fn restore_collections(
     unpack: &Path,
 ) -> Result<std::collections::BTreeMap<CollectionId, CollectionShard>, ShardError> {
     let mut collections = std::collections::BTreeMap::new();
-    for (i, (id, state)) in states.into_iter().enumerate() {
+    for (i, (id, mut state)) in states.into_iter().enumerate() {
+        // Stored before the HNSW ranges existed: capped as apply caps them.
+        state.config = state.config.capped();
         let prefix = format!("index/{i}/");
         let dir = unpack.join(i.to_string());
         let mut has_index = false;

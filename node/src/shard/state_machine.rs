@@ -59,12 +59,18 @@ impl ShardStateMachine {
         self.applied = position;
     }
 
+    /// HNSW parameters are capped to their ranges (`IndexConfig::capped`):
+    /// a configuration above them, from an old log entry or a command that
+    /// never went through a router, cannot reach the index.
     fn apply_command(&mut self, command: &ShardCommand) -> ApplyOutcome {
+        if let Err(e) = command.check_limits() {
+            return ApplyOutcome::Rejected(e.to_string());
+        }
         match command {
             ShardCommand::CreateCollection { collection, config } => {
                 self.collections
                     .entry(collection.clone())
-                    .or_insert_with(|| CollectionShard::new(config.clone()));
+                    .or_insert_with(|| CollectionShard::new(config.capped()));
                 ApplyOutcome::Done
             }
             ShardCommand::DropCollection { collection } => {
@@ -73,7 +79,7 @@ impl ShardStateMachine {
             }
             ShardCommand::ModifyCollection { collection, config } => {
                 self.with_collection(collection, |c| {
-                    c.set_config(config.clone());
+                    c.set_config(config.capped());
                     ApplyOutcome::Done
                 })
             }

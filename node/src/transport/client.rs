@@ -192,10 +192,7 @@ impl Transport {
         if let Some(secret) = &self.options.secret {
             request = request.header(CLUSTER_SECRET_HEADER, secret.header_value());
         }
-        let resp = request
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let resp = request.send().await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
         }

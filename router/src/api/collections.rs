@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use common::catalog::{
-    canonical_uuid, validate_collection_metadata, validate_collection_name, CatalogCommand,
-    CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
+    canonical_uuid, validate_collection_metadata, validate_collection_name,
+    validate_configuration_ranges, CatalogCommand, CatalogRead, CatalogReadValue, CatalogSuccess,
+    CollectionModel,
 };
 use common::command::ShardCommand;
 use common::record::metadata_from_json;
@@ -220,7 +221,12 @@ async fn modify(
     let new_metadata = collection_metadata(&map, "new_metadata")?;
     let new_configuration_json = match map.get("new_configuration") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.to_string()),
+        Some(v @ Value::Object(_)) => {
+            // The catalogue merges and checks the update; the ranges are
+            // checked here too so an over-large value is refused, not capped.
+            validate_configuration_ranges(v)?;
+            Some(v.to_string())
+        }
         Some(other) => {
             return Err(ApiError::invalid(format!(
                 "Expected new_configuration to be an object, got {}",

@@ -698,3 +698,53 @@ fn applied_position_follows_the_log() {
     sm.apply(7, 3, &p).unwrap();
     assert_eq!(sm.applied(), AppliedPosition { index: 7, term: 3 });
 }
+
+/// HNSW parameters above their ranges (`common::limits`) can sit in logs
+/// written before the ranges existed, or come from a command that never went
+/// through a router: they are capped where applied, the same on every
+/// replica, so the index never sees them.
+#[test]
+fn hnsw_parameters_above_their_ranges_are_capped_where_applied() {
+    let mut h = Harness::new();
+    let mut command = create_default(&uuid(0x70), "poison");
+    if let CatalogCommand::CreateCollection {
+        index_config,
+        configuration_json,
+        ..
+    } = &mut command
+    {
+        index_config.ef_construction = 4611686018427387904;
+        index_config.max_neighbors = usize::MAX;
+        *configuration_json =
+            r#"{"hnsw":{"ef_construction":4611686018427387904,"max_neighbors":18446744073709551615}}"#
+                .into();
+    }
+    let c = h.created(command);
+    assert_eq!(c.index_config.ef_construction, 10_000);
+    assert_eq!(c.index_config.max_neighbors, 1024);
+    let json: serde_json::Value = serde_json::from_str(&c.configuration_json).unwrap();
+    assert_eq!(json["hnsw"]["ef_construction"], 10_000);
+    assert_eq!(json["hnsw"]["max_neighbors"], 1024);
+
+    h.ok(modify_with(
+        &c.id,
+        None,
+        None,
+        Some(r#"{"hnsw":{"ef_search":4611686018427387904}}"#),
+    ));
+    let after = h.collection("poison").unwrap();
+    assert_eq!(after.index_config.ef_search, 10_000);
+    let json: serde_json::Value = serde_json::from_str(&after.configuration_json).unwrap();
+    assert_eq!(json["hnsw"]["ef_search"], 10_000);
+
+    // Below the range is still refused, as it always was.
+    assert_eq!(
+        h.err(modify_with(
+            &c.id,
+            None,
+            None,
+            Some(r#"{"hnsw":{"ef_search":0}}"#)
+        )),
+        invalid("Could not parse config: hnsw.ef_search must be an integer of at least 1, got 0")
+    );
+}

@@ -314,3 +314,19 @@ mod arbitrary {
         }
     }
 }
+
+/// A snapshot written before the HNSW ranges existed may hold a collection
+/// configured above them: it is capped as it is loaded.
+#[test]
+fn over_range_configurations_in_a_snapshot_are_capped_when_loaded() {
+    let mut h = populated();
+    let id = h.sm.state.collections.keys().next().unwrap().clone();
+    let c = h.sm.state.collections.get_mut(&id).unwrap();
+    c.index_config.ef_search = 4611686018427387904;
+    c.configuration_json = r#"{"hnsw":{"ef_search":4611686018427387904}}"#.into();
+    let restored =
+        CatalogStateMachine::from_snapshot_bytes(&h.sm.snapshot_bytes().unwrap()).unwrap();
+    let c = &restored.state.collections[&id];
+    assert_eq!(c.index_config.ef_search, 10_000);
+    assert_eq!(c.configuration_json, r#"{"hnsw":{"ef_search":10000}}"#);
+}

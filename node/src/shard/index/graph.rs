@@ -40,7 +40,7 @@ impl GraphParams {
         GraphParams {
             space,
             max_neighbors: max_neighbors.clamp(2, 255),
-            ef_construction: ef_construction.max(1),
+            ef_construction: ef_construction.clamp(1, *common::limits::HNSW_EF_CONSTRUCTION.end()),
         }
     }
 }

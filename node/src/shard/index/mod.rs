@@ -75,7 +75,7 @@ pub struct VectorIndex {
 impl VectorIndex {
     /// An empty index. Out-of-range settings are clamped to what hnsw_rs
     /// accepts: `max_neighbors` to `2..=255`, `ef_construction` and
-    /// `ef_search` to at least 1.
+    /// `ef_search` to their ranges in `common::limits`.
     pub fn new(dim: usize, config: &IndexConfig, capacity_hint: usize) -> Self {
         let params = graph_params(config);
         VectorIndex::from_segment(dim, config, Segment::new(dim, params, capacity_hint))
@@ -85,7 +85,7 @@ impl VectorIndex {
         VectorIndex {
             dim,
             space: config.space,
-            ef_search: config.ef_search.max(1),
+            ef_search: clamp_ef_search(config.ef_search),
             active,
             rebuild: None,
             policy: RebuildPolicy::default(),
@@ -160,7 +160,7 @@ impl VectorIndex {
     }
 
     pub fn set_ef_search(&mut self, ef: usize) {
-        self.ef_search = ef.max(1);
+        self.ef_search = clamp_ef_search(ef);
     }
 
     /// Top-k live points passing `allow`, sorted by (distance in the space,
@@ -316,6 +316,11 @@ impl VectorIndex {
             active,
         ))
     }
+}
+
+/// hnsw_rs preallocates its search beam from `ef`: never more than the range allows.
+fn clamp_ef_search(ef: usize) -> usize {
+    ef.clamp(1, *common::limits::HNSW_EF_SEARCH.end())
 }
 
 fn graph_params(config: &IndexConfig) -> GraphParams {

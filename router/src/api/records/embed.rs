@@ -84,9 +84,16 @@ pub async fn query_embeddings(
     state: &AppState,
     collection: &CollectionModel,
     map: &Map<String, Value>,
+    n_results: usize,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
     let embeddings = parse::embeddings(map, "query_embeddings")?;
     let texts = parse::string_list(map, "query_texts")?;
+    // Before anything is embedded: texts cost the embedding model.
+    let queries = embeddings.as_ref().map_or(0, Vec::len) + texts.as_ref().map_or(0, Vec::len);
+    common::limits::check_query(queries, n_results)?;
+    for e in embeddings.iter().flatten() {
+        common::limits::check_embedding_dimension(e.len())?;
+    }
     match (embeddings, texts) {
         (Some(e), None) => Ok(e),
         (None, Some(texts)) => match unavailable(collection) {

@@ -173,6 +173,7 @@ async fn get(
     let map = body::object(&bytes)?;
     let selection = parse::Selection::parse(&map)?;
     let offset = parse::count(&map, "offset")?.unwrap_or(0);
+    common::limits::check_limit_offset("offset", offset)?;
     let include: Included = parse::include(&map, parse::GET_DEFAULT, false)?;
     let shards = collection_shards(&state, path, state.deadline()).await?;
     let records = if selection.is_nothing() {
@@ -190,12 +191,12 @@ async fn query(
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
     let n_results = parse::count(&map, "n_results")?.unwrap_or(10);
-    let ids = parse::string_list(&map, "ids")?;
+    let ids = parse::select_ids(&map)?;
     let filter = parse::filter(&map)?;
     let include = parse::include(&map, parse::QUERY_DEFAULT, true)?;
     let deadline = state.deadline();
     let mut shards = collection_shards(&state, path, deadline).await?;
-    let embeddings = embed::query_embeddings(&state, &shards.collection, &map).await?;
+    let embeddings = embed::query_embeddings(&state, &shards.collection, &map, n_results).await?;
     let dimension = parse::shared_dimension(embeddings.iter())?;
     if shards.collection.dimension.is_none() {
         // Possibly set through another router since it was cached.

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use base64::Engine;
 use common::catalog::CatalogError;
 use common::command::MetadataPatch;
+use common::limits;
 use common::read::Include;
 use common::record::validate_metadata_key;
 use common::{Filter, MetadataValue};
@@ -223,6 +224,24 @@ fn check_length<T>(name: &str, items: Option<&Vec<T>>, ids: usize) -> Result<(),
     }
 }
 
+/// The size limits of every record ([`common::limits`]); the shards check
+/// the same again when they apply the write.
+fn check_record_limits(batch: &WriteBatch) -> Result<(), ApiError> {
+    for e in batch.embeddings.iter().flatten().flatten() {
+        limits::check_embedding_dimension(e.len())?;
+    }
+    for m in batch.metadatas.iter().flatten().flatten() {
+        limits::check_metadata(m.iter().map(|(k, v)| (k, v.as_ref())))?;
+    }
+    for d in batch.documents.iter().flatten().flatten() {
+        limits::check_document(d)?;
+    }
+    for u in batch.uris.iter().flatten().flatten() {
+        limits::check_uri(u)?;
+    }
+    Ok(())
+}
+
 /// Parses an add / upsert / update body.
 pub fn write_batch(
     map: &Map<String, Value>,
@@ -241,6 +260,7 @@ pub fn write_batch(
             "Expected IDs to be non-empty strings, got an empty id at position {empty}"
         )));
     }
+    ids.iter().try_for_each(|id| limits::check_id(id))?;
     check_unique(&ids)?;
     let batch = WriteBatch {
         embeddings: optional_embeddings(map, "embeddings")?,
@@ -255,7 +275,17 @@ pub fn write_batch(
     check_length("documents", batch.documents.as_ref(), n)?;
     check_length("uris", batch.uris.as_ref(), n)?;
     batch.dimension()?;
+    check_record_limits(&batch)?;
     Ok(batch)
+}
+
+/// The `ids` of a get / query / delete body, within the limits.
+pub fn select_ids(map: &Map<String, Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let ids = string_list(map, "ids")?;
+    if let Some(ids) = &ids {
+        limits::check_select_ids(ids)?;
+    }
+    Ok(ids)
 }
 
 /// The filter of a get / query / delete body.
@@ -273,10 +303,14 @@ pub struct Selection {
 
 impl Selection {
     pub fn parse(map: &Map<String, Value>) -> Result<Self, ApiError> {
+        let limit = count(map, "limit")?;
+        if let Some(l) = limit {
+            limits::check_limit_offset("limit", l)?;
+        }
         Ok(Selection {
-            ids: string_list(map, "ids")?,
+            ids: select_ids(map)?,
             filter: filter(map)?,
-            limit: count(map, "limit")?,
+            limit,
         })
     }
 

@@ -18,7 +18,7 @@ use futures::future::join_all;
 
 use super::parse::{Selection, WriteBatch};
 use crate::error::ApiError;
-use crate::shards::{split, CollectionShards};
+use crate::shards::{check_part_sizes, split, CollectionShards};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteKind {
@@ -83,6 +83,16 @@ fn command(kind: WriteKind, collection: &str, records: Vec<RecordWrite>) -> Shar
     }
 }
 
+/// The ids a write command carries.
+fn record_ids(command: &ShardCommand) -> Vec<String> {
+    match command {
+        ShardCommand::Add { records, .. }
+        | ShardCommand::Upsert { records, .. }
+        | ShardCommand::Update { records, .. } => records.iter().map(|r| r.id.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn already_exist(ids: &[String]) -> ApiError {
     ApiError::IdAlreadyExists(format!(
         "Cannot add records with ids that already exist (add_existing = reject); existing ids: {}",
@@ -91,11 +101,13 @@ fn already_exist(ids: &[String]) -> ApiError {
 }
 
 /// Proposes `(group, command)` pairs in parallel; all outcomes, or the
-/// combined error when any shard failed.
+/// combined error when any shard failed. Every part is measured first, so
+/// a part too large for a node writes nothing anywhere.
 async fn propose_all(
     shards: &CollectionShards<'_>,
     commands: Vec<(u64, ShardCommand)>,
 ) -> Result<Vec<ApplyOutcome>, ApiError> {
+    check_part_sizes(shards.id(), &commands)?;
     let results = join_all(commands.iter().map(|(g, c)| shards.propose(*g, c))).await;
     split(results)
 }
@@ -147,20 +159,17 @@ pub async fn write(
             .or_default()
             .push(record);
     }
-    if kind == WriteKind::Add(AddMode::RejectExisting) && by_group.len() > 1 {
-        let ids = by_group
-            .iter()
-            .map(|(g, rs)| (*g, rs.iter().map(|r| r.id.clone()).collect()))
-            .collect();
+    let commands: Vec<(u64, ShardCommand)> = by_group
+        .into_iter()
+        .map(|(g, rs)| (g, command(kind, shards.id(), rs)))
+        .collect();
+    if kind == WriteKind::Add(AddMode::RejectExisting) && commands.len() > 1 {
+        let ids = commands.iter().map(|(g, c)| (*g, record_ids(c))).collect();
         let existing = existing_ids(shards, &ids).await?;
         if !existing.is_empty() {
             return Err(already_exist(&existing));
         }
     }
-    let commands = by_group
-        .into_iter()
-        .map(|(g, rs)| (g, command(kind, shards.id(), rs)))
-        .collect();
     let mut existing = Vec::new();
     for outcome in propose_all(shards, commands).await? {
         match outcome {
