@@ -451,13 +451,17 @@ async fn hostile_requests_at_the_edge() {
                     "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
                      Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ids\":"
                 );
-                let mut held = Vec::new();
-                for _ in 0..MAX_IN_FLIGHT {
+                let hold = || {
                     let mut s = TcpStream::connect(&addr).expect("connect");
                     s.write_all(head.as_bytes()).expect("send head");
-                    held.push(s);
-                }
-                // The slots are taken once the router has read those heads.
+                    s
+                };
+                let mut held: Vec<TcpStream> = (0..MAX_IN_FLIGHT).map(|_| hold()).collect();
+                // The slots are taken once the router has read those heads. A
+                // held connection that raced another request for the last slot
+                // was refused (429) and holds nothing: hold one more while a
+                // request still gets through (bounded, so a router that never
+                // refuses still fails the check).
                 let deadline = Instant::now() + Duration::from_secs(10);
                 let rejected = loop {
                     let r = admin
@@ -465,6 +469,9 @@ async fn hostile_requests_at_the_edge() {
                         .await;
                     if r.status == 429 || Instant::now() > deadline {
                         break r;
+                    }
+                    if held.len() < 3 * MAX_IN_FLIGHT {
+                        held.push(hold());
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 };
