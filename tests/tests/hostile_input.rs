@@ -116,13 +116,7 @@ async fn hnsw_parameters(c: Client) {
     let embeddings: Vec<Vec<f32>> = (0..20).map(embedding).collect();
     c.add_ok(&id, &json!({"ids": ids, "embeddings": embeddings}))
         .await;
-    let got = c
-        .query_ok(
-            &id,
-            &json!({"query_embeddings": [embedding(3)], "n_results": 3}),
-        )
-        .await;
-    assert_eq!(got["ids"][0].as_array().map(Vec::len), Some(3), "{got}");
+    assert_query_finds(&c, &id, 3, 3).await;
 }
 
 async fn modify_ef_search(c: Client) {
@@ -147,13 +141,7 @@ async fn modify_ef_search(c: Client) {
         before.body["configuration_json"],
         after.body["configuration_json"]
     );
-    let got = c
-        .query_ok(
-            &id,
-            &json!({"query_embeddings": [embedding(5)], "n_results": 5}),
-        )
-        .await;
-    assert_eq!(got["ids"][0].as_array().map(Vec::len), Some(5), "{got}");
+    assert_query_finds(&c, &id, 5, 5).await;
 }
 
 async fn filters(c: Client) {
@@ -509,13 +497,7 @@ async fn bypassing_commands_are_capped(cluster: &Cluster, c: &Client, existing: 
         wire::decode::<ApplyOutcome>(&reply.expect("modify reply")).unwrap(),
         ApplyOutcome::Done
     );
-    let got = c
-        .query_ok(
-            existing,
-            &json!({"query_embeddings": [embedding(2)], "n_results": 4}),
-        )
-        .await;
-    assert_eq!(got["ids"][0].as_array().map(Vec::len), Some(4), "{got}");
+    assert_query_finds(c, existing, 2, 4).await;
 }
 
 fn proposal_config_capped() -> IndexConfig {
@@ -588,4 +570,16 @@ async fn poison_requests_are_refused_and_nothing_breaks() {
     // Still serving writes and reads.
     let after = seeded(&c, "after", 5).await;
     assert_eq!(c.count(&after).await, 5);
+}
+
+/// A query for `embedding(seed)` on collection `id` answers `n` hits: the
+/// collection still serves after the attack.
+async fn assert_query_finds(c: &Client, id: &str, seed: usize, n: usize) {
+    let got = c
+        .query_ok(
+            id,
+            &json!({"query_embeddings": [embedding(seed)], "n_results": n}),
+        )
+        .await;
+    assert_eq!(got["ids"][0].as_array().map(Vec::len), Some(n), "{got}");
 }

@@ -232,6 +232,24 @@ mod tests {
         }
     }
 
+    /// A snapshot at index 10, term 3, from node 2, whose configuration has `voters`.
+    fn snapshot_message(voters: Vec<u64>) -> Message {
+        let mut meta = SnapshotMetadata {
+            index: 10,
+            term: 3,
+            ..Default::default()
+        };
+        meta.set_conf_state(ConfState {
+            voters,
+            ..Default::default()
+        });
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta);
+        let mut m = message(MessageType::MsgSnapshot, 2, 3);
+        m.set_snapshot(snap);
+        m
+    }
+
     /// The hostile messages the module docs name. Each is refused, and (proving the check
     /// is needed) stepping it unchecked panics raft-rs or would be accepted.
     fn hostile() -> Vec<(&'static str, Message, bool)> {
@@ -251,19 +269,7 @@ mod tests {
         propose.entries = vec![entry(0, 0)].into();
         let mut huge = message(MsgHeartbeat, 2, u64::MAX);
         huge.commit = 1;
-        let mut snapshot = message(MsgSnapshot, 2, 3);
-        let mut meta = SnapshotMetadata {
-            index: 10,
-            term: 3,
-            ..Default::default()
-        };
-        meta.set_conf_state(ConfState {
-            voters: vec![1, 9],
-            ..Default::default()
-        });
-        let mut snap = Snapshot::default();
-        snap.set_metadata(meta);
-        snapshot.set_snapshot(snap);
+        let snapshot = snapshot_message(vec![1, 9]);
         let mut conf_change = message(MsgAppend, 2, 3);
         conf_change.index = 5;
         conf_change.log_term = 2;
@@ -315,19 +321,7 @@ mod tests {
         let mut vote = message(MsgRequestPreVote, 3, 3);
         vote.index = 9;
         vote.log_term = 3;
-        let mut snapshot = message(MsgSnapshot, 2, 3);
-        let mut meta = SnapshotMetadata {
-            index: 10,
-            term: 3,
-            ..Default::default()
-        };
-        meta.set_conf_state(ConfState {
-            voters: vec![3, 2, 1],
-            ..Default::default()
-        });
-        let mut snap = Snapshot::default();
-        snap.set_metadata(meta);
-        snapshot.set_snapshot(snap);
+        let snapshot = snapshot_message(vec![3, 2, 1]);
         for m in [heartbeat, append, below_commit, vote, snapshot] {
             let t = m.get_msg_type();
             assert_eq!(check(&node.raft, &conf, &m), Ok(()), "{t:?}");
