@@ -22,6 +22,7 @@ use super::ApiState;
 use crate::raft::messages::{Propose, ReadIndex};
 use crate::raft::pending::Waiter;
 use crate::raft::replica::MAX_PROPOSAL_BYTES;
+use crate::raft::state_machine::read_in_steps;
 use crate::raft::ReplicaHandle;
 
 /// Extra wait beyond the deadline before the handler gives up on the actor (which
@@ -122,12 +123,16 @@ pub async fn read_on(
     handle.addr.do_send(ReadIndex { waiter });
     wait(rx, budget).await?;
     web::block(move || {
-        let sm = handle.state_machine.read();
-        // Checked under the lock: a failed apply marks the replica before releasing it.
-        match handle.failure() {
-            Some(reason) => Err(InternalError::ReplicaFailed(reason)),
-            None => Ok(sm.read(&request)),
-        }
+        // In steps, each under its own read lock, so a long scan does not hold
+        // the apply thread (and every write of the group) for its length.
+        read_in_steps(&handle.state_machine, &request, || {
+            // Checked under each lock hold: a failed apply marks the replica
+            // before releasing the lock.
+            match handle.failure() {
+                Some(reason) => Err(InternalError::ReplicaFailed(reason)),
+                None => Ok(()),
+            }
+        })
     })
     .await
     .map_err(|e| InternalError::Internal(e.to_string()))?

@@ -27,5 +27,6 @@ pub mod state_machine;
 pub use registry::Replicas;
 pub use replica::{Replica, ReplicaError, ReplicaHandle, ReplicaParams, ReplicaProgress};
 pub use state_machine::{
-    ReplicatedStateMachine, RequestIdReader, SharedStateMachine, StateMachineFactory,
+    read_in_steps, ReadCursor, ReplicatedStateMachine, RequestIdReader, SharedStateMachine,
+    StateMachineFactory,
 };

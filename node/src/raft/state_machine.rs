@@ -19,6 +19,7 @@
 //!    `node/src/bin/node.rs` (today `server::kv_state_machines()`):
 //!    `NodeOptions::new(config, id, Arc::new(|group, kind| match kind { .. }))`.
 
+use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,6 +40,14 @@ pub trait ReplicatedStateMachine: Send + Sync + 'static {
     /// Answers a read (bincode request in, bincode reply out); called only after ReadIndex
     /// confirmed and applied >= read index.
     fn read(&self, request: &[u8]) -> Vec<u8>;
+    /// One step of a read: the encoded answer, or `None` after recording in
+    /// `cursor` how far it got, to be called again (under a fresh read lock,
+    /// see [`read_in_steps`]) so that applies can run in between. A state
+    /// machine whose reads are short answers in one step, the default.
+    fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
+        let _ = cursor;
+        Some(self.read(request))
+    }
     /// Writes the whole state (including `applied()`) to one file at `path`. The replica
     /// then fsyncs the file and renames it into place.
     fn write_snapshot(&self, path: &Path) -> Result<(), String>;
@@ -57,6 +66,35 @@ pub trait ReplicatedStateMachine: Send + Sync + 'static {
     /// request.
     fn request_id_reader(&self) -> Option<RequestIdReader> {
         None
+    }
+}
+
+/// Where a read answered in steps stands between them; each state machine
+/// keeps its own type in it (empty before the first step).
+#[derive(Default)]
+pub struct ReadCursor(pub Option<Box<dyn Any + Send>>);
+
+/// Answers `request` on `sm` in steps ([`ReplicatedStateMachine::read_step`]),
+/// taking the read lock for each step only; `under_lock` runs under every
+/// hold first and ends the read with its error.
+///
+/// Between steps the lock is free, and the apply thread gets it even while
+/// other reads keep coming: `parking_lot`'s `RwLock` is writer-fair (a writer
+/// that waits takes the writer bit at once, and new readers queue behind it
+/// instead of overtaking it), so an apply waits at most one step of each
+/// read in progress.
+pub fn read_in_steps<E>(
+    sm: &SharedStateMachine,
+    request: &[u8],
+    mut under_lock: impl FnMut() -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    let mut cursor = ReadCursor::default();
+    loop {
+        let guard = sm.read();
+        under_lock()?;
+        if let Some(reply) = guard.read_step(request, &mut cursor) {
+            return Ok(reply);
+        }
     }
 }
 

@@ -389,7 +389,7 @@ impl CollectionShard {
 
     /// Ids of the records the metadata index says may pass `filter`, sorted,
     /// when that narrows the search enough to beat a scan of every record.
-    fn indexed_candidates(&self, filter: &Filter) -> Option<Vec<&str>> {
+    pub(super) fn indexed_candidates(&self, filter: &Filter) -> Option<Vec<&str>> {
         let points = self
             .metadata_index
             .candidates(filter.where_clause.as_ref()?)?;

@@ -1,5 +1,28 @@
 //! The read path of a collection: `get` in stable id order and `query` by
 //! vector, planned as exact scan or HNSW search.
+//!
+//! # Long reads run in steps
+//! A scan over a collection's records (a filtered `get`, a `count`, finding
+//! the candidates of a filtered query) examines at most [`SCAN_STEP`] records
+//! per step. The replica re-takes its state machine's read lock for each step
+//! (`raft::state_machine::read_in_steps`), so the apply thread, and with it
+//! every write of the shard, waits at most one step instead of a whole scan.
+//! Between steps a scan keeps only keys (the last record id it examined, or
+//! its place in a sorted id list) and what it has answered so far, never a
+//! reference into the state.
+//!
+//! What such a read promises: every record is read at or after the read's
+//! ReadIndex point (the first step runs only once the replica applied that
+//! far) and before the reply, so the answer about each record is linearizable
+//! on its own; a read of many records is not a snapshot: records written while
+//! it runs may be seen or not, depending on whether the scan had passed their
+//! id. Because a scan resumes after the last id it examined, in id order, a
+//! record present during the whole read is examined exactly once: `get` never
+//! returns a record twice nor skips one that existed throughout, and its
+//! offset counts matching records in the same id order the page is cut from.
+//! A collection dropped between steps ends the read as `NoSuchCollection`.
+
+use std::ops::{Bound, ControlFlow};
 
 use common::read::{hit_order, GetRequest, Include, QueryHit, QueryRequest, RecordView};
 use common::Filter;
@@ -11,6 +34,63 @@ use super::index::PointId;
 /// exactly: the scan is cheaper than a graph walk that would have to skip
 /// most of what it visits, and its results are exact.
 pub const EXACT_SCAN_MAX_CANDIDATES: usize = 2048;
+
+/// Records a long read examines per step, under one hold of the read lock
+/// (a few milliseconds with a filter on every record).
+pub const SCAN_STEP: usize = 4096;
+
+/// Where a scan of a collection's records stands between steps.
+#[derive(Debug)]
+pub struct Scan {
+    source: Source,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// Every record in id order, after this id (`None`: from the first).
+    All { after: Option<String> },
+    /// These ids (sorted, without duplicates) from position `next`: the ids a
+    /// request names, or the metadata index's candidates for its filter.
+    Listed { ids: Vec<String>, next: usize },
+}
+
+impl Scan {
+    fn new(shard: &CollectionShard, ids: Option<&[String]>, filter: &Filter) -> Scan {
+        let listed = |mut ids: Vec<String>| {
+            ids.sort_unstable();
+            ids.dedup();
+            Source::Listed { ids, next: 0 }
+        };
+        let source = match ids {
+            Some(ids) => listed(ids.to_vec()),
+            None => match shard.indexed_candidates(filter) {
+                Some(ids) => listed(ids.into_iter().map(str::to_owned).collect()),
+                None => Source::All { after: None },
+            },
+        };
+        Scan {
+            source,
+            done: false,
+        }
+    }
+}
+
+/// A `get` or `count` between steps.
+#[derive(Debug)]
+pub struct GetProgress {
+    scan: Scan,
+    skipped: usize,
+    matched: usize,
+    records: Vec<RecordView>,
+}
+
+/// A query whose candidates are being collected, between steps.
+#[derive(Debug)]
+pub struct QueryProgress {
+    scan: Scan,
+    candidates: Vec<String>,
+}
 
 fn view(id: &str, r: &StoredRecord, include: Include) -> RecordView {
     RecordView {
@@ -31,31 +111,224 @@ fn view(id: &str, r: &StoredRecord, include: Include) -> RecordView {
 }
 
 impl CollectionShard {
+    /// Records passing the request's ids and filter, in id order, after
+    /// `offset` of them, at most `limit`; in one step.
     pub fn get(&self, req: &GetRequest) -> Vec<RecordView> {
-        self.matching_ids(req.ids.as_deref(), &req.filter)
-            .skip(req.offset)
-            .take(req.limit.unwrap_or(usize::MAX))
-            .filter_map(|id| self.state.records.get(id).map(|r| view(id, r, req.include)))
-            .collect()
+        let mut progress = None;
+        loop {
+            if let Some(records) = self.get_step(req, &mut progress) {
+                return records;
+            }
+        }
     }
 
-    /// Counts records passing the request's ids and filter.
+    /// One step of [`Self::get`]: the answer, or `None` to be called again
+    /// (possibly after writes were applied) with the same `progress`.
+    pub fn get_step(
+        &self,
+        req: &GetRequest,
+        progress: &mut Option<GetProgress>,
+    ) -> Option<Vec<RecordView>> {
+        let limit = req.limit.unwrap_or(usize::MAX);
+        let p = progress.get_or_insert_with(|| self.start_get(req));
+        let GetProgress {
+            scan,
+            skipped,
+            records,
+            ..
+        } = p;
+        if limit > 0 {
+            self.scan_step(scan, &req.filter, |id, r| {
+                if *skipped < req.offset {
+                    *skipped += 1;
+                } else {
+                    records.push(view(id, r, req.include));
+                    if records.len() >= limit {
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        (limit == 0 || p.scan.done).then(|| std::mem::take(&mut p.records))
+    }
+
+    /// Counts records passing the request's ids and filter, in one step.
     pub fn count_matching(&self, req: &GetRequest) -> usize {
-        self.matching_ids(req.ids.as_deref(), &req.filter).count()
+        let mut progress = None;
+        loop {
+            if let Some(n) = self.count_step(req, &mut progress) {
+                return n;
+            }
+        }
     }
 
-    /// Top `n_results` hits per query embedding, sorted by (distance, id).
-    /// Embedding dimensions are checked by the caller.
+    /// One step of [`Self::count_matching`] (see [`Self::get_step`]).
+    pub fn count_step(
+        &self,
+        req: &GetRequest,
+        progress: &mut Option<GetProgress>,
+    ) -> Option<usize> {
+        let p = progress.get_or_insert_with(|| self.start_get(req));
+        let matched = &mut p.matched;
+        self.scan_step(&mut p.scan, &req.filter, |_, _| {
+            *matched += 1;
+            ControlFlow::Continue(())
+        });
+        p.scan.done.then_some(p.matched)
+    }
+
+    fn start_get(&self, req: &GetRequest) -> GetProgress {
+        GetProgress {
+            scan: Scan::new(self, req.ids.as_deref(), &req.filter),
+            skipped: 0,
+            matched: 0,
+            records: Vec::new(),
+        }
+    }
+
+    /// Examines up to [`SCAN_STEP`] records of `scan` in id order, passing
+    /// those that exist and pass `filter` to `visit` until it breaks; marks
+    /// the scan done when it broke or ran out of records.
+    fn scan_step(
+        &self,
+        scan: &mut Scan,
+        filter: &Filter,
+        mut visit: impl FnMut(&str, &StoredRecord) -> ControlFlow<()>,
+    ) {
+        let mut visit = |id: &str, r: &StoredRecord| {
+            if filter.is_empty() || filter.matches(r.metadata.as_ref(), r.document.as_deref()) {
+                visit(id, r)
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let records = &self.state.records;
+        let mut examined = 0;
+        let mut flow = ControlFlow::Continue(());
+        match &mut scan.source {
+            Source::All { after } => {
+                let from = match after.as_deref() {
+                    Some(id) => Bound::Excluded(id),
+                    None => Bound::Unbounded,
+                };
+                let mut last = None;
+                for (id, r) in records.range::<str, _>((from, Bound::Unbounded)) {
+                    if examined == SCAN_STEP {
+                        break;
+                    }
+                    examined += 1;
+                    last = Some(id);
+                    flow = visit(id, r);
+                    if flow.is_break() {
+                        break;
+                    }
+                }
+                match last {
+                    // Resume after the last id examined: ids are unique and
+                    // ordered, so no record is examined twice.
+                    Some(id) if examined == SCAN_STEP => *after = Some(id.clone()),
+                    _ => scan.done = true,
+                }
+            }
+            Source::Listed { ids, next } => {
+                while *next < ids.len() && examined < SCAN_STEP && flow.is_continue() {
+                    if let Some((id, r)) = records.get_key_value(ids[*next].as_str()) {
+                        flow = visit(id, r);
+                    }
+                    *next += 1;
+                    examined += 1;
+                }
+                scan.done = *next == ids.len();
+            }
+        }
+        if flow.is_break() {
+            scan.done = true;
+        }
+    }
+
+    /// Top `n_results` hits per query embedding, sorted by (distance, id),
+    /// in one step. Embedding dimensions are checked by the caller.
     pub fn query(&self, req: &QueryRequest) -> Vec<Vec<QueryHit>> {
+        let mut progress = None;
+        loop {
+            if let Some(hits) = self.query_step(req, &mut progress) {
+                return hits;
+            }
+        }
+    }
+
+    /// One step of [`Self::query`] (see [`Self::get_step`]). A query the
+    /// graph answers takes one step (an HNSW search is short); one that needs
+    /// its filter's candidates collects their ids in steps, then re-reads
+    /// those records and answers from them in a last step.
+    pub fn query_step(
+        &self,
+        req: &QueryRequest,
+        progress: &mut Option<QueryProgress>,
+    ) -> Option<Vec<Vec<QueryHit>>> {
+        if self.state.records.is_empty() || req.n_results == 0 {
+            return Some(req.embeddings.iter().map(|_| Vec::new()).collect());
+        }
+        let p = match progress {
+            Some(p) => p,
+            None => {
+                if let Some(plan) = self.graph_plan(req) {
+                    return Some(self.answer(req, &plan));
+                }
+                progress.insert(QueryProgress {
+                    scan: Scan::new(self, req.ids.as_deref(), &req.filter),
+                    candidates: Vec::new(),
+                })
+            }
+        };
+        let candidates = &mut p.candidates;
+        self.scan_step(&mut p.scan, &req.filter, |id, _| {
+            candidates.push(id.to_owned());
+            ControlFlow::Continue(())
+        });
+        if !p.scan.done {
+            return None;
+        }
+        // Collected over several steps: each candidate is read again now (it
+        // may have changed or gone since) and must still pass the filter.
+        let candidates: Vec<&StoredRecord> = p
+            .candidates
+            .iter()
+            .filter_map(|id| self.state.records.get(id))
+            .filter(|r| self.passes(r, &req.filter))
+            .collect();
+        let plan = if candidates.len() <= EXACT_SCAN_MAX_CANDIDATES || self.index.is_none() {
+            Plan::Exact(candidates)
+        } else {
+            let mut allowed: Vec<PointId> = candidates.iter().map(|r| r.point).collect();
+            allowed.sort_unstable();
+            Plan::GraphFiltered(Some(allowed))
+        };
+        Some(self.answer(req, &plan))
+    }
+
+    /// The plan of a query the graph answers without a list of candidates:
+    /// no ids and no filter, or a filter too broad for an exact scan to pay.
+    fn graph_plan(&self, req: &QueryRequest) -> Option<Plan<'_>> {
+        if req.ids.is_some() {
+            return None;
+        }
+        if req.filter.is_empty() {
+            return Some(Plan::Graph);
+        }
+        (self.estimated_matches(&req.filter) > 4 * EXACT_SCAN_MAX_CANDIDATES)
+            .then_some(Plan::GraphFiltered(None))
+    }
+
+    fn answer(&self, req: &QueryRequest, plan: &Plan<'_>) -> Vec<Vec<QueryHit>> {
         // Never more than there are records: n_results comes from the network.
         let k = req.n_results.min(self.state.records.len());
-        if k == 0 || self.state.records.is_empty() {
+        if k == 0 {
             return req.embeddings.iter().map(|_| Vec::new()).collect();
         }
         let space = self.state.config.space;
-        // Planned once: the candidate set serves every query embedding.
-        let plan = self.plan(req);
-        let allow = |p: PointId| match &plan {
+        let allow = |p: PointId| match plan {
             Plan::GraphFiltered(Some(allowed)) => allowed.binary_search(&p).is_ok(),
             _ => self
                 .current_record(p)
@@ -64,7 +337,7 @@ impl CollectionShard {
         req.embeddings
             .iter()
             .map(|q| {
-                let scored = match (&plan, &self.index) {
+                let scored = match (plan, &self.index) {
                     (Plan::Exact(c), _) => exact_top_k(c, q, k, space),
                     (Plan::Graph, Some(index)) => index.search(q, k, None),
                     (Plan::GraphFiltered(_), Some(index)) => index.search(q, k, Some(&allow)),
@@ -73,29 +346,6 @@ impl CollectionShard {
                 self.hits(scored, req.include)
             })
             .collect()
-    }
-
-    /// Chooses how to answer a query: exact scan of a small candidate set,
-    /// or the HNSW graph, unfiltered or with the filter checked lazily.
-    fn plan(&self, req: &QueryRequest) -> Plan<'_> {
-        if req.ids.is_none() && req.filter.is_empty() {
-            return Plan::Graph;
-        }
-        if req.ids.is_none() && self.estimated_matches(&req.filter) > 4 * EXACT_SCAN_MAX_CANDIDATES
-        {
-            return Plan::GraphFiltered(None);
-        }
-        let candidates: Vec<&StoredRecord> = self
-            .matching_ids(req.ids.as_deref(), &req.filter)
-            .filter_map(|id| self.state.records.get(id))
-            .collect();
-        if candidates.len() <= EXACT_SCAN_MAX_CANDIDATES || self.index.is_none() {
-            Plan::Exact(candidates)
-        } else {
-            let mut allowed: Vec<PointId> = candidates.iter().map(|r| r.point).collect();
-            allowed.sort_unstable();
-            Plan::GraphFiltered(Some(allowed))
-        }
     }
 
     /// Estimates how many records pass `filter` from a sample, without a

@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use common::command::{ApplyOutcome, Proposal};
-use common::read::{ShardRead, ShardReadError, ShardReadReply, ShardReadValue};
+use common::read::{ShardRead, ShardReadError, ShardReadReply};
 
 use super::snapshot::{read_snapshot, write_snapshot};
+use super::state_machine::ReadInProgress;
 use super::{AppliedPosition, ShardStateMachine};
-use crate::raft::state_machine::ReplicatedStateMachine;
+use crate::raft::state_machine::{ReadCursor, ReplicatedStateMachine};
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Encoding plain owned data into a Vec cannot fail; an empty reply is
@@ -16,29 +17,25 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     bincode::serialize(value).unwrap_or_default()
 }
 
-impl ShardStateMachine {
-    fn answer(&self, read: &ShardRead) -> ShardReadReply {
-        let err = |e: super::ShardError| match e {
-            super::ShardError::CollectionNotFound(_) => ShardReadError::NoSuchCollection,
-            super::ShardError::DimensionMismatch { expected, got } => {
-                ShardReadError::DimensionMismatch {
-                    expected: expected as u32,
-                    got: got as u32,
-                }
+/// The read in `request`, decoded and within the limits of `common::limits`.
+fn decode_read(request: &[u8]) -> Result<ShardRead, ShardReadError> {
+    let read = bincode::deserialize::<ShardRead>(request)
+        .map_err(|e| ShardReadError::Invalid(format!("undecodable shard read: {e}")))?;
+    read.check_limits()
+        .map_err(|e| ShardReadError::Invalid(e.to_string()))?;
+    Ok(read)
+}
+
+fn read_error(e: super::ShardError) -> ShardReadError {
+    match e {
+        super::ShardError::CollectionNotFound(_) => ShardReadError::NoSuchCollection,
+        super::ShardError::DimensionMismatch { expected, got } => {
+            ShardReadError::DimensionMismatch {
+                expected: expected as u32,
+                got: got as u32,
             }
-            other => ShardReadError::Invalid(other.to_string()),
-        };
-        if let Err(e) = read.check_limits() {
-            return Err(ShardReadError::Invalid(e.to_string()));
         }
-        match read {
-            ShardRead::Get(req) => self.get(req).map(ShardReadValue::Records).map_err(err),
-            ShardRead::Count(req) => self
-                .count(req)
-                .map(|n| ShardReadValue::Count(n as u64))
-                .map_err(err),
-            ShardRead::Query(req) => self.query(req).map(ShardReadValue::Hits).map_err(err),
-        }
+        other => ShardReadError::Invalid(other.to_string()),
     }
 }
 
@@ -70,13 +67,33 @@ impl ReplicatedStateMachine for ShardStateMachine {
     }
 
     fn read(&self, request: &[u8]) -> Vec<u8> {
-        let reply: ShardReadReply = match bincode::deserialize::<ShardRead>(request) {
-            Ok(read) => self.answer(&read),
-            Err(e) => Err(ShardReadError::Invalid(format!(
-                "undecodable shard read: {e}"
-            ))),
+        let mut cursor = ReadCursor::default();
+        loop {
+            if let Some(reply) = self.read_step(request, &mut cursor) {
+                return reply;
+            }
+        }
+    }
+
+    /// A read in steps (see `read.rs`): the request is decoded and checked
+    /// once, on the first step, and kept in the cursor with its progress.
+    fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
+        let read = match cursor
+            .0
+            .as_mut()
+            .and_then(|c| c.downcast_mut::<ReadInProgress>())
+        {
+            Some(read) => read,
+            None => match decode_read(request) {
+                Ok(read) => cursor
+                    .0
+                    .insert(Box::new(ReadInProgress::from(read)))
+                    .downcast_mut::<ReadInProgress>()?,
+                Err(e) => return Some(encode(&ShardReadReply::Err(e))),
+            },
         };
-        encode(&reply)
+        let reply = self.answer_step(read)?.map_err(read_error);
+        Some(encode(&reply))
     }
 
     fn write_snapshot(&self, path: &Path) -> Result<(), String> {

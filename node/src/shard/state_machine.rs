@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use common::command::{ApplyOutcome, CollectionId, Proposal, ShardCommand};
-use common::read::{GetRequest, QueryHit, QueryRequest, RecordView};
+use common::read::{GetRequest, QueryHit, QueryRequest, RecordView, ShardRead, ShardReadValue};
 
 use super::collection::CollectionShard;
 use super::error::ShardError;
+use super::read::{GetProgress, QueryProgress};
 pub use crate::replicated::AppliedPosition;
 use crate::replicated::RequestDedup;
 
@@ -20,6 +21,37 @@ pub struct ShardStateMachine {
     pub(super) collections: BTreeMap<CollectionId, CollectionShard>,
     pub(super) applied: AppliedPosition,
     pub(super) dedup: RequestDedup<ApplyOutcome>,
+}
+
+/// A read and how far it got, between its steps (see
+/// [`ShardStateMachine::answer_step`]).
+#[derive(Debug)]
+pub enum ReadInProgress {
+    Get(GetRequest, Option<GetProgress>),
+    Count(GetRequest, Option<GetProgress>),
+    Query(QueryRequest, Option<QueryProgress>),
+}
+
+impl From<ShardRead> for ReadInProgress {
+    fn from(read: ShardRead) -> Self {
+        match read {
+            ShardRead::Get(req) => ReadInProgress::Get(req, None),
+            ShardRead::Count(req) => ReadInProgress::Count(req, None),
+            ShardRead::Query(req) => ReadInProgress::Query(req, None),
+        }
+    }
+}
+
+fn check_dimension(c: &CollectionShard, req: &QueryRequest) -> Result<(), ShardError> {
+    if let Some(dim) = c.state().dimension {
+        if let Some(bad) = req.embeddings.iter().find(|e| e.len() != dim) {
+            return Err(ShardError::DimensionMismatch {
+                expected: dim,
+                got: bad.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Default for ShardStateMachine {
@@ -140,15 +172,32 @@ impl ShardStateMachine {
 
     pub fn query(&self, req: &QueryRequest) -> Result<Vec<Vec<QueryHit>>, ShardError> {
         let c = self.collection(&req.collection)?;
-        if let Some(dim) = c.state().dimension {
-            if let Some(bad) = req.embeddings.iter().find(|e| e.len() != dim) {
-                return Err(ShardError::DimensionMismatch {
-                    expected: dim,
-                    got: bad.len(),
-                });
-            }
-        }
+        check_dimension(c, req)?;
         Ok(c.query(req))
+    }
+
+    /// One step of a read (see `read.rs`): the answer, or `None` to be
+    /// called again with the same `read`, possibly after writes were applied.
+    /// The collection is looked up at every step: one dropped in between
+    /// ends the read as not found.
+    pub fn answer_step(
+        &self,
+        read: &mut ReadInProgress,
+    ) -> Option<Result<ShardReadValue, ShardError>> {
+        let step = match read {
+            ReadInProgress::Get(req, p) => self
+                .collection(&req.collection)
+                .map(|c| c.get_step(req, p).map(ShardReadValue::Records)),
+            ReadInProgress::Count(req, p) => self.collection(&req.collection).map(|c| {
+                c.count_step(req, p)
+                    .map(|n| ShardReadValue::Count(n as u64))
+            }),
+            ReadInProgress::Query(req, p) => self.collection(&req.collection).and_then(|c| {
+                check_dimension(c, req)?;
+                Ok(c.query_step(req, p).map(ShardReadValue::Hits))
+            }),
+        };
+        step.transpose()
     }
 
     /// Order-independent digest of every record on the shard.

@@ -5,3 +5,4 @@ mod model;
 mod oracle;
 mod restore;
 mod rules;
+mod steps;
