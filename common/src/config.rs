@@ -117,6 +117,11 @@ pub struct RouterSection {
     /// Requests served at once; more get 429 with `Retry-After`
     /// (`ROUTER_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
+    /// PEM certificate chain; with `tls_key_file` the router serves HTTPS only
+    /// (`ROUTER_TLS_CERT_FILE`). Both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file` (`ROUTER_TLS_KEY_FILE`).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RouterSection {
@@ -133,6 +138,8 @@ impl Default for RouterSection {
             auth_token_transport_header: None,
             max_body_bytes: 32 << 20,
             max_in_flight: 64,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

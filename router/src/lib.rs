@@ -4,7 +4,7 @@
 //! metadata group's view with a collection cache, `shards` the per-shard
 //! commands and reads of one collection, `collection_config` the
 //! configuration of new collections, `settings` the router's options,
-//! `auth` token authentication, `limits` the bound on requests in flight,
+//! `auth` token authentication, `limits` the bound on requests in flight, `tls` the optional HTTPS setup,
 //! `error` the one error type and its Chroma JSON form, `server` startup,
 //! `embedding` all-MiniLM-L6-v2 document embeddings (candle).
 
@@ -19,3 +19,4 @@ pub mod limits;
 pub mod server;
 pub mod settings;
 pub mod shards;
+pub mod tls;

@@ -13,13 +13,20 @@ use crate::settings::RouterSettings;
 /// Serves the API on `settings.listen` until the process is stopped.
 pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Result<()> {
     let listen = settings.listen.clone();
+    // Checked before the (slow) model load so a bad file fails at once.
+    let tls = match &settings.tls {
+        Some(files) => Some((
+            files.clone(),
+            crate::tls::server_config(files).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let embedder =
         EmbeddingService::new(default_model_dir(), threads).map_err(std::io::Error::other)?;
     let state = AppState::new(&config, settings, embedder).map_err(std::io::Error::other)?;
     let state = web::Data::new(state);
-    tracing::info!(%listen, "router listening");
-    HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         // The last `wrap` runs first: a request takes an in-flight slot, then
         // is authenticated; bodies are read (bounded) by `api::body::JsonBody`.
         App::new()
@@ -27,8 +34,20 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
             .configure(api::configure)
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
-    })
-    .bind(&listen)?
-    .run()
-    .await
+    });
+    let server = match tls {
+        Some((files, tls_config)) => {
+            tracing::info!(
+                %listen,
+                cert = %files.cert.display(),
+                "router listening: HTTPS only (TLS with rustls)"
+            );
+            server.bind_rustls_0_23(&listen, tls_config)?
+        }
+        None => {
+            tracing::info!(%listen, "router listening: plain HTTP (no TLS configured)");
+            server.bind(&listen)?
+        }
+    };
+    server.run().await
 }

@@ -1,6 +1,7 @@
 //! The router's options: the cluster config's `[router]` section, overridden
 //! by the environment (`ROUTER_ADD_EXISTING`, `ROUTER_ALLOW_RESET`,
-//! `ROUTER_MAX_BODY_BYTES`, `ROUTER_MAX_IN_FLIGHT`, and Chroma's own
+//! `ROUTER_MAX_BODY_BYTES`, `ROUTER_MAX_IN_FLIGHT`, `ROUTER_TLS_CERT_FILE`,
+//! `ROUTER_TLS_KEY_FILE`, and Chroma's own
 //! `CHROMA_SERVER_AUTHN_PROVIDER`, `CHROMA_SERVER_AUTHN_CREDENTIALS`,
 //! `CHROMA_SERVER_AUTHN_CREDENTIALS_FILE`, `CHROMA_AUTH_TOKEN_TRANSPORT_HEADER`;
 //! `scripts/cluster start` passes them through) and by the command line.
@@ -12,6 +13,7 @@ use common::config::{AddExisting, ClusterConfig};
 use thiserror::Error;
 
 use crate::auth::{AuthConfig, AuthConfigError, AuthSources};
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSettings {
@@ -30,6 +32,8 @@ pub struct RouterSettings {
     pub max_body_bytes: usize,
     /// Requests served at once (429 beyond).
     pub max_in_flight: usize,
+    /// HTTPS only with these files; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub enum SettingsError {
         expected: &'static str,
         got: String,
     },
+    #[error("TLS needs both tls_cert_file and tls_key_file (ROUTER_TLS_CERT_FILE, ROUTER_TLS_KEY_FILE); only {given} is set")]
+    TlsPair { given: &'static str },
 }
 
 impl RouterSettings {
@@ -113,6 +119,23 @@ impl RouterSettings {
                 _ => Err(SettingsError::BadNumber { name, got: v }),
             },
         };
+        let path = |name: &str, configured: &Option<std::path::PathBuf>| {
+            text(name, &configured.as_ref().map(|p| p.display().to_string()))
+                .map(std::path::PathBuf::from)
+        };
+        let tls = match (
+            path("ROUTER_TLS_CERT_FILE", &r.tls_cert_file),
+            path("ROUTER_TLS_KEY_FILE", &r.tls_key_file),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError::TlsPair {
+                    given: "the certificate",
+                })
+            }
+            (None, Some(_)) => return Err(SettingsError::TlsPair { given: "the key" }),
+        };
         Ok(RouterSettings {
             listen: r.listen.clone(),
             add_mode,
@@ -122,6 +145,7 @@ impl RouterSettings {
             auth,
             max_body_bytes: number("ROUTER_MAX_BODY_BYTES", r.max_body_bytes)?,
             max_in_flight: number("ROUTER_MAX_IN_FLIGHT", r.max_in_flight)?,
+            tls,
         })
     }
 }
@@ -183,5 +207,30 @@ mod tests {
             (k == "CHROMA_SERVER_AUTHN_CREDENTIALS").then(|| "tok".to_owned())
         });
         assert!(matches!(creds_alone, Err(SettingsError::Auth(_))));
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        assert!(RouterSettings::from_config(&config(), |_| None)
+            .unwrap()
+            .tls
+            .is_none());
+        let half = RouterSettings::from_config(&config(), |k| {
+            (k == "ROUTER_TLS_CERT_FILE").then(|| "c.pem".to_owned())
+        });
+        assert!(matches!(half, Err(SettingsError::TlsPair { .. })));
+        let both = RouterSettings::from_config(&config(), |k| match k {
+            "ROUTER_TLS_CERT_FILE" => Some("c.pem".to_owned()),
+            "ROUTER_TLS_KEY_FILE" => Some("k.pem".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            both.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
     }
 }

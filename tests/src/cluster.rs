@@ -33,13 +33,15 @@ pub const ELECTION_TICKS: u64 = 10;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Router variables an outer environment must not leak into a test router.
-const ROUTER_ENV: [&str; 6] = [
+const ROUTER_ENV: [&str; 8] = [
     "CHROMA_SERVER_AUTHN_PROVIDER",
     "CHROMA_SERVER_AUTHN_CREDENTIALS",
     "CHROMA_SERVER_AUTHN_CREDENTIALS_FILE",
     "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER",
     "ROUTER_MAX_BODY_BYTES",
     "ROUTER_MAX_IN_FLIGHT",
+    "ROUTER_TLS_CERT_FILE",
+    "ROUTER_TLS_KEY_FILE",
 ];
 
 /// One router process to start.

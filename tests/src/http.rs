@@ -96,6 +96,12 @@ impl Client {
         Client { base, http }
     }
 
+    /// A client of `base` over a ready-made HTTP client (HTTPS with a
+    /// test's own trusted certificate).
+    pub fn with_http(base: String, http: reqwest::Client) -> Client {
+        Client { base, http }
+    }
+
     /// The underlying HTTP client, for requests the helpers do not cover
     /// (other content types, streamed bodies, response headers).
     pub fn http(&self) -> &reqwest::Client {
