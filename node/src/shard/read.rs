@@ -110,16 +110,22 @@ fn view(id: &str, r: &StoredRecord, include: Include) -> RecordView {
     }
 }
 
+/// Runs a stepped read to its answer without letting go in between (the
+/// one-lock form of `get_step`, `count_step`, `query_step`).
+fn to_the_end<P, T>(mut step: impl FnMut(&mut Option<P>) -> Option<T>) -> T {
+    let mut progress = None;
+    loop {
+        if let Some(answer) = step(&mut progress) {
+            return answer;
+        }
+    }
+}
+
 impl CollectionShard {
     /// Records passing the request's ids and filter, in id order, after
     /// `offset` of them, at most `limit`; in one step.
     pub fn get(&self, req: &GetRequest) -> Vec<RecordView> {
-        let mut progress = None;
-        loop {
-            if let Some(records) = self.get_step(req, &mut progress) {
-                return records;
-            }
-        }
+        to_the_end(|progress| self.get_step(req, progress))
     }
 
     /// One step of [`Self::get`]: the answer, or `None` to be called again
@@ -155,12 +161,7 @@ impl CollectionShard {
 
     /// Counts records passing the request's ids and filter, in one step.
     pub fn count_matching(&self, req: &GetRequest) -> usize {
-        let mut progress = None;
-        loop {
-            if let Some(n) = self.count_step(req, &mut progress) {
-                return n;
-            }
-        }
+        to_the_end(|progress| self.count_step(req, progress))
     }
 
     /// One step of [`Self::count_matching`] (see [`Self::get_step`]).
@@ -250,12 +251,7 @@ impl CollectionShard {
     /// Top `n_results` hits per query embedding, sorted by (distance, id),
     /// in one step. Embedding dimensions are checked by the caller.
     pub fn query(&self, req: &QueryRequest) -> Vec<Vec<QueryHit>> {
-        let mut progress = None;
-        loop {
-            if let Some(hits) = self.query_step(req, &mut progress) {
-                return hits;
-            }
-        }
+        to_the_end(|progress| self.query_step(req, progress))
     }
 
     /// One step of [`Self::query`] (see [`Self::get_step`]). A query the
