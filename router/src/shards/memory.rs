@@ -198,9 +198,13 @@ fn apply(parts: &mut BTreeMap<CollectionId, Part>, command: &ShardCommand) -> Ap
             ids,
             filter,
             limit,
-        } => parts
-            .get_mut(collection)
-            .map_or(missing, |p| p.delete(ids.as_deref(), filter, *limit)),
+        } => parts.get_mut(collection).map_or(missing, |p| {
+            let selected = p
+                .matching(ids.as_deref(), filter)
+                .map(|(id, _)| id.clone())
+                .collect();
+            p.delete(selected, *limit)
+        }),
     }
 }
 
@@ -313,32 +317,24 @@ impl Part {
         if let Some(patch) = &w.metadata {
             r.metadata = apply_metadata_patch(r.metadata.take(), patch);
         }
-        if let Some(d) = &w.document {
-            r.document = Some(d.clone());
-        }
-        if let Some(u) = &w.uri {
-            r.uri = Some(u.clone());
-        }
-        if let Some(e) = &w.embedding {
-            r.embedding = e.clone();
-        }
+        // A field the write leaves out keeps its value.
+        r.document = w.document.clone().or(r.document.take());
+        r.uri = w.uri.clone().or(r.uri.take());
+        r.embedding = w
+            .embedding
+            .clone()
+            .unwrap_or_else(|| std::mem::take(&mut r.embedding));
     }
 
-    fn delete(
-        &mut self,
-        ids: Option<&[String]>,
-        filter: &Filter,
-        limit: Option<usize>,
-    ) -> ApplyOutcome {
-        let victims: Vec<String> = self
-            .matching(ids, filter)
-            .take(limit.unwrap_or(usize::MAX))
-            .map(|(id, _)| id.clone())
-            .collect();
-        victims.iter().for_each(|id| {
-            self.records.remove(id);
-        });
-        ApplyOutcome::Deleted(victims.len() as u64)
+    /// Deletes the first `limit` selected records in id order.
+    fn delete(&mut self, selected: Vec<String>, limit: Option<usize>) -> ApplyOutcome {
+        let limit = limit.unwrap_or(usize::MAX);
+        let gone = selected
+            .iter()
+            .take(limit)
+            .filter(|id| self.records.remove(*id).is_some())
+            .count();
+        ApplyOutcome::Deleted(gone as u64)
     }
 
     /// Records selected by `ids` (when given) that pass `filter`, in id order.

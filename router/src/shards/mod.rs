@@ -1,4 +1,9 @@
-//! Commands and reads on one collection's shards.
+//! Commands and reads on one collection's shards, through a shard client:
+//! `client.rs` the [`ShardClient`] and [`Catalogue`] traits, `http.rs` their
+//! implementations over the cluster (and the one place proposals are
+//! built), `memory.rs` in-memory ones for unit tests. [`CollectionShards`]
+//! runs one command or read per group with the repair below; the record
+//! operations above it are in `crate::records`.
 //!
 //! A collection's part on a shard is created right after the catalogue
 //! creates the collection; if that did not happen (the router died in
