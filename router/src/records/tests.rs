@@ -58,7 +58,7 @@ impl Cluster {
         shards.take_calls();
         Cluster {
             shards,
-            catalogue: MemoryCatalogue::with(&model(Some(2))),
+            catalogue: MemoryCatalogue::with(&model(None)),
         }
     }
 
@@ -77,7 +77,9 @@ impl Cluster {
         let cluster = Cluster::new().await;
         let records = (0..n).map(|i| record(i, i as f32)).collect();
         let add = WriteKind::Add(AddMode::RejectExisting);
-        write(&cluster.view(None), add, records).await.unwrap();
+        write(&mut cluster.view(None), add, records, Some(2))
+            .await
+            .unwrap();
         cluster.shards.take_calls();
         cluster
     }
@@ -135,9 +137,14 @@ async fn a_write_lands_on_the_groups_routing_names_in_one_command_each() {
         .filter(|r| placement.group_of(&r.id) == 2)
         .take(2)
         .collect();
-    write(&cluster.view(Some(2)), WriteKind::Upsert, on_one)
-        .await
-        .unwrap();
+    write(
+        &mut cluster.view(Some(2)),
+        WriteKind::Upsert,
+        on_one,
+        Some(2),
+    )
+    .await
+    .unwrap();
     let calls = cluster.shards.take_calls();
     assert_eq!(groups_called(&calls), [2]);
     match &calls[0].1 {
@@ -229,7 +236,7 @@ async fn query_merges_the_nearest_of_every_shard_ties_by_id() {
     let spread: std::collections::BTreeSet<u64> =
         records.iter().map(|r| placement.group_of(&r.id)).collect();
     assert_eq!(spread.len(), 3);
-    write(&cluster.view(None), WriteKind::Upsert, records)
+    write(&mut cluster.view(None), WriteKind::Upsert, records, Some(2))
         .await
         .unwrap();
     let q = |n_results, embeddings: Vec<Vec<f32>>| Query {
@@ -302,6 +309,30 @@ async fn query_checks_the_dimension_the_catalogue_has() {
     assert!(cluster.shards.take_calls().is_empty());
 }
 
+#[tokio::test]
+async fn the_first_write_fixes_the_dimension_and_another_writes_nothing() {
+    let cluster = Cluster::new().await;
+    let first = vec![record(0, 1.0)];
+    write(&mut cluster.view(None), WriteKind::Upsert, first, Some(2))
+        .await
+        .unwrap();
+    let mut longer = record(1, 1.0);
+    longer.embedding = Some(vec![1.0; 3]);
+    cluster.shards.take_calls();
+    // The request's cached collection still has no dimension: the
+    // catalogue's compare-and-set refuses the other one.
+    let mut view = cluster.view(None);
+    match write(&mut view, WriteKind::Upsert, vec![longer], Some(3)).await {
+        Err(ApiError::InvalidArgument(m)) => assert_eq!(
+            m,
+            "Collection expecting embedding with dimension of 2, got 3"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(cluster.shards.take_calls().is_empty());
+    assert_eq!(count(&cluster.view(Some(2))).await.unwrap(), 1);
+}
+
 /// What the API answers today when shard 2 has no leader.
 fn shard_2_unavailable() -> String {
     format!(
@@ -339,7 +370,14 @@ async fn one_failed_shard_fails_reads_with_503_naming_it() {
             assert!(m.contains("; Shard 3 (Raft group 3)"), "{m}");
         }
         other => panic!("{other:?}"),
-    }
+    } // A command on every group (create, drop, reset) names the failed ones.
+    let modify = ShardCommand::ModifyCollection {
+        collection: ID.into(),
+        config: IndexConfig::default(),
+    };
+    let failed = on_every_group(&cluster.shards, &GROUPS, &modify, deadline()).await;
+    let failed: Vec<u64> = failed.iter().map(|(g, _)| *g).collect();
+    assert_eq!(failed, [2, 3]);
 }
 
 #[tokio::test]
@@ -358,7 +396,13 @@ async fn a_write_with_one_failed_shard_applies_the_other_parts_and_names_it() {
         ids
     };
     let (on_1, on_3) = (expected(1), expected(3));
-    let result = write(&cluster.view(None), WriteKind::Upsert, records.clone()).await;
+    let result = write(
+        &mut cluster.view(None),
+        WriteKind::Upsert,
+        records.clone(),
+        Some(2),
+    )
+    .await;
     assert_eq!(result, Err(ApiError::Unavailable(shard_2_unavailable())));
     // The README's contract: the other shards' parts are applied.
     assert_eq!(cluster.shards.ids_on(1, ID), on_1);
@@ -371,7 +415,7 @@ async fn add_in_reject_mode_across_shards_writes_nothing_when_an_id_exists() {
     let cluster = Cluster::with_records(1).await;
     let add = WriteKind::Add(AddMode::RejectExisting);
     let records: Vec<RecordWrite> = (0..10).map(|i| record(i, 1.0)).collect();
-    match write(&cluster.view(Some(2)), add, records).await {
+    match write(&mut cluster.view(Some(2)), add, records, Some(2)).await {
         Err(ApiError::IdAlreadyExists(m)) => assert!(m.ends_with("existing ids: r00"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -379,7 +423,9 @@ async fn add_in_reject_mode_across_shards_writes_nothing_when_an_id_exists() {
     // Skip mode writes the new ones and leaves r00 as it was.
     let skip = WriteKind::Add(AddMode::SkipExisting);
     let records: Vec<RecordWrite> = (0..10).map(|i| record(i, 1.0)).collect();
-    write(&cluster.view(Some(2)), skip, records).await.unwrap();
+    write(&mut cluster.view(Some(2)), skip, records, Some(2))
+        .await
+        .unwrap();
     assert_eq!(count(&cluster.view(Some(2))).await.unwrap(), 10);
     let r00 = Selection {
         ids: Some(vec!["r00".into()]),
@@ -430,7 +476,14 @@ async fn a_missing_part_is_created_from_the_catalogue_or_the_collection_is_gone(
     let view = cluster.view(Some(2));
     assert_eq!(count(&view).await.unwrap(), 12 - on_2);
     let again = (0..12).map(|i| record(i, 0.0)).collect();
-    write(&view, WriteKind::Upsert, again).await.unwrap();
+    write(
+        &mut cluster.view(Some(2)),
+        WriteKind::Upsert,
+        again,
+        Some(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(count(&view).await.unwrap(), 12);
 
     // Deleted through another router: the part is not recreated, 404.

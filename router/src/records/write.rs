@@ -99,15 +99,25 @@ async fn existing_ids<S: ShardClient, K: Catalogue>(
 }
 
 /// Writes validated records (every one with an embedding where `kind`
-/// needs it).
+/// needs it) whose embeddings share `dimension`: the collection's dimension
+/// is fixed by its first write, and a write of another is refused (400)
+/// before anything is written.
 pub async fn write<S: ShardClient, K: Catalogue>(
-    shards: &CollectionShards<'_, S, K>,
+    shards: &mut CollectionShards<'_, S, K>,
     kind: WriteKind,
     records: Vec<RecordWrite>,
+    dimension: Option<u32>,
 ) -> Result<(), ApiError> {
     if records.is_empty() {
         return Ok(());
     }
+    if let Some(dimension) = dimension {
+        shards.collection = shards
+            .catalog
+            .ensure_dimension(&shards.collection, dimension, shards.deadline)
+            .await?;
+    }
+    let shards = &*shards;
     let by_group = Placement::of(&shards.collection).scatter(records, |r| r.id.as_str());
     if kind == WriteKind::Add(AddMode::RejectExisting) && by_group.len() > 1 {
         let existing = existing_ids(shards, &by_group).await?;

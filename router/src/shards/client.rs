@@ -37,8 +37,9 @@ pub trait ShardClient {
     ) -> impl Future<Output = Result<ShardReadReply, ClusterError>>;
 }
 
-/// The catalogue lookups the record path makes when a shard does not know a
-/// collection (see `shards/mod.rs`).
+/// What the record path asks of the catalogue: the collection again when a
+/// shard does not know it (see `shards/mod.rs`), and its dimension fixed by
+/// the first write.
 pub trait Catalogue {
     /// The collection as the metadata group has it now; 404 when it is gone.
     fn refresh(
@@ -49,6 +50,16 @@ pub trait Catalogue {
 
     /// Drops what is cached about the collection (it turned out to be gone).
     fn forget(&self, id: &str);
+
+    /// Fixes `collection`'s dimension at `dimension` if it is unset (a
+    /// compare-and-set on the metadata group); 400 naming both when it is
+    /// set to another. The collection as it is after.
+    fn ensure_dimension(
+        &self,
+        collection: &CollectionModel,
+        dimension: u32,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<CollectionModel, ApiError>>;
 }
 
 /// A borrowed catalogue is one too (tests keep theirs to look at it after).
@@ -63,5 +74,14 @@ impl<K: Catalogue> Catalogue for &K {
 
     fn forget(&self, id: &str) {
         (**self).forget(id)
+    }
+
+    fn ensure_dimension(
+        &self,
+        collection: &CollectionModel,
+        dimension: u32,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<CollectionModel, ApiError>> {
+        (**self).ensure_dimension(collection, dimension, deadline)
     }
 }

@@ -61,6 +61,15 @@ impl Catalogue for Catalog<'_> {
     fn forget(&self, id: &str) {
         Catalog::forget(self, id)
     }
+
+    async fn ensure_dimension(
+        &self,
+        collection: &CollectionModel,
+        dimension: u32,
+        deadline: Instant,
+    ) -> Result<CollectionModel, ApiError> {
+        Catalog::ensure_dimension(self, collection, dimension, deadline).await
+    }
 }
 
 #[cfg(test)]

@@ -433,4 +433,28 @@ impl Catalogue for MemoryCatalogue {
     fn forget(&self, id: &str) {
         self.forgotten.lock().push(id.to_owned());
     }
+
+    async fn ensure_dimension(
+        &self,
+        collection: &CollectionModel,
+        dimension: u32,
+        _deadline: Instant,
+    ) -> Result<CollectionModel, ApiError> {
+        let mut collections = self.collections.lock();
+        let Some(current) = collections.get_mut(&collection.id) else {
+            return Err(ApiError::NotFound(format!(
+                "Collection [{}] does not exist",
+                collection.id
+            )));
+        };
+        match current.dimension {
+            Some(d) if d != dimension => {
+                Err(common::catalog::CatalogError::dimension_mismatch(d, dimension).into())
+            }
+            _ => {
+                current.dimension = Some(dimension);
+                Ok(current.clone())
+            }
+        }
+    }
 }

@@ -113,13 +113,8 @@ async fn run_write(
     if kind != WriteKind::Update {
         require_embeddings(&batch)?;
     }
-    if let Some(dim) = batch.dimension()? {
-        shards.collection = shards
-            .catalog
-            .ensure_dimension(&shards.collection, dim, deadline)
-            .await?;
-    }
-    records::write(&shards, kind, batch.into_records()).await
+    let dimension = batch.dimension()?;
+    records::write(&mut shards, kind, batch.into_records(), dimension).await
 }
 
 /// An add / upsert / update endpoint: `kind` picks the write from the
