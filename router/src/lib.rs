@@ -1,12 +1,16 @@
 //! The router: a stateless HTTP front end serving Chroma's v2 API over the
-//! cluster. `api` holds the endpoints, `cluster` the client of the nodes'
+//! cluster. `api` holds the endpoints (Chroma's JSON in and out),
+//! `records` the record operations across a collection's shards, `routing`
+//! which shard group holds an id, `merge` joining the shards' answers,
+//! `shards` the shard-client trait (over HTTP, or in memory for tests) with
+//! lazy repair of missing parts, `cluster` the client of the nodes'
 //! internal API (leader following, retries, deadlines), `catalog` the
-//! metadata group's view with a collection cache, `shards` the per-shard
-//! commands and reads of one collection, `collection_config` the
+//! metadata group's view with a collection cache, `collection_config` the
 //! configuration of new collections, `settings` the router's options,
-//! `auth` token authentication, `limits` the bound on requests in flight, `tls` the optional HTTPS setup,
-//! `error` the one error type and its Chroma JSON form, `server` startup,
-//! `embedding` all-MiniLM-L6-v2 document embeddings (candle).
+//! `auth` token authentication, `limits` the bound on requests in flight,
+//! `tls` the optional HTTPS setup, `error` the one error type and its
+//! Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
+//! document embeddings (candle).
 
 pub mod api;
 pub mod auth;
@@ -16,6 +20,9 @@ pub mod collection_config;
 pub mod embedding;
 pub mod error;
 pub mod limits;
+pub mod merge;
+pub mod records;
+pub mod routing;
 pub mod server;
 pub mod settings;
 pub mod shards;

@@ -8,11 +8,11 @@ use common::catalog::CollectionModel;
 use serde_json::{Map, Value};
 
 use super::parse::{self, WriteBatch};
-use super::write::WriteKind;
 use crate::api::AppState;
 use crate::collection_config::{document_embedding, DocumentEmbedding};
 use crate::embedding::EmbeddingError;
 use crate::error::ApiError;
+use crate::records::WriteKind;
 
 impl From<EmbeddingError> for ApiError {
     fn from(e: EmbeddingError) -> Self {

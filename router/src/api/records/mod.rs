@@ -1,12 +1,11 @@
 //! The Collection methods: count, add, upsert, update, delete, get (peek is
-//! a get with a limit), query. `parse` validates bodies, `write` and `read`
-//! run them across the collection's shards, `response` shapes the JSON.
+//! a get with a limit), query. `parse` validates bodies, `embed` fills in
+//! document embeddings, `crate::records` runs them across the collection's
+//! shards, `response` shapes the JSON.
 
 mod embed;
 mod parse;
-mod read;
 mod response;
-mod write;
 
 use std::time::Instant;
 
@@ -14,11 +13,11 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use self::parse::{Included, WriteBatch};
-use self::write::WriteKind;
 use super::body::{self, JsonBody};
 use super::collections::collection_id;
 use super::AppState;
 use crate::error::ApiError;
+use crate::records::{self, WriteKind};
 use crate::shards::CollectionShards;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -65,7 +64,7 @@ async fn collection_shards<'a>(
 
 async fn count(state: web::Data<AppState>, path: RecordPath) -> Result<HttpResponse, ApiError> {
     let shards = collection_shards(&state, path, state.deadline()).await?;
-    Ok(HttpResponse::Ok().json(read::count(&shards).await?))
+    Ok(HttpResponse::Ok().json(records::count(&shards).await?))
 }
 
 /// add and upsert need an embedding for every record, after the
@@ -114,13 +113,8 @@ async fn run_write(
     if kind != WriteKind::Update {
         require_embeddings(&batch)?;
     }
-    if let Some(dim) = batch.dimension()? {
-        shards.collection = shards
-            .catalog
-            .ensure_dimension(&shards.collection, dim, deadline)
-            .await?;
-    }
-    write::write(&shards, kind, batch).await
+    let dimension = batch.dimension()?;
+    records::write(&mut shards, kind, batch.into_records(), dimension).await
 }
 
 /// An add / upsert / update endpoint: `kind` picks the write from the
@@ -150,7 +144,7 @@ async fn delete(
     path: RecordPath,
     bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let selection = parse::Selection::parse(&body::object(&bytes)?)?;
+    let selection = parse::selection(&body::object(&bytes)?)?;
     if selection.ids.is_none() && selection.filter.is_empty() {
         return Err(ApiError::invalid(
             "Delete needs ids, a where filter or a where_document filter; to delete every record, delete the collection",
@@ -160,7 +154,7 @@ async fn delete(
     let deleted = if selection.is_nothing() {
         0
     } else {
-        write::delete(&shards, selection).await?
+        records::delete(&shards, selection).await?
     };
     Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
 }
@@ -171,7 +165,7 @@ async fn get(
     bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let map = body::object(&bytes)?;
-    let selection = parse::Selection::parse(&map)?;
+    let selection = parse::selection(&map)?;
     let offset = parse::count(&map, "offset")?.unwrap_or(0);
     common::limits::check_limit_offset("offset", offset)?;
     let include: Included = parse::include(&map, parse::GET_DEFAULT, false)?;
@@ -179,7 +173,7 @@ async fn get(
     let records = if selection.is_nothing() {
         Vec::new()
     } else {
-        read::get(&shards, selection, offset, include.fields).await?
+        records::get(&shards, selection, offset, include.fields).await?
     };
     Ok(HttpResponse::Ok().json(response::get_result(records, &include)))
 }
@@ -197,21 +191,14 @@ async fn query(
     let deadline = state.deadline();
     let mut shards = collection_shards(&state, path, deadline).await?;
     let embeddings = embed::query_embeddings(&state, &shards.collection, &map, n_results).await?;
-    let dimension = parse::shared_dimension(embeddings.iter())?;
-    if shards.collection.dimension.is_none() {
-        // Possibly set through another router since it was cached.
-        shards.collection = shards
-            .catalog
-            .refresh(&shards.collection.id, deadline)
-            .await?;
-    }
-    let hits = match (shards.collection.dimension, dimension) {
-        (Some(expected), Some(got)) if expected != got => {
-            return Err(common::catalog::CatalogError::dimension_mismatch(expected, got).into())
-        }
-        // Nothing was ever written: no results, whatever the query.
-        (None, _) => vec![Vec::new(); embeddings.len()],
-        _ => read::query(&shards, embeddings, n_results, ids, filter, include.fields).await?,
+    let query = records::Query {
+        dimension: parse::shared_dimension(embeddings.iter())?,
+        embeddings,
+        n_results,
+        ids,
+        filter,
+        include: include.fields,
     };
+    let hits = records::query(&mut shards, query).await?;
     Ok(HttpResponse::Ok().json(response::query_result(hits, &include)))
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use common::catalog::CatalogError;
-use common::command::MetadataPatch;
+use common::command::{MetadataPatch, RecordWrite};
 use common::limits;
 use common::read::Include;
 use common::record::validate_metadata_key;
@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::api::body::{self, kind};
 use crate::error::ApiError;
+use crate::records::Selection;
 
 /// The record fields of an add / upsert / update body, lengths checked.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,6 +30,25 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// One record per id, with what the request sent for it.
+    pub fn into_records(self) -> Vec<RecordWrite> {
+        let mut embeddings = self.embeddings.map(Vec::into_iter);
+        let mut metadatas = self.metadatas.map(Vec::into_iter);
+        let mut documents = self.documents.map(Vec::into_iter);
+        let mut uris = self.uris.map(Vec::into_iter);
+        let mut out = Vec::with_capacity(self.ids.len());
+        for id in self.ids {
+            out.push(RecordWrite {
+                id,
+                embedding: embeddings.as_mut().and_then(Iterator::next).flatten(),
+                metadata: metadatas.as_mut().and_then(Iterator::next).flatten(),
+                document: documents.as_mut().and_then(Iterator::next).flatten(),
+                uri: uris.as_mut().and_then(Iterator::next).flatten(),
+            });
+        }
+        out
+    }
+
     /// The dimension the batch's embeddings share, if it has any; 400 when
     /// they differ.
     pub fn dimension(&self) -> Result<Option<u32>, ApiError> {
@@ -294,30 +314,16 @@ pub fn filter(map: &Map<String, Value>) -> Result<Filter, ApiError> {
 }
 
 /// Which records a get or delete body selects.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Selection {
-    pub ids: Option<Vec<String>>,
-    pub filter: Filter,
-    pub limit: Option<usize>,
-}
-
-impl Selection {
-    pub fn parse(map: &Map<String, Value>) -> Result<Self, ApiError> {
-        let limit = count(map, "limit")?;
-        if let Some(l) = limit {
-            limits::check_limit_offset("limit", l)?;
-        }
-        Ok(Selection {
-            ids: select_ids(map)?,
-            filter: filter(map)?,
-            limit,
-        })
+pub fn selection(map: &Map<String, Value>) -> Result<Selection, ApiError> {
+    let limit = count(map, "limit")?;
+    if let Some(l) = limit {
+        limits::check_limit_offset("limit", l)?;
     }
-
-    /// An explicit empty id list selects nothing (no shard is asked).
-    pub fn is_nothing(&self) -> bool {
-        self.ids.as_ref().is_some_and(Vec::is_empty)
-    }
+    Ok(Selection {
+        ids: select_ids(map)?,
+        filter: filter(map)?,
+        limit,
+    })
 }
 
 /// An `include` list: which fields a get or query returns, and the list as

@@ -1,67 +1,32 @@
 //! add / upsert / update / delete across a collection's shards.
 //!
 //! A write is split into one command per shard (records placed by
-//! `common::hash::shard_index`), and the commands are proposed in parallel,
-//! each on its shard's leader. Each shard applies its command atomically.
-//! The contract when one shard fails is in the README ("Writes across
-//! shards"): the router answers 503 naming every failed shard; the other
-//! shards' parts are applied; retrying the request converges (upsert,
-//! update and delete are idempotent).
+//! `crate::routing`), and the commands are proposed in parallel, each on its
+//! shard's leader. Each shard applies its command atomically. The contract
+//! when one shard fails is in the README ("Writes across shards"): the
+//! router answers 503 naming every failed shard; the other shards' parts
+//! are applied; retrying the request converges (upsert, update and delete
+//! are idempotent).
 
 use std::collections::BTreeMap;
 
 use common::command::{AddMode, ApplyOutcome, RecordWrite, ShardCommand};
-use common::hash::shard_index;
 use common::read::{GetRequest, Include, ShardRead, ShardReadValue};
 use common::Filter;
 use futures::future::join_all;
 
-use super::parse::{Selection, WriteBatch};
+use super::read::matching_ids;
+use super::Selection;
 use crate::error::ApiError;
-use crate::shards::{check_part_sizes, split, CollectionShards};
+use crate::merge::split;
+use crate::routing::Placement;
+use crate::shards::{check_part_sizes, Catalogue, CollectionShards, ShardClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteKind {
     Add(AddMode),
     Upsert,
     Update,
-}
-
-/// The shard group that holds `id` in this collection.
-pub fn group_of(shards: &CollectionShards<'_>, id: &str) -> u64 {
-    let groups = &shards.collection.shards;
-    groups[shard_index(shards.id(), id, groups.len())]
-}
-
-/// Splits ids over the collection's shard groups, keeping request order
-/// within each group.
-pub fn ids_by_group(shards: &CollectionShards<'_>, ids: &[String]) -> BTreeMap<u64, Vec<String>> {
-    let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for id in ids {
-        out.entry(group_of(shards, id))
-            .or_default()
-            .push(id.clone());
-    }
-    out
-}
-
-fn records(batch: WriteBatch) -> Vec<RecordWrite> {
-    let n = batch.ids.len();
-    let mut embeddings = batch.embeddings.map(Vec::into_iter);
-    let mut metadatas = batch.metadatas.map(Vec::into_iter);
-    let mut documents = batch.documents.map(Vec::into_iter);
-    let mut uris = batch.uris.map(Vec::into_iter);
-    let mut out = Vec::with_capacity(n);
-    for id in batch.ids {
-        out.push(RecordWrite {
-            id,
-            embedding: embeddings.as_mut().and_then(Iterator::next).flatten(),
-            metadata: metadatas.as_mut().and_then(Iterator::next).flatten(),
-            document: documents.as_mut().and_then(Iterator::next).flatten(),
-            uri: uris.as_mut().and_then(Iterator::next).flatten(),
-        });
-    }
-    out
 }
 
 fn command(kind: WriteKind, collection: &str, records: Vec<RecordWrite>) -> ShardCommand {
@@ -83,16 +48,6 @@ fn command(kind: WriteKind, collection: &str, records: Vec<RecordWrite>) -> Shar
     }
 }
 
-/// The ids a write command carries.
-fn record_ids(command: &ShardCommand) -> Vec<String> {
-    match command {
-        ShardCommand::Add { records, .. }
-        | ShardCommand::Upsert { records, .. }
-        | ShardCommand::Update { records, .. } => records.iter().map(|r| r.id.clone()).collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn already_exist(ids: &[String]) -> ApiError {
     ApiError::IdAlreadyExists(format!(
         "Cannot add records with ids that already exist (add_existing = reject); existing ids: {}",
@@ -103,8 +58,8 @@ fn already_exist(ids: &[String]) -> ApiError {
 /// Proposes `(group, command)` pairs in parallel; all outcomes, or the
 /// combined error when any shard failed. Every part is measured first, so
 /// a part too large for a node writes nothing anywhere.
-async fn propose_all(
-    shards: &CollectionShards<'_>,
+async fn propose_all<S: ShardClient, K: Catalogue>(
+    shards: &CollectionShards<'_, S, K>,
     commands: Vec<(u64, ShardCommand)>,
 ) -> Result<Vec<ApplyOutcome>, ApiError> {
     check_part_sizes(shards.id(), &commands)?;
@@ -115,16 +70,16 @@ async fn propose_all(
 /// In reject mode nothing of an add may be written when any id exists. Each
 /// shard refuses its own part atomically, but a shard cannot see the
 /// others: so when the add spans several shards, every one is asked first.
-async fn existing_ids(
-    shards: &CollectionShards<'_>,
-    by_group: &BTreeMap<u64, Vec<String>>,
+async fn existing_ids<S: ShardClient, K: Catalogue>(
+    shards: &CollectionShards<'_, S, K>,
+    by_group: &BTreeMap<u64, Vec<RecordWrite>>,
 ) -> Result<Vec<String>, ApiError> {
     let reads = by_group
         .iter()
-        .map(|(g, ids)| {
+        .map(|(g, records)| {
             let get = GetRequest {
                 collection: shards.id().to_owned(),
-                ids: Some(ids.clone()),
+                ids: Some(records.iter().map(|r| r.id.clone()).collect()),
                 filter: Filter::default(),
                 offset: 0,
                 limit: None,
@@ -143,33 +98,37 @@ async fn existing_ids(
     Ok(found)
 }
 
-/// Writes a validated batch whose embeddings are all present where needed.
-pub async fn write(
-    shards: &CollectionShards<'_>,
+/// Writes validated records (every one with an embedding where `kind`
+/// needs it) whose embeddings share `dimension`: the collection's dimension
+/// is fixed by its first write, and a write of another is refused (400)
+/// before anything is written.
+pub async fn write<S: ShardClient, K: Catalogue>(
+    shards: &mut CollectionShards<'_, S, K>,
     kind: WriteKind,
-    batch: WriteBatch,
+    records: Vec<RecordWrite>,
+    dimension: Option<u32>,
 ) -> Result<(), ApiError> {
-    if batch.ids.is_empty() {
+    if records.is_empty() {
         return Ok(());
     }
-    let mut by_group: BTreeMap<u64, Vec<RecordWrite>> = BTreeMap::new();
-    for record in records(batch) {
-        by_group
-            .entry(group_of(shards, &record.id))
-            .or_default()
-            .push(record);
+    if let Some(dimension) = dimension {
+        shards.collection = shards
+            .catalog
+            .ensure_dimension(&shards.collection, dimension, shards.deadline)
+            .await?;
+    }
+    let shards = &*shards;
+    let by_group = Placement::of(&shards.collection).scatter(records, |r| r.id.as_str());
+    if kind == WriteKind::Add(AddMode::RejectExisting) && by_group.len() > 1 {
+        let existing = existing_ids(shards, &by_group).await?;
+        if !existing.is_empty() {
+            return Err(already_exist(&existing));
+        }
     }
     let commands: Vec<(u64, ShardCommand)> = by_group
         .into_iter()
         .map(|(g, rs)| (g, command(kind, shards.id(), rs)))
         .collect();
-    if kind == WriteKind::Add(AddMode::RejectExisting) && commands.len() > 1 {
-        let ids = commands.iter().map(|(g, c)| (*g, record_ids(c))).collect();
-        let existing = existing_ids(shards, &ids).await?;
-        if !existing.is_empty() {
-            return Err(already_exist(&existing));
-        }
-    }
     let mut existing = Vec::new();
     for outcome in propose_all(shards, commands).await? {
         match outcome {
@@ -194,24 +153,28 @@ pub async fn write(
 /// Deletes by ids (only their shards are asked) and/or filter (every
 /// shard). With a `limit`, the first `limit` matching records in the stable
 /// id order are chosen first, so the limit holds across shards.
-pub async fn delete(shards: &CollectionShards<'_>, selection: Selection) -> Result<u64, ApiError> {
+pub async fn delete<S: ShardClient, K: Catalogue>(
+    shards: &CollectionShards<'_, S, K>,
+    selection: Selection,
+) -> Result<u64, ApiError> {
     let filter = selection.filter.clone();
     let ids = match selection.limit {
-        Some(_) => Some(super::read::matching_ids(shards, selection).await?),
+        Some(_) => Some(matching_ids(shards, selection).await?),
         None => selection.ids,
     };
-    let commands: Vec<(u64, ShardCommand)> = match &ids {
-        Some(ids) => ids_by_group(shards, ids)
-            .into_iter()
-            .map(|(g, ids)| (g, delete_command(shards, Some(ids), &filter)))
-            .collect(),
-        None => shards
-            .collection
-            .shards
-            .iter()
-            .map(|g| (*g, delete_command(shards, None, &filter)))
-            .collect(),
-    };
+    let commands: Vec<(u64, ShardCommand)> = Placement::of(&shards.collection)
+        .targets(ids.as_deref())
+        .into_iter()
+        .map(|(g, ids)| {
+            let delete = ShardCommand::Delete {
+                collection: shards.id().to_owned(),
+                ids,
+                filter: filter.clone(),
+                limit: None,
+            };
+            (g, delete)
+        })
+        .collect();
     let mut deleted = 0;
     for outcome in propose_all(shards, commands).await? {
         match outcome {
@@ -226,17 +189,4 @@ pub async fn delete(shards: &CollectionShards<'_>, selection: Selection) -> Resu
         }
     }
     Ok(deleted)
-}
-
-fn delete_command(
-    shards: &CollectionShards<'_>,
-    ids: Option<Vec<String>>,
-    filter: &Filter,
-) -> ShardCommand {
-    ShardCommand::Delete {
-        collection: shards.id().to_owned(),
-        ids,
-        filter: filter.clone(),
-        limit: None,
-    }
 }

@@ -1,4 +1,9 @@
-//! Commands and reads on one collection's shards.
+//! Commands and reads on one collection's shards, through a shard client:
+//! `client.rs` the [`ShardClient`] and [`Catalogue`] traits, `http.rs` their
+//! implementations over the cluster (and the one place proposals are
+//! built), `memory.rs` in-memory ones for unit tests. [`CollectionShards`]
+//! runs one command or read per group with the repair below; the record
+//! operations above it are in `crate::records`.
 //!
 //! A collection's part on a shard is created right after the catalogue
 //! creates the collection; if that did not happen (the router died in
@@ -8,17 +13,24 @@
 //! router) and, if it does, creates the part and retries once. So the
 //! catalogue is the truth and shards catch up lazily.
 
+mod client;
+mod http;
+#[cfg(test)]
+pub mod memory;
+
 use std::time::Instant;
 
 use common::catalog::CollectionModel;
-use common::command::{ApplyOutcome, Proposal, ShardCommand};
+use common::command::{ApplyOutcome, ShardCommand};
 use common::read::{ShardRead, ShardReadError, ShardReadReply, ShardReadValue};
-use common::wire;
 use futures::future::join_all;
 
+pub use self::client::{Catalogue, ShardClient};
+use self::http::proposal_size;
 use crate::catalog::Catalog;
 use crate::cluster::{ClusterClient, ClusterError};
 use crate::error::ApiError;
+use crate::merge::split;
 
 /// A shard group's failure, worded for the client (503 names the shard).
 pub fn shard_error(collection: &str, group: u64, e: ClusterError) -> ApiError {
@@ -33,12 +45,6 @@ pub fn shard_error(collection: &str, group: u64, e: ClusterError) -> ApiError {
             "The part of this request for shard {group} of collection {collection} is {size} bytes encoded, over the limit of {limit} (MAX_PROPOSAL_BYTES); send fewer or smaller records per request"
         )),
     }
-}
-
-/// Bytes of the encoded `Proposal` carrying `command`: bincode writes its
-/// fields in order, the request id as a fixed 16 bytes, then the command.
-fn proposal_size(command: &ShardCommand) -> Result<u64, wire::WireError> {
-    Ok(16 + wire::encoded_size(command)?)
 }
 
 /// Refuses a write whose encoded part for some shard is over what a node
@@ -65,14 +71,18 @@ pub fn check_part_sizes(collection: &str, parts: &[(u64, ShardCommand)]) -> Resu
     Ok(())
 }
 
-pub struct CollectionShards<'a> {
-    pub cluster: &'a ClusterClient,
-    pub catalog: Catalog<'a>,
+/// One collection's shards as the record path uses them: a shard client
+/// (the cluster's, or an in-memory one in unit tests) and the catalogue
+/// that repairs missing parts.
+pub struct CollectionShards<'a, S = ClusterClient, K = Catalog<'a>> {
+    /// The shard client (named for the cluster it usually is).
+    pub cluster: &'a S,
+    pub catalog: K,
     pub collection: CollectionModel,
     pub deadline: Instant,
 }
 
-impl<'a> CollectionShards<'a> {
+impl<S: ShardClient, K: Catalogue> CollectionShards<'_, S, K> {
     pub fn id(&self) -> &str {
         &self.collection.id
     }
@@ -82,14 +92,10 @@ impl<'a> CollectionShards<'a> {
         group: u64,
         command: &ShardCommand,
     ) -> Result<ApplyOutcome, ApiError> {
-        let proposal = Proposal {
-            // One id per attempt at the logical write: the cluster client
-            // keeps it across its retries, so the write applies once.
-            request_id: rand::random(),
-            command: command.clone(),
-        };
+        // One request id per attempt at the logical write (the client
+        // keeps it across its own retries), so the write applies once.
         self.cluster
-            .propose(group, &proposal, self.deadline)
+            .propose(group, command, self.deadline)
             .await
             .map_err(|e| shard_error(self.id(), group, e))
     }
@@ -180,21 +186,15 @@ impl<'a> CollectionShards<'a> {
 /// Runs `command` on every group in parallel (creation, drops, reset),
 /// without the repair step: these commands define the parts themselves.
 /// Returns the groups that failed, with why.
-pub async fn on_every_group(
-    cluster: &ClusterClient,
+pub async fn on_every_group<S: ShardClient>(
+    cluster: &S,
     groups: &[u64],
     command: &ShardCommand,
     deadline: Instant,
 ) -> Vec<(u64, ClusterError)> {
-    let proposals = groups.iter().map(|&g| async move {
-        let proposal = Proposal {
-            request_id: rand::random(),
-            command: command.clone(),
-        };
-        let outcome: Result<ApplyOutcome, ClusterError> =
-            cluster.propose(g, &proposal, deadline).await;
-        (g, outcome)
-    });
+    let proposals = groups
+        .iter()
+        .map(|&g| async move { (g, cluster.propose(g, command, deadline).await) });
     join_all(proposals)
         .await
         .into_iter()
@@ -210,36 +210,6 @@ pub async fn on_every_group(
             Err(e) => Some((g, e)),
         })
         .collect()
-}
-
-/// Every `Ok`, or one error combining every `Err`.
-pub fn split<T>(results: Vec<Result<T, ApiError>>) -> Result<Vec<T>, ApiError> {
-    let mut values = Vec::with_capacity(results.len());
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(v) => values.push(v),
-            Err(e) => errors.push(e),
-        }
-    }
-    match combine(errors) {
-        Some(e) => Err(e),
-        None => Ok(values),
-    }
-}
-
-/// One error for several failed shards: the first error's kind, every message.
-fn combine(mut errors: Vec<ApiError>) -> Option<ApiError> {
-    if errors.len() <= 1 {
-        return errors.pop();
-    }
-    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    let joined = messages.join("; ");
-    Some(match errors.swap_remove(0) {
-        ApiError::Unavailable(_) => ApiError::Unavailable(joined),
-        ApiError::NotFound(m) => ApiError::NotFound(m),
-        _ => ApiError::Internal(joined),
-    })
 }
 
 #[cfg(test)]
@@ -261,19 +231,6 @@ mod tests {
                 .collect(),
             mode: AddMode::SkipExisting,
         }
-    }
-
-    #[test]
-    fn proposal_size_is_the_encoded_size() {
-        let command = add(3, 10);
-        let proposal = Proposal {
-            request_id: u128::MAX,
-            command: command.clone(),
-        };
-        assert_eq!(
-            proposal_size(&command).unwrap(),
-            wire::encode(&proposal).unwrap().len() as u64
-        );
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! The shard client and catalogue of a running cluster: the nodes' internal
+//! HTTP API through [`ClusterClient`] (leader following, retries with one
+//! request id, deadlines) and the metadata group through [`Catalog`].
+//!
+//! Proposals are built here and nowhere else: one request id per logical
+//! write, kept by the cluster client across its retries, so the write
+//! applies once (architecture.md, promise 3).
+
+use std::time::Instant;
+
+use common::catalog::CollectionModel;
+use common::command::{ApplyOutcome, Proposal, ShardCommand};
+use common::read::{ShardRead, ShardReadReply};
+use common::wire;
+
+use super::client::{Catalogue, ShardClient};
+use crate::catalog::Catalog;
+use crate::cluster::{ClusterClient, ClusterError};
+use crate::error::ApiError;
+
+/// The envelope a node's Raft log carries for `command`, with a fresh
+/// request id.
+fn proposal(command: &ShardCommand) -> Proposal {
+    Proposal {
+        request_id: rand::random(),
+        command: command.clone(),
+    }
+}
+
+/// Bytes of the encoded [`Proposal`] carrying `command`: bincode writes its
+/// fields in order, the request id as a fixed 16 bytes, then the command.
+pub fn proposal_size(command: &ShardCommand) -> Result<u64, wire::WireError> {
+    Ok(16 + wire::encoded_size(command)?)
+}
+
+impl ShardClient for ClusterClient {
+    async fn propose(
+        &self,
+        group: u64,
+        command: &ShardCommand,
+        deadline: Instant,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        ClusterClient::propose(self, group, &proposal(command), deadline).await
+    }
+
+    async fn read(
+        &self,
+        group: u64,
+        read: &ShardRead,
+        deadline: Instant,
+    ) -> Result<ShardReadReply, ClusterError> {
+        ClusterClient::read(self, group, read, deadline).await
+    }
+}
+
+impl Catalogue for Catalog<'_> {
+    async fn refresh(&self, id: &str, deadline: Instant) -> Result<CollectionModel, ApiError> {
+        Catalog::refresh(self, id, deadline).await
+    }
+
+    fn forget(&self, id: &str) {
+        Catalog::forget(self, id)
+    }
+
+    async fn ensure_dimension(
+        &self,
+        collection: &CollectionModel,
+        dimension: u32,
+        deadline: Instant,
+    ) -> Result<CollectionModel, ApiError> {
+        Catalog::ensure_dimension(self, collection, dimension, deadline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::command::{AddMode, RecordWrite};
+
+    #[test]
+    fn proposal_size_is_the_encoded_size() {
+        let command = ShardCommand::Add {
+            collection: "c".into(),
+            records: (0..3)
+                .map(|i| RecordWrite {
+                    id: i.to_string(),
+                    embedding: Some(vec![0.5; 4]),
+                    metadata: None,
+                    document: Some("d".repeat(10)),
+                    uri: None,
+                })
+                .collect(),
+            mode: AddMode::SkipExisting,
+        };
+        let mut proposal = proposal(&command);
+        // The widest request id: the size must not depend on its value.
+        proposal.request_id = u128::MAX;
+        assert_eq!(
+            proposal_size(&command).unwrap(),
+            wire::encode(&proposal).unwrap().len() as u64
+        );
+    }
+}
