@@ -2,7 +2,8 @@
 //! cluster of `node` processes. The library is the harness; the tests are in
 //! `tests/`, one binary per area (system + tenants + databases, collections,
 //! record writes, record reads and filters, errors, two routers, shard
-//! failure). Node-level multi-process tests live in `node/tests/`.
+//! failure). Node-level multi-process tests live in `node/tests/` and run on
+//! the same [`cluster`] (node's dev-dependency on this crate).
 //!
 //! Layout of a test: one test function starts one cluster (about a second:
 //! 3 nodes, 50 ms Raft ticks, routers on free ports) and runs many named
