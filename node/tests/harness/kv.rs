@@ -1,6 +1,7 @@
 //! The KV test state machine (`node --kv-state-machines`): cluster options
 //! that run it on every group, and its client calls.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use common::wire::{self, InternalError, InternalReply};
@@ -16,46 +17,10 @@ pub fn options() -> ClusterOptions {
     opts
 }
 
-/// Calls of the KV state machine on a [`Cluster`] started with [`options`].
-pub trait KvClient {
+/// Calls of the KV state machine on a [`Cluster`] started with [`options`]
+/// (an extension trait: the cluster itself is the workspace's).
+pub trait KvClient: Borrow<Cluster> {
     /// One propose on node `id`.
-    async fn propose(
-        &self,
-        id: u64,
-        group: u64,
-        cmd: &KvCommand,
-        budget: Duration,
-    ) -> InternalReply;
-
-    /// One linearizable read on node `id`.
-    async fn read(
-        &self,
-        id: u64,
-        group: u64,
-        req: &KvRead,
-        budget: Duration,
-    ) -> Result<KvReadReply, InternalError>;
-
-    /// Puts `key` in `group` through whichever running node leads it, retrying
-    /// (like the router) on not-leader and unavailability until `timeout`.
-    async fn put(
-        &self,
-        group: u64,
-        key: &str,
-        value: &str,
-        timeout: Duration,
-    ) -> Result<(), InternalError>;
-
-    /// Linearizable get through the group's leader, with retries.
-    async fn get(
-        &self,
-        group: u64,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<Option<String>, InternalError>;
-}
-
-impl KvClient for Cluster {
     async fn propose(
         &self,
         id: u64,
@@ -64,10 +29,12 @@ impl KvClient for Cluster {
         budget: Duration,
     ) -> InternalReply {
         let body = wire::encode(cmd).expect("encode");
-        self.post_internal(id, &format!("/internal/{group}/propose"), body, budget)
+        self.borrow()
+            .post_internal(id, &format!("/internal/{group}/propose"), body, budget)
             .await
     }
 
+    /// One linearizable read on node `id`.
     async fn read(
         &self,
         id: u64,
@@ -77,11 +44,14 @@ impl KvClient for Cluster {
     ) -> Result<KvReadReply, InternalError> {
         let body = wire::encode(req).expect("encode");
         let bytes = self
+            .borrow()
             .post_internal(id, &format!("/internal/{group}/read"), body, budget)
             .await?;
         wire::decode(&bytes).map_err(|e| InternalError::Internal(e.to_string()))
     }
 
+    /// Puts `key` in `group` through whichever running node leads it, retrying
+    /// (like the router) on not-leader and unavailability until `timeout`.
     async fn put(
         &self,
         group: u64,
@@ -89,17 +59,18 @@ impl KvClient for Cluster {
         value: &str,
         timeout: Duration,
     ) -> Result<(), InternalError> {
+        let cluster: &Cluster = self.borrow();
         let cmd = KvCommand::Put {
             key: key.into(),
             value: value.into(),
         };
         let deadline = Instant::now() + timeout;
-        let mut target = self.find_leader(group, &self.running()).await;
+        let mut target = cluster.find_leader(group, &cluster.running()).await;
         let mut last = InternalError::NoQuorum;
         while Instant::now() < deadline {
-            let Some(id) = target.filter(|id| self.running().contains(id)) else {
+            let Some(id) = target.filter(|id| cluster.running().contains(id)) else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                target = self.find_leader(group, &self.running()).await;
+                target = cluster.find_leader(group, &cluster.running()).await;
                 continue;
             };
             match self.propose(id, group, &cmd, Duration::from_secs(2)).await {
@@ -118,23 +89,25 @@ impl KvClient for Cluster {
                 Err(e) => {
                     last = e;
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    target = self.find_leader(group, &self.running()).await;
+                    target = cluster.find_leader(group, &cluster.running()).await;
                 }
             }
         }
         Err(last)
     }
 
+    /// Linearizable get through the group's leader, with retries.
     async fn get(
         &self,
         group: u64,
         key: &str,
         timeout: Duration,
     ) -> Result<Option<String>, InternalError> {
+        let cluster: &Cluster = self.borrow();
         let deadline = Instant::now() + timeout;
         let mut last = InternalError::NoQuorum;
         while Instant::now() < deadline {
-            if let Some(id) = self.find_leader(group, &self.running()).await {
+            if let Some(id) = cluster.find_leader(group, &cluster.running()).await {
                 match self
                     .read(
                         id,
@@ -158,3 +131,5 @@ impl KvClient for Cluster {
         Err(last)
     }
 }
+
+impl KvClient for Cluster {}
