@@ -123,8 +123,7 @@ fn write_snapshot_file(
         for entry in files {
             let name = entry.file_name().to_string_lossy().into_owned();
             let bytes = fs::read(entry.path()).map_err(io_err(&entry.path()))?;
-            write_section(&mut out, &format!("index/{i}/{name}"), &bytes)
-                .map_err(io_err(path))?;
+            write_section(&mut out, &format!("index/{i}/{name}"), &bytes).map_err(io_err(path))?;
         }
     }
     write_section(&mut out, END_SECTION, &[]).map_err(io_err(path))?;
