@@ -8,8 +8,6 @@
 
 pub mod kv;
 
-use std::time::Duration;
-
 pub use tests::cluster::{election_timeout, Cluster, ClusterOptions, NodeProgram};
 
 /// Tests share two cores: run one cluster at a time.
@@ -21,7 +19,7 @@ pub fn options() -> ClusterOptions {
     ClusterOptions {
         shard_count: 2,
         // The node's budget for requests without a timeout header.
-        request_timeout_ms: Duration::from_secs(3).as_millis() as u64,
+        request_timeout_ms: 3_000,
         node_program: NodeProgram {
             path: Some(env!("CARGO_BIN_EXE_node").into()),
             // raft-rs's elections in the log tails of failure messages.
