@@ -8,6 +8,7 @@ pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
+pub mod fs;
 pub mod hash;
 pub mod limits;
 pub mod placement;

@@ -20,10 +20,11 @@
 //! sends a Raft message before its own check is done, so no node has seen another yet.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use common::fs::write_atomic;
 use parking_lot::{Mutex, RwLock};
 
 use crate::storage::wal::segment;
@@ -36,27 +37,13 @@ pub const SEEN_FILE: &str = "peers-seen";
 /// nodes at most).
 const MAX_SEEN_FILE_BYTES: u64 = 1 << 20;
 
-/// Writes `bytes` to `dir/name` atomically and durably (temp file, fsync, rename, fsync
-/// of the directory).
-fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
-}
-
 pub fn marker_exists(data_dir: &Path) -> bool {
     data_dir.join(MARKER_FILE).is_file()
 }
 
 pub fn write_marker(data_dir: &Path, node_id: u64) -> io::Result<()> {
-    write_durably(
-        data_dir,
-        MARKER_FILE,
+    write_atomic(
+        &data_dir.join(MARKER_FILE),
         format!("node {node_id}: every hosted group's log is in this directory\n").as_bytes(),
     )
 }
@@ -124,7 +111,7 @@ impl PeersSeen {
         let mut next = self.seen.read().clone();
         next.insert(id);
         let text: String = next.iter().map(|n| format!("{n}\n")).collect();
-        write_durably(&self.dir, SEEN_FILE, text.as_bytes())?;
+        write_atomic(&self.dir.join(SEEN_FILE), text.as_bytes())?;
         *self.seen.write() = next;
         tracing::info!(peer = id, "first Raft message from this peer: recorded");
         Ok(())

@@ -12,7 +12,6 @@
 
 pub mod api;
 pub mod catalog;
-pub mod dataset;
 pub mod identity;
 pub mod panic_guard;
 pub mod priority;

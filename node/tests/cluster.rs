@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::wire::InternalError;
-use harness::{election_timeout, Cluster, Options, SERIAL};
-use node::raft::kv::{KvCommand, KvRead};
+use harness::kv::{self, KvClient, KvCommand, KvRead};
+use harness::{election_timeout, Cluster, ClusterOptions, SERIAL};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -19,7 +19,7 @@ fn key(i: usize) -> String {
 /// A started 3-node cluster with `count` keys written to `group` (value
 /// "before"), and that group's current leader.
 async fn cluster_with_writes(group: u64, count: usize) -> (Cluster, u64) {
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     for i in 0..count {
         cluster
@@ -37,7 +37,7 @@ async fn cluster_with_writes(group: u64, count: usize) -> (Cluster, u64) {
 #[tokio::test]
 async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     let leaders = cluster.wait_all_leaders(LONG).await;
     assert_eq!(leaders.len(), 3, "groups 0, 1, 2");
 
@@ -55,7 +55,7 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
             Some(format!("g{g}-v7"))
         );
         assert_eq!(cluster.get(g, "absent", LONG).await.unwrap(), None);
-        let (applied, digest) = cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        let (applied, digest) = cluster.wait_group_converged(g, &cluster.ids(), LONG).await;
         assert!(applied >= 30);
         assert_ne!(digest, format!("{:016x}", 0));
         for id in cluster.ids() {
@@ -145,7 +145,7 @@ async fn three_nodes_elect_leaders_and_replicate_writes_to_every_replica() {
 #[tokio::test]
 async fn killed_leader_is_replaced_and_writes_go_on() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     for i in 0..20 {
@@ -158,7 +158,7 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
         .find_leader(group, &cluster.ids())
         .await
         .expect("leader");
-    cluster.kill(old);
+    cluster.kill_node(old);
     let killed_at = Instant::now();
 
     cluster
@@ -186,8 +186,10 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
     cluster.wait_all_leaders(LONG).await;
 
     // The old leader comes back, catches up, and the replicas converge.
-    cluster.spawn(old);
-    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster.spawn_node(old);
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
     assert_eq!(
         cluster.get(group, "after", LONG).await.unwrap().as_deref(),
         Some("yes")
@@ -197,14 +199,17 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
 #[tokio::test]
 async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
-        snapshot_interval: 20,
-        ..Options::default()
-    });
+    let cluster = Cluster::start(ClusterOptions {
+        snapshot_interval_entries: Some(20),
+        ..kv::options()
+    })
+    .await;
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     cluster.put(group, "first", "1", LONG).await.expect("put");
-    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
 
     // Kill a follower; the others write well past several compactions.
     let leader = cluster
@@ -221,7 +226,7 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
         .await
         .expect("status")
         .last_index;
-    cluster.kill(lagger);
+    cluster.kill_node(lagger);
     for i in 0..150 {
         cluster
             .put(group, &key(i), &format!("v{i}"), LONG)
@@ -229,7 +234,7 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
             .expect("put");
     }
     let live = cluster.running();
-    let (applied, _) = cluster.wait_converged(group, &live, LONG).await;
+    let (applied, _) = cluster.wait_group_converged(group, &live, LONG).await;
     for &id in &live {
         let r = cluster.replica(id, group).await.expect("status");
         assert!(
@@ -238,8 +243,10 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
         );
     }
 
-    cluster.spawn(lagger);
-    let (caught_up, digest) = cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster.spawn_node(lagger);
+    let (caught_up, digest) = cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
     assert!(caught_up >= applied);
     let r = cluster.replica(lagger, group).await.expect("status");
     assert_eq!(r.digest, digest);
@@ -249,15 +256,15 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
         "the lagger installed a snapshot: {r:?}"
     );
     assert!(
-        std::fs::read_to_string(cluster.log_path(lagger))
+        std::fs::read_to_string(cluster.node_log(lagger))
             .unwrap_or_default()
             .contains("snapshot installed"),
         "{}",
-        cluster.log_tail(lagger, 40)
+        cluster.node_log_tail(lagger, 40)
     );
 
     // It serves as a full replica afterwards: it can lead and answer.
-    cluster.kill(leader);
+    cluster.kill_node(leader);
     cluster
         .put(group, "post", "snapshot", LONG)
         .await
@@ -275,10 +282,11 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
 #[tokio::test]
 async fn whole_cluster_restart_keeps_every_committed_write() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
-        snapshot_interval: 25,
-        ..Options::default()
-    });
+    let cluster = Cluster::start(ClusterOptions {
+        snapshot_interval_entries: Some(25),
+        ..kv::options()
+    })
+    .await;
     cluster.wait_all_leaders(LONG).await;
     for g in cluster.groups() {
         for i in 0..40 {
@@ -291,15 +299,20 @@ async fn whole_cluster_restart_keeps_every_committed_write() {
     let digests: Vec<String> = {
         let mut d = Vec::new();
         for g in cluster.groups() {
-            d.push(cluster.wait_converged(g, &cluster.ids(), LONG).await.1);
+            d.push(
+                cluster
+                    .wait_group_converged(g, &cluster.ids(), LONG)
+                    .await
+                    .1,
+            );
         }
         d
     };
     for id in cluster.ids() {
-        cluster.kill(id);
+        cluster.kill_node(id);
     }
     for id in cluster.ids() {
-        cluster.spawn(id);
+        cluster.spawn_node(id);
     }
     cluster.wait_all_leaders(LONG).await;
     for g in cluster.groups() {
@@ -310,7 +323,7 @@ async fn whole_cluster_restart_keeps_every_committed_write() {
                 "group {g} key {i}"
             );
         }
-        let (_, digest) = cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        let (_, digest) = cluster.wait_group_converged(g, &cluster.ids(), LONG).await;
         assert_eq!(digest, digests[g as usize], "group {g}");
     }
     // And the cluster takes writes again.
@@ -357,10 +370,7 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
         )
         .await
         .expect("majority read");
-    assert_eq!(
-        new_read,
-        node::raft::kv::KvReadReply::Value(Some("before".into()))
-    );
+    assert_eq!(new_read, kv::KvReadReply::Value(Some("before".into())));
     let cmd2 = KvCommand::Put {
         key: "majority".into(),
         value: "kept".into(),
@@ -388,7 +398,9 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
     );
 
     cluster.heal().await;
-    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
     assert_eq!(
         cluster
             .get(group, "majority", LONG)
@@ -403,7 +415,7 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
         "an unacknowledged minority write survived"
     );
     for g in cluster.groups() {
-        cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        cluster.wait_group_converged(g, &cluster.ids(), LONG).await;
     }
 }
 
@@ -453,10 +465,11 @@ fn bad_config_exits_with_an_error_not_a_panic() {
 #[tokio::test]
 async fn acknowledged_writes_survive_a_leader_kill_under_concurrent_load() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
-        snapshot_interval: 40,
-        ..Options::default()
-    });
+    let cluster = Cluster::start(ClusterOptions {
+        snapshot_interval_entries: Some(40),
+        ..kv::options()
+    })
+    .await;
     cluster.wait_all_leaders(LONG).await;
     let group = 2;
     let leader = cluster
@@ -477,7 +490,7 @@ async fn acknowledged_writes_survive_a_leader_kill_under_concurrent_load() {
     };
     let killer = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        cluster.kill(leader);
+        cluster.kill_node(leader);
     };
     futures::future::join(futures::future::join_all((0..4).map(writer)), killer).await;
     let acked = acked.into_inner();
@@ -488,8 +501,10 @@ async fn acknowledged_writes_survive_a_leader_kill_under_concurrent_load() {
             Some(k.as_str())
         );
     }
-    cluster.spawn(leader);
-    let (_, digest) = cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster.spawn_node(leader);
+    let (_, digest) = cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
     let r = cluster.replica(leader, group).await.expect("status");
     assert_eq!(r.digest, digest);
     assert_eq!(r.records, Some(160));
@@ -501,15 +516,17 @@ async fn paused_leader_is_replaced_and_rejoins_without_divergence() {
     let group = 1;
     let (cluster, old) = cluster_with_writes(group, 10).await;
     let others: Vec<u64> = cluster.ids().into_iter().filter(|&i| i != old).collect();
-    cluster.pause(old, true);
+    cluster.pause_node(old, true);
     let new = cluster.wait_leader(group, &others, LONG).await;
     assert_ne!(new, old);
     cluster
         .put(group, "during-pause", "yes", LONG)
         .await
         .expect("write while the old leader is paused");
-    cluster.pause(old, false);
-    cluster.wait_converged(group, &cluster.ids(), LONG).await;
+    cluster.pause_node(old, false);
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
     assert_eq!(
         cluster
             .get(group, "during-pause", LONG)
@@ -519,18 +536,19 @@ async fn paused_leader_is_replaced_and_rejoins_without_divergence() {
         Some("yes")
     );
     for g in cluster.groups() {
-        cluster.wait_converged(g, &cluster.ids(), LONG).await;
+        cluster.wait_group_converged(g, &cluster.ids(), LONG).await;
     }
 }
 
 #[tokio::test]
 async fn five_nodes_host_groups_by_placement() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
+    let cluster = Cluster::start(ClusterOptions {
         nodes: 5,
         shard_count: 5,
-        ..Options::default()
-    });
+        ..kv::options()
+    })
+    .await;
     let leaders = cluster.wait_all_leaders(LONG).await;
     assert_eq!(leaders.len(), 6);
     for (&g, &leader) in &leaders {
@@ -544,7 +562,7 @@ async fn five_nodes_host_groups_by_placement() {
             .put(g, "k", &format!("group {g}"), LONG)
             .await
             .expect("put");
-        cluster.wait_converged(g, &replicas, LONG).await;
+        cluster.wait_group_converged(g, &replicas, LONG).await;
         for id in cluster.ids() {
             let hosted = cluster.replica(id, g).await.is_some();
             assert_eq!(hosted, replicas.contains(&id), "node {id} group {g}");
@@ -571,11 +589,11 @@ async fn five_nodes_host_groups_by_placement() {
 #[tokio::test]
 async fn without_a_quorum_requests_fail_before_their_deadline() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     cluster.put(1, "a", "1", LONG).await.expect("put");
-    cluster.kill(2);
-    cluster.kill(3);
+    cluster.kill_node(2);
+    cluster.kill_node(3);
     let budget = Duration::from_secs(1);
     let cmd = KvCommand::Put {
         key: "b".into(),
@@ -618,7 +636,7 @@ async fn without_a_quorum_requests_fail_before_their_deadline() {
     }
     assert!(started.elapsed() < Duration::from_millis(500));
     // The majority comes back: the write goes through again.
-    cluster.spawn(2);
+    cluster.spawn_node(2);
     cluster
         .put(1, "c", "3", LONG)
         .await
@@ -629,5 +647,5 @@ async fn without_a_quorum_requests_fail_before_their_deadline() {
         cluster.get(1, "c", LONG).await.unwrap().as_deref(),
         Some("3")
     );
-    cluster.wait_converged(1, &[1, 2], LONG).await;
+    cluster.wait_group_converged(1, &[1, 2], LONG).await;
 }

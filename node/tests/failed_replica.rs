@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::wire::{InternalError, ReplicaState, ReplicaStatus};
-use harness::{election_timeout, Cluster, Options, SERIAL};
-use node::raft::kv::{KvCommand, KvRead};
+use harness::kv::{self, KvClient, KvCommand, KvRead};
+use harness::{election_timeout, Cluster, ClusterOptions, SERIAL};
 use node::storage::wal::codec::decode_frame;
 use node::storage::wal::segment::{self, HEADER_LEN};
 
@@ -55,7 +55,7 @@ async fn wait_state(cluster: &Cluster, id: u64, group: u64, state: ReplicaState)
         assert!(
             Instant::now() < deadline,
             "node {id} group {group}: not {state:?}: {r:?}\n{}",
-            cluster.log_tail(id, 30)
+            cluster.node_log_tail(id, 30)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -89,10 +89,11 @@ async fn expect_replica_failed(cluster: &Cluster, id: u64, group: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_middle_wal_segment_fails_that_group_alone() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
+    let cluster = Cluster::start(ClusterOptions {
         wal_segment_bytes: Some(4096),
-        ..Options::default()
-    });
+        ..kv::options()
+    })
+    .await;
     cluster.wait_all_leaders(LONG).await;
     let (group, other) = (1, 2);
     let value = "v".repeat(300);
@@ -103,8 +104,8 @@ async fn a_damaged_middle_wal_segment_fails_that_group_alone() {
             .expect("put");
     }
     let victim = 3;
-    cluster.wait_converged(group, &[1, 2, 3], LONG).await;
-    cluster.kill(victim);
+    cluster.wait_group_converged(group, &[1, 2, 3], LONG).await;
+    cluster.kill_node(victim);
 
     let dir = wal_dir(&cluster, victim, group);
     let segs = segment::list(&dir).expect("segments");
@@ -117,7 +118,7 @@ async fn a_damaged_middle_wal_segment_fails_that_group_alone() {
     bytes[frame as usize + 12] ^= 0x5a;
     fs::write(&middle, &bytes).unwrap();
 
-    cluster.spawn(victim);
+    cluster.spawn_node(victim);
     let failed = wait_state(&cluster, victim, group, ReplicaState::Failed).await;
     let error = failed.error.expect("a failed replica says why");
     let name = segment::file_name(segs[1]);
@@ -137,7 +138,7 @@ async fn a_damaged_middle_wal_segment_fails_that_group_alone() {
     wait_state(&cluster, victim, 0, ReplicaState::Running).await;
     cluster.put(other, "after", "1", LONG).await.expect("put");
     cluster.put(group, "after", "1", LONG).await.expect("put");
-    cluster.wait_converged(other, &[1, 2, 3], LONG).await;
+    cluster.wait_group_converged(other, &[1, 2, 3], LONG).await;
     assert_eq!(
         cluster.get(group, "k0", LONG).await.expect("get"),
         Some(value)
@@ -147,7 +148,7 @@ async fn a_damaged_middle_wal_segment_fails_that_group_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_entry_stops_its_group_without_killing_nodes_or_crash_looping() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     let (group, other) = (1, 2);
     cluster.put(group, "before", "1", LONG).await.expect("put");
@@ -176,8 +177,8 @@ async fn a_panicking_entry_stops_its_group_without_killing_nodes_or_crash_loopin
         .expect("put");
 
     // A restart replays the entry, fails the group again at it, and keeps running.
-    cluster.kill(2);
-    cluster.spawn(2);
+    cluster.kill_node(2);
+    cluster.spawn_node(2);
     let r = wait_state(&cluster, 2, group, ReplicaState::Failed).await;
     assert!(r.error.unwrap_or_default().contains("panicked"));
     wait_state(&cluster, 2, other, ReplicaState::Running).await;
@@ -197,7 +198,7 @@ async fn a_panicking_entry_stops_its_group_without_killing_nodes_or_crash_loopin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_does_not_vote_with_an_empty_log() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     let groups = cluster.groups();
     for &g in &groups {
@@ -209,9 +210,9 @@ async fn a_wiped_node_does_not_vote_with_an_empty_log() {
         }
     }
     let wiped = 3;
-    cluster.kill(wiped);
+    cluster.kill_node(wiped);
     fs::remove_dir_all(cluster.config.node_data_dir(wiped)).expect("wipe");
-    cluster.spawn(wiped);
+    cluster.spawn_node(wiped);
     for &g in &groups {
         let r = wait_state(&cluster, wiped, g, ReplicaState::Failed).await;
         let error = r.error.unwrap_or_default();
@@ -223,12 +224,12 @@ async fn a_wiped_node_does_not_vote_with_an_empty_log() {
         expect_replica_failed(&cluster, wiped, g).await;
     }
     // The verdict is sticky: a second restart without asking anyone still refuses.
-    cluster.kill(wiped);
-    cluster.spawn(wiped);
+    cluster.kill_node(wiped);
+    cluster.spawn_node(wiped);
     wait_state(&cluster, wiped, 1, ReplicaState::Failed).await;
 
     // It never votes: with node 1 down, node 2 alone cannot win an election.
-    cluster.kill(1);
+    cluster.kill_node(1);
     tokio::time::sleep(election_timeout() * 6).await;
     for &g in &groups {
         let l = cluster.find_leader(g, &[2, wiped]).await;
@@ -238,7 +239,7 @@ async fn a_wiped_node_does_not_vote_with_an_empty_log() {
         );
     }
     // With node 1 back, every acknowledged write is there.
-    cluster.spawn(1);
+    cluster.spawn_node(1);
     for &g in &groups {
         for i in 0..5 {
             assert_eq!(
@@ -256,14 +257,14 @@ async fn a_wiped_node_does_not_vote_with_an_empty_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_whose_peers_are_down_waits_without_voting_until_they_answer() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     cluster.put(1, "acked", "1", LONG).await.expect("put");
     for id in [1, 2, 3] {
-        cluster.kill(id);
+        cluster.kill_node(id);
     }
     fs::remove_dir_all(cluster.config.node_data_dir(3)).expect("wipe");
-    cluster.spawn(3);
+    cluster.spawn_node(3);
     // Nobody to ask: every group waits, not started, not voting.
     for g in cluster.groups() {
         let r = wait_state(&cluster, 3, g, ReplicaState::Waiting).await;
@@ -279,8 +280,8 @@ async fn a_wiped_node_whose_peers_are_down_waits_without_voting_until_they_answe
         assert_eq!(r.term, 0);
     }
     // The peers come back and remember node 3: its groups fail, the cluster serves.
-    cluster.spawn(1);
-    cluster.spawn(2);
+    cluster.spawn_node(1);
+    cluster.spawn_node(2);
     for g in cluster.groups() {
         wait_state(&cluster, 3, g, ReplicaState::Failed).await;
     }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::{election_timeout, Cluster, Options, SERIAL};
+use harness::kv::{self, KvClient};
+use harness::{election_timeout, Cluster, SERIAL};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -28,7 +29,7 @@ fn summary(mut samples: Vec<Duration>) -> String {
 #[ignore = "measurement; run by scripts/bench-cluster"]
 async fn failover_time_leader_kill_to_first_write() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options::default());
+    let cluster = Cluster::start(kv::options()).await;
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
     cluster.put(group, "warm-up", "x", LONG).await.expect("put");
@@ -36,14 +37,16 @@ async fn failover_time_leader_kill_to_first_write() {
     for run in 0..10 {
         let leader = cluster.wait_leader(group, &cluster.running(), LONG).await;
         let start = Instant::now();
-        cluster.kill(leader);
+        cluster.kill_node(leader);
         cluster
             .put(group, &format!("after-kill-{run}"), "x", LONG)
             .await
             .expect("write after failover");
         samples.push(start.elapsed());
-        cluster.spawn(leader);
-        cluster.wait_converged(group, &cluster.ids(), LONG).await;
+        cluster.spawn_node(leader);
+        cluster
+            .wait_group_converged(group, &cluster.ids(), LONG)
+            .await;
     }
     println!(
         "failover (kill -9 leader -> first acknowledged write), election timeout {} ms: {}",
@@ -56,7 +59,7 @@ async fn failover_time_leader_kill_to_first_write() {
 #[ignore = "measurement; run by scripts/bench-cluster"]
 async fn replicated_write_throughput_one_group() {
     let _serial = SERIAL.lock().await;
-    let cluster = Arc::new(Cluster::start(Options::default()));
+    let cluster = Arc::new(Cluster::start(kv::options()).await);
     cluster.wait_all_leaders(LONG).await;
     for writers in [1usize, 16] {
         let done = Arc::new(AtomicU64::new(0));

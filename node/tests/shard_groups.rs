@@ -10,7 +10,7 @@ use common::catalog::{CatalogCommand, CatalogOutcome, CatalogProposal};
 use common::command::{AddMode, ApplyOutcome, IndexConfig, Proposal, RecordWrite, ShardCommand};
 use common::read::{Include, QueryRequest, ShardRead, ShardReadReply, ShardReadValue};
 use common::{wire, Filter, Space};
-use harness::{Cluster, Options, SERIAL};
+use harness::{Cluster, SERIAL};
 
 const LONG: Duration = Duration::from_secs(30);
 const COLLECTION: &str = "3f1c2b7e-0000-4000-8000-000000000001";
@@ -23,7 +23,7 @@ async fn propose<T: serde::Serialize, R: serde::de::DeserializeOwned>(
     let leader = cluster.wait_leader(group, &cluster.running(), LONG).await;
     let body = wire::encode(value).expect("encode");
     let bytes = cluster
-        .post(leader, &format!("/internal/{group}/propose"), body, LONG)
+        .post_internal(leader, &format!("/internal/{group}/propose"), body, LONG)
         .await
         .unwrap_or_else(|e| panic!("propose on group {group}: {e:?}"));
     wire::decode(&bytes).expect("decode outcome")
@@ -40,7 +40,7 @@ async fn query(cluster: &Cluster, group: u64, q: Vec<f32>) -> Vec<(String, f32)>
         include: Include::default(),
     });
     let bytes = cluster
-        .post(
+        .post_internal(
             leader,
             &format!("/internal/{group}/read"),
             wire::encode(&read).expect("encode"),
@@ -62,10 +62,7 @@ async fn query(cluster: &Cluster, group: u64, q: Vec<f32>) -> Vec<(String, f32)>
 #[tokio::test]
 async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Options {
-        kv: false,
-        ..Options::default()
-    });
+    let cluster = Cluster::start(harness::options()).await;
     cluster.wait_all_leaders(LONG).await;
 
     let created: CatalogOutcome = propose(
@@ -134,16 +131,16 @@ async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
     }
     let ids = cluster.ids();
     for g in [0u64, 1, 2] {
-        cluster.wait_converged(g, &ids, LONG).await;
+        cluster.wait_group_converged(g, &ids, LONG).await;
     }
     assert_eq!(query(&cluster, 1, vec![5.2, 1.0]).await[0].0, "g1-5");
 
     // Kill group 1's leader: a new one answers, and the restarted node converges.
     let leader = cluster.wait_leader(1, &ids, LONG).await;
-    cluster.kill(leader);
+    cluster.kill_node(leader);
     assert_eq!(query(&cluster, 1, vec![7.1, 1.0]).await[0].0, "g1-7");
-    cluster.spawn(leader);
-    let (_, digest) = cluster.wait_converged(1, &ids, LONG).await;
+    cluster.spawn_node(leader);
+    let (_, digest) = cluster.wait_group_converged(1, &ids, LONG).await;
     assert_ne!(digest, format!("{:016x}", 0));
     for id in &ids {
         assert_eq!(

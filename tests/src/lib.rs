@@ -2,7 +2,9 @@
 //! cluster of `node` processes. The library is the harness; the tests are in
 //! `tests/`, one binary per area (system + tenants + databases, collections,
 //! record writes, record reads and filters, errors, two routers, shard
-//! failure). Node-level multi-process tests live in `node/tests/`.
+//! failure). Node-level multi-process tests live in `node/tests/` and run on
+//! the same [`cluster`] (node's dev-dependency on this crate); node's shard
+//! tests and benchmark take their vectors from [`vectors`].
 //!
 //! Layout of a test: one test function starts one cluster (about a second:
 //! 3 nodes, 50 ms Raft ticks, routers on free ports) and runs many named
@@ -20,6 +22,7 @@ pub mod checks;
 pub mod cluster;
 pub mod data;
 pub mod http;
+pub mod vectors;
 
 pub use checks::Checks;
 pub use cluster::{Cluster, ClusterOptions, RouterOptions};

@@ -12,8 +12,7 @@
 //! the directory fsynced: a crash leaves the old snapshot or the new one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use bincode::Options;
@@ -195,23 +194,7 @@ pub(super) fn write_file(
     path: &Path,
 ) -> Result<(), CatalogSnapshotError> {
     let bytes = encode(sm)?;
-    let mut tmp_name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(&bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(parent))?;
-    }
-    Ok(())
+    common::fs::write_atomic(path, &bytes).map_err(io_err(path))
 }
 
 /// Reads and verifies a snapshot file.

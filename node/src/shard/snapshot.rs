@@ -9,11 +9,12 @@
 //! temporary name, fsynced, renamed into place, and the directory fsynced, so
 //! a crash leaves either the old snapshot or the new one, never half of one.
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::command::CollectionId;
+use common::fs::AtomicFile;
 use serde::{Deserialize, Serialize};
 
 use super::collection::{CollectionShard, CollectionState};
@@ -76,35 +77,23 @@ fn fresh_dir(dir: &Path) -> Result<(), ShardError> {
     fs::create_dir_all(dir).map_err(io_err(dir))
 }
 
-/// fsyncs a directory so a rename or a new file in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), ShardError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-/// Writes a snapshot of `sm` to `path` atomically.
+/// Writes a snapshot of `sm` to `path` atomically and durably.
 pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInfo, ShardError> {
     let staging = scratch_dir(path, ".staging");
     fresh_dir(&staging)?;
-    let tmp = scratch_dir(path, ".tmp");
-    let result = write_snapshot_file(sm, &tmp, &staging);
+    let result = write_snapshot_file(sm, path, &staging);
     // The staging directory only held index dumps on their way into the file.
     let _ = fs::remove_dir_all(&staging);
-    let bytes = result?;
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
     Ok(SnapshotInfo {
         applied: sm.applied(),
-        bytes,
+        bytes: result?,
     })
 }
 
+/// Writes the snapshot file; returns its length.
 fn write_snapshot_file(
     sm: &ShardStateMachine,
-    tmp: &Path,
+    path: &Path,
     staging: &Path,
 ) -> Result<u64, ShardError> {
     let state = SnapshotState {
@@ -118,10 +107,9 @@ fn write_snapshot_file(
     };
     let state_bytes =
         bincode::serialize(&state).map_err(|e| corrupt(format!("encoding state: {e}")))?;
-    let file = File::create(tmp).map_err(io_err(tmp))?;
-    let mut out = BufWriter::new(file);
-    out.write_all(MAGIC).map_err(io_err(tmp))?;
-    write_section(&mut out, STATE_SECTION, &state_bytes).map_err(io_err(tmp))?;
+    let mut out = AtomicFile::create(path).map_err(io_err(path))?;
+    out.write_all(MAGIC).map_err(io_err(path))?;
+    write_section(&mut out, STATE_SECTION, &state_bytes).map_err(io_err(path))?;
     for (i, (_, c)) in sm.collections.iter().enumerate() {
         let Some(index) = c.index() else { continue };
         let dir = staging.join(i.to_string());
@@ -135,13 +123,11 @@ fn write_snapshot_file(
         for entry in files {
             let name = entry.file_name().to_string_lossy().into_owned();
             let bytes = fs::read(entry.path()).map_err(io_err(&entry.path()))?;
-            write_section(&mut out, &format!("index/{i}/{name}"), &bytes).map_err(io_err(tmp))?;
+            write_section(&mut out, &format!("index/{i}/{name}"), &bytes).map_err(io_err(path))?;
         }
     }
-    write_section(&mut out, END_SECTION, &[]).map_err(io_err(tmp))?;
-    let file = out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
-    file.sync_all().map_err(io_err(tmp))?;
-    file.metadata().map(|m| m.len()).map_err(io_err(tmp))
+    write_section(&mut out, END_SECTION, &[]).map_err(io_err(path))?;
+    out.commit().map_err(io_err(path))
 }
 
 /// Takes the next `n` bytes off the front of `rest`.

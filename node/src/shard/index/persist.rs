@@ -11,8 +11,9 @@
 //!
 //! Saving dumps under a fresh name, fsyncs the dump files, writes
 //! `MANIFEST.tmp`, fsyncs it, renames it over `MANIFEST` and fsyncs the
-//! directory; only then are older dump files deleted. A crash at any point
-//! leaves either the old or the new index, never a mix.
+//! directory (`common::fs::write_atomic`); only then are older dump files
+//! deleted. A crash at any point leaves either the old or the new index,
+//! never a mix.
 //!
 //! hnsw_rs's loader asserts (and on a short data file even calls
 //! `process::exit`) on bad input, so loading hands it nothing unverified: the
@@ -24,12 +25,13 @@
 //! rebuilds the index from its records. (The files are re-read by hnsw_rs after
 //! verification; nothing but this code writes the index directory.)
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::fs::{self, File};
+use std::io::{BufReader, ErrorKind, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use bincode::Options;
+use common::fs::write_atomic;
 use common::Space;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,6 @@ use super::store::VectorStore;
 use super::PointId;
 
 const MANIFEST: &str = "MANIFEST";
-const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const MAGIC: [u8; 8] = *b"VXIDXMF1";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
@@ -144,11 +145,8 @@ pub(crate) fn save(seg: &Segment, dir: &Path) -> Result<(), IndexError> {
         dead: store.dead_slots(),
     };
     let bytes = encode_manifest(&manifest)?;
-    let tmp = dir.join(MANIFEST_TMP);
-    write_synced(&tmp, &bytes)?;
     let target = dir.join(MANIFEST);
-    fs::rename(&tmp, &target).map_err(|e| IndexError::io(&target, e))?;
-    sync_dir(dir)?;
+    write_atomic(&target, &bytes).map_err(|e| IndexError::io(&target, e))?;
     remove_stale_dumps(dir, &manifest.files);
     Ok(())
 }
@@ -439,24 +437,6 @@ fn sync_and_checksum(path: &Path) -> Result<(u64, u32), IndexError> {
         .and_then(|f| f.sync_all())
         .map_err(|e| IndexError::io(path, e))?;
     checksum(path)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| IndexError::io(path, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| IndexError::io(path, e))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), IndexError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| IndexError::io(dir, e))
 }
 
 fn remove_dump_files(dir: &Path, basename: &str) {

@@ -5,9 +5,9 @@ use common::command::{AddMode, Proposal, RecordWrite, ShardCommand};
 use common::{Filter, MetadataValue, Space};
 use raft::prelude::Entry;
 use raft::Storage as _;
+use tests::vectors::clustered;
 
 use super::model::{Driver, COLLECTION};
-use crate::dataset::clustered;
 use crate::shard::snapshot::{read_snapshot, write_snapshot};
 use crate::shard::AppliedPosition;
 use crate::storage::{RaftLogStorage, WalOptions};

@@ -4,9 +4,9 @@
 use common::command::{AddMode, ApplyOutcome, Proposal, RecordWrite, ShardCommand};
 use common::read::{GetRequest, Include};
 use common::{Filter, Space};
+use tests::vectors::clustered;
 
 use super::model::{Driver, COLLECTION};
-use crate::dataset::clustered;
 use crate::shard::AppliedPosition;
 
 fn rec(id: &str, e: Vec<f32>) -> RecordWrite {

@@ -69,9 +69,7 @@ pub fn check_header(bytes: &[u8], seq: u64) -> Result<(), String> {
 
 /// fsyncs a directory, so that file creations and removals in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(StorageError::io(dir))
+    common::fs::sync_dir(dir).map_err(StorageError::io(dir))
 }
 
 /// Creates segment `seq` with its header. With `sync`, the file and then the directory

@@ -8,9 +8,9 @@ mod recall;
 
 use common::command::IndexConfig;
 use common::Space;
+pub(super) use tests::vectors::Mixture;
 
 use super::{PointId, VectorIndex};
-pub(super) use crate::dataset::Mixture;
 
 pub(super) const SPACES: [Space; 3] = [Space::L2, Space::Cosine, Space::Ip];
 

@@ -1,5 +1,7 @@
-//! Synthetic clustered vector data and a brute-force oracle, shared by the
-//! recall tests and the benchmarks so both measure on the same kind of data.
+//! Synthetic clustered vector data and a brute-force oracle, shared by node's
+//! shard and index tests and by its `shard_bench` example, so recall tests and
+//! benchmarks measure on the same kind of data. (The end-to-end tests'
+//! records and their independent filter oracle are in [`crate::data`].)
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

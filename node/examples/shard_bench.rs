@@ -2,7 +2,9 @@
 //! insert throughput, query latency p50/p99 and recall@10 (plain and
 //! filtered), brute-force scan speed as the reference, snapshot write/restore.
 //!
-//! `cargo run --release -p node --bin shard_bench -- --n 100000 --dim 128`
+//! `cargo run --release -p node --example shard_bench -- --n 100000 --dim 128`
+//! (`scripts/bench-shard` runs it). An example, not a binary of the node package: its
+//! data (`tests::vectors`) is test support, kept out of the production library.
 
 use std::time::{Duration, Instant};
 
@@ -10,9 +12,9 @@ use clap::Parser;
 use common::command::{AddMode, IndexConfig, MetadataPatch, Proposal, RecordWrite, ShardCommand};
 use common::read::{Include, QueryRequest};
 use common::{Filter, MetadataValue, Space};
-use node::dataset::{brute_force_top_k, recall, Mixture};
 use node::shard::snapshot::{read_snapshot, write_snapshot};
 use node::shard::{AppliedPosition, ShardStateMachine};
+use tests::vectors::{brute_force_top_k, recall, Mixture};
 
 #[derive(Parser)]
 struct Args {

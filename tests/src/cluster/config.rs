@@ -1,0 +1,40 @@
+//! The cluster config a test cluster runs on: short Raft timeouts, every node
+//! and the router on a free loopback port, data under the cluster's temp dir.
+
+use std::path::Path;
+
+use super::{free_port, ClusterOptions, ELECTION_TICKS, TICK_MS};
+
+/// The config's TOML text for `opts`, with data in `data_dir`.
+pub(super) fn text(opts: &ClusterOptions, data_dir: &Path) -> String {
+    let mut raft =
+        format!("tick_ms = {TICK_MS}\nelection_ticks = {ELECTION_TICKS}\nheartbeat_ticks = 2\n");
+    if let Some(n) = opts.snapshot_interval_entries {
+        raft += &format!("snapshot_interval_entries = {n}\n");
+    }
+    if let Some(bytes) = opts.wal_segment_bytes {
+        raft += &format!("wal_segment_bytes = {bytes}\n");
+    }
+    let mut router = format!(
+        "listen = \"127.0.0.1:{}\"\nrequest_timeout_ms = {}\n",
+        free_port(),
+        opts.request_timeout_ms
+    );
+    if let Some(max) = opts.max_batch_size {
+        router += &format!("max_batch_size = {max}\n");
+    }
+    let mut text = format!(
+        "[cluster]\nname = \"test\"\ndata_dir = \"{}\"\nreplication_factor = {}\nshard_count = {}\n\n\
+         [raft]\n{raft}\n[router]\n{router}\n",
+        data_dir.display(),
+        opts.replication_factor,
+        opts.shard_count,
+    );
+    for id in 1..=opts.nodes {
+        text += &format!(
+            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n",
+            free_port()
+        );
+    }
+    text
+}

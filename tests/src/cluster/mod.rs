@@ -1,0 +1,296 @@
+//! The workspace's one process cluster for tests: `node` processes and zero or
+//! more `router` processes on free loopback ports, with a cluster config, the
+//! cluster secret and data in a temp dir. Both test tiers use it: the
+//! end-to-end tests here (`tests/tests/`) and node's multi-process tests
+//! (`node/tests/`, which add their KV test state machine's calls on top).
+//! Everything is killed on drop (set `KEEP_CLUSTER=1` to keep the dir, logs
+//! included, after a failure).
+//!
+//! - [`config`]: the cluster config the processes run on;
+//! - [`nodes`]: node processes (spawn, kill -9, SIGSTOP/SIGCONT, logs);
+//! - [`routers`]: router processes and their HTTP clients;
+//! - [`status`]: what the nodes report (leaders, convergence, records);
+//! - [`admin`]: requests that change a running node (partitions, leadership)
+//!   and the internal API.
+//!
+//! The binaries are the workspace's own, found next to the test executable's
+//! profile dir (`target/debug/deps/<test>` -> `target/debug/{node,router}`):
+//! Cargo gives `CARGO_BIN_EXE_*` only for the test's own package, so
+//! `scripts/test` builds every binary (`cargo build --workspace --bins`)
+//! first. A test of the node package passes its own `node` in
+//! [`NodeProgram`].
+
+mod admin;
+mod config;
+mod nodes;
+mod routers;
+mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+
+use common::config::ClusterConfig;
+use common::placement;
+use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
+use parking_lot::Mutex;
+
+pub use routers::RouterOptions;
+
+/// Raft timing of test clusters: a 500 ms election timeout keeps failover
+/// tests short.
+pub const TICK_MS: u64 = 50;
+pub const ELECTION_TICKS: u64 = 10;
+
+/// Election timeout of a test cluster (raft-rs randomises it in [1x, 2x)).
+pub fn election_timeout() -> Duration {
+    Duration::from_millis(TICK_MS * ELECTION_TICKS)
+}
+
+/// How long a cluster may take to elect every group and bring its routers up
+/// (generous: two cores shared by parallel test processes).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The program every node process runs.
+#[derive(Debug, Clone)]
+pub struct NodeProgram {
+    /// `None`: the workspace's `node` binary next to the test binary.
+    pub path: Option<PathBuf>,
+    /// Arguments before `--config` and `--id` (e.g. `--kv-state-machines`).
+    pub args: Vec<String>,
+    /// The nodes' `RUST_LOG`.
+    pub log_filter: String,
+}
+
+impl Default for NodeProgram {
+    fn default() -> Self {
+        NodeProgram {
+            path: None,
+            args: Vec::new(),
+            // raft-rs's own info lines (every election) only at warn.
+            log_filter: "info,raft=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    pub replication_factor: usize,
+    pub shard_count: usize,
+    /// `router.request_timeout_ms`.
+    pub request_timeout_ms: u64,
+    /// `router.max_batch_size`; `None` keeps the default (5461).
+    pub max_batch_size: Option<usize>,
+    /// `raft.snapshot_interval_entries`; `None` keeps the default (10000).
+    /// Chaos tests lower it so snapshots, log compaction and snapshot
+    /// installs on a restarted node happen within a short run.
+    pub snapshot_interval_entries: Option<u64>,
+    /// `raft.wal_segment_bytes`; `None` keeps the default (small values give
+    /// many WAL segments).
+    pub wal_segment_bytes: Option<u64>,
+    pub node_program: NodeProgram,
+    /// Started once every group has a leader; none for a nodes-only cluster.
+    pub routers: Vec<RouterOptions>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            replication_factor: 3,
+            shard_count: 3,
+            request_timeout_ms: 10_000,
+            max_batch_size: None,
+            snapshot_interval_entries: None,
+            wal_segment_bytes: None,
+            node_program: NodeProgram::default(),
+            routers: vec![RouterOptions::default()],
+        }
+    }
+}
+
+/// One node process the harness started.
+struct NodeProc {
+    child: Child,
+    paused: bool,
+}
+
+pub struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    pub config_path: PathBuf,
+    pub config: ClusterConfig,
+    node_program: NodeProgram,
+    nodes: Mutex<BTreeMap<u64, NodeProc>>,
+    routers: Mutex<Vec<Child>>,
+    router_urls: Vec<String>,
+    /// Client of the node endpoints (admin and internal API), with the secret.
+    admin: reqwest::Client,
+    secret: ClusterSecret,
+}
+
+/// A free loopback port (bound then released; the process that gets it binds
+/// it a moment later, which is the usual race every such harness accepts).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Path of a workspace binary built in the same profile as this test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary under target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "binary {} not found; build it first with `cargo build --workspace --bins` \
+         (scripts/test does) in the same profile and target dir as the tests",
+        path.display()
+    );
+    path
+}
+
+impl Cluster {
+    /// Writes the config and the cluster secret, starts every node, waits
+    /// until every Raft group has a leader, then starts the routers and waits
+    /// for their healthcheck.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = config::text(&opts, &dir.path().join("data"));
+        let config_path = dir.path().join("cluster.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        let config = ClusterConfig::parse(&text).expect("valid test config");
+        // As `scripts/cluster start` does: a fresh secret in the data dir, mode 0600.
+        std::fs::create_dir_all(&config.cluster.data_dir).expect("data dir");
+        let secret = ClusterSecret::generate(&config.secret_file()).expect("cluster secret");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            CLUSTER_SECRET_HEADER,
+            secret.header_value().parse().expect("header value"),
+        );
+        let admin = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
+            .default_headers(headers)
+            .build()
+            .expect("http client");
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            config_path,
+            config,
+            node_program: opts.node_program.clone(),
+            nodes: Mutex::new(BTreeMap::new()),
+            routers: Mutex::new(Vec::new()),
+            router_urls: Vec::new(),
+            admin,
+            secret,
+        };
+        for id in cluster.ids() {
+            cluster.spawn_node(id);
+        }
+        cluster.wait_all_leaders(START_TIMEOUT).await;
+        for (i, r) in opts.routers.iter().enumerate() {
+            let url = cluster.spawn_router(i, r);
+            cluster.router_urls.push(url);
+        }
+        for i in 0..cluster.router_urls.len() {
+            cluster.wait_router_ready(i, START_TIMEOUT).await;
+        }
+        cluster
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .expect("cluster dir")
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.config.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Every Raft group: the catalogue (0) and the shard groups.
+    pub fn groups(&self) -> Vec<u64> {
+        placement::groups(&self.config).collect()
+    }
+
+    /// Shard groups (`1..=shard_count`; group 0 is the catalogue).
+    pub fn shard_groups(&self) -> Vec<u64> {
+        placement::shard_groups(&self.config).collect()
+    }
+
+    /// Nodes hosting a replica of `group`.
+    pub fn replicas_of(&self, group: u64) -> Vec<u64> {
+        placement::replicas(&self.config, group)
+    }
+
+    fn addr(&self, id: u64) -> String {
+        self.config.node(id).expect("node in config").addr.clone()
+    }
+
+    /// `http://host:port` of node `id` (its Raft, internal and admin endpoints).
+    pub fn node_url(&self, id: u64) -> String {
+        format!("http://{}", self.addr(id))
+    }
+
+    /// The cluster secret every node endpoint requires.
+    pub fn cluster_secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
+    /// Last lines of every log, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for id in self.ids() {
+            out += &format!("--- node {id}\n{}\n", tail(&self.node_log(id), lines));
+        }
+        for i in 0..self.router_urls.len() {
+            out += &format!("--- router {i}\n{}\n", tail(&self.router_log(i), lines));
+        }
+        out
+    }
+}
+
+/// The last `lines` lines of a log file (empty if unreadable).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// An append-mode log file for a child process's stdout and stderr.
+fn log_file(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for r in self.routers.lock().iter_mut() {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+        let ids: BTreeSet<u64> = self.nodes.lock().keys().copied().collect();
+        for id in ids {
+            // SIGKILL also ends a stopped process.
+            self.kill_node(id);
+        }
+        if std::thread::panicking() && std::env::var_os("KEEP_CLUSTER").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("cluster kept in {}", dir.keep().display());
+            }
+        }
+    }
+}
