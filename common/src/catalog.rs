@@ -181,7 +181,8 @@ pub enum CatalogReadValue {
     Tenant(TenantModel),
     Database(DatabaseModel),
     Databases(Vec<DatabaseModel>),
-    Collection(CollectionModel),
+    /// Boxed: a collection is much larger than every other answer.
+    Collection(Box<CollectionModel>),
     Collections(Vec<CollectionModel>),
     Count(u64),
     Version(u64),

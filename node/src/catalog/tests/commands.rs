@@ -207,7 +207,7 @@ fn delete_database_cascades_to_its_collections() {
         h.read(CatalogRead::GetCollectionById {
             id: kept.id.clone()
         }),
-        Ok(CatalogReadValue::Collection(kept))
+        Ok(CatalogReadValue::Collection(Box::new(kept)))
     );
 
     assert_eq!(

@@ -146,7 +146,7 @@ impl Harness {
             database: DEFAULT_DATABASE.into(),
             name: name.into(),
         })? {
-            CatalogReadValue::Collection(c) => Ok(c),
+            CatalogReadValue::Collection(c) => Ok(*c),
             other => panic!("unexpected {other:?}"),
         }
     }
