@@ -21,7 +21,7 @@ use crate::record::Metadata;
 pub use configuration::{
     not_a_positive_number, not_an_integer, CollectionConfiguration, ConfigNumber,
     ConfigurationUpdate, EmbeddingFunction, HnswConfiguration, HnswUpdate, SpannConfiguration,
-    SpannUpdate, DEFAULT_RESIZE_FACTOR, DEFAULT_SYNC_THRESHOLD, HNSW_UPDATABLE, SPANN_UPDATABLE,
+    SpannUpdate, DEFAULT_RESIZE_FACTOR, DEFAULT_SYNC_THRESHOLD,
 };
 pub use error::CatalogError;
 pub use model::{CollectionModel, DatabaseModel, ShardGroupId, TenantModel};

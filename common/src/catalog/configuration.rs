@@ -214,19 +214,6 @@ pub struct ConfigurationUpdate {
     pub embedding_function: Option<EmbeddingFunction>,
 }
 
-/// The fields of the `hnsw` section an update may set, in the order they
-/// are checked.
-pub const HNSW_UPDATABLE: &[&str] = &[
-    "ef_search",
-    "max_neighbors",
-    "num_threads",
-    "resize_factor",
-    "sync_threshold",
-    "batch_size",
-];
-/// The fields of the `spann` section an update may set.
-pub const SPANN_UPDATABLE: &[&str] = &["search_nprobe", "ef_search"];
-
 /// The smallest value of an integer field of an update.
 fn minimum(field: &str) -> u64 {
     match field {

@@ -8,7 +8,7 @@
 use common::catalog::{
     not_a_positive_number, not_an_integer, validate_index_config, CatalogError,
     CollectionConfiguration, ConfigNumber, ConfigurationUpdate, EmbeddingFunction, HnswUpdate,
-    SpannConfiguration, SpannUpdate, HNSW_UPDATABLE, SPANN_UPDATABLE,
+    SpannConfiguration, SpannUpdate,
 };
 use common::command::IndexConfig;
 use common::{Metadata, MetadataValue, Space};
@@ -16,10 +16,11 @@ use serde_json::{json, Map, Number, Value};
 
 use crate::error::ApiError;
 
-/// HNSW fields Chroma's `HnswConfiguration` accepts on create.
-const HNSW_FIELDS: &[&str] = &[
-    "space",
-    "ef_construction",
+/// The HNSW fields fixed at creation; with [`HNSW_UPDATABLE`], the fields
+/// Chroma's `HnswConfiguration` accepts on create.
+const HNSW_FIXED: &[&str] = &["space", "ef_construction"];
+/// The HNSW fields an update may set (Chroma's `UpdateHnswConfiguration`).
+const HNSW_UPDATABLE: &[&str] = &[
     "ef_search",
     "max_neighbors",
     "num_threads",
@@ -27,6 +28,8 @@ const HNSW_FIELDS: &[&str] = &[
     "sync_threshold",
     "batch_size",
 ];
+/// The SPANN fields an update may set (Chroma's `UpdateSpannConfiguration`).
+const SPANN_UPDATABLE: &[&str] = &["search_nprobe", "ef_search"];
 
 /// The sections of `UpdateCollectionConfiguration`.
 const UPDATE_SECTIONS: &[&str] = &["hnsw", "spann", "embedding_function"];
@@ -35,8 +38,8 @@ fn invalid(msg: impl std::fmt::Display) -> ApiError {
     CatalogError::config(msg).into()
 }
 
-fn unknown_field(field: &str, expected: &[&str]) -> ApiError {
-    let expected: Vec<String> = expected.iter().map(|f| format!("`{f}`")).collect();
+fn unknown_field<'a>(field: &str, expected: impl IntoIterator<Item = &'a &'a str>) -> ApiError {
+    let expected: Vec<String> = expected.into_iter().map(|f| format!("`{f}`")).collect();
     invalid(format!(
         "unknown field `{field}`, expected one of {}",
         expected.join(", ")
@@ -135,7 +138,7 @@ fn apply_hnsw(
             "ef_construction" => index.ef_construction = positive(key, value)?,
             "ef_search" => index.ef_search = positive(key, value)?,
             "max_neighbors" => index.max_neighbors = positive(key, value)?,
-            k if HNSW_FIELDS.contains(&k) => {
+            k if HNSW_UPDATABLE.contains(&k) => {
                 let number = match value {
                     Value::Null => None,
                     Value::Number(n) => Some(config_number(n)),
@@ -148,7 +151,12 @@ fn apply_hnsw(
                     _ => {}
                 }
             }
-            other => return Err(unknown_field(other, HNSW_FIELDS)),
+            other => {
+                return Err(unknown_field(
+                    other,
+                    HNSW_FIXED.iter().chain(HNSW_UPDATABLE),
+                ))
+            }
         }
     }
     Ok(())
@@ -474,6 +482,10 @@ mod tests {
         assert_eq!(
             message(parse_create(Some(&json!({"hnsw": {"space": "hamming"}})), None).unwrap_err()),
             "Could not parse config: unknown variant `hamming`, expected one of `l2`, `cosine`, `ip`"
+        );
+        assert_eq!(
+            message(parse_create(Some(&json!({"hnsw": {"colour": 1}})), None).unwrap_err()),
+            "Could not parse config: unknown field `colour`, expected one of `space`, `ef_construction`, `ef_search`, `max_neighbors`, `num_threads`, `resize_factor`, `sync_threshold`, `batch_size`"
         );
         let mut m = Metadata::new();
         m.insert("hnsw:space".into(), MetadataValue::Int(1));
