@@ -27,12 +27,17 @@ impl Space {
             .into_iter()
             .find(|space| space.as_str() == s)
             .ok_or_else(|| {
-                let names: Vec<&str> = Space::ALL.iter().map(|space| space.as_str()).collect();
                 CommonError::invalid(format!(
                     "Invalid distance space '{s}', expected one of {}",
-                    names.join(", ")
+                    Space::names(|name| name.to_owned())
                 ))
             })
+    }
+
+    /// Every space's name as `show` writes it, joined for a message.
+    pub fn names(show: impl Fn(&str) -> String) -> String {
+        let names: Vec<String> = Space::ALL.iter().map(|s| show(s.as_str())).collect();
+        names.join(", ")
     }
 
     pub fn as_str(self) -> &'static str {

@@ -22,20 +22,24 @@ use super::error::CatalogError;
 use super::validate::{out_of_range, validate_index_config};
 
 /// A number of a field we keep but do not interpret, as the client wrote it
-/// (`2` stays `2`, `2.0` stays `2.0`).
+/// (`2` stays `2`, `2.0` stays `2.0`, and a create may set such a field to
+/// null).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum ConfigNumber {
     Unsigned(u64),
     Signed(i64),
     Float(f64),
+    Null,
 }
 
 impl ConfigNumber {
+    /// The value as a float; null is NaN (so no rule on numbers accepts it).
     pub fn as_f64(self) -> f64 {
         match self {
             ConfigNumber::Unsigned(n) => n as f64,
             ConfigNumber::Signed(n) => n as f64,
             ConfigNumber::Float(f) => f,
+            ConfigNumber::Null => f64::NAN,
         }
     }
 }
@@ -401,9 +405,10 @@ mod tests {
             ..HnswUpdate::default()
         }))
         .is_err());
-        for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+        let bad_factors = [-1.0, 0.0, f64::NAN, f64::INFINITY].map(ConfigNumber::Float);
+        for bad in bad_factors.into_iter().chain([ConfigNumber::Null]) {
             assert!(merged(hnsw(HnswUpdate {
-                resize_factor: Some(ConfigNumber::Float(bad)),
+                resize_factor: Some(bad),
                 ..HnswUpdate::default()
             }))
             .is_err());

@@ -49,13 +49,9 @@ fn unknown_field<'a>(field: &str, expected: impl IntoIterator<Item = &'a &'a str
 /// A space name as Chroma's serde names the variants.
 fn parse_space(text: &str) -> Result<Space, ApiError> {
     Space::parse(text).map_err(|_| {
-        let names: Vec<String> = Space::ALL
-            .iter()
-            .map(|s| format!("`{}`", s.as_str()))
-            .collect();
         invalid(format!(
             "unknown variant `{text}`, expected one of {}",
-            names.join(", ")
+            Space::names(|name| format!("`{name}`"))
         ))
     })
 }
@@ -82,6 +78,7 @@ fn number_json(n: ConfigNumber) -> Value {
         ConfigNumber::Unsigned(u) => Value::from(u),
         ConfigNumber::Signed(i) => Value::from(i),
         ConfigNumber::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ConfigNumber::Null => Value::Null,
     }
 }
 
@@ -101,7 +98,8 @@ fn apply_legacy_metadata(index: &mut IndexConfig, metadata: &Metadata) -> Result
                 MetadataValue::Str(s) => index.space = parse_space(s)?,
                 other => {
                     return Err(ApiError::invalid(format!(
-                        "Metadata key hnsw:space must be one of l2, cosine, ip, got {}",
+                        "Metadata key hnsw:space must be one of {}, got {}",
+                        Space::names(|name| name.to_owned()),
                         other.to_json()
                     )))
                 }
@@ -140,7 +138,7 @@ fn apply_hnsw(
             "max_neighbors" => index.max_neighbors = positive(key, value)?,
             k if HNSW_UPDATABLE.contains(&k) => {
                 let number = match value {
-                    Value::Null => None,
+                    Value::Null => Some(ConfigNumber::Null),
                     Value::Number(n) => Some(config_number(n)),
                     _ => return Err(invalid(format!("{k} must be a number, got {value}"))),
                 };
@@ -453,6 +451,10 @@ mod tests {
         let hnsw = &created(Some(&config), None)["hnsw"];
         assert_eq!(hnsw["num_threads"], json!(4));
         assert_eq!(hnsw["batch_size"], json!(1e30));
+        let config = json!({"hnsw": {"num_threads": null}});
+        let hnsw = created(Some(&config), None)["hnsw"].clone();
+        assert_eq!(hnsw.get("num_threads"), Some(&Value::Null));
+        assert_eq!(hnsw.get("batch_size"), None);
         // Chroma reports its own resize and sync thresholds.
         assert_eq!(hnsw["resize_factor"], json!(1.2));
         assert_eq!(hnsw["sync_threshold"], json!(1000));
@@ -489,7 +491,10 @@ mod tests {
         );
         let mut m = Metadata::new();
         m.insert("hnsw:space".into(), MetadataValue::Int(1));
-        assert!(parse_create(None, Some(&m)).is_err());
+        assert_eq!(
+            message(parse_create(None, Some(&m)).unwrap_err()),
+            "Metadata key hnsw:space must be one of l2, cosine, ip, got 1"
+        );
     }
 
     fn update(v: Value) -> Result<ConfigurationUpdate, String> {
