@@ -3,25 +3,30 @@
 //!
 //! This module holds what crosses processes: the commands the metadata
 //! group's log carries ([`CatalogProposal`]), the reads ([`CatalogRead`]),
-//! their replies, the models with Chroma's JSON shapes, and the validation
-//! rules the router and the state machine share. Everything is plain data
-//! that bincode can carry (JSON travels as `String`), and every command is
+//! their replies, the models, the typed collection configuration and its
+//! updates, and the validation rules the router and the state machine share.
+//! Everything is plain data that bincode can carry (no HTTP, no Chroma JSON:
+//! the router's `api` parses and renders that), and every command is
 //! deterministic: ids are chosen by the router and carried in the command.
 
+mod configuration;
 mod error;
 mod model;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::IndexConfig;
 use crate::record::Metadata;
 
+pub use configuration::{
+    not_a_positive_number, not_an_integer, CollectionConfiguration, ConfigNumber,
+    ConfigurationUpdate, EmbeddingFunction, HnswConfiguration, HnswUpdate, SpannConfiguration,
+    SpannUpdate, DEFAULT_RESIZE_FACTOR, DEFAULT_SYNC_THRESHOLD,
+};
 pub use error::CatalogError;
 pub use model::{CollectionModel, DatabaseModel, ShardGroupId, TenantModel};
 pub use validate::{
-    canonical_uuid, cap_configuration_json, is_canonical_uuid, validate_collection_metadata,
-    validate_collection_name, validate_configuration_json, validate_configuration_ranges,
+    canonical_uuid, is_canonical_uuid, validate_collection_metadata, validate_collection_name,
     validate_database_name, validate_index_config, validate_tenant_name, COLLECTION_NAME_MAX,
     COLLECTION_NAME_MIN, TENANT_DATABASE_NAME_MIN,
 };
@@ -57,25 +62,23 @@ pub enum CatalogCommand {
         id: String,
         name: String,
         metadata: Option<Metadata>,
-        /// Chroma's `configuration_json` object as the server reports it.
-        configuration_json: String,
-        /// Space and HNSW parameters parsed from the configuration (and the
-        /// legacy `hnsw:*` metadata keys) by the router.
-        index_config: IndexConfig,
+        /// Parsed by the router from the request's configuration and the
+        /// legacy `hnsw:*` metadata keys; its `hnsw` index parameters are the
+        /// collection's index settings.
+        configuration: CollectionConfiguration,
         /// The Raft groups that will hold the collection's shards.
         shards: Vec<ShardGroupId>,
         /// An existing collection of that name is returned unchanged.
         get_or_create: bool,
     },
     /// `None` leaves a field as it is. `new_metadata` replaces the metadata
-    /// (as Chroma does). `new_configuration_json` is Chroma's
-    /// `UpdateCollectionConfiguration` JSON (`{"hnsw": {"ef_search": ..}, ..}`),
-    /// merged into the stored configuration.
+    /// (as Chroma does). `new_configuration` is merged into the stored
+    /// configuration ([`CollectionConfiguration::merge`]).
     ModifyCollection {
         id: String,
         new_name: Option<String>,
         new_metadata: Option<Metadata>,
-        new_configuration_json: Option<String>,
+        new_configuration: Option<ConfigurationUpdate>,
     },
     DeleteCollection {
         tenant: String,
@@ -178,7 +181,8 @@ pub enum CatalogReadValue {
     Tenant(TenantModel),
     Database(DatabaseModel),
     Databases(Vec<DatabaseModel>),
-    Collection(CollectionModel),
+    /// Boxed: a collection is much larger than every other answer.
+    Collection(Box<CollectionModel>),
     Collections(Vec<CollectionModel>),
     Count(u64),
     Version(u64),
@@ -191,34 +195,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_names_and_statuses_are_chromas() {
+    fn error_messages_are_chromas() {
         let e = CatalogError::collection_exists("foo");
         assert_eq!(
-            (e.name(), e.status(), e.message()),
-            (
-                "UniqueConstraintError",
-                409,
-                "Collection [foo] already exists"
-            )
+            e,
+            CatalogError::AlreadyExists("Collection [foo] already exists".into())
         );
         let e = CatalogError::collection_not_found("foo");
         assert_eq!(
-            (e.name(), e.status(), e.message()),
-            ("NotFoundError", 404, "Collection [foo] does not exist")
+            e,
+            CatalogError::NotFound("Collection [foo] does not exist".into())
         );
         let e = CatalogError::dimension_mismatch(3, 2);
         assert_eq!(
-            (e.name(), e.status(), e.to_string()),
-            (
-                "InvalidArgumentError",
-                400,
-                "Collection expecting embedding with dimension of 3, got 2".to_owned()
+            e,
+            CatalogError::InvalidArgument(
+                "Collection expecting embedding with dimension of 3, got 2".into()
             )
         );
-        let e = CatalogError::database_missing_for_collection("db");
         assert_eq!(
-            (e.name(), e.message()),
-            ("InvalidArgumentError", "Database [db] does not exist")
+            CatalogError::database_missing_for_collection("db"),
+            CatalogError::InvalidArgument("Database [db] does not exist".into())
         );
         assert_eq!(
             CatalogError::database_not_found("db").message(),
@@ -252,13 +249,29 @@ mod tests {
                 id: "0a1b2c3d-4e5f-6789-abcd-ef0123456789".into(),
                 name: "docs".into(),
                 metadata: Some([("k".to_owned(), crate::MetadataValue::Float(0.5))].into()),
-                configuration_json: "{}".into(),
-                index_config: IndexConfig::default(),
+                configuration: CollectionConfiguration {
+                    embedding_function: Some(EmbeddingFunction(r#"{"type":"legacy"}"#.into())),
+                    ..CollectionConfiguration::new(crate::command::IndexConfig::default())
+                },
                 shards: vec![1, 2],
                 get_or_create: true,
             },
         };
         assert_eq!(serde_roundtrip(&p), p);
+        let modify = CatalogCommand::ModifyCollection {
+            id: "x".into(),
+            new_name: None,
+            new_metadata: None,
+            new_configuration: Some(ConfigurationUpdate {
+                hnsw: Some(HnswUpdate {
+                    resize_factor: Some(ConfigNumber::Float(2.5)),
+                    ..HnswUpdate::default()
+                }),
+                spann: Some(SpannUpdate::default()),
+                embedding_function: None,
+            }),
+        };
+        assert_eq!(serde_roundtrip(&modify), modify);
         let r: CatalogReadReply = Err(CatalogError::tenant_not_found("x"));
         assert_eq!(serde_roundtrip(&r), r);
     }

@@ -18,15 +18,26 @@ pub enum Space {
 }
 
 impl Space {
+    /// Every space, in the order error messages list them.
+    pub const ALL: [Space; 3] = [Space::L2, Space::Cosine, Space::Ip];
+
+    /// The space named `s` (as [`Space::as_str`] names it).
     pub fn parse(s: &str) -> Result<Self, CommonError> {
-        match s {
-            "l2" => Ok(Space::L2),
-            "cosine" => Ok(Space::Cosine),
-            "ip" => Ok(Space::Ip),
-            other => Err(CommonError::invalid(format!(
-                "Invalid distance space '{other}', expected one of l2, cosine, ip"
-            ))),
-        }
+        Space::ALL
+            .into_iter()
+            .find(|space| space.as_str() == s)
+            .ok_or_else(|| {
+                CommonError::invalid(format!(
+                    "Invalid distance space '{s}', expected one of {}",
+                    Space::names(|name| name.to_owned())
+                ))
+            })
+    }
+
+    /// Every space's name as `show` writes it, joined for a message.
+    pub fn names(show: impl Fn(&str) -> String) -> String {
+        let names: Vec<String> = Space::ALL.iter().map(|s| show(s.as_str())).collect();
+        names.join(", ")
     }
 
     pub fn as_str(self) -> &'static str {
@@ -229,6 +240,12 @@ mod tests {
     #[test]
     fn parse_spaces() {
         assert_eq!(Space::parse("cosine").unwrap(), Space::Cosine);
-        assert!(Space::parse("hamming").is_err());
+        assert_eq!(
+            Space::parse("hamming").unwrap_err().to_string(),
+            "Invalid distance space 'hamming', expected one of l2, cosine, ip"
+        );
+        for space in Space::ALL {
+            assert_eq!(Space::parse(space.as_str()).unwrap(), space);
+        }
     }
 }

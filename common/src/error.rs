@@ -2,8 +2,8 @@ use thiserror::Error;
 
 /// Errors raised while validating or parsing user input in `common`.
 ///
-/// Every variant maps to Chroma's `InvalidArgumentError` at the HTTP edge; the
-/// message is what the user sees, so it names what is wrong.
+/// The message is what the user sees (the router answers it as an invalid
+/// argument), so it names what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CommonError {
     #[error("{0}")]

@@ -1,6 +1,15 @@
-//! Types shared by every process of the cluster: records and metadata, the
-//! `where` / `where_document` filter language, distance spaces, shard
-//! commands, and (later) the wire messages and cluster configuration.
+//! Types shared by the router and the nodes, with no HTTP or Chroma JSON in
+//! them (that lives in the router's `api`):
+//!
+//! - `record`, `filter`, `distance`: records and their metadata, the `where` /
+//!   `where_document` filter language, distance spaces and kernels.
+//! - `command`, `read`: what a shard's Raft log carries and what a shard answers.
+//! - `catalog`: the metadata group's commands, reads, models, typed collection
+//!   configuration and its validation rules, and its errors.
+//! - `wire`: messages between processes (Raft batches, internal API, status).
+//! - `config`, `placement`, `secret`: the cluster configuration file, where
+//!   groups live, the cluster secret.
+//! - `limits`, `hash`, `error`: size limits, the stable hash, `CommonError`.
 
 pub mod catalog;
 pub mod command;
@@ -20,4 +29,4 @@ pub mod wire;
 pub use distance::Space;
 pub use error::CommonError;
 pub use filter::Filter;
-pub use record::{Metadata, MetadataValue, Record};
+pub use record::{Metadata, MetadataValue};

@@ -176,16 +176,6 @@ pub fn metadata_to_json(m: &Metadata) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
-/// One stored record of a collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub embedding: Vec<f32>,
-    pub metadata: Option<Metadata>,
-    pub document: Option<String>,
-    pub uri: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use common::catalog::{CatalogCommand, CatalogOutcome, CatalogProposal};
+use common::catalog::{CatalogCommand, CatalogOutcome, CatalogProposal, CollectionConfiguration};
 use common::command::{AddMode, ApplyOutcome, IndexConfig, Proposal, RecordWrite, ShardCommand};
 use common::read::{Include, QueryRequest, ShardRead, ShardReadReply, ShardReadValue};
 use common::{wire, Filter, Space};
@@ -76,8 +76,7 @@ async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
                 id: COLLECTION.into(),
                 name: "docs".into(),
                 metadata: None,
-                configuration_json: "{}".into(),
-                index_config: IndexConfig::default(),
+                configuration: CollectionConfiguration::new(IndexConfig::default()),
                 shards: vec![1, 2],
                 get_or_create: false,
             },

@@ -166,7 +166,7 @@ impl<'a> Catalog<'a> {
             )
             .await?
         {
-            CatalogReadValue::Collection(c) => Ok(c),
+            CatalogReadValue::Collection(c) => Ok(*c),
             other => Err(unexpected(&other)),
         }
     }

@@ -133,10 +133,13 @@ impl From<CommonError> for ApiError {
     }
 }
 
+/// The catalogue's refusals as Chroma answers them: a name or id taken is
+/// 409 `UniqueConstraintError`, a missing one 404 `NotFoundError`, anything
+/// else 400 `InvalidArgumentError`.
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::UniqueConstraint(m) => ApiError::UniqueConstraint(m),
+            CatalogError::AlreadyExists(m) => ApiError::UniqueConstraint(m),
             CatalogError::NotFound(m) => ApiError::NotFound(m),
             CatalogError::InvalidArgument(m) => ApiError::InvalidArgument(m),
         }
@@ -187,9 +190,35 @@ mod tests {
             ApiError::ResetDisabled.to_string(),
             "Reset is disabled by config"
         );
-        assert_eq!(
-            ApiError::from(CatalogError::collection_not_found("c")),
-            ApiError::NotFound("Collection [c] does not exist".into())
-        );
+        // Catalogue refusals: Chroma's name and status, the message as is.
+        for (e, name, status) in [
+            (
+                CatalogError::collection_exists("c"),
+                "UniqueConstraintError",
+                409,
+            ),
+            (
+                CatalogError::collection_not_found("c"),
+                "NotFoundError",
+                404,
+            ),
+            (
+                CatalogError::dimension_mismatch(3, 2),
+                "InvalidArgumentError",
+                400,
+            ),
+            (
+                CatalogError::database_missing_for_collection("d"),
+                "InvalidArgumentError",
+                400,
+            ),
+        ] {
+            let message = e.message().to_owned();
+            let api = ApiError::from(e);
+            assert_eq!(
+                (api.name(), api.status().as_u16(), api.to_string()),
+                (name, status, message)
+            );
+        }
     }
 }

@@ -5,10 +5,9 @@
 //! `shards` the shard-client trait (over HTTP, or in memory for tests) with
 //! lazy repair of missing parts, `cluster` the client of the nodes'
 //! internal API (leader following, retries, deadlines), `catalog` the
-//! metadata group's view with a collection cache, `collection_config` the
-//! configuration of new collections, `settings` the router's options,
-//! `auth` token authentication, `limits` the bound on requests in flight,
-//! `tls` the optional HTTPS setup, `error` the one error type and its
+//! metadata group's view with a collection cache, `settings` the router's
+//! options, `auth` token authentication, `limits` the bound on requests in
+//! flight, `tls` the optional HTTPS setup, `error` the one error type and its
 //! Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
 //! document embeddings (candle).
 
@@ -16,7 +15,6 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod cluster;
-pub mod collection_config;
 pub mod embedding;
 pub mod error;
 pub mod limits;

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use common::catalog::{CatalogCommand, CatalogOutcome, CatalogProposal, CatalogSuccess};
+use common::catalog::{
+    CatalogCommand, CatalogOutcome, CatalogProposal, CatalogSuccess, CollectionConfiguration,
+};
 use common::command::{ApplyOutcome, IndexConfig, Proposal, ShardCommand};
 use common::filter::ast::{FieldOp, Scalar, Where};
 use common::hash::shard_index;
@@ -439,13 +441,12 @@ async fn bypassing_commands_are_capped(cluster: &Cluster, c: &Client, existing: 
             id: id.clone(),
             name: name.clone(),
             metadata: None,
-            configuration_json: r#"{"hnsw":{"ef_construction":4611686018427387904}}"#.into(),
-            index_config: IndexConfig {
+            configuration: CollectionConfiguration::new(IndexConfig {
                 space: Space::L2,
                 ef_construction: 4611686018427387904,
                 ef_search: usize::MAX,
                 max_neighbors: usize::MAX,
-            },
+            }),
             shards: cluster.shard_groups(),
             get_or_create: false,
         },

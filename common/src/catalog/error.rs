@@ -1,52 +1,34 @@
-//! Errors of catalogue commands and reads, worded as Chroma 1.5.9 words them
-//! (`rust/types/src/api_types.rs`: `CreateTenantError`, `GetTenantError`,
-//! `CreateDatabaseError`, `GetDatabaseError`, `DeleteDatabaseError`,
-//! `CreateCollectionError`, `GetCollectionError`, `UpdateCollectionError`,
-//! `DeleteCollectionError`), so the router can pass the message through.
+//! Errors of catalogue commands and reads. The messages are worded as
+//! Chroma 1.5.9 words them (`rust/types/src/api_types.rs`: `CreateTenantError`,
+//! `GetTenantError`, `CreateDatabaseError`, `GetDatabaseError`,
+//! `DeleteDatabaseError`, `CreateCollectionError`, `GetCollectionError`,
+//! `UpdateCollectionError`, `DeleteCollectionError`), so the router can pass
+//! them through; the HTTP status and error name are the router's
+//! (`router/src/error.rs`).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Why a catalogue command or read was refused. The catalogue is unchanged.
-///
-/// Each kind maps to one of Chroma's error names ([`CatalogError::name`]) and
-/// HTTP statuses ([`CatalogError::status`]); the payload is the message.
+/// The payload is the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
 pub enum CatalogError {
-    /// `UniqueConstraintError`, 409.
+    /// A tenant, database or collection of that name (or id) exists.
     #[error("{0}")]
-    UniqueConstraint(String),
-    /// `NotFoundError`, 404.
+    AlreadyExists(String),
+    /// What the command or read names does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// `InvalidArgumentError`, 400.
+    /// The command itself is invalid (name, metadata, configuration, ...).
     #[error("{0}")]
     InvalidArgument(String),
 }
 
 impl CatalogError {
-    /// The `"error"` field of Chroma's error body.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CatalogError::UniqueConstraint(_) => "UniqueConstraintError",
-            CatalogError::NotFound(_) => "NotFoundError",
-            CatalogError::InvalidArgument(_) => "InvalidArgumentError",
-        }
-    }
-
-    /// The HTTP status Chroma answers with.
-    pub fn status(&self) -> u16 {
-        match self {
-            CatalogError::UniqueConstraint(_) => 409,
-            CatalogError::NotFound(_) => 404,
-            CatalogError::InvalidArgument(_) => 400,
-        }
-    }
-
-    /// The `"message"` field of Chroma's error body.
+    /// The message.
     pub fn message(&self) -> &str {
         match self {
-            CatalogError::UniqueConstraint(m)
+            CatalogError::AlreadyExists(m)
             | CatalogError::NotFound(m)
             | CatalogError::InvalidArgument(m) => m,
         }
@@ -56,9 +38,14 @@ impl CatalogError {
         CatalogError::InvalidArgument(msg.into())
     }
 
+    /// A collection configuration (or update) that breaks a rule.
+    pub fn config(msg: impl std::fmt::Display) -> Self {
+        CatalogError::InvalidArgument(format!("Could not parse config: {msg}"))
+    }
+
     /// `CreateTenantError::AlreadyExists`.
     pub fn tenant_exists(name: &str) -> Self {
-        CatalogError::UniqueConstraint(format!("Tenant [{name}] already exists"))
+        CatalogError::AlreadyExists(format!("Tenant [{name}] already exists"))
     }
 
     /// `GetTenantError::NotFound`.
@@ -68,7 +55,7 @@ impl CatalogError {
 
     /// `CreateDatabaseError::AlreadyExists`.
     pub fn database_exists(name: &str) -> Self {
-        CatalogError::UniqueConstraint(format!("Database [{name}] already exists"))
+        CatalogError::AlreadyExists(format!("Database [{name}] already exists"))
     }
 
     /// `GetDatabaseError::NotFound` (GET of a database).
@@ -83,15 +70,15 @@ impl CatalogError {
         CatalogError::NotFound(format!("Database [{name}] not found"))
     }
 
-    /// `CreateCollectionError::DatabaseNotFound`: Chroma answers a collection
-    /// created in a missing database with 400 `InvalidArgumentError`.
+    /// `CreateCollectionError::DatabaseNotFound`: an invalid argument, not a
+    /// missing resource, as Chroma has it.
     pub fn database_missing_for_collection(name: &str) -> Self {
         CatalogError::InvalidArgument(format!("Database [{name}] does not exist"))
     }
 
     /// `CreateCollectionError::AlreadyExists`.
     pub fn collection_exists(name: &str) -> Self {
-        CatalogError::UniqueConstraint(format!("Collection [{name}] already exists"))
+        CatalogError::AlreadyExists(format!("Collection [{name}] already exists"))
     }
 
     /// `GetCollectionError::NotFound` / `DeleteCollectionError::NotFound` (by

@@ -5,8 +5,6 @@
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use serde_json::Value;
-
 use crate::command::IndexConfig;
 use crate::limits;
 use crate::record::{validate_metadata_key, Metadata, MetadataValue};
@@ -129,7 +127,7 @@ fn index_parameters(config: &IndexConfig) -> [(&'static str, usize, RangeInclusi
     ]
 }
 
-fn out_of_range(
+pub(super) fn out_of_range(
     name: &str,
     value: impl std::fmt::Display,
     range: &RangeInclusive<usize>,
@@ -154,71 +152,6 @@ pub fn validate_index_config(config: &IndexConfig) -> Result<(), CatalogError> {
         }
     }
     Ok(())
-}
-
-/// The range of a numeric field of a configuration's `hnsw` or `spann`
-/// section that sets an index parameter (SPANN's `ef_search` is applied to
-/// our HNSW index on modify).
-fn configuration_field_range(section: &str, field: &str) -> Option<RangeInclusive<usize>> {
-    match (section, field) {
-        ("hnsw" | "spann", "ef_search") => Some(limits::HNSW_EF_SEARCH),
-        ("hnsw", "ef_construction") => Some(limits::HNSW_EF_CONSTRUCTION),
-        ("hnsw", "max_neighbors") => Some(limits::HNSW_MAX_NEIGHBORS),
-        _ => None,
-    }
-}
-
-/// Refuses a configuration object (as created, or a modify's update) whose
-/// `hnsw` / `spann` index parameters are integers above their ranges (other
-/// shapes are left to the full parsers).
-pub fn validate_configuration_ranges(config: &Value) -> Result<(), CatalogError> {
-    for section in ["hnsw", "spann"] {
-        let Some(Value::Object(fields)) = config.get(section) else {
-            continue;
-        };
-        for (field, value) in fields {
-            let (Some(range), Some(n)) =
-                (configuration_field_range(section, field), value.as_u64())
-            else {
-                continue;
-            };
-            if usize::try_from(n).map_or(true, |n| n > *range.end()) {
-                return Err(out_of_range(&format!("{section}.{field}"), n, &range));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A configuration JSON text with every index parameter above its range
-/// lowered to the top of the range (see [`IndexConfig::capped`] for why the
-/// nodes cap rather than refuse). Text that needs no change is returned as
-/// is, byte for byte.
-pub fn cap_configuration_json(json: &str) -> String {
-    let Ok(Value::Object(mut config)) = serde_json::from_str::<Value>(json) else {
-        return json.to_owned();
-    };
-    let mut changed = false;
-    for section in ["hnsw", "spann"] {
-        let Some(Value::Object(fields)) = config.get_mut(section) else {
-            continue;
-        };
-        for (field, value) in fields.iter_mut() {
-            let (Some(range), Some(n)) =
-                (configuration_field_range(section, field), value.as_u64())
-            else {
-                continue;
-            };
-            if usize::try_from(n).map_or(true, |n| n > *range.end()) {
-                *value = Value::from(*range.end());
-                changed = true;
-            }
-        }
-    }
-    if !changed {
-        return json.to_owned();
-    }
-    serde_json::to_string(&Value::Object(config)).unwrap_or_else(|_| json.to_owned())
 }
 
 /// Parses a UUID in any of the usual text forms (hyphenated or 32 hex digits,
@@ -258,19 +191,6 @@ pub fn canonical_uuid(text: &str) -> Option<String> {
 /// True when `id` is a UUID in the stored form (hyphenated lower case).
 pub fn is_canonical_uuid(id: &str) -> bool {
     canonical_uuid(id).as_deref() == Some(id)
-}
-
-/// A collection's `configuration_json` must be a JSON object.
-pub fn validate_configuration_json(json: &str) -> Result<(), CatalogError> {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
-        Ok(other) => Err(CatalogError::invalid(format!(
-            "Could not parse config: expected a JSON object, got {other}"
-        ))),
-        Err(e) => Err(CatalogError::invalid(format!(
-            "Could not parse config: {e}"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -379,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn index_config_and_configuration_json() {
+    fn index_config_ranges() {
         assert!(validate_index_config(&IndexConfig::default()).is_ok());
         let bad = IndexConfig {
             ef_search: 0,
@@ -413,43 +333,5 @@ mod tests {
             assert_eq!(validate_index_config(&c).is_ok(), ok, "{c:?}");
             assert!(validate_index_config(&c.capped()).is_ok());
         }
-        assert!(validate_configuration_json(r#"{"hnsw": null}"#).is_ok());
-        assert!(validate_configuration_json("[]").is_err());
-        assert!(validate_configuration_json("{").is_err());
-    }
-
-    #[test]
-    fn configuration_ranges_are_checked_and_capped() {
-        let v = |t: &str| serde_json::from_str::<Value>(t).unwrap();
-        assert!(validate_configuration_ranges(&v(
-            r#"{"hnsw": {"ef_search": 10000, "max_neighbors": 1024, "ef_construction": 10000, "batch_size": 1e30}}"#
-        ))
-        .is_ok());
-        for bad in [
-            r#"{"hnsw": {"ef_construction": 4611686018427387904}}"#,
-            r#"{"hnsw": {"ef_search": 10001}}"#,
-            r#"{"hnsw": {"max_neighbors": 18446744073709551615}}"#,
-            r#"{"spann": {"ef_search": 99999999}}"#,
-        ] {
-            assert!(
-                msg(validate_configuration_ranges(&v(bad))).contains("this server's limit"),
-                "{bad}"
-            );
-            let capped = cap_configuration_json(bad);
-            assert!(
-                validate_configuration_ranges(&v(&capped)).is_ok(),
-                "{capped}"
-            );
-        }
-        assert_eq!(
-            v(&cap_configuration_json(
-                r#"{"hnsw": {"space": "ip", "ef_construction": 4611686018427387904, "ef_search": 5}}"#
-            )),
-            v(r#"{"hnsw": {"space": "ip", "ef_construction": 10000, "ef_search": 5}}"#)
-        );
-        // Text in range is kept byte for byte (it feeds the catalogue digest).
-        let fine = r#"{"hnsw":{"ef_search":  7},"spann":null}"#;
-        assert_eq!(cap_configuration_json(fine), fine);
-        assert_eq!(cap_configuration_json("not json"), "not json");
     }
 }

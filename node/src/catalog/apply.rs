@@ -8,15 +8,13 @@
 //! then the lookups.
 
 use common::catalog::{
-    cap_configuration_json, is_canonical_uuid, validate_collection_metadata,
-    validate_collection_name, validate_configuration_json, validate_database_name,
-    validate_index_config, validate_tenant_name, CatalogCommand, CatalogError, CatalogOutcome,
-    CatalogSuccess, CollectionModel, DatabaseModel, ShardGroupId, TenantModel,
+    is_canonical_uuid, validate_collection_metadata, validate_collection_name,
+    validate_database_name, validate_tenant_name, CatalogCommand, CatalogError, CatalogOutcome,
+    CatalogSuccess, CollectionConfiguration, CollectionModel, ConfigurationUpdate, DatabaseModel,
+    ShardGroupId, TenantModel,
 };
-use common::command::IndexConfig;
 use common::record::Metadata;
 
-use super::configuration;
 use super::state::CatalogState;
 
 /// The fields of [`CatalogCommand::CreateCollection`].
@@ -26,8 +24,7 @@ struct NewCollection<'a> {
     id: &'a str,
     name: &'a str,
     metadata: Option<&'a Metadata>,
-    configuration_json: &'a str,
-    index_config: &'a IndexConfig,
+    configuration: &'a CollectionConfiguration,
     shards: &'a [ShardGroupId],
     get_or_create: bool,
 }
@@ -46,8 +43,7 @@ impl CatalogState {
                 id,
                 name,
                 metadata,
-                configuration_json,
-                index_config,
+                configuration,
                 shards,
                 get_or_create,
             } => self.create_collection(NewCollection {
@@ -56,8 +52,7 @@ impl CatalogState {
                 id,
                 name,
                 metadata: metadata.as_ref(),
-                configuration_json,
-                index_config,
+                configuration,
                 shards,
                 get_or_create: *get_or_create,
             }),
@@ -65,12 +60,12 @@ impl CatalogState {
                 id,
                 new_name,
                 new_metadata,
-                new_configuration_json,
+                new_configuration,
             } => self.modify_collection(
                 id,
                 new_name.as_deref(),
                 new_metadata.as_ref(),
-                new_configuration_json.as_deref(),
+                new_configuration.as_ref(),
             ),
             CatalogCommand::DeleteCollection {
                 tenant,
@@ -107,7 +102,7 @@ impl CatalogState {
             return Err(CatalogError::database_exists(name));
         }
         if self.databases.values().any(|existing| existing == id) {
-            return Err(CatalogError::UniqueConstraint(format!(
+            return Err(CatalogError::AlreadyExists(format!(
                 "Database id [{id}] already exists"
             )));
         }
@@ -149,10 +144,9 @@ impl CatalogState {
                 new.id
             )));
         }
-        validate_configuration_json(new.configuration_json)?;
         // Capped, not refused, above the ranges: see `IndexConfig::capped`.
-        let index_config = new.index_config.capped();
-        validate_index_config(&index_config)?;
+        let configuration = new.configuration.capped();
+        configuration.validate()?;
         validate_shards(new.shards)?;
 
         if let Some(existing) = self.collection_by_name(new.tenant, new.database, new.name) {
@@ -169,7 +163,7 @@ impl CatalogState {
             return Err(CatalogError::database_missing_for_collection(new.database));
         }
         if self.collections.contains_key(new.id) {
-            return Err(CatalogError::UniqueConstraint(format!(
+            return Err(CatalogError::AlreadyExists(format!(
                 "Collection id [{}] already exists",
                 new.id
             )));
@@ -180,8 +174,8 @@ impl CatalogState {
             tenant: new.tenant.to_owned(),
             database: new.database.to_owned(),
             metadata: new.metadata.cloned(),
-            configuration_json: cap_configuration_json(new.configuration_json),
-            index_config,
+            index_config: configuration.hnsw.index.clone(),
+            configuration,
             dimension: None,
             version: 0,
             shards: new.shards.to_vec(),
@@ -199,7 +193,7 @@ impl CatalogState {
         id: &str,
         new_name: Option<&str>,
         new_metadata: Option<&Metadata>,
-        new_configuration_json: Option<&str>,
+        new_configuration: Option<&ConfigurationUpdate>,
     ) -> CatalogOutcome {
         if let Some(name) = new_name {
             validate_collection_name("new_name", name)?;
@@ -220,12 +214,8 @@ impl CatalogState {
                 return Err(CatalogError::collection_exists(name));
             }
         }
-        let configuration = match new_configuration_json {
-            Some(update) => Some(configuration::apply_update(
-                &current.configuration_json,
-                &current.index_config,
-                &cap_configuration_json(update),
-            )?),
+        let configuration = match new_configuration {
+            Some(update) => Some(current.configuration.merge(&current.index_config, update)?),
             None => None,
         };
         if new_name.is_none() && new_metadata.is_none() && configuration.is_none() {
@@ -241,8 +231,8 @@ impl CatalogState {
         if let Some(metadata) = new_metadata {
             collection.metadata = Some(metadata.clone());
         }
-        if let Some((json, index_config)) = configuration {
-            collection.configuration_json = json;
+        if let Some((configuration, index_config)) = configuration {
+            collection.configuration = configuration;
             collection.index_config = index_config;
         }
         collection.version = collection.version.saturating_add(1);

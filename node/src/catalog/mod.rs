@@ -6,14 +6,12 @@
 //!
 //! - `state`: the data and its name index.
 //! - `apply`: one function per command, all checks before any change.
-//! - `configuration`: merging configuration updates on modify.
 //! - `read`: the reads, in Chroma's orders.
 //! - `digest`: order-independent digest.
 //! - `snapshot`: CRC-checked bincode snapshots.
 //! - `state_machine`: [`CatalogStateMachine`], tying them together.
 
 mod apply;
-mod configuration;
 mod digest;
 pub mod error;
 mod read;

@@ -65,11 +65,11 @@ impl CatalogState {
                 name,
             } => self
                 .collection_by_name(tenant, database, name)
-                .map(|c| CatalogReadValue::Collection(c.clone()))
+                .map(|c| CatalogReadValue::Collection(Box::new(c.clone())))
                 .ok_or_else(|| CatalogError::collection_not_found(name)),
             CatalogRead::GetCollectionById { id } => canonical_uuid(id)
                 .and_then(|canonical| self.collections.get(&canonical))
-                .map(|c| CatalogReadValue::Collection(c.clone()))
+                .map(|c| CatalogReadValue::Collection(Box::new(c.clone())))
                 .ok_or_else(|| CatalogError::collection_not_found(id)),
             CatalogRead::Version => Ok(CatalogReadValue::Version(self.version)),
         }

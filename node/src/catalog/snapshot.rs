@@ -17,8 +17,7 @@ use std::path::Path;
 
 use bincode::Options;
 use common::catalog::{
-    cap_configuration_json, is_canonical_uuid, validate_collection_name,
-    validate_configuration_json, CollectionModel, DatabaseModel,
+    is_canonical_uuid, validate_collection_name, CollectionModel, DatabaseModel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +156,7 @@ fn rebuild(data: SnapshotData) -> Result<CatalogStateMachine, CatalogSnapshotErr
     for mut c in data.collections {
         // Stored before the HNSW ranges existed: capped as apply caps them.
         c.index_config = c.index_config.capped();
-        c.configuration_json = cap_configuration_json(&c.configuration_json);
+        c.configuration = c.configuration.capped();
         if !is_canonical_uuid(&c.id) || state.collections.contains_key(&c.id) {
             return Err(corrupt(format!("bad or duplicate collection id {}", c.id)));
         }
@@ -174,7 +173,7 @@ fn rebuild(data: SnapshotData) -> Result<CatalogStateMachine, CatalogSnapshotErr
             return Err(corrupt(format!("duplicate collection name {}", c.name)));
         }
         validate_collection_name("name", &c.name)
-            .and_then(|()| validate_configuration_json(&c.configuration_json))
+            .and_then(|()| c.configuration.validate())
             .map_err(|e| corrupt(format!("collection {}: {e}", c.id)))?;
         state.insert_collection(c);
     }

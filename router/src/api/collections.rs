@@ -8,9 +8,8 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use common::catalog::{
-    canonical_uuid, validate_collection_metadata, validate_collection_name,
-    validate_configuration_ranges, CatalogCommand, CatalogRead, CatalogReadValue, CatalogSuccess,
-    CollectionModel,
+    canonical_uuid, validate_collection_metadata, validate_collection_name, CatalogCommand,
+    CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
 };
 use common::command::ShardCommand;
 use common::record::metadata_from_json;
@@ -18,9 +17,9 @@ use common::Metadata;
 use serde_json::{json, Map, Value};
 
 use super::body::{self, JsonBody, Paging};
-use super::AppState;
+use super::models::collection_json;
+use super::{configuration, AppState};
 use crate::catalog::unexpected;
-use crate::collection_config;
 use crate::error::ApiError;
 use crate::shards::{on_every_group, CollectionShards};
 
@@ -65,8 +64,8 @@ fn collection_metadata(
     }
 }
 
-fn collection_json(model: &CollectionModel) -> HttpResponse {
-    HttpResponse::Ok().json(model.to_json())
+fn collection_response(model: &CollectionModel) -> HttpResponse {
+    HttpResponse::Ok().json(collection_json(model))
 }
 
 async fn create(
@@ -79,7 +78,7 @@ async fn create(
     let name = body::string(&map, "name")?;
     validate_collection_name("name", &name)?;
     let metadata = collection_metadata(&map, "metadata")?;
-    let resolved = collection_config::resolve(map.get("configuration"), metadata.as_ref())?;
+    let configuration = configuration::parse_create(map.get("configuration"), metadata.as_ref())?;
     let get_or_create = body::opt_bool(&map, "get_or_create")?.unwrap_or(false);
     let deadline = state.deadline();
     let command = CatalogCommand::CreateCollection {
@@ -88,8 +87,7 @@ async fn create(
         id: uuid::Uuid::new_v4().to_string(),
         name,
         metadata,
-        configuration_json: resolved.configuration_json,
-        index_config: resolved.index,
+        configuration,
         shards: state.shard_groups.clone(),
         get_or_create,
     };
@@ -101,7 +99,7 @@ async fn create(
             if created {
                 create_shard_parts(&state, &collection, deadline).await;
             }
-            Ok(collection_json(&collection))
+            Ok(collection_response(&collection))
         }
         other => Err(unexpected(&other)),
     }
@@ -152,11 +150,9 @@ async fn list(
         offset: paging.offset,
     };
     match state.catalog().read(read, state.deadline()).await? {
-        CatalogReadValue::Collections(list) => Ok(HttpResponse::Ok().json(
-            list.iter()
-                .map(CollectionModel::to_json)
-                .collect::<Vec<Value>>(),
-        )),
+        CatalogReadValue::Collections(list) => {
+            Ok(HttpResponse::Ok().json(list.iter().map(collection_json).collect::<Vec<Value>>()))
+        }
         other => Err(unexpected(&other)),
     }
 }
@@ -184,7 +180,7 @@ async fn get_by_name(
         name,
     };
     match state.catalog().read(read, state.deadline()).await? {
-        CatalogReadValue::Collection(c) => Ok(collection_json(&c)),
+        CatalogReadValue::Collection(c) => Ok(collection_response(&c)),
         other => Err(unexpected(&other)),
     }
 }
@@ -203,7 +199,7 @@ async fn get_by_id(
     let model = catalog
         .collection(&tenant, &database, &id, deadline)
         .await?;
-    Ok(collection_json(&model))
+    Ok(collection_response(&model))
 }
 
 async fn modify(
@@ -219,14 +215,9 @@ async fn modify(
         validate_collection_name("new_name", n)?;
     }
     let new_metadata = collection_metadata(&map, "new_metadata")?;
-    let new_configuration_json = match map.get("new_configuration") {
+    let new_configuration = match map.get("new_configuration") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => {
-            // The catalogue merges and checks the update; the ranges are
-            // checked here too so an over-large value is refused, not capped.
-            validate_configuration_ranges(v)?;
-            Some(v.to_string())
-        }
+        Some(Value::Object(update)) => Some(configuration::parse_update(update)?),
         Some(other) => {
             return Err(ApiError::invalid(format!(
                 "Expected new_configuration to be an object, got {}",
@@ -244,7 +235,7 @@ async fn modify(
         id: id.clone(),
         new_name,
         new_metadata,
-        new_configuration_json,
+        new_configuration,
     };
     let after = match catalog.propose(command, deadline).await? {
         CatalogSuccess::CollectionModified(c) => c,

@@ -3,10 +3,14 @@
 //! `tenants` (tenants and databases), `collections`, `records` (the
 //! Collection methods). Handlers parse with [`body`] and answer
 //! `Result<HttpResponse, ApiError>`; errors become Chroma's JSON in
-//! `crate::error` only.
+//! `crate::error` only. Chroma's JSON shapes of the catalogue are here and
+//! nowhere else: [`configuration`] parses and renders collection
+//! configurations, [`models`] renders tenants, databases and collections.
 
 pub mod body;
 mod collections;
+pub mod configuration;
+pub mod models;
 mod records;
 mod system;
 mod tenants;

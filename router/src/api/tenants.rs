@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::body::{self, JsonBody, Paging};
 use super::collections::drop_shard_parts;
+use super::models::{database_json, tenant_json};
 use super::AppState;
 use crate::auth;
 use crate::catalog::unexpected;
@@ -61,7 +62,7 @@ async fn get_tenant(
         name: path.into_inner(),
     };
     match state.catalog().read(read, state.deadline()).await? {
-        CatalogReadValue::Tenant(t) => Ok(HttpResponse::Ok().json(t.to_json())),
+        CatalogReadValue::Tenant(t) => Ok(HttpResponse::Ok().json(tenant_json(&t))),
         other => Err(unexpected(&other)),
     }
 }
@@ -98,7 +99,7 @@ async fn list_databases(
     };
     match state.catalog().read(read, state.deadline()).await? {
         CatalogReadValue::Databases(list) => {
-            Ok(HttpResponse::Ok().json(list.iter().map(|d| d.to_json()).collect::<Vec<Value>>()))
+            Ok(HttpResponse::Ok().json(list.iter().map(database_json).collect::<Vec<Value>>()))
         }
         other => Err(unexpected(&other)),
     }
@@ -114,7 +115,7 @@ async fn get_database(
         .read(CatalogRead::GetDatabase { tenant, name }, state.deadline())
         .await?
     {
-        CatalogReadValue::Database(d) => Ok(HttpResponse::Ok().json(d.to_json())),
+        CatalogReadValue::Database(d) => Ok(HttpResponse::Ok().json(database_json(&d))),
         other => Err(unexpected(&other)),
     }
 }

@@ -3,13 +3,14 @@
 
 use common::catalog::{
     CatalogCommand, CatalogError, CatalogProposal, CatalogRead, CatalogReadValue, CatalogSuccess,
-    DatabaseModel, TenantModel, DEFAULT_DATABASE, DEFAULT_DATABASE_ID, DEFAULT_TENANT,
+    CollectionConfiguration, ConfigurationUpdate, DatabaseModel, EmbeddingFunction, TenantModel,
+    DEFAULT_DATABASE, DEFAULT_DATABASE_ID, DEFAULT_TENANT,
 };
 use common::record::{Metadata, MetadataValue};
 use common::Space;
 
 use super::super::{AppliedPosition, CatalogStateMachine};
-use super::{create, create_default, metadata, uuid, Harness, CONFIG};
+use super::{config, create, create_default, ef_search, metadata, uuid, Harness};
 
 fn tenant(name: &str) -> CatalogCommand {
     CatalogCommand::CreateTenant { name: name.into() }
@@ -31,13 +32,13 @@ fn modify_with(
     id: &str,
     name: Option<&str>,
     metadata: Option<Metadata>,
-    configuration: Option<&str>,
+    configuration: Option<ConfigurationUpdate>,
 ) -> CatalogCommand {
     CatalogCommand::ModifyCollection {
         id: id.into(),
         new_name: name.map(Into::into),
         new_metadata: metadata,
-        new_configuration_json: configuration.map(Into::into),
+        new_configuration: configuration,
     }
 }
 
@@ -98,7 +99,7 @@ fn create_tenant() {
     assert_eq!(h.version(), 1);
     assert_eq!(
         h.err(tenant("acme")),
-        CatalogError::UniqueConstraint("Tenant [acme] already exists".into())
+        CatalogError::AlreadyExists("Tenant [acme] already exists".into())
     );
     assert_eq!(
         h.err(tenant(DEFAULT_TENANT)),
@@ -129,7 +130,7 @@ fn create_database() {
 
     assert_eq!(
         h.err(database("acme", "prod", 9)),
-        CatalogError::UniqueConstraint("Database [prod] already exists".into())
+        CatalogError::AlreadyExists("Database [prod] already exists".into())
     );
     assert_eq!(
         h.err(database("nobody", "prod", 9)),
@@ -141,7 +142,7 @@ fn create_database() {
     );
     assert_eq!(
         h.err(database("acme", "other", 7)),
-        CatalogError::UniqueConstraint(format!("Database id [{}] already exists", uuid(7)))
+        CatalogError::AlreadyExists(format!("Database id [{}] already exists", uuid(7)))
     );
     let bad_id = CatalogCommand::CreateDatabase {
         tenant: "acme".into(),
@@ -206,7 +207,7 @@ fn delete_database_cascades_to_its_collections() {
         h.read(CatalogRead::GetCollectionById {
             id: kept.id.clone()
         }),
-        Ok(CatalogReadValue::Collection(kept))
+        Ok(CatalogReadValue::Collection(Box::new(kept)))
     );
 
     assert_eq!(
@@ -229,12 +230,12 @@ fn create_collection() {
     let mut command = create_default(&uuid(1), "docs");
     if let CatalogCommand::CreateCollection {
         metadata,
-        index_config,
+        configuration,
         ..
     } = &mut command
     {
         *metadata = Some(metadata_of("hnsw:space", "cosine"));
-        index_config.space = Space::Cosine;
+        configuration.hnsw.index.space = Space::Cosine;
     }
     let c = h.created(command);
     assert_eq!(c.id, uuid(1));
@@ -243,8 +244,10 @@ fn create_collection() {
         ("docs", DEFAULT_TENANT, DEFAULT_DATABASE)
     );
     assert_eq!(c.metadata, Some(metadata_of("hnsw:space", "cosine")));
-    assert_eq!(c.configuration_json, CONFIG);
-    assert_eq!(c.index_config.space, Space::Cosine);
+    let mut expected = config();
+    expected.hnsw.index.space = Space::Cosine;
+    assert_eq!(c.configuration, expected);
+    assert_eq!(c.index_config, expected.hnsw.index);
     assert_eq!(
         (c.dimension, c.version, c.shards.clone()),
         (None, 0, vec![10, 11])
@@ -254,7 +257,7 @@ fn create_collection() {
 
     assert_eq!(
         h.err(create_default(&uuid(2), "docs")),
-        CatalogError::UniqueConstraint("Collection [docs] already exists".into())
+        CatalogError::AlreadyExists("Collection [docs] already exists".into())
     );
     // The same name in another database is another collection.
     h.ok(database(DEFAULT_TENANT, "other", 5));
@@ -269,7 +272,7 @@ fn create_collection() {
     );
     assert_eq!(
         h.err(create_default(&uuid(1), "fresh")),
-        CatalogError::UniqueConstraint(format!("Collection id [{}] already exists", uuid(1)))
+        CatalogError::AlreadyExists(format!("Collection id [{}] already exists", uuid(1)))
     );
 }
 
@@ -330,20 +333,17 @@ fn create_collection_refuses_bad_input_whatever_the_state() {
     });
     assert_eq!(h.err(bad_id), invalid("Invalid collection id [1234]"));
     let bad_config = with(&|c| {
-        if let CatalogCommand::CreateCollection {
-            configuration_json, ..
-        } = c
-        {
-            *configuration_json = "[1]".into();
+        if let CatalogCommand::CreateCollection { configuration, .. } = c {
+            configuration.embedding_function = Some(EmbeddingFunction("[1]".into()));
         }
     });
     assert_eq!(
         h.err(bad_config),
-        invalid("Could not parse config: expected a JSON object, got [1]")
+        invalid("Could not parse config: embedding_function must be an object, got [1]")
     );
     let bad_index = with(&|c| {
-        if let CatalogCommand::CreateCollection { index_config, .. } = c {
-            index_config.max_neighbors = 0;
+        if let CatalogCommand::CreateCollection { configuration, .. } = c {
+            configuration.hnsw.index.max_neighbors = 0;
         }
     });
     assert_eq!(
@@ -386,14 +386,14 @@ fn get_or_create_returns_the_existing_collection_unchanged() {
     let mut again = create_default(&uuid(2), "docs");
     if let CatalogCommand::CreateCollection {
         metadata,
-        configuration_json,
+        configuration,
         shards,
         get_or_create,
         ..
     } = &mut again
     {
         *metadata = Some(super::metadata(&[("b", 2)]));
-        *configuration_json = "{}".into();
+        *configuration = CollectionConfiguration::new(Default::default());
         *shards = vec![99];
         *get_or_create = true;
     }
@@ -464,28 +464,22 @@ fn modify_collection_renames_replaces_metadata_and_merges_configuration() {
 
     // Configuration updates merge into the stored configuration and the index settings.
     let m = h.collection("papers").unwrap();
-    h.ok(modify_with(
-        &c.id,
-        None,
-        None,
-        Some(r#"{"hnsw":{"ef_search":321}}"#),
-    ));
+    h.ok(modify_with(&c.id, None, None, Some(ef_search(321))));
     let after = h.collection("papers").unwrap();
     assert_eq!(after.index_config.ef_search, 321);
     assert_eq!(
         after.index_config.ef_construction,
         m.index_config.ef_construction
     );
-    let json: serde_json::Value = serde_json::from_str(&after.configuration_json).unwrap();
-    assert_eq!(json["hnsw"]["ef_search"], 321);
-    assert_eq!(json["hnsw"]["space"], "l2");
+    assert_eq!(after.configuration.hnsw.index.ef_search, 321);
+    assert_eq!(after.configuration.hnsw.index.space, Space::L2);
     assert_eq!(after.version, 4);
 
     // Renaming to its own name is fine; to another collection's is not.
     h.ok(modify_with(&c.id, Some("papers"), None, None));
     assert_eq!(
         h.err(modify_with(&c.id, Some("taken"), None, None)),
-        CatalogError::UniqueConstraint("Collection [taken] already exists".into())
+        CatalogError::AlreadyExists("Collection [taken] already exists".into())
     );
 }
 
@@ -507,11 +501,16 @@ fn modify_collection_refusals() {
         invalid("Validation error: new_metadata: Metadata cannot be empty")
     );
     assert_eq!(
-        h.err(modify_with(&c.id, None, None, Some(r#"{"hnsw":{"space":"ip"}}"#))),
-        invalid("Could not parse config: unknown field `space`, expected one of `ef_search`, `max_neighbors`, `num_threads`, `resize_factor`, `sync_threshold`, `batch_size`")
+        h.err(modify_with(&c.id, None, None, Some(ef_search(0)))),
+        invalid("Could not parse config: hnsw.ef_search must be an integer of at least 1, got 0")
     );
     // A valid rename together with a refused configuration changes nothing.
-    h.err(modify_with(&c.id, Some("renamed"), None, Some("nope")));
+    h.err(modify_with(
+        &c.id,
+        Some("renamed"),
+        None,
+        Some(ef_search(0)),
+    ));
     assert_eq!(h.collection("docs"), Ok(c.clone()));
 
     // Nothing to change: success, no version bump.
@@ -707,44 +706,28 @@ fn applied_position_follows_the_log() {
 fn hnsw_parameters_above_their_ranges_are_capped_where_applied() {
     let mut h = Harness::new();
     let mut command = create_default(&uuid(0x70), "poison");
-    if let CatalogCommand::CreateCollection {
-        index_config,
-        configuration_json,
-        ..
-    } = &mut command
-    {
-        index_config.ef_construction = 4611686018427387904;
-        index_config.max_neighbors = usize::MAX;
-        *configuration_json =
-            r#"{"hnsw":{"ef_construction":4611686018427387904,"max_neighbors":18446744073709551615}}"#
-                .into();
+    if let CatalogCommand::CreateCollection { configuration, .. } = &mut command {
+        configuration.hnsw.index.ef_construction = 4611686018427387904;
+        configuration.hnsw.index.max_neighbors = usize::MAX;
     }
     let c = h.created(command);
     assert_eq!(c.index_config.ef_construction, 10_000);
     assert_eq!(c.index_config.max_neighbors, 1024);
-    let json: serde_json::Value = serde_json::from_str(&c.configuration_json).unwrap();
-    assert_eq!(json["hnsw"]["ef_construction"], 10_000);
-    assert_eq!(json["hnsw"]["max_neighbors"], 1024);
+    assert_eq!(c.configuration.hnsw.index, c.index_config);
 
     h.ok(modify_with(
         &c.id,
         None,
         None,
-        Some(r#"{"hnsw":{"ef_search":4611686018427387904}}"#),
+        Some(ef_search(4611686018427387904)),
     ));
     let after = h.collection("poison").unwrap();
     assert_eq!(after.index_config.ef_search, 10_000);
-    let json: serde_json::Value = serde_json::from_str(&after.configuration_json).unwrap();
-    assert_eq!(json["hnsw"]["ef_search"], 10_000);
+    assert_eq!(after.configuration.hnsw.index.ef_search, 10_000);
 
     // Below the range is still refused, as it always was.
     assert_eq!(
-        h.err(modify_with(
-            &c.id,
-            None,
-            None,
-            Some(r#"{"hnsw":{"ef_search":0}}"#)
-        )),
+        h.err(modify_with(&c.id, None, None, Some(ef_search(0)))),
         invalid("Could not parse config: hnsw.ef_search must be an integer of at least 1, got 0")
     );
 }

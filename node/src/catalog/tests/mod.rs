@@ -8,7 +8,8 @@ mod snapshot;
 
 use common::catalog::{
     CatalogCommand, CatalogError, CatalogOutcome, CatalogProposal, CatalogRead, CatalogReadValue,
-    CatalogSuccess, CollectionModel, DEFAULT_DATABASE, DEFAULT_TENANT,
+    CatalogSuccess, CollectionConfiguration, CollectionModel, ConfigurationUpdate,
+    EmbeddingFunction, HnswUpdate, DEFAULT_DATABASE, DEFAULT_TENANT,
 };
 use common::command::IndexConfig;
 use common::record::{Metadata, MetadataValue};
@@ -35,7 +36,24 @@ pub(super) fn metadata(pairs: &[(&str, i64)]) -> Metadata {
         .collect()
 }
 
-pub(super) const CONFIG: &str = r#"{"hnsw":{"space":"l2","ef_construction":100,"ef_search":100,"max_neighbors":16},"spann":null,"embedding_function":{"type":"legacy"}}"#;
+/// A collection's configuration: Chroma's defaults with a legacy embedding function.
+pub(super) fn config() -> CollectionConfiguration {
+    CollectionConfiguration {
+        embedding_function: Some(EmbeddingFunction(r#"{"type":"legacy"}"#.into())),
+        ..CollectionConfiguration::new(IndexConfig::default())
+    }
+}
+
+/// A configuration update setting the HNSW `ef_search`.
+pub(super) fn ef_search(n: u64) -> ConfigurationUpdate {
+    ConfigurationUpdate {
+        hnsw: Some(HnswUpdate {
+            ef_search: Some(n),
+            ..HnswUpdate::default()
+        }),
+        ..ConfigurationUpdate::default()
+    }
+}
 
 /// A CreateCollection in `tenant/database` with defaults for the rest.
 pub(super) fn create(tenant: &str, database: &str, id: &str, name: &str) -> CatalogCommand {
@@ -45,8 +63,7 @@ pub(super) fn create(tenant: &str, database: &str, id: &str, name: &str) -> Cata
         id: id.into(),
         name: name.into(),
         metadata: None,
-        configuration_json: CONFIG.into(),
-        index_config: IndexConfig::default(),
+        configuration: config(),
         shards: vec![10, 11],
         get_or_create: false,
     }
@@ -129,7 +146,7 @@ impl Harness {
             database: DEFAULT_DATABASE.into(),
             name: name.into(),
         })? {
-            CatalogReadValue::Collection(c) => Ok(c),
+            CatalogReadValue::Collection(c) => Ok(*c),
             other => panic!("unexpected {other:?}"),
         }
     }

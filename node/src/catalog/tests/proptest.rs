@@ -7,12 +7,11 @@
 use std::collections::BTreeSet;
 
 use common::catalog::{CatalogCommand, CatalogProposal, CatalogRead};
-use common::command::IndexConfig;
 use common::record::Metadata;
 use proptest::prelude::*;
 
 use super::super::CatalogStateMachine;
-use super::{metadata, uuid, CONFIG};
+use super::{config, ef_search, metadata, uuid};
 
 const TENANTS: &[&str] = &["default_tenant", "acme", "ab"];
 const DATABASES: &[&str] = &["default_database", "prod", "xy"];
@@ -67,8 +66,7 @@ fn command() -> impl Strategy<Value = CatalogCommand> {
                 id: id(i),
                 name: NAMES[n].into(),
                 metadata: meta(m),
-                configuration_json: CONFIG.into(),
-                index_config: IndexConfig::default(),
+                configuration: config(),
                 shards: (0..shards).collect(),
                 get_or_create,
             }),
@@ -77,7 +75,7 @@ fn command() -> impl Strategy<Value = CatalogCommand> {
                 id: id(i),
                 new_name: n.map(|n| NAMES[n].into()),
                 new_metadata: meta(m),
-                new_configuration_json: ef.map(|ef| format!(r#"{{"hnsw":{{"ef_search":{ef}}}}}"#)),
+                new_configuration: ef.map(ef_search),
             }),
         4 => (t, d, n.clone()).prop_map(|(t, d, n)| CatalogCommand::DeleteCollection {
             tenant: TENANTS[t].into(),

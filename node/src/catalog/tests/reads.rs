@@ -186,7 +186,7 @@ fn get_collection_by_name_and_by_id() {
             database: DEFAULT_DATABASE.into(),
             name: "docs".into()
         }),
-        Ok(CatalogReadValue::Collection(c.clone()))
+        Ok(CatalogReadValue::Collection(Box::new(c.clone())))
     );
     assert_eq!(
         h.read(CatalogRead::GetCollectionByName {
@@ -200,20 +200,20 @@ fn get_collection_by_name_and_by_id() {
     );
     assert_eq!(
         h.read(CatalogRead::GetCollectionById { id: c.id.clone() }),
-        Ok(CatalogReadValue::Collection(c.clone()))
+        Ok(CatalogReadValue::Collection(Box::new(c.clone())))
     );
     // Any UUID text form finds it.
     assert_eq!(
         h.read(CatalogRead::GetCollectionById {
             id: c.id.to_uppercase()
         }),
-        Ok(CatalogReadValue::Collection(c.clone()))
+        Ok(CatalogReadValue::Collection(Box::new(c.clone())))
     );
     assert_eq!(
         h.read(CatalogRead::GetCollectionById {
             id: c.id.replace('-', "")
         }),
-        Ok(CatalogReadValue::Collection(c))
+        Ok(CatalogReadValue::Collection(Box::new(c)))
     );
     assert_eq!(
         h.read(CatalogRead::GetCollectionById { id: "junk".into() }),

@@ -1,7 +1,8 @@
 //! Snapshot round trips, determinism, corruption, and the digest.
 
 use common::catalog::{
-    CatalogCommand, CatalogRead, CatalogReadValue, DEFAULT_DATABASE, DEFAULT_TENANT,
+    CatalogCommand, CatalogRead, CatalogReadValue, SpannConfiguration, DEFAULT_DATABASE,
+    DEFAULT_TENANT,
 };
 use common::record::MetadataValue;
 
@@ -323,10 +324,21 @@ fn over_range_configurations_in_a_snapshot_are_capped_when_loaded() {
     let id = h.sm.state.collections.keys().next().unwrap().clone();
     let c = h.sm.state.collections.get_mut(&id).unwrap();
     c.index_config.ef_search = 4611686018427387904;
-    c.configuration_json = r#"{"hnsw":{"ef_search":4611686018427387904}}"#.into();
+    c.configuration.hnsw.index.ef_search = 4611686018427387904;
+    c.configuration.spann = Some(SpannConfiguration {
+        ef_search: Some(u64::MAX),
+        search_nprobe: Some(3),
+    });
     let restored =
         CatalogStateMachine::from_snapshot_bytes(&h.sm.snapshot_bytes().unwrap()).unwrap();
     let c = &restored.state.collections[&id];
     assert_eq!(c.index_config.ef_search, 10_000);
-    assert_eq!(c.configuration_json, r#"{"hnsw":{"ef_search":10000}}"#);
+    assert_eq!(c.configuration.hnsw.index.ef_search, 10_000);
+    assert_eq!(
+        c.configuration.spann,
+        Some(SpannConfiguration {
+            ef_search: Some(10_000),
+            search_nprobe: Some(3),
+        })
+    );
 }

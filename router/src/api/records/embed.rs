@@ -8,8 +8,8 @@ use common::catalog::CollectionModel;
 use serde_json::{Map, Value};
 
 use super::parse::{self, WriteBatch};
+use crate::api::configuration::{document_embedding, DocumentEmbedding};
 use crate::api::AppState;
-use crate::collection_config::{document_embedding, DocumentEmbedding};
 use crate::embedding::EmbeddingError;
 use crate::error::ApiError;
 use crate::records::WriteKind;
@@ -24,7 +24,7 @@ const HOW_TO_ENABLE: &str = "send embeddings, or create the collection with conf
 
 /// Why `collection` cannot embed texts, or `None` when it can.
 fn unavailable(collection: &CollectionModel) -> Option<String> {
-    match document_embedding(&collection.configuration_json) {
+    match document_embedding(&collection.configuration) {
         DocumentEmbedding::MiniLm => None,
         DocumentEmbedding::Unavailable(why) => Some(format!(
             "Cannot compute embeddings for collection {}: {why}; {HOW_TO_ENABLE}",
