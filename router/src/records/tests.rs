@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::catalog::CollectionModel;
+use common::catalog::{CollectionConfiguration, CollectionModel};
 use common::command::{AddMode, IndexConfig, RecordWrite, ShardCommand};
 use common::read::{Include, QueryHit, RecordView, ShardRead};
 use common::{Filter, MetadataValue};
@@ -31,7 +31,7 @@ fn model(dimension: Option<u32>) -> CollectionModel {
         tenant: "default_tenant".into(),
         database: "default_database".into(),
         metadata: None,
-        configuration_json: "{}".into(),
+        configuration: CollectionConfiguration::new(IndexConfig::default()),
         index_config: IndexConfig::default(),
         dimension,
         version: 0,
