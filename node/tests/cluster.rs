@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::wire::InternalError;
 use harness::{election_timeout, Cluster, Options, SERIAL};
-use node::raft::kv::{KvCommand, KvRead};
+use node::kv::{KvCommand, KvRead};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -359,7 +359,7 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
         .expect("majority read");
     assert_eq!(
         new_read,
-        node::raft::kv::KvReadReply::Value(Some("before".into()))
+        node::kv::KvReadReply::Value(Some("before".into()))
     );
     let cmd2 = KvCommand::Put {
         key: "majority".into(),

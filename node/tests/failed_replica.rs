@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::wire::{InternalError, ReplicaState, ReplicaStatus};
 use harness::{election_timeout, Cluster, Options, SERIAL};
-use node::raft::kv::{KvCommand, KvRead};
+use node::kv::{KvCommand, KvRead};
 use node::storage::wal::codec::decode_frame;
 use node::storage::wal::segment::{self, HEADER_LEN};
 

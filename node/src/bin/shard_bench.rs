@@ -11,6 +11,7 @@ use common::command::{AddMode, IndexConfig, MetadataPatch, Proposal, RecordWrite
 use common::read::{Include, QueryRequest};
 use common::{Filter, MetadataValue, Space};
 use node::dataset::{brute_force_top_k, recall, Mixture};
+use node::raft::StateMachine;
 use node::shard::snapshot::{read_snapshot, write_snapshot};
 use node::shard::{AppliedPosition, ShardStateMachine};
 

@@ -20,7 +20,7 @@ use super::collection::{CollectionShard, CollectionState};
 use super::error::ShardError;
 use super::index::VectorIndex;
 use super::state_machine::{AppliedPosition, ShardStateMachine};
-use crate::replicated::RequestDedup;
+use crate::raft::dedup::RequestDedup;
 use common::command::ApplyOutcome;
 
 const MAGIC: &[u8; 8] = b"VDBSNAP1";
@@ -97,7 +97,7 @@ pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInf
         sync_dir(parent)?;
     }
     Ok(SnapshotInfo {
-        applied: sm.applied(),
+        applied: sm.applied,
         bytes,
     })
 }

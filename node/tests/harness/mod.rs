@@ -18,7 +18,7 @@ use common::wire::{
     self, GroupInfo, InternalError, InternalReply, NodeStatus, PartitionRequest, RaftRole,
     ReplicaStatus, TransferLeaderRequest, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
 };
-use node::raft::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
+use node::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
 
 pub const TICK_MS: u64 = 50;
 pub const ELECTION_TICKS: u64 = 10;
@@ -307,7 +307,7 @@ impl Cluster {
         cmd: &KvCommand,
         budget: Duration,
     ) -> InternalReply {
-        let body = wire::encode(cmd).expect("encode");
+        let body = wire::encode(&node::kv::proposal(cmd)).expect("encode");
         self.post(id, &format!("/internal/{group}/propose"), body, budget)
             .await
     }

@@ -11,8 +11,9 @@ use common::command::IndexConfig;
 use common::record::Metadata;
 use proptest::prelude::*;
 
-use super::super::CatalogStateMachine;
+use super::super::{AppliedPosition, CatalogStateMachine};
 use super::{metadata, uuid, CONFIG};
+use crate::raft::StateMachine;
 
 const TENANTS: &[&str] = &["default_tenant", "acme", "ab"];
 const DATABASES: &[&str] = &["default_database", "prod", "xy"];
@@ -185,8 +186,9 @@ proptest! {
                 prop_assert_eq!(&a, &b);
             }
             let index = i as u64 + 1;
-            let out_a = a.apply(index, 1, proposal);
-            let out_b = b.apply(index, 1, proposal);
+            let at = AppliedPosition { index, term: 1 };
+            let out_a = a.apply(at, proposal);
+            let out_b = b.apply(at, proposal);
             prop_assert_eq!(&out_a, &out_b, "step {}: {:?}", i, proposal);
             check_invariants(&a)?;
             prop_assert!(a.version() >= version, "the version never goes back");

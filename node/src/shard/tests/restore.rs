@@ -8,6 +8,7 @@ use raft::Storage as _;
 
 use super::model::{Driver, COLLECTION};
 use crate::dataset::clustered;
+use crate::raft::StateMachine;
 use crate::shard::snapshot::{read_snapshot, write_snapshot};
 use crate::shard::AppliedPosition;
 use crate::storage::{RaftLogStorage, WalOptions};
