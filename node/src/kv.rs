@@ -183,16 +183,12 @@ impl StateMachine for KvStateMachine {
         }
     }
 
-    fn advance(&mut self, at: AppliedPosition) {
-        self.applied = at;
-    }
-
     fn applied(&self) -> AppliedPosition {
         self.applied
     }
 
-    fn dedup(&mut self) -> &mut RequestDedup<KvOutcome> {
-        &mut self.dedup
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<KvOutcome>) {
+        (&mut self.applied, &mut self.dedup)
     }
 
     fn rejected(reason: String) -> KvOutcome {

@@ -26,16 +26,12 @@ impl StateMachine for CatalogStateMachine {
         self.state.apply_command(command)
     }
 
-    fn advance(&mut self, at: AppliedPosition) {
-        self.applied = at;
-    }
-
     fn applied(&self) -> AppliedPosition {
         self.applied
     }
 
-    fn dedup(&mut self) -> &mut RequestDedup<CatalogOutcome> {
-        &mut self.dedup
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<CatalogOutcome>) {
+        (&mut self.applied, &mut self.dedup)
     }
 
     fn rejected(reason: String) -> CatalogOutcome {

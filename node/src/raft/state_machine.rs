@@ -77,12 +77,11 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
 
     /// Executes a command not applied before (the caller checked the request id).
     fn execute(&mut self, command: &Self::Command) -> Self::Outcome;
-    /// Records that the log entry at `at` was applied (with or without a command).
-    fn advance(&mut self, at: AppliedPosition);
     /// The last position passed to `advance`; the default for a fresh state machine.
     fn applied(&self) -> AppliedPosition;
-    /// The request ids of the last commands and their outcomes (part of the snapshot).
-    fn dedup(&mut self) -> &mut RequestDedup<Self::Outcome>;
+    /// The applied position and the request ids of the last commands with their outcomes,
+    /// kept by [`Self::apply`] and [`Self::advance`] (both are part of the snapshot).
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<Self::Outcome>);
     /// The outcome of a command that was refused before it ran (it did not decode).
     fn rejected(reason: String) -> Self::Outcome;
 
@@ -112,13 +111,22 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     /// seen before (a proposal the router retried after a leader change) gets the outcome
     /// of its first application and changes nothing but the applied position.
     fn apply(&mut self, at: AppliedPosition, proposal: &Proposal<Self::Command>) -> Self::Outcome {
-        self.advance(at);
-        if let Some(outcome) = self.dedup().get(proposal.request_id) {
+        let (applied, dedup) = self.applied_mut();
+        *applied = at;
+        if let Some(outcome) = dedup.get(proposal.request_id) {
             return outcome.clone();
         }
         let outcome = self.execute(&proposal.command);
-        self.dedup().remember(proposal.request_id, outcome.clone());
+        self.applied_mut()
+            .1
+            .remember(proposal.request_id, outcome.clone());
         outcome
+    }
+
+    /// Records that the log entry at `at` was applied without a command (a new leader's
+    /// empty entry, a conf change, bytes that did not decode).
+    fn advance(&mut self, at: AppliedPosition) {
+        *self.applied_mut().0 = at;
     }
 }
 

@@ -37,16 +37,12 @@ impl StateMachine for ShardStateMachine {
         self.apply_command(command)
     }
 
-    fn advance(&mut self, at: AppliedPosition) {
-        self.applied = at;
-    }
-
     fn applied(&self) -> AppliedPosition {
         self.applied
     }
 
-    fn dedup(&mut self) -> &mut RequestDedup<ApplyOutcome> {
-        &mut self.dedup
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<ApplyOutcome>) {
+        (&mut self.applied, &mut self.dedup)
     }
 
     fn rejected(reason: String) -> ApplyOutcome {
