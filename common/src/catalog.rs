@@ -95,13 +95,8 @@ pub enum CatalogCommand {
     Reset,
 }
 
-/// A command as proposed, with the id that makes a retried proposal apply once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CatalogProposal {
-    /// Unique per logical request (the router picks it, random 128 bits).
-    pub request_id: u128,
-    pub command: CatalogCommand,
-}
+/// A catalogue command as proposed, with the id that makes a retried proposal apply once.
+pub type CatalogProposal = crate::wire::Proposal<CatalogCommand>;
 
 /// What a command that succeeded did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -178,13 +178,8 @@ impl ShardCommand {
     }
 }
 
-/// A command as proposed, with the id that makes a retried proposal apply once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Proposal {
-    /// Unique per logical request (the router picks it, random 128 bits).
-    pub request_id: u128,
-    pub command: ShardCommand,
-}
+/// A shard command as proposed, with the id that makes a retried proposal apply once.
+pub type Proposal = crate::wire::Proposal<ShardCommand>;
 
 /// What applying a command produced; remembered per request id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,9 @@
 //!   snapshots.
 //! - `POST /raft/snapshot`: body [`RaftBatch`] (bincode) carrying snapshot messages (a
 //!   larger body limit, `security.max_raft_snapshot_bytes`).
-//! - `POST /internal/{group}/propose`: body = the group's encoded command; reply
-//!   [`InternalReply`] (bincode) whose `Ok` bytes are the state machine's encoded outcome.
+//! - `POST /internal/{group}/propose`: body = a [`Proposal`] of the group's command
+//!   (bincode); reply [`InternalReply`] (bincode) whose `Ok` bytes are the state machine's
+//!   encoded outcome.
 //! - `POST /internal/{group}/read`: body = the group's encoded read request; linearizable
 //!   (ReadIndex on the leader, then the read once the replica applied up to the read index);
 //!   reply [`InternalReply`] whose `Ok` bytes are the state machine's encoded answer.
@@ -51,6 +52,21 @@ pub struct GroupMessage {
     pub group: u64,
     #[serde(with = "serde_bytes")]
     pub message: Vec<u8>,
+}
+
+/// What a Raft group's log carries, and the body of `POST /internal/{group}/propose`: the
+/// group's command (`command::ShardCommand`, `catalog::CatalogCommand`) with the request
+/// header the node reads (TiKV's `RaftRequestHeader`). The node decodes it once, before
+/// proposing: the request id attaches a retried proposal to the one in flight, and the
+/// state machine applies a request id once. The caller's deadline is not part of it: the
+/// router re-sends the same proposal to another node with what is left of its budget,
+/// which travels per attempt in [`TIMEOUT_HEADER`] (and a deadline written into the log
+/// would mean nothing to a replica applying it later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal<C> {
+    /// Unique per logical request (the router picks it, random 128 bits).
+    pub request_id: u128,
+    pub command: C,
 }
 
 /// Why a propose or read did not produce an answer.
@@ -165,6 +181,30 @@ pub struct ReplicaStatus {
     pub error: Option<String>,
 }
 
+impl ReplicaStatus {
+    /// A replica with no Raft state to show (not started, or stopped before it ran):
+    /// zeroes, no voters, an empty digest.
+    pub fn idle(group: u64, kind: GroupKind, state: ReplicaState, error: Option<String>) -> Self {
+        ReplicaStatus {
+            group,
+            kind,
+            role: RaftRole::Follower,
+            term: 0,
+            leader: None,
+            commit: 0,
+            applied: 0,
+            applied_term: 0,
+            last_index: 0,
+            snapshot_index: 0,
+            digest: String::new(),
+            records: None,
+            voters: Vec::new(),
+            state,
+            error,
+        }
+    }
+}
+
 /// `GET /admin/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -209,25 +249,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(bincode::deserialize(bytes)?)
 }
 
-/// The request id at the head of an encoded proposal (`command::Proposal`,
-/// `catalog::CatalogProposal`: both start with `request_id: u128`, and bincode writes fields
-/// in order), read without decoding the command behind it.
-pub fn proposal_request_id(encoded: &[u8]) -> Option<u128> {
-    #[derive(Deserialize)]
-    struct Head {
-        request_id: u128,
-    }
-    bincode::deserialize::<Head>(encoded)
-        .ok()
-        .map(|h| h.request_id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn request_id_is_read_from_the_head_of_either_proposal() {
+    fn proposals_round_trip_and_cut_ones_are_an_error() {
         let shard = crate::command::Proposal {
             request_id: u128::MAX - 3,
             command: crate::command::ShardCommand::DropCollection {
@@ -235,8 +262,9 @@ mod tests {
             },
         };
         let bytes = encode(&shard).unwrap();
-        assert_eq!(proposal_request_id(&bytes), Some(u128::MAX - 3));
-        assert_eq!(proposal_request_id(&bytes[..10]), None);
+        assert_eq!(decode::<crate::command::Proposal>(&bytes).unwrap(), shard);
+        assert!(decode::<crate::command::Proposal>(&bytes[..10]).is_err());
+        assert!(decode::<crate::command::Proposal>(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
@@ -295,7 +323,6 @@ mod tests {
             let _ = decode::<CatalogProposal>(bytes);
             let _ = decode::<ShardRead>(bytes);
             let _ = decode::<CatalogRead>(bytes);
-            let _ = proposal_request_id(bytes);
         }
 
         fn valid_batch() -> impl Strategy<Value = Vec<u8>> {

@@ -12,6 +12,7 @@ use clap::Parser;
 use common::command::{AddMode, IndexConfig, MetadataPatch, Proposal, RecordWrite, ShardCommand};
 use common::read::{Include, QueryRequest};
 use common::{Filter, MetadataValue, Space};
+use node::raft::StateMachine;
 use node::shard::snapshot::{read_snapshot, write_snapshot};
 use node::shard::{AppliedPosition, ShardStateMachine};
 use tests::vectors::{brute_force_top_k, recall, Mixture};

@@ -8,15 +8,16 @@
 //! - [`api`]: the internal API for routers and the admin API.
 //! - [`server`]: wiring them into a node process.
 //! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
-//! - [`shard`], [`catalog`], [`replicated`]: the state machines and what they share.
+//! - [`shard`], [`catalog`]: the state machines of shard groups and of the metadata group.
 
 pub mod api;
 pub mod catalog;
 pub mod identity;
+#[cfg(feature = "test-kv")]
+pub mod kv;
 pub mod panic_guard;
 pub mod priority;
 pub mod raft;
-pub mod replicated;
 pub mod server;
 pub mod shard;
 pub mod storage;

@@ -21,9 +21,8 @@ use common::wire::ReplicaState;
 use crate::api::{self, gate, ApiState};
 use crate::catalog::CatalogStateMachine;
 use crate::identity::{self, PeersSeen};
-use crate::raft::kv::KvStateMachine;
 use crate::raft::registry::StoppedReplica;
-use crate::raft::{Replica, ReplicaParams, Replicas, StateMachineFactory};
+use crate::raft::{Encoded, Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
 use crate::storage::WalOptions;
 use crate::transport::{server as transport_server, FaultFilter, Transport, TransportOptions};
@@ -82,15 +81,9 @@ impl NodeOptions {
 /// shard state machine for every shard group.
 pub fn cluster_state_machines() -> StateMachineFactory {
     Arc::new(|_group, kind| match kind {
-        GroupKind::Metadata => Box::new(CatalogStateMachine::new()),
-        GroupKind::Shard => Box::new(ShardStateMachine::new()),
+        GroupKind::Metadata => Box::new(Encoded(CatalogStateMachine::new())),
+        GroupKind::Shard => Box::new(Encoded(ShardStateMachine::new())),
     })
-}
-
-/// Every group runs the small ordered-map [`KvStateMachine`]: the replication
-/// tests drive Raft through it with plain key/value commands.
-pub fn kv_state_machines() -> StateMachineFactory {
-    Arc::new(|_group, _kind| Box::new(KvStateMachine::new()))
 }
 
 /// Runs the node until the HTTP server stops (SIGINT/SIGTERM). Call inside an actix

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use common::wire::{
-    NodeStatus, PartitionRequest, RaftRole, ReplicaState, ReplicaStatus, TransferLeaderRequest,
+    NodeStatus, PartitionRequest, ReplicaState, ReplicaStatus, TransferLeaderRequest,
 };
 
 use super::ApiState;
@@ -26,24 +26,7 @@ pub fn node_status(state: &ApiState) -> NodeStatus {
         .all()
         .iter()
         .map(|h| {
-            let p = h.progress.lock().clone();
-            let mut status = ReplicaStatus {
-                group: h.group,
-                kind: h.kind,
-                role: p.role,
-                term: p.term,
-                leader: p.leader,
-                commit: p.commit,
-                applied: p.applied,
-                applied_term: p.applied_term,
-                last_index: p.last_index,
-                snapshot_index: p.snapshot_index,
-                digest: String::new(),
-                records: None,
-                voters: p.voters,
-                state: ReplicaState::Running,
-                error: None,
-            };
+            let mut status = h.progress.lock().clone();
             let sm = h.state_machine.read();
             // Checked under the lock: a failed apply marks the replica before releasing it.
             match h.failure() {
@@ -64,23 +47,7 @@ pub fn node_status(state: &ApiState) -> NodeStatus {
             .replicas
             .all_stopped()
             .into_iter()
-            .map(|s| ReplicaStatus {
-                group: s.group,
-                kind: s.kind,
-                role: RaftRole::Follower,
-                term: 0,
-                leader: None,
-                commit: 0,
-                applied: 0,
-                applied_term: 0,
-                last_index: 0,
-                snapshot_index: 0,
-                digest: String::new(),
-                records: None,
-                voters: Vec::new(),
-                state: s.state,
-                error: Some(s.reason),
-            }),
+            .map(|s| ReplicaStatus::idle(s.group, s.kind, s.state, Some(s.reason))),
     );
     replicas.sort_by_key(|r| r.group);
     NodeStatus {

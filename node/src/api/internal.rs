@@ -106,8 +106,16 @@ pub async fn propose_on(
     budget: Duration,
 ) -> InternalReply {
     let handle = running(state, group)?;
+    let request_id = match handle.admit(&data) {
+        Ok(request_id) => request_id,
+        Err(answer) => return answer,
+    };
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
-    handle.addr.do_send(Propose { data, waiter });
+    handle.addr.do_send(Propose {
+        request_id,
+        data,
+        waiter,
+    });
     wait(rx, budget).await
 }
 

@@ -23,7 +23,8 @@ struct Args {
     #[arg(long)]
     print_nodes: bool,
     /// Run every group on the small key/value state machine instead of the
-    /// catalogue and shards (the replication tests use it).
+    /// catalogue and shards (the replication tests use it; feature `test-kv`).
+    #[cfg(feature = "test-kv")]
     #[arg(long, hide = true)]
     kv_state_machines: bool,
 }
@@ -69,11 +70,14 @@ fn main() -> ExitCode {
         eprintln!("node: node {id} is not in {}", args.config.display());
         return ExitCode::from(1);
     }
+    #[cfg(feature = "test-kv")]
     let state_machines = if args.kv_state_machines {
-        server::kv_state_machines()
+        node::kv::state_machines()
     } else {
         server::cluster_state_machines()
     };
+    #[cfg(not(feature = "test-kv"))]
+    let state_machines = server::cluster_state_machines();
     let opts = NodeOptions::new(config, id, state_machines);
     let system = actix::System::new();
     match system.block_on(server::run(opts)) {

@@ -3,14 +3,14 @@
 //!
 //! Each tenant, database and collection is hashed over its bincode bytes
 //! (bincode 1.3's fixed format; metadata is an ordered map) with the stable
-//! hash of `replicated::hash`; item hashes are added, which is commutative;
+//! hash of `common::hash`; item hashes are added, which is commutative;
 //! the catalogue version is mixed in as one more item.
 
 use serde::Serialize;
 
 use super::state::CatalogState;
 
-use crate::replicated::hash::{combine, stable_hash};
+use common::hash::{combine, stable_hash};
 
 /// The hash of one item; `tag` keeps kinds apart.
 fn item_hash<T: Serialize + ?Sized>(tag: u8, item: &T) -> u64 {

@@ -1,66 +1,61 @@
-//! The catalogue as the metadata Raft group's state machine: bincode of
-//! `CatalogProposal` / `CatalogRead` in, bincode of `CatalogOutcome` /
-//! `CatalogReadReply` out.
+//! The catalogue as the metadata Raft group's [`StateMachine`]: [`CatalogCommand`]s in,
+//! [`CatalogOutcome`]s out; [`CatalogRead`]s answered in one step.
 
 use std::path::Path;
 
 use common::catalog::{
-    CatalogError, CatalogOutcome, CatalogProposal, CatalogRead, CatalogReadReply,
+    CatalogCommand, CatalogError, CatalogOutcome, CatalogRead, CatalogReadReply,
 };
 
-use super::CatalogStateMachine;
-use crate::raft::state_machine::ReplicatedStateMachine;
+use super::{AppliedPosition, CatalogSnapshotError, CatalogStateMachine};
+use crate::raft::dedup::RequestDedup;
+use crate::raft::StateMachine;
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Encoding plain owned data into a Vec cannot fail; an empty reply is
-    // reported to the caller as undecodable rather than panicking here.
-    bincode::serialize(value).unwrap_or_default()
-}
+impl StateMachine for CatalogStateMachine {
+    type Command = CatalogCommand;
+    type Outcome = CatalogOutcome;
+    type Read = CatalogRead;
+    type ReadInProgress = CatalogRead;
+    type ReadReply = CatalogReadReply;
+    type SnapshotError = CatalogSnapshotError;
 
-impl ReplicatedStateMachine for CatalogStateMachine {
-    fn request_id_reader(&self) -> Option<crate::raft::RequestIdReader> {
-        Some(common::wire::proposal_request_id)
+    const NAME: &'static str = "catalogue";
+
+    /// Refused commands are remembered too, with their error.
+    fn execute(&mut self, command: &CatalogCommand) -> CatalogOutcome {
+        self.state.apply_command(command)
     }
 
-    fn apply(&mut self, index: u64, term: u64, data: &[u8]) -> Vec<u8> {
-        let outcome: CatalogOutcome = match bincode::deserialize::<CatalogProposal>(data) {
-            Ok(proposal) => CatalogStateMachine::apply(self, index, term, &proposal),
-            Err(e) => {
-                CatalogStateMachine::advance(self, index, term);
-                Err(CatalogError::InvalidArgument(format!(
-                    "undecodable catalogue command: {e}"
-                )))
-            }
-        };
-        encode(&outcome)
+    fn applied(&self) -> AppliedPosition {
+        self.applied
     }
 
-    fn advance(&mut self, index: u64, term: u64) {
-        CatalogStateMachine::advance(self, index, term);
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<CatalogOutcome>) {
+        (&mut self.applied, &mut self.dedup)
     }
 
-    fn applied(&self) -> (u64, u64) {
-        let p = CatalogStateMachine::applied(self);
-        (p.index, p.term)
+    fn rejected(reason: String) -> CatalogOutcome {
+        Err(CatalogError::InvalidArgument(reason))
     }
 
-    fn read(&self, request: &[u8]) -> Vec<u8> {
-        let reply: CatalogReadReply = match bincode::deserialize::<CatalogRead>(request) {
-            Ok(read) => CatalogStateMachine::read(self, &read),
-            Err(e) => Err(CatalogError::InvalidArgument(format!(
-                "undecodable catalogue read: {e}"
-            ))),
-        };
-        encode(&reply)
+    fn start_read(read: CatalogRead) -> Result<CatalogRead, CatalogReadReply> {
+        Ok(read)
     }
 
-    fn write_snapshot(&self, path: &Path) -> Result<(), String> {
-        CatalogStateMachine::write_snapshot(self, path).map_err(|e| e.to_string())
+    fn rejected_read(reason: String) -> CatalogReadReply {
+        Err(CatalogError::InvalidArgument(reason))
     }
 
-    fn restore_snapshot(&mut self, path: &Path) -> Result<(), String> {
-        *self = CatalogStateMachine::read_snapshot(path).map_err(|e| e.to_string())?;
-        Ok(())
+    fn read_step(&self, read: &mut CatalogRead) -> Option<CatalogReadReply> {
+        Some(self.read(read))
+    }
+
+    fn write_snapshot(&self, path: &Path) -> Result<(), CatalogSnapshotError> {
+        CatalogStateMachine::write_snapshot(self, path)
+    }
+
+    fn read_snapshot(path: &Path) -> Result<Self, CatalogSnapshotError> {
+        CatalogStateMachine::read_snapshot(path)
     }
 
     fn digest(&self) -> u64 {

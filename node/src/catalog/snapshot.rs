@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CatalogSnapshotError;
 use super::state::{name_key, CatalogState};
 use super::state_machine::{AppliedPosition, CatalogStateMachine};
-use crate::replicated::RequestDedup;
+use crate::raft::dedup::RequestDedup;
 use common::catalog::CatalogOutcome;
 
 const MAGIC: &[u8; 8] = b"VDBCAT01";

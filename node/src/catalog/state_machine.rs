@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use common::catalog::{CatalogOutcome, CatalogProposal, CatalogRead, CatalogReadReply};
+use common::catalog::{CatalogOutcome, CatalogRead, CatalogReadReply};
 
 use super::error::CatalogSnapshotError;
 use super::state::CatalogState;
 use super::{digest, snapshot};
-pub use crate::replicated::AppliedPosition;
-use crate::replicated::RequestDedup;
+use crate::raft::dedup::RequestDedup;
+pub use crate::raft::AppliedPosition;
 
 /// How many request ids the catalogue remembers. Catalogue changes are rare;
 /// a retry comes within seconds.
@@ -44,31 +44,8 @@ impl CatalogStateMachine {
         }
     }
 
-    /// Applies the proposal committed at (`index`, `term`). A request id seen
-    /// before returns the outcome of its first application and changes
-    /// nothing. Refused commands are remembered too, with their error.
-    pub fn apply(&mut self, index: u64, term: u64, proposal: &CatalogProposal) -> CatalogOutcome {
-        self.applied = AppliedPosition { index, term };
-        if let Some(outcome) = self.dedup.get(proposal.request_id) {
-            return outcome.clone();
-        }
-        let outcome = self.state.apply_command(&proposal.command);
-        self.dedup.remember(proposal.request_id, outcome.clone());
-        outcome
-    }
-
-    /// Records that a log entry without a proposal (the empty entry a new
-    /// leader appends, or a configuration change) was applied.
-    pub fn advance(&mut self, index: u64, term: u64) {
-        self.applied = AppliedPosition { index, term };
-    }
-
     pub fn read(&self, read: &CatalogRead) -> CatalogReadReply {
         self.state.read(read)
-    }
-
-    pub fn applied(&self) -> AppliedPosition {
-        self.applied
     }
 
     /// The catalogue version: bumped by every change.

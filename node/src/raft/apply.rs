@@ -20,7 +20,7 @@ use std::time::Instant;
 use raft::prelude::{Entry, EntryType};
 
 use super::snapshot_files::SnapshotFiles;
-use super::state_machine::SharedStateMachine;
+use super::state_machine::{AppliedPosition, SharedStateMachine};
 use crate::{panic_guard, priority};
 
 /// Set (once) when the state machine may be half-mutated: readers check it *after* taking
@@ -245,15 +245,19 @@ impl ApplyWorker {
         let mut applied = (0, 0);
         for e in entries {
             let mut sm = self.sm.write();
-            if e.index <= sm.applied().0 {
+            if e.index <= sm.applied().index {
                 continue;
             }
             let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
+            let at = AppliedPosition {
+                index: e.index,
+                term: e.term,
+            };
             let result = panic_guard::catch(|| {
                 if command {
-                    Some(sm.apply(e.index, e.term, &e.data))
+                    Some(sm.apply(at, &e.data))
                 } else {
-                    sm.advance(e.index, e.term);
+                    sm.advance(at);
                     None
                 }
             });
@@ -275,7 +279,8 @@ impl ApplyWorker {
             if command {
                 self.since.applied_bytes += e.data.len() as u64;
             }
-            applied = sm.applied();
+            let now = sm.applied();
+            applied = (now.index, now.term);
             drop(sm);
             done.push(AppliedEntry {
                 index: e.index,
@@ -303,8 +308,8 @@ impl ApplyWorker {
     fn restore(&mut self, index: u64, term: u64, path: PathBuf) -> Result<(), String> {
         let started = Instant::now();
         let mut sm = self.sm.write();
-        sm.restore_snapshot(&path)?;
-        if sm.applied() != (index, term) {
+        sm.restore_snapshot(&path).map_err(|e| e.to_string())?;
+        if sm.applied() != (AppliedPosition { index, term }) {
             return Err(format!(
                 "snapshot {} restored a state machine applied to {:?}, not ({index}, {term})",
                 path.display(),
@@ -328,7 +333,7 @@ impl ApplyWorker {
         let started = Instant::now();
         // The read lock keeps reads going while the file is written; applies wait.
         let sm = self.sm.read();
-        let (index, term) = sm.applied();
+        let AppliedPosition { index, term } = sm.applied();
         if !self.policy.due(index, &self.since) {
             return Ok(());
         }
@@ -362,8 +367,8 @@ mod tests {
     use parking_lot::RwLock;
 
     use super::*;
-    use crate::raft::kv::{KvCommand, KvOutcome, KvStateMachine};
-    use crate::raft::state_machine::ReplicatedStateMachine;
+    use crate::kv::{proposal, KvCommand, KvOutcome, KvRead, KvReadReply, KvStateMachine};
+    use crate::raft::state_machine::{Encoded, EncodedStateMachine};
 
     fn put(index: u64, key: &str, value: &str) -> Entry {
         let cmd = KvCommand::Put {
@@ -373,7 +378,7 @@ mod tests {
         Entry {
             index,
             term: 1,
-            data: bincode::serialize(&cmd).unwrap().into(),
+            data: bincode::serialize(&proposal(&cmd)).unwrap().into(),
             ..Default::default()
         }
     }
@@ -398,7 +403,8 @@ mod tests {
     fn start(policy: SnapshotPolicy) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let files = SnapshotFiles::open(&dir.path().join("snap")).unwrap();
-        let sm: SharedStateMachine = Arc::new(RwLock::new(Box::new(KvStateMachine::new())));
+        let sm: SharedStateMachine =
+            Arc::new(RwLock::new(Box::new(Encoded(KvStateMachine::new()))));
         let (tasks, rx) = mpsc::channel();
         let (report_tx, reports) = mpsc::channel();
         let report_tx = parking_lot::Mutex::new(report_tx);
@@ -468,7 +474,7 @@ mod tests {
                 previous: Some("1".into())
             }
         );
-        assert_eq!(r.sm.read().applied(), (4, 1));
+        assert_eq!(r.sm.read().applied(), AppliedPosition { index: 4, term: 1 });
     }
 
     #[test]
@@ -490,15 +496,11 @@ mod tests {
             }
         }
         assert_eq!(indexes, vec![1, 2]);
-        let reply = r
-            .sm
-            .read()
-            .read(&bincode::serialize(&crate::raft::kv::KvRead::Get { key: "k".into() }).unwrap());
-        let reply: crate::raft::kv::KvReadReply = bincode::deserialize(&reply).unwrap();
-        assert_eq!(
-            reply,
-            crate::raft::kv::KvReadReply::Value(Some("first".into()))
-        );
+        let reply =
+            r.sm.read()
+                .read(&bincode::serialize(&KvRead::Get { key: "k".into() }).unwrap());
+        let reply: KvReadReply = bincode::deserialize(&reply).unwrap();
+        assert_eq!(reply, KvReadReply::Value(Some("first".into())));
     }
 
     #[test]
@@ -519,9 +521,9 @@ mod tests {
         assert_eq!(written, (3, 1));
         assert_eq!(r.files.list(), vec![3]);
         // The restored file holds the state at that index.
-        let mut other = KvStateMachine::new();
+        let mut other = Encoded(KvStateMachine::new());
         other.restore_snapshot(&r.files.path(3)).unwrap();
-        assert_eq!(other.applied(), (3, 1));
+        assert_eq!(other.applied(), AppliedPosition { index: 3, term: 1 });
         assert_eq!(other.digest(), r.sm.read().digest());
     }
 
@@ -560,10 +562,14 @@ mod tests {
     fn restore_replaces_the_state_and_reports_it() {
         let r = start(NO_SNAPSHOTS);
         // A "leader's" snapshot at index 5 made from another state machine.
-        let mut leader = KvStateMachine::new();
+        let mut leader = Encoded(KvStateMachine::new());
         for i in 1..=5 {
             let e = put(i, &format!("l{i}"), "v");
-            leader.apply(e.index, e.term, &e.data);
+            let at = AppliedPosition {
+                index: e.index,
+                term: e.term,
+            };
+            leader.apply(at, &e.data);
         }
         let path = r.files.write_from(5, &leader).unwrap();
         r.tasks
@@ -596,7 +602,9 @@ mod tests {
         let pill = Entry {
             index: 2,
             term: 1,
-            data: bincode::serialize(&KvCommand::PanicOnApply).unwrap().into(),
+            data: bincode::serialize(&proposal(&KvCommand::PanicOnApply))
+                .unwrap()
+                .into(),
             ..Default::default()
         };
         r.tasks

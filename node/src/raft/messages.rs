@@ -14,10 +14,11 @@ impl actix::Message for StepBatch {
     type Result = ();
 }
 
-/// Propose a command (the group's encoded command). Answered when the entry is applied
-/// (with the state machine's encoded result), or with `NotLeader`, `Dropped`, `Timeout`,
-/// `NoQuorum`.
+/// Propose an encoded `Proposal` whose request id the caller read
+/// ([`super::ReplicaHandle::admit`]). Answered when the entry is applied (with the state
+/// machine's encoded result), or with `NotLeader`, `Dropped`, `Timeout`, `NoQuorum`.
 pub struct Propose {
+    pub request_id: u128,
     pub data: Vec<u8>,
     pub waiter: Waiter<InternalReply>,
 }

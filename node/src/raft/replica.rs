@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler};
 use common::config::RaftSection;
 use common::placement::GroupKind;
-use common::wire::{InternalError, RaftRole};
+use common::wire::{InternalError, InternalReply, RaftRole, ReplicaState, ReplicaStatus};
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata,
@@ -32,7 +32,9 @@ use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
-use super::state_machine::{ReplicatedStateMachine, RequestIdReader, SharedStateMachine};
+use super::state_machine::{
+    EncodedStateMachine, ProposalReader, SharedStateMachine, SnapshotError,
+};
 use crate::panic_guard;
 use crate::storage::{RaftLogStorage, StorageError, WalOptions};
 use crate::transport::{SendReport, Transport};
@@ -54,6 +56,8 @@ pub enum ReplicaError {
     Raft(#[from] raft::Error),
     #[error("snapshot: {0}")]
     Snapshot(String),
+    #[error(transparent)]
+    StateMachine(#[from] SnapshotError),
     #[error("{0}")]
     Corrupt(String),
     #[error("apply: {0}")]
@@ -83,33 +87,20 @@ pub struct ReplicaParams {
     pub transfer_check: Duration,
 }
 
-/// What a replica publishes after every ready round (read by the HTTP API without going
-/// through the actor's mailbox).
-#[derive(Debug, Clone)]
-pub struct ReplicaProgress {
-    pub role: RaftRole,
-    pub term: u64,
-    pub leader: Option<u64>,
-    pub commit: u64,
-    pub applied: u64,
-    pub applied_term: u64,
-    pub last_index: u64,
-    pub snapshot_index: u64,
-    pub voters: Vec<u64>,
-    /// Set when the replica stopped on a fatal (storage) error.
-    pub failed: Option<String>,
-}
-
 /// A running replica, as the node's registry holds it.
 pub struct ReplicaHandle {
     pub group: u64,
     pub kind: GroupKind,
     pub addr: Addr<Replica>,
     pub state_machine: SharedStateMachine,
-    pub progress: Arc<Mutex<ReplicaProgress>>,
+    /// What the replica publishes after every ready round (read by the HTTP API without
+    /// going through the actor's mailbox); the state machine's digest and record count
+    /// are left for the reader to fill in.
+    pub progress: Arc<Mutex<ReplicaStatus>>,
     pub arbiter: ArbiterHandle,
     /// Set once the replica stopped for good; then its state machine must not be read.
     pub stopped: StopFlag,
+    proposal_reader: ProposalReader,
 }
 
 impl ReplicaHandle {
@@ -117,6 +108,25 @@ impl ReplicaHandle {
     /// lock: the apply thread sets it before releasing the lock on a failed apply.
     pub fn failure(&self) -> Option<String> {
         self.stopped.lock().clone()
+    }
+
+    /// Reads an encoded proposal before it goes to the actor (on the caller's thread: the
+    /// actor keeps stepping while a large one decodes). `Ok`: its request id. `Err`: the
+    /// whole answer for a proposal that never enters the log, a refusal (empty, over the
+    /// size limit) or the state machine's outcome for bytes that do not decode.
+    pub fn admit(&self, data: &[u8]) -> Result<u128, InternalReply> {
+        if data.len() > MAX_PROPOSAL_BYTES {
+            return Err(Err(InternalError::TooLarge {
+                size: data.len() as u64,
+                limit: MAX_PROPOSAL_BYTES as u64,
+            }));
+        }
+        if data.is_empty() {
+            return Err(Err(InternalError::Invalid(
+                "a command must not be empty".to_owned(),
+            )));
+        }
+        (self.proposal_reader)(data).map_err(Ok)
     }
 }
 
@@ -128,7 +138,7 @@ pub struct Replica {
     files: SnapshotFiles,
     sm: SharedStateMachine,
     transport: Arc<Transport>,
-    progress: Arc<Mutex<ReplicaProgress>>,
+    progress: Arc<Mutex<ReplicaStatus>>,
     proposals: PendingProposals,
     reads: PendingReads,
     /// (index, term) of the last entry the apply thread reported applied.
@@ -138,7 +148,7 @@ pub struct Replica {
     snapshot_policy: SnapshotPolicy,
     /// The apply thread's queue (set when the actor starts).
     apply: Option<ApplySender>,
-    request_ids: Option<RequestIdReader>,
+    proposal_reader: ProposalReader,
     tick: Duration,
     election_timeout: Duration,
     preferred_leader: Option<u64>,
@@ -165,7 +175,7 @@ impl Replica {
     /// creates the `RawNode` (applied index = the state machine's).
     pub fn open(
         params: ReplicaParams,
-        mut sm: Box<dyn ReplicatedStateMachine>,
+        mut sm: Box<dyn EncodedStateMachine>,
         transport: Arc<Transport>,
     ) -> Result<Replica, ReplicaError> {
         let ReplicaParams {
@@ -177,7 +187,7 @@ impl Replica {
             raft: rc,
             wal,
             transfer_check,
-            ..
+            kind,
         } = params;
         let storage = RaftLogStorage::open(&dir.join("wal"), wal)?;
         let files = SnapshotFiles::open(&dir.join("snap"))
@@ -201,12 +211,11 @@ impl Replica {
         let chosen = files.newest_within(snap.index, commit);
         match chosen {
             Some(index) => {
-                sm.restore_snapshot(&files.path(index))
-                    .map_err(ReplicaError::Snapshot)?;
-                if sm.applied().0 != index {
+                sm.restore_snapshot(&files.path(index))?;
+                if sm.applied().index != index {
                     return Err(ReplicaError::Snapshot(format!(
                         "snapshot file {index} restored a state machine applied to {}",
-                        sm.applied().0
+                        sm.applied().index
                     )));
                 }
             }
@@ -221,7 +230,8 @@ impl Replica {
         }
         files.retain_only(chosen.unwrap_or(0));
         let applied = sm.applied();
-        let request_ids = sm.request_id_reader();
+        let applied = (applied.index, applied.term);
+        let proposal_reader = sm.proposal_reader();
 
         let source_files = files.clone();
         storage.set_snapshot_source(Arc::new(move |meta: &SnapshotMetadata| {
@@ -242,17 +252,15 @@ impl Replica {
         cfg.validate()?;
         let raw = RawNode::new(&cfg, storage.clone(), &raft_logger(node_id, group))?;
         let tick = Duration::from_millis(rc.tick_ms);
-        let progress = ReplicaProgress {
-            role: RaftRole::Follower,
+        let progress = ReplicaStatus {
             term: raw.raft.term,
-            leader: None,
             commit: raw.raft.raft_log.committed,
             applied: applied.0,
             applied_term: applied.1,
             last_index: raw.raft.raft_log.last_index(),
             snapshot_index: snap.index,
             voters: storage.conf_state().voters,
-            failed: None,
+            ..ReplicaStatus::idle(group, kind, ReplicaState::Running, None)
         };
         tracing::info!(
             group,
@@ -279,7 +287,7 @@ impl Replica {
                 min_bytes: rc.snapshot_interval_bytes,
             },
             apply: None,
-            request_ids,
+            proposal_reader,
             tick,
             election_timeout: tick * rc.election_ticks as u32,
             preferred_leader,
@@ -302,6 +310,7 @@ impl Replica {
         let state_machine = self.sm.clone();
         let progress = self.progress.clone();
         let stopped = self.stopped.clone();
+        let proposal_reader = self.proposal_reader;
         let arbiter = Arbiter::new().handle();
         let addr = Replica::start_in_arbiter(&arbiter, move |ctx| {
             let mut replica = self;
@@ -316,6 +325,7 @@ impl Replica {
             progress,
             arbiter,
             stopped,
+            proposal_reader,
         }
     }
 
@@ -693,7 +703,8 @@ impl Replica {
         self.failed = true;
         {
             let mut p = self.progress.lock();
-            p.failed = Some(reason.clone());
+            p.state = ReplicaState::Failed;
+            p.error = Some(reason.clone());
             p.role = RaftRole::Follower;
             p.leader = None;
         }
@@ -769,39 +780,26 @@ impl Handler<Propose> for Replica {
     type Result = ();
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) {
-        let Propose { data, waiter } = msg;
-        if data.len() > MAX_PROPOSAL_BYTES {
-            let _ = waiter.reply.send(Err(InternalError::TooLarge {
-                size: data.len() as u64,
-                limit: MAX_PROPOSAL_BYTES as u64,
-            }));
-            return;
-        }
-        if data.is_empty() {
-            let _ = waiter.reply.send(Err(InternalError::Invalid(
-                "a command must not be empty".to_owned(),
-            )));
-            return;
-        }
+        let Propose {
+            request_id,
+            data,
+            waiter,
+        } = msg;
         if self.role != StateRole::Leader || self.raw.raft.state != StateRole::Leader {
             let _ = waiter.reply.send(Err(InternalError::NotLeader {
                 leader: self.leader_hint(),
             }));
             return;
         }
-        let request_id = self.request_ids.and_then(|read| read(&data));
-        let waiter = match request_id {
-            Some(id) => match self.proposals.attach(id, waiter) {
-                Ok(()) => return,
-                Err(waiter) => waiter,
-            },
-            None => waiter,
+        let waiter = match self.proposals.attach(request_id, waiter) {
+            Ok(()) => return,
+            Err(waiter) => waiter,
         };
         match self.raw.propose(Vec::new(), data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
                 let term = self.raw.raft.term;
-                self.proposals.insert(index, term, request_id, waiter);
+                self.proposals.insert(index, term, Some(request_id), waiter);
                 self.schedule_ready(ctx);
             }
             Err(raft::Error::ProposalDropped) => {

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::state_machine::ReplicatedStateMachine;
+use super::state_machine::EncodedStateMachine;
 
 const SUFFIX: &str = ".snap";
 /// Temporary names: one per writer, since the replica actor (a snapshot received from the
@@ -75,13 +75,9 @@ impl SnapshotFiles {
     }
 
     /// Writes the state machine's snapshot as the file for `index`.
-    pub fn write_from(
-        &self,
-        index: u64,
-        sm: &dyn ReplicatedStateMachine,
-    ) -> Result<PathBuf, String> {
+    pub fn write_from(&self, index: u64, sm: &dyn EncodedStateMachine) -> Result<PathBuf, String> {
         let tmp = self.dir.join(TMP_LOCAL);
-        sm.write_snapshot(&tmp)?;
+        sm.write_snapshot(&tmp).map_err(|e| e.to_string())?;
         self.publish(&tmp, index)
     }
 
@@ -137,6 +133,7 @@ impl SnapshotFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::state_machine::Encoded;
     use proptest::prelude::*;
 
     proptest! {
@@ -152,10 +149,10 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let files = SnapshotFiles::open(&dir.path().join("snap")).unwrap();
             let path = files.write_bytes(1, &bytes).unwrap();
-            let machines: Vec<Box<dyn ReplicatedStateMachine>> = vec![
-                Box::new(crate::raft::kv::KvStateMachine::new()),
-                Box::new(crate::shard::ShardStateMachine::new()),
-                Box::new(crate::catalog::CatalogStateMachine::new()),
+            let machines: Vec<Box<dyn EncodedStateMachine>> = vec![
+                Box::new(Encoded(crate::kv::KvStateMachine::new())),
+                Box::new(Encoded(crate::shard::ShardStateMachine::new())),
+                Box::new(Encoded(crate::catalog::CatalogStateMachine::new())),
             ];
             for mut sm in machines {
                 let _ = sm.restore_snapshot(&path);

@@ -1,80 +1,289 @@
 //! The interface between a replica's Raft runtime and what the group replicates.
 //!
-//! The shard state machine and the metadata (catalog) state machine implement
-//! [`ReplicatedStateMachine`]; the node gets one per hosted group from a
-//! [`StateMachineFactory`]. [`super::kv::KvStateMachine`] is a small real implementation
-//! used by the runtime's own tests.
+//! A group's state machine implements the typed [`StateMachine`]: commands, outcomes,
+//! reads and their replies are its own types. The runtime holds every group's state
+//! machine behind one object-safe trait, [`EncodedStateMachine`], which works on the
+//! bytes of the log and of the internal API; [`Encoded`] is the one adapter between the
+//! two (decode or reject, apply, encode), and [`StateMachine::apply`] the one
+//! exactly-once rule (a request id seen before gets its first outcome again).
 //!
 //! # Plugging a state machine in
-//! 1. Implement [`ReplicatedStateMachine`]: `apply` decodes the group's command (bincode,
-//!    e.g. `common::command::Proposal` for shards) and returns its encoded outcome (e.g.
-//!    `ApplyOutcome`); `read` decodes a read request and returns the encoded answer.
-//! 2. Keep `applied()` equal to the (index, term) last passed to `apply`/`advance`, make
-//!    `write_snapshot` capture it and `restore_snapshot` bring it back: on restart the
-//!    replica restores the newest snapshot file and Raft replays the log from `applied()+1`.
-//!    A snapshot is one file (the replica ships its bytes to lagging peers).
-//! 3. `apply` must be deterministic (same log → same state → same `digest`) and must not
-//!    fail: a command it rejects still returns an encoded outcome saying so.
-//! 4. Give the node a [`StateMachineFactory`] choosing by [`GroupKind`], in
-//!    `node/src/bin/node.rs` (today `server::kv_state_machines()`):
-//!    `NodeOptions::new(config, id, Arc::new(|group, kind| match kind { .. }))`.
+//! 1. Implement [`StateMachine`]. Every proposal is a `common::wire::Proposal` of the
+//!    group's `Command`: the runtime reads its request id, the state machine only
+//!    executes the command.
+//! 2. Keep `applied()` equal to the position last passed to `advance`, make
+//!    `write_snapshot` capture it (and the dedup window) and `read_snapshot` bring them
+//!    back: on restart the replica restores the newest snapshot file and Raft replays the
+//!    log from `applied()+1`. A snapshot is one file (the replica ships its bytes to
+//!    lagging peers).
+//! 3. `execute` must be deterministic (same log → same state → same `digest`) and must
+//!    not fail: a command it refuses returns an outcome saying so.
+//! 4. Give the node a [`StateMachineFactory`] choosing by [`GroupKind`]
+//!    (`server::cluster_state_machines()`): `Box::new(Encoded(MyStateMachine::new()))`.
 
 use std::any::Any;
-use std::path::Path;
+use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::placement::GroupKind;
+use common::wire::Proposal;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-/// A deterministic state machine fed with a Raft group's committed log.
+use super::dedup::RequestDedup;
+
+/// The log position up to which commands have been applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPosition {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// A state machine's snapshot file could not be written or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot write the snapshot {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: Box<dyn Error + Send + Sync>,
+    },
+    #[error("cannot restore the snapshot {}: {source}", path.display())]
+    Restore {
+        path: PathBuf,
+        source: Box<dyn Error + Send + Sync>,
+    },
+}
+
+/// A deterministic state machine fed with a Raft group's committed log, in its own types.
 ///
-/// The replica calls `apply`/`advance` in log order under the write lock, and `read`,
-/// `digest` and `write_snapshot` under the read lock (possibly from other threads).
-pub trait ReplicatedStateMachine: Send + Sync + 'static {
-    /// Applies the data of one committed normal entry at (index, term); returns the encoded
-    /// reply for the proposer (bincode of the group's outcome type).
-    fn apply(&mut self, index: u64, term: u64, data: &[u8]) -> Vec<u8>;
-    /// A committed entry with no command (a new leader's empty entry, a conf change).
-    fn advance(&mut self, index: u64, term: u64);
-    /// (index, term) of the last applied entry; (0, 0) for a fresh state machine.
-    fn applied(&self) -> (u64, u64);
-    /// Answers a read (bincode request in, bincode reply out); called only after ReadIndex
-    /// confirmed and applied >= read index.
-    fn read(&self, request: &[u8]) -> Vec<u8>;
-    /// One step of a read: the encoded answer, or `None` after recording in
-    /// `cursor` how far it got, to be called again (under a fresh read lock,
-    /// see [`read_in_steps`]) so that applies can run in between. A state
-    /// machine whose reads are short answers in one step, the default.
-    fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
-        let _ = cursor;
-        Some(self.read(request))
-    }
-    /// Writes the whole state (including `applied()`) to one file at `path`. The replica
-    /// then fsyncs the file and renames it into place.
-    fn write_snapshot(&self, path: &Path) -> Result<(), String>;
-    /// Replaces the whole state with the snapshot file at `path` (written by
-    /// `write_snapshot` on this or another replica); `applied()` is then the snapshot's.
-    fn restore_snapshot(&mut self, path: &Path) -> Result<(), String>;
+/// The replica applies in log order under the write lock, and reads, digests and writes
+/// snapshots under the read lock (possibly from other threads).
+pub trait StateMachine: Send + Sync + Sized + 'static {
+    /// What the group's log carries (inside a [`Proposal`]).
+    type Command: DeserializeOwned;
+    /// The reply to a command, remembered per request id.
+    type Outcome: Serialize + Clone;
+    /// A read request.
+    type Read: DeserializeOwned;
+    /// A read being answered, between its steps.
+    type ReadInProgress: Send + 'static;
+    type ReadReply: Serialize;
+    type SnapshotError: Error + Send + Sync + 'static;
+
+    /// What the group holds, named in the rejection of bytes that do not decode
+    /// (`"shard"`: "undecodable shard command: ...").
+    const NAME: &'static str;
+
+    /// Executes a command not applied before (the caller checked the request id).
+    fn execute(&mut self, command: &Self::Command) -> Self::Outcome;
+    /// The last position passed to `advance`; the default for a fresh state machine.
+    fn applied(&self) -> AppliedPosition;
+    /// The applied position and the request ids of the last commands with their outcomes,
+    /// kept by [`Self::apply`] and [`Self::advance`] (both are part of the snapshot).
+    fn applied_mut(&mut self) -> (&mut AppliedPosition, &mut RequestDedup<Self::Outcome>);
+    /// The outcome of a command that was refused before it ran (it did not decode).
+    fn rejected(reason: String) -> Self::Outcome;
+
+    /// Checks a decoded read; a refused read is answered at once.
+    fn start_read(read: Self::Read) -> Result<Self::ReadInProgress, Self::ReadReply>;
+    /// The reply to a read that did not decode.
+    fn rejected_read(reason: String) -> Self::ReadReply;
+    /// One step of a read: the reply, or `None` after recording in `read` how far it got,
+    /// to be called again (under a fresh read lock, see [`read_in_steps`]) so that applies
+    /// can run in between. A state machine whose reads are short answers in one step.
+    fn read_step(&self, read: &mut Self::ReadInProgress) -> Option<Self::ReadReply>;
+
+    /// Writes the whole state (including `applied()` and the dedup window) to one file at
+    /// `path`. The replica then fsyncs the file and renames it into place.
+    fn write_snapshot(&self, path: &Path) -> Result<(), Self::SnapshotError>;
+    /// The state machine of a snapshot file written by `write_snapshot` on this or another
+    /// replica.
+    fn read_snapshot(path: &Path) -> Result<Self, Self::SnapshotError>;
     /// Digest of the replicated content: equal on replicas that applied the same log.
     fn digest(&self) -> u64;
     /// Number of records held, if the state machine counts records (admin status only).
     fn record_count(&self) -> Option<u64> {
         None
     }
-    /// How to read the request id out of one of the group's encoded commands, if they
-    /// carry one. The replica asks once, when it opens (its actor never takes the state
-    /// machine's lock), and attaches a retried proposal to the pending entry of the same
-    /// request.
-    fn request_id_reader(&self) -> Option<RequestIdReader> {
-        None
+
+    /// Applies the proposal committed at `at`, exactly once per request id: a request id
+    /// seen before (a proposal the router retried after a leader change) gets the outcome
+    /// of its first application and changes nothing but the applied position.
+    fn apply(&mut self, at: AppliedPosition, proposal: &Proposal<Self::Command>) -> Self::Outcome {
+        let (applied, dedup) = self.applied_mut();
+        *applied = at;
+        if let Some(outcome) = dedup.get(proposal.request_id) {
+            return outcome.clone();
+        }
+        let outcome = self.execute(&proposal.command);
+        self.applied_mut()
+            .1
+            .remember(proposal.request_id, outcome.clone());
+        outcome
+    }
+
+    /// Records that the log entry at `at` was applied without a command (a new leader's
+    /// empty entry, a conf change, bytes that did not decode).
+    fn advance(&mut self, at: AppliedPosition) {
+        *self.applied_mut().0 = at;
     }
 }
 
-/// Where a read answered in steps stands between them; each state machine
-/// keeps its own type in it (empty before the first step).
-#[derive(Default)]
-pub struct ReadCursor(pub Option<Box<dyn Any + Send>>);
+/// A state machine as the runtime sees every group's: bincode of the group's
+/// [`Proposal`]s and reads in, bincode of outcomes and replies out. Implemented once, by
+/// [`Encoded`].
+pub trait EncodedStateMachine: Send + Sync + 'static {
+    /// Applies the data of one committed normal entry at `at`; returns the encoded reply
+    /// for the proposer. Data that does not decode is rejected the same way on every
+    /// replica.
+    fn apply(&mut self, at: AppliedPosition, data: &[u8]) -> Vec<u8>;
+    /// A committed entry with no command (a new leader's empty entry, a conf change).
+    fn advance(&mut self, at: AppliedPosition);
+    fn applied(&self) -> AppliedPosition;
+    /// One step of the read `request` (see [`StateMachine::read_step`]); `cursor` keeps
+    /// the decoded read between steps.
+    fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>>;
+    /// The whole read under one lock hold (tests and short reads).
+    fn read(&self, request: &[u8]) -> Vec<u8> {
+        let mut cursor = ReadCursor::default();
+        loop {
+            if let Some(reply) = self.read_step(request, &mut cursor) {
+                return reply;
+            }
+        }
+    }
+    fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError>;
+    /// Replaces the whole state with the snapshot file at `path`.
+    fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError>;
+    fn digest(&self) -> u64;
+    fn record_count(&self) -> Option<u64>;
+    /// How the node reads a proposal for this group before proposing it. The replica asks
+    /// once, when it opens (its actor never takes the state machine's lock).
+    fn proposal_reader(&self) -> ProposalReader;
+}
 
-/// Answers `request` on `sm` in steps ([`ReplicatedStateMachine::read_step`]),
+/// Decodes a proposal's bytes: its request id, or the encoded outcome that refuses it
+/// (the proposal is then answered without entering the log).
+pub type ProposalReader = fn(&[u8]) -> Result<u128, Vec<u8>>;
+
+/// Where a read answered in steps stands between them: the state machine's
+/// `ReadInProgress` (empty before the first step).
+#[derive(Default)]
+pub struct ReadCursor(Option<Box<dyn Any + Send>>);
+
+/// The byte adapter: a [`StateMachine`] as an [`EncodedStateMachine`].
+#[derive(Debug, Default)]
+pub struct Encoded<S>(pub S);
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding plain owned data into a Vec cannot fail; an empty reply is
+    // reported to the caller as undecodable rather than panicking here.
+    bincode::serialize(value).unwrap_or_default()
+}
+
+fn decode_proposal<S: StateMachine>(data: &[u8]) -> Result<Proposal<S::Command>, S::Outcome> {
+    bincode::deserialize(data)
+        .map_err(|e| S::rejected(format!("undecodable {} command: {e}", S::NAME)))
+}
+
+fn read_proposal<S: StateMachine>(data: &[u8]) -> Result<u128, Vec<u8>> {
+    decode_proposal::<S>(data)
+        .map(|p| p.request_id)
+        .map_err(|rejected| encode(&rejected))
+}
+
+/// [`EncodedStateMachine::apply`] on a typed state machine: the encoded outcome of the
+/// encoded proposal `data`.
+pub fn apply_bytes<S: StateMachine>(sm: &mut S, at: AppliedPosition, data: &[u8]) -> Vec<u8> {
+    let outcome = match decode_proposal::<S>(data) {
+        Ok(proposal) => sm.apply(at, &proposal),
+        Err(rejected) => {
+            // Deterministic on every replica: the same bytes fail the same way.
+            sm.advance(at);
+            rejected
+        }
+    };
+    encode(&outcome)
+}
+
+/// [`EncodedStateMachine::read_step`] on a typed state machine. The request is decoded
+/// and checked once, on the first step, and kept in the cursor with its progress.
+pub fn read_step_bytes<S: StateMachine>(
+    sm: &S,
+    request: &[u8],
+    cursor: &mut ReadCursor,
+) -> Option<Vec<u8>> {
+    let read = match cursor
+        .0
+        .as_mut()
+        .and_then(|c| c.downcast_mut::<S::ReadInProgress>())
+    {
+        Some(read) => read,
+        None => {
+            let started = bincode::deserialize::<S::Read>(request)
+                .map_err(|e| S::rejected_read(format!("undecodable {} read: {e}", S::NAME)))
+                .and_then(S::start_read);
+            match started {
+                Ok(read) => cursor
+                    .0
+                    .insert(Box::new(read))
+                    .downcast_mut::<S::ReadInProgress>()?,
+                Err(reply) => return Some(encode(&reply)),
+            }
+        }
+    };
+    sm.read_step(read).map(|reply| encode(&reply))
+}
+
+impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
+    fn apply(&mut self, at: AppliedPosition, data: &[u8]) -> Vec<u8> {
+        apply_bytes(&mut self.0, at, data)
+    }
+
+    fn advance(&mut self, at: AppliedPosition) {
+        self.0.advance(at);
+    }
+
+    fn applied(&self) -> AppliedPosition {
+        self.0.applied()
+    }
+
+    fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
+        read_step_bytes(&self.0, request, cursor)
+    }
+
+    fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError> {
+        self.0
+            .write_snapshot(path)
+            .map_err(|e| SnapshotError::Write {
+                path: path.to_owned(),
+                source: Box::new(e),
+            })
+    }
+
+    fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError> {
+        self.0 = S::read_snapshot(path).map_err(|e| SnapshotError::Restore {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        self.0.digest()
+    }
+
+    fn record_count(&self) -> Option<u64> {
+        self.0.record_count()
+    }
+
+    fn proposal_reader(&self) -> ProposalReader {
+        read_proposal::<S>
+    }
+}
+
+/// Answers `request` on `sm` in steps ([`EncodedStateMachine::read_step`]),
 /// taking the read lock for each step only; `under_lock` runs under every
 /// hold first and ends the read with its error.
 ///
@@ -98,13 +307,10 @@ pub fn read_in_steps<E>(
     }
 }
 
-/// Reads the request id of an encoded command (`None` when it cannot be read).
-pub type RequestIdReader = fn(&[u8]) -> Option<u128>;
-
 /// A replica's state machine, shared between its actor (which applies) and the HTTP
 /// handlers (which read after ReadIndex).
-pub type SharedStateMachine = Arc<parking_lot::RwLock<Box<dyn ReplicatedStateMachine>>>;
+pub type SharedStateMachine = Arc<parking_lot::RwLock<Box<dyn EncodedStateMachine>>>;
 
 /// Makes the (empty) state machine of a hosted group: `(group id, kind)`.
 pub type StateMachineFactory =
-    Arc<dyn Fn(u64, GroupKind) -> Box<dyn ReplicatedStateMachine> + Send + Sync>;
+    Arc<dyn Fn(u64, GroupKind) -> Box<dyn EncodedStateMachine> + Send + Sync>;

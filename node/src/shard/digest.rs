@@ -3,12 +3,12 @@
 //! indexed them in (architecture.md, promise 5).
 //!
 //! Each record is hashed over a canonical byte form with the stable hash of
-//! `replicated::hash`; the per-record hashes are added, which is commutative.
+//! `common::hash`; the per-record hashes are added, which is commutative.
 
 use common::record::Metadata;
 
-pub use crate::replicated::hash::combine;
-use crate::replicated::hash::stable_hash;
+pub use common::hash::combine;
+use common::hash::stable_hash;
 
 fn put_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {

@@ -21,7 +21,7 @@ use super::collection::{CollectionShard, CollectionState};
 use super::error::ShardError;
 use super::index::VectorIndex;
 use super::state_machine::{AppliedPosition, ShardStateMachine};
-use crate::replicated::RequestDedup;
+use crate::raft::dedup::RequestDedup;
 use common::command::ApplyOutcome;
 
 const MAGIC: &[u8; 8] = b"VDBSNAP1";
@@ -85,7 +85,7 @@ pub fn write_snapshot(sm: &ShardStateMachine, path: &Path) -> Result<SnapshotInf
     // The staging directory only held index dumps on their way into the file.
     let _ = fs::remove_dir_all(&staging);
     Ok(SnapshotInfo {
-        applied: sm.applied(),
+        applied: sm.applied,
         bytes: result?,
     })
 }

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use common::command::{ApplyOutcome, CollectionId, Proposal, ShardCommand};
+use common::command::{ApplyOutcome, CollectionId, ShardCommand};
 use common::read::{GetRequest, QueryHit, QueryRequest, RecordView, ShardRead, ShardReadValue};
 
 use super::collection::CollectionShard;
 use super::error::ShardError;
 use super::read::{GetProgress, QueryProgress};
-pub use crate::replicated::AppliedPosition;
-use crate::replicated::RequestDedup;
+use crate::raft::dedup::RequestDedup;
+pub use crate::raft::AppliedPosition;
 
 /// How many request ids a shard remembers. A retry arrives within seconds;
 /// this many writes is far more than a shard applies in that time.
@@ -69,32 +69,10 @@ impl ShardStateMachine {
         Self::default()
     }
 
-    pub fn applied(&self) -> AppliedPosition {
-        self.applied
-    }
-
-    /// Applies the proposal committed at `position`. A request id seen before
-    /// returns the outcome of its first application and changes nothing.
-    pub fn apply(&mut self, position: AppliedPosition, proposal: &Proposal) -> ApplyOutcome {
-        self.applied = position;
-        if let Some(outcome) = self.dedup.get(proposal.request_id) {
-            return outcome.clone();
-        }
-        let outcome = self.apply_command(&proposal.command);
-        self.dedup.remember(proposal.request_id, outcome.clone());
-        outcome
-    }
-
-    /// Records that a log entry without a command (an empty entry a new
-    /// leader appends, or a configuration change) was applied.
-    pub fn advance(&mut self, position: AppliedPosition) {
-        self.applied = position;
-    }
-
     /// HNSW parameters are capped to their ranges (`IndexConfig::capped`):
     /// a configuration above them, from an old log entry or a command that
     /// never went through a router, cannot reach the index.
-    fn apply_command(&mut self, command: &ShardCommand) -> ApplyOutcome {
+    pub(super) fn apply_command(&mut self, command: &ShardCommand) -> ApplyOutcome {
         if let Err(e) = command.check_limits() {
             return ApplyOutcome::Rejected(e.to_string());
         }

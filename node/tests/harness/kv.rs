@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::wire::{self, InternalError, InternalReply};
 // The one place that names where the KV state machine lives; tests import it from here.
-pub use node::raft::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
+pub use node::kv::{KvCommand, KvOutcome, KvRead, KvReadReply};
 
 use super::{Cluster, ClusterOptions};
 
@@ -28,7 +28,8 @@ pub trait KvClient: Borrow<Cluster> {
         cmd: &KvCommand,
         budget: Duration,
     ) -> InternalReply {
-        let body = wire::encode(cmd).expect("encode");
+        // Every proposal travels in the envelope with a fresh request id.
+        let body = wire::encode(&node::kv::proposal(cmd)).expect("encode");
         self.borrow()
             .post_internal(id, &format!("/internal/{group}/propose"), body, budget)
             .await

@@ -11,6 +11,7 @@ use common::Space;
 
 use super::super::{AppliedPosition, CatalogStateMachine};
 use super::{config, create, create_default, ef_search, metadata, uuid, Harness};
+use crate::raft::StateMachine;
 
 fn tenant(name: &str) -> CatalogCommand {
     CatalogCommand::CreateTenant { name: name.into() }
@@ -689,12 +690,12 @@ fn applied_position_follows_the_log() {
         request_id: 1,
         command: tenant("acme"),
     };
-    sm.apply(5, 2, &p).unwrap();
+    sm.apply(AppliedPosition { index: 5, term: 2 }, &p).unwrap();
     assert_eq!(sm.applied(), AppliedPosition { index: 5, term: 2 });
-    sm.advance(6, 3);
+    sm.advance(AppliedPosition { index: 6, term: 3 });
     assert_eq!(sm.applied(), AppliedPosition { index: 6, term: 3 });
     // A duplicate still advances the position.
-    sm.apply(7, 3, &p).unwrap();
+    sm.apply(AppliedPosition { index: 7, term: 3 }, &p).unwrap();
     assert_eq!(sm.applied(), AppliedPosition { index: 7, term: 3 });
 }
 

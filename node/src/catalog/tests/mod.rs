@@ -14,7 +14,8 @@ use common::catalog::{
 use common::command::IndexConfig;
 use common::record::{Metadata, MetadataValue};
 
-use super::CatalogStateMachine;
+use super::{AppliedPosition, CatalogStateMachine};
+use crate::raft::StateMachine;
 
 /// A canonical UUID made from a number, so tests can control id order.
 pub(super) fn uuid(n: u128) -> String {
@@ -99,8 +100,10 @@ impl Harness {
     pub fn apply_with_id(&mut self, request_id: u128, command: CatalogCommand) -> CatalogOutcome {
         self.index += 1;
         self.sm.apply(
-            self.index,
-            1,
+            AppliedPosition {
+                index: self.index,
+                term: 1,
+            },
             &CatalogProposal {
                 request_id,
                 command,

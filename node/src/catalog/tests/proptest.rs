@@ -10,8 +10,9 @@ use common::catalog::{CatalogCommand, CatalogProposal, CatalogRead};
 use common::record::Metadata;
 use proptest::prelude::*;
 
-use super::super::CatalogStateMachine;
+use super::super::{AppliedPosition, CatalogStateMachine};
 use super::{config, ef_search, metadata, uuid};
+use crate::raft::StateMachine;
 
 const TENANTS: &[&str] = &["default_tenant", "acme", "ab"];
 const DATABASES: &[&str] = &["default_database", "prod", "xy"];
@@ -183,8 +184,9 @@ proptest! {
                 prop_assert_eq!(&a, &b);
             }
             let index = i as u64 + 1;
-            let out_a = a.apply(index, 1, proposal);
-            let out_b = b.apply(index, 1, proposal);
+            let at = AppliedPosition { index, term: 1 };
+            let out_a = a.apply(at, proposal);
+            let out_b = b.apply(at, proposal);
             prop_assert_eq!(&out_a, &out_b, "step {}: {:?}", i, proposal);
             check_invariants(&a)?;
             prop_assert!(a.version() >= version, "the version never goes back");

@@ -92,7 +92,7 @@ fn round_trip_through_a_file_keeps_everything() {
 
     let restored = CatalogStateMachine::read_snapshot(&path).unwrap();
     assert_eq!(restored.digest(), h.sm.digest());
-    assert_eq!(restored.applied(), h.sm.applied());
+    assert_eq!(restored.applied, h.sm.applied);
     assert_eq!(restored.version(), h.sm.version());
     for read in all_reads() {
         assert_eq!(restored.read(&read), h.sm.read(&read), "{read:?}");

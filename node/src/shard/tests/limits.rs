@@ -9,7 +9,7 @@ use common::read::{GetRequest, Include, QueryRequest, ShardRead, ShardReadError,
 use common::{Filter, Space};
 
 use super::model::{Driver, COLLECTION};
-use crate::raft::state_machine::ReplicatedStateMachine;
+use crate::raft::state_machine::{read_step_bytes, ReadCursor};
 
 fn records(n: usize) -> Vec<RecordWrite> {
     (0..n)
@@ -108,8 +108,13 @@ fn records_over_the_limits_are_refused_whole() {
 }
 
 fn read(d: &Driver, request: &ShardRead) -> ShardReadReply {
-    let bytes = ReplicatedStateMachine::read(&d.sm, &bincode::serialize(request).unwrap());
-    bincode::deserialize(&bytes).unwrap()
+    let request = bincode::serialize(request).unwrap();
+    let mut cursor = ReadCursor::default();
+    loop {
+        if let Some(bytes) = read_step_bytes(&d.sm, &request, &mut cursor) {
+            return bincode::deserialize(&bytes).unwrap();
+        }
+    }
 }
 
 #[test]

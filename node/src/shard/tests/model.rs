@@ -9,6 +9,7 @@ use common::command::{
 use common::read::{GetRequest, Include, QueryRequest, RecordView};
 use common::{Filter, Metadata, Space};
 
+use crate::raft::StateMachine;
 use crate::shard::{AppliedPosition, ShardStateMachine};
 
 pub const COLLECTION: &str = "c";

@@ -8,6 +8,7 @@ use raft::Storage as _;
 use tests::vectors::clustered;
 
 use super::model::{Driver, COLLECTION};
+use crate::raft::StateMachine;
 use crate::shard::snapshot::{read_snapshot, write_snapshot};
 use crate::shard::AppliedPosition;
 use crate::storage::{RaftLogStorage, WalOptions};

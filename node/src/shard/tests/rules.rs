@@ -7,6 +7,7 @@ use common::{Filter, Space};
 use tests::vectors::clustered;
 
 use super::model::{Driver, COLLECTION};
+use crate::raft::StateMachine;
 use crate::shard::AppliedPosition;
 
 fn rec(id: &str, e: Vec<f32>) -> RecordWrite {

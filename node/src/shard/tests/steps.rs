@@ -14,7 +14,8 @@ use common::{Filter, Space};
 use serde_json::json;
 
 use super::model::{Driver, COLLECTION};
-use crate::raft::state_machine::{read_in_steps, ReadCursor, ReplicatedStateMachine};
+use crate::raft::state_machine::{read_in_steps, read_step_bytes, Encoded, ReadCursor};
+use crate::raft::AppliedPosition;
 use crate::shard::read::SCAN_STEP;
 use crate::shard::state_machine::ReadInProgress;
 
@@ -81,7 +82,8 @@ fn a_write_is_applied_between_the_steps_of_a_long_scan() {
     let n = 2 * SCAN_STEP + 10;
     let d = driver(n, |_| true);
     let next_index = d.next_index;
-    let sm: crate::raft::SharedStateMachine = Arc::new(parking_lot::RwLock::new(Box::new(d.sm)));
+    let sm: crate::raft::SharedStateMachine =
+        Arc::new(parking_lot::RwLock::new(Box::new(Encoded(d.sm))));
     let request = bincode::serialize(&ShardRead::Count(get_request(contains_doc(), 0, None)))
         .expect("encodes");
 
@@ -116,8 +118,10 @@ fn a_write_is_applied_between_the_steps_of_a_long_scan() {
     let steps_when_written = {
         let mut guard = sm.write();
         guard.apply(
-            next_index,
-            1,
+            AppliedPosition {
+                index: next_index,
+                term: 1,
+            },
             &bincode::serialize(&proposal).expect("encodes"),
         );
         steps.load(Ordering::SeqCst)
@@ -202,11 +206,11 @@ fn a_collection_dropped_between_steps_ends_the_read_as_not_found() {
     let request = bincode::serialize(&ShardRead::Count(get_request(contains_doc(), 0, None)))
         .expect("encodes");
     let mut cursor = ReadCursor::default();
-    assert!(ReplicatedStateMachine::read_step(&d.sm, &request, &mut cursor).is_none());
+    assert!(read_step_bytes(&d.sm, &request, &mut cursor).is_none());
     d.apply(ShardCommand::DropCollection {
         collection: COLLECTION.into(),
     });
-    let reply = ReplicatedStateMachine::read_step(&d.sm, &request, &mut cursor).expect("answered");
+    let reply = read_step_bytes(&d.sm, &request, &mut cursor).expect("answered");
     let reply: ShardReadReply = bincode::deserialize(&reply).expect("decodes");
     assert_eq!(reply, Err(ShardReadError::NoSuchCollection));
 }

@@ -1,6 +1,7 @@
 //! Remembers the outcome of recently applied proposals by request id, so a
 //! proposal the router retries after a leader change applies exactly once
-//! and gets the reply of its first application. Shared by every kind of group.
+//! and gets the reply of its first application. Every kind of group keeps one
+//! (`StateMachine::apply` consults it).
 //!
 //! Eviction is by count in apply order, which every replica shares, so the
 //! window is identical on all replicas and travels inside snapshots. Ordered
