@@ -26,6 +26,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Renames the complete, fsynced file `from` to `to` and fsyncs the
+/// directory of `to`, so the rename survives a power loss.
+pub fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let dir = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(dir)
+}
+
 /// A file written in pieces (buffered) that replaces `path` only on
 /// [`AtomicFile::commit`]; dropped before that, it removes its temp file and
 /// leaves `path` as it was.
@@ -57,12 +68,7 @@ impl AtomicFile {
         file.sync_all()?;
         let len = file.metadata()?.len();
         drop(file);
-        fs::rename(&self.tmp, &self.path)?;
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        sync_dir(dir)?;
+        rename_durably(&self.tmp, &self.path)?;
         Ok(len)
     }
 

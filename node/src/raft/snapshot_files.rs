@@ -95,10 +95,7 @@ impl SnapshotFiles {
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err(tmp, e))?;
         let path = self.path(index);
-        fs::rename(tmp, &path).map_err(|e| io_err(&path, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(&self.dir, e))?;
+        common::fs::rename_durably(tmp, &path).map_err(|e| io_err(&path, e))?;
         Ok(path)
     }
 
