@@ -32,8 +32,8 @@ impl<T> Waiter<T> {
 
 /// A proposed entry and the callers waiting for it.
 struct PendingEntry {
-    /// The command's request id, if the group's commands carry one.
-    request_id: Option<u128>,
+    /// The request id of the proposal's envelope.
+    request_id: u128,
     /// Empty once every caller gave up; the entry stays so a retry of the same request can
     /// still wait for it.
     waiters: Vec<Waiter<InternalReply>>,
@@ -56,12 +56,10 @@ impl PendingProposals {
         &mut self,
         index: u64,
         term: u64,
-        request_id: Option<u128>,
+        request_id: u128,
         waiter: Waiter<InternalReply>,
     ) {
-        if let Some(id) = request_id {
-            self.by_request.insert(id, (index, term));
-        }
+        self.by_request.insert(request_id, (index, term));
         self.waiting.insert(
             (index, term),
             PendingEntry {
@@ -105,9 +103,7 @@ impl PendingProposals {
         let later = self.waiting.split_off(&(index.saturating_add(1), 0));
         let done = std::mem::replace(&mut self.waiting, later);
         for entry in done.values() {
-            if let Some(id) = entry.request_id {
-                self.by_request.remove(&id);
-            }
+            self.by_request.remove(&entry.request_id);
         }
         done
     }
@@ -143,8 +139,8 @@ impl PendingProposals {
         }
     }
 
-    /// Replies `err()` to every caller past its deadline. Entries with a request id stay
-    /// (a retry may attach to them); others without callers are forgotten.
+    /// Replies `err()` to every caller past its deadline. The entries stay until applied or
+    /// dropped: a retry of the same request may attach to them.
     pub fn expire(&mut self, now: Instant, err: impl Fn() -> InternalError) {
         for entry in self.waiting.values_mut() {
             let (expired, live): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.waiters)
@@ -155,8 +151,6 @@ impl PendingProposals {
                 w.send(Err(err()));
             }
         }
-        self.waiting
-            .retain(|_, e| !e.waiters.is_empty() || e.request_id.is_some());
     }
 
     pub fn fail_all(&mut self, err: InternalError) {
@@ -319,9 +313,9 @@ mod tests {
         let (w1, mut r1) = Waiter::new(later());
         let (w2, mut r2) = Waiter::new(later());
         let (w3, mut r3) = Waiter::new(later());
-        p.insert(5, 1, None, w1);
-        p.insert(6, 1, None, w2);
-        p.insert(7, 1, None, w3);
+        p.insert(5, 1, 1, w1);
+        p.insert(6, 1, 2, w2);
+        p.insert(7, 1, 3, w3);
         p.on_applied(5, 1, Some(vec![42]));
         assert_eq!(r1.try_recv().unwrap(), Ok(vec![42]));
         // A new leader's entries overwrote index 6 and 7 (term 2).
@@ -339,9 +333,9 @@ mod tests {
         let (w1, mut r1) = Waiter::new(Instant::now());
         let (w2, mut r2) = Waiter::new(later());
         let (w3, mut r3) = Waiter::new(later());
-        p.insert(1, 1, None, w1);
-        p.insert(2, 1, None, w2);
-        p.insert(9, 1, None, w3);
+        p.insert(1, 1, 4, w1);
+        p.insert(2, 1, 5, w2);
+        p.insert(9, 1, 6, w3);
         p.expire(Instant::now(), || InternalError::Timeout);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
         p.fail_through(5, InternalError::Timeout);
@@ -354,7 +348,7 @@ mod tests {
     fn a_retried_request_waits_for_the_entry_already_proposed() {
         let mut p = PendingProposals::default();
         let (first, mut r1) = Waiter::new(Instant::now());
-        p.insert(4, 1, Some(77), first);
+        p.insert(4, 1, 77, first);
         // The first caller gives up; the entry stays for a retry of request 77.
         p.expire(Instant::now(), || InternalError::Timeout);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
@@ -371,11 +365,16 @@ mod tests {
     }
 
     #[test]
-    fn expired_entries_without_a_request_id_are_forgotten() {
+    fn expired_callers_are_answered_and_their_entry_waits_for_a_retry() {
         let mut p = PendingProposals::default();
-        let (w, _r) = Waiter::new(Instant::now());
-        p.insert(3, 1, None, w);
+        let (w, mut r) = Waiter::new(Instant::now());
+        p.insert(3, 1, 7, w);
         p.expire(Instant::now(), || InternalError::Timeout);
+        assert_eq!(r.try_recv().unwrap(), Err(InternalError::Timeout));
+        let (retry, mut retried) = Waiter::new(later());
+        assert!(p.attach(7, retry).is_ok(), "the entry is still pending");
+        p.on_applied(3, 1, Some(vec![1]));
+        assert_eq!(retried.try_recv().unwrap(), Ok(vec![1]));
         assert!(p.is_empty());
     }
 

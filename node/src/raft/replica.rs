@@ -799,7 +799,7 @@ impl Handler<Propose> for Replica {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
                 let term = self.raw.raft.term;
-                self.proposals.insert(index, term, Some(request_id), waiter);
+                self.proposals.insert(index, term, request_id, waiter);
                 self.schedule_ready(ctx);
             }
             Err(raft::Error::ProposalDropped) => {
