@@ -419,6 +419,32 @@ async fn partitioned_minority_leader_stops_serving_and_nothing_diverges_after_he
     }
 }
 
+/// A proposal waiting on a leader that loses its quorum is answered `NotLeader` when that
+/// leader steps down (the router then retries on the new leader with the same request id),
+/// not left to wait out its budget on an entry that may never commit.
+#[tokio::test]
+async fn a_deposed_leader_answers_its_waiting_proposals_at_once() {
+    let _serial = SERIAL.lock().await;
+    let group = 1;
+    let (cluster, old) = cluster_with_writes(group, 1).await;
+    cluster.partition(&[old]).await;
+    // Sent at once, it reaches the old leader before check_quorum deposes it (an
+    // election timeout later): the entry is appended and cannot commit.
+    let cmd = KvCommand::Put {
+        key: "cut-off".into(),
+        value: "unknown".into(),
+    };
+    let budget = Duration::from_secs(20);
+    match cluster.propose(old, group, &cmd, budget).await {
+        Err(InternalError::NotLeader { .. }) => {}
+        other => panic!("expected NotLeader from the deposed leader, got {other:?}"),
+    }
+    cluster.heal().await;
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
+}
+
 #[test]
 fn bad_config_exits_with_an_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -69,17 +69,20 @@ impl PendingProposals {
         );
     }
 
-    /// Adds `waiter` to the pending entry of `request_id`; gives it back when there is none
-    /// (then the caller proposes; the state machine's request-id dedup keeps a re-applied
-    /// command from applying twice).
+    /// Adds `waiter` to the pending entry of `request_id` proposed in `term` (the leader's
+    /// current one); gives it back when there is none (then the caller proposes; the state
+    /// machine's request-id dedup keeps a re-applied command from applying twice). An entry
+    /// of an earlier term is never joined: a later leader may have overwritten it.
     pub fn attach(
         &mut self,
         request_id: u128,
+        term: u64,
         waiter: Waiter<InternalReply>,
     ) -> Result<(), Waiter<InternalReply>> {
         let entry = self
             .by_request
             .get(&request_id)
+            .filter(|key| key.1 == term)
             .and_then(|key| self.waiting.get_mut(key));
         match entry {
             Some(entry) => {
@@ -353,15 +356,23 @@ mod tests {
         p.expire(Instant::now(), || InternalError::Timeout);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::Timeout));
         assert_eq!(p.len(), 1);
+        let (stale, _) = Waiter::new(later());
+        assert!(
+            p.attach(77, 2, stale).is_err(),
+            "a leader of term 2 does not join an entry of term 1"
+        );
         let (retry, mut r2) = Waiter::new(later());
-        assert!(p.attach(77, retry).is_ok());
+        assert!(p.attach(77, 1, retry).is_ok());
         let (other, _) = Waiter::new(later());
-        assert!(p.attach(78, other).is_err(), "no entry for request 78");
+        assert!(p.attach(78, 1, other).is_err(), "no entry for request 78");
         p.on_applied(4, 1, Some(vec![9]));
         assert_eq!(r2.try_recv().unwrap(), Ok(vec![9]));
         assert!(p.is_empty());
         let (late, _) = Waiter::new(later());
-        assert!(p.attach(77, late).is_err(), "applied entries are forgotten");
+        assert!(
+            p.attach(77, 1, late).is_err(),
+            "applied entries are forgotten"
+        );
     }
 
     #[test]
@@ -372,7 +383,7 @@ mod tests {
         p.expire(Instant::now(), || InternalError::Timeout);
         assert_eq!(r.try_recv().unwrap(), Err(InternalError::Timeout));
         let (retry, mut retried) = Waiter::new(later());
-        assert!(p.attach(7, retry).is_ok(), "the entry is still pending");
+        assert!(p.attach(7, 1, retry).is_ok(), "the entry is still pending");
         p.on_applied(3, 1, Some(vec![1]));
         assert_eq!(retried.try_recv().unwrap(), Ok(vec![1]));
         assert!(p.is_empty());

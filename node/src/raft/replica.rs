@@ -489,9 +489,16 @@ impl Replica {
         }
         tracing::info!(group = self.group, from = ?self.role, to = ?new, term = self.raw.raft.term, "role change");
         if self.role == StateRole::Leader {
-            self.reads.fail_all(InternalError::NotLeader {
+            // A deposed leader can no longer tell when (or whether) its proposals commit:
+            // answer them now so the router retries on the new leader with the same request
+            // id (the state machine's dedup applies it once) instead of waiting out its
+            // budget; a retry attaching here later would otherwise wait on an entry a new
+            // leader may have overwritten, which an idle group never resolves.
+            let not_leader = InternalError::NotLeader {
                 leader: self.leader_hint(),
-            });
+            };
+            self.proposals.fail_all(not_leader.clone());
+            self.reads.fail_all(not_leader);
         }
         self.role = new;
     }
@@ -791,7 +798,10 @@ impl Handler<Propose> for Replica {
             }));
             return;
         }
-        let waiter = match self.proposals.attach(request_id, waiter) {
+        let waiter = match self
+            .proposals
+            .attach(request_id, self.raw.raft.term, waiter)
+        {
             Ok(()) => return,
             Err(waiter) => waiter,
         };
