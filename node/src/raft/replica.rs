@@ -148,7 +148,6 @@ pub struct Replica {
     snapshot_policy: SnapshotPolicy,
     /// The apply thread's queue (set when the actor starts).
     apply: Option<ApplySender>,
-    proposal_reader: ProposalReader,
     tick: Duration,
     election_timeout: Duration,
     preferred_leader: Option<u64>,
@@ -231,7 +230,6 @@ impl Replica {
         files.retain_only(chosen.unwrap_or(0));
         let applied = sm.applied();
         let applied = (applied.index, applied.term);
-        let proposal_reader = sm.proposal_reader();
 
         let source_files = files.clone();
         storage.set_snapshot_source(Arc::new(move |meta: &SnapshotMetadata| {
@@ -287,7 +285,6 @@ impl Replica {
                 min_bytes: rc.snapshot_interval_bytes,
             },
             apply: None,
-            proposal_reader,
             tick,
             election_timeout: tick * rc.election_ticks as u32,
             preferred_leader,
@@ -310,7 +307,7 @@ impl Replica {
         let state_machine = self.sm.clone();
         let progress = self.progress.clone();
         let stopped = self.stopped.clone();
-        let proposal_reader = self.proposal_reader;
+        let proposal_reader = self.sm.read().proposal_reader();
         let arbiter = Arbiter::new().handle();
         let addr = Replica::start_in_arbiter(&arbiter, move |ctx| {
             let mut replica = self;
