@@ -37,6 +37,7 @@ use common::placement;
 use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use parking_lot::Mutex;
 
+pub use admin::proposal_deadline;
 pub use routers::RouterOptions;
 
 /// Raft timing of test clusters: a 500 ms election timeout keeps failover
