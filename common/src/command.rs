@@ -194,4 +194,7 @@ pub enum ApplyOutcome {
     /// dropped); nothing written. The router checks the catalogue and
     /// creates the part if the collection exists.
     NoSuchCollection,
+    /// The collection was dropped on this shard; its part is never created again (a
+    /// router's late repair lost the race with a delete). The collection is gone.
+    CollectionDropped,
 }

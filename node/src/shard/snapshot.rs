@@ -33,6 +33,7 @@ struct SnapshotState {
     applied: AppliedPosition,
     dedup: RequestDedup<ApplyOutcome>,
     collections: Vec<(CollectionId, CollectionState)>,
+    dropped: Vec<CollectionId>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ShardError + '_ {
@@ -104,6 +105,7 @@ fn write_snapshot_file(
             .iter()
             .map(|(id, c)| (id.clone(), c.state().clone()))
             .collect(),
+        dropped: sm.dropped.iter().cloned().collect(),
     };
     let state_bytes =
         bincode::serialize(&state).map_err(|e| corrupt(format!("encoding state: {e}")))?;
@@ -196,6 +198,7 @@ pub fn read_snapshot(path: &Path) -> Result<ShardStateMachine, ShardError> {
     let _ = fs::remove_dir_all(&unpack);
     Ok(ShardStateMachine {
         collections: result?,
+        dropped: state.dropped.into_iter().collect(),
         applied: state.applied,
         dedup: state.dedup,
     })

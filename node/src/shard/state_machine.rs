@@ -2,7 +2,7 @@
 //! deterministically, so every replica that applies the same log holds the
 //! same records (and so reports the same digest).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::command::{ApplyOutcome, CollectionId, ShardCommand};
 use common::read::{GetRequest, QueryHit, QueryRequest, RecordView, ShardRead, ShardReadValue};
@@ -19,6 +19,13 @@ pub const DEFAULT_DEDUP_WINDOW: usize = 100_000;
 
 pub struct ShardStateMachine {
     pub(super) collections: BTreeMap<CollectionId, CollectionShard>,
+    /// Ids of collections dropped here: never created again. A router repairing a missing
+    /// part can race with a delete through another router; if the drop is first in the
+    /// log, the late create is refused instead of bringing back an orphan part that
+    /// routers with the collection cached would keep writing to. Collection ids are
+    /// random and never reused, so a tombstone costs its id (about 60 bytes) and nothing
+    /// else.
+    pub(super) dropped: BTreeSet<CollectionId>,
     pub(super) applied: AppliedPosition,
     pub(super) dedup: RequestDedup<ApplyOutcome>,
 }
@@ -58,6 +65,7 @@ impl Default for ShardStateMachine {
     fn default() -> Self {
         ShardStateMachine {
             collections: BTreeMap::new(),
+            dropped: BTreeSet::new(),
             applied: AppliedPosition::default(),
             dedup: RequestDedup::with_capacity(DEFAULT_DEDUP_WINDOW),
         }
@@ -77,6 +85,11 @@ impl ShardStateMachine {
             return ApplyOutcome::Rejected(e.to_string());
         }
         match command {
+            ShardCommand::CreateCollection { collection, .. }
+                if self.dropped.contains(collection) =>
+            {
+                ApplyOutcome::CollectionDropped
+            }
             ShardCommand::CreateCollection { collection, config } => {
                 self.collections
                     .entry(collection.clone())
@@ -85,6 +98,7 @@ impl ShardStateMachine {
             }
             ShardCommand::DropCollection { collection } => {
                 self.collections.remove(collection);
+                self.dropped.insert(collection.clone());
                 ApplyOutcome::Done
             }
             ShardCommand::ModifyCollection { collection, config } => {
@@ -113,7 +127,8 @@ impl ShardStateMachine {
                 limit,
             } => self.with_collection(collection, |c| c.delete(ids.as_deref(), filter, *limit)),
             ShardCommand::Reset => {
-                self.collections.clear();
+                let collections = std::mem::take(&mut self.collections);
+                self.dropped.extend(collections.into_keys());
                 ApplyOutcome::Done
             }
         }

@@ -4,7 +4,7 @@
 //! catalogue entry and dropped right after it is deleted.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
 use common::catalog::{
@@ -118,21 +118,67 @@ async fn create_shard_parts(state: &AppState, collection: &CollectionModel, dead
     }
 }
 
-/// Drops the parts of deleted collections on their shards. The catalogue
-/// entries are already gone, so the collections are gone for every router;
-/// a shard that cannot be reached keeps an unreachable orphan part (logged).
+/// How long a router keeps retrying, in the background, the drop of a deleted
+/// collection's part on a shard that could not be reached before the request's deadline.
+const DROP_RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// Drops the parts of deleted collections on their shards. The catalogue entries are
+/// already gone, so no router finds the collections any more; but a router that cached
+/// one could still write to a part that was not dropped. So the delete is acknowledged
+/// only once every part is dropped: a part whose shard did not answer before the deadline
+/// is 503 naming it (the outcome is unknown to the client: the catalogue entry is gone),
+/// and its drop goes on in the background (drops are idempotent, and a shard never
+/// creates a dropped part again).
 pub async fn drop_shard_parts(
-    state: &AppState,
+    state: &web::Data<AppState>,
     collections: &[CollectionModel],
     deadline: Instant,
-) {
+) -> Result<(), ApiError> {
+    let mut failed = Vec::new();
     for c in collections {
         let command = ShardCommand::DropCollection {
             collection: c.id.clone(),
         };
-        for (group, e) in on_every_group(&state.cluster, &c.shards, &command, deadline).await {
-            tracing::warn!(collection = %c.id, group, "dropping the shard part failed: {e}");
+        let groups: Vec<u64> = on_every_group(&state.cluster, &c.shards, &command, deadline)
+            .await
+            .into_iter()
+            .map(|(group, e)| {
+                tracing::warn!(collection = %c.id, group, "dropping the shard part failed: {e}");
+                failed.push(format!("collection {} on shard {group}: {e}", c.id));
+                group
+            })
+            .collect();
+        if !groups.is_empty() {
+            actix_web::rt::spawn(keep_dropping(state.clone(), command, groups));
         }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable(format!(
+        "Deleted from the catalogue, but dropping these shard parts did not finish before the \
+         deadline (retrying in the background): {}",
+        failed.join("; ")
+    )))
+}
+
+/// Retries `drop` on `groups` until each applied it or [`DROP_RETRY_FOR`] has passed.
+async fn keep_dropping(state: web::Data<AppState>, drop: ShardCommand, mut groups: Vec<u64>) {
+    let give_up = Instant::now() + DROP_RETRY_FOR;
+    while !groups.is_empty() && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        groups = on_every_group(&state.cluster, &groups, &drop, state.deadline())
+            .await
+            .into_iter()
+            .map(|(group, _)| group)
+            .collect();
+    }
+    if !groups.is_empty() {
+        tracing::error!(
+            ?drop,
+            ?groups,
+            "gave up dropping shard parts of a deleted collection"
+        );
     }
 }
 
@@ -272,7 +318,7 @@ async fn delete(
     };
     match state.catalog().propose(command, deadline).await? {
         CatalogSuccess::CollectionDeleted(c) => {
-            drop_shard_parts(&state, std::slice::from_ref(&c), deadline).await;
+            drop_shard_parts(&state, std::slice::from_ref(&c), deadline).await?;
             Ok(HttpResponse::Ok().json(json!({})))
         }
         other => Err(unexpected(&other)),

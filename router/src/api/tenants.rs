@@ -132,7 +132,7 @@ async fn delete_database(
         .await?
     {
         CatalogSuccess::DatabaseDeleted { dropped, .. } => {
-            drop_shard_parts(&state, &dropped, deadline).await;
+            drop_shard_parts(&state, &dropped, deadline).await?;
             Ok(empty_object())
         }
         other => Err(unexpected(&other)),

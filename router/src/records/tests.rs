@@ -466,12 +466,7 @@ async fn a_missing_part_is_created_from_the_catalogue_or_the_collection_is_gone(
     let cluster = Cluster::with_records(12).await;
     let on_2 = cluster.shards.ids_on(2, ID).len() as u64;
     assert!(on_2 > 0);
-    let drop = ShardCommand::DropCollection {
-        collection: ID.into(),
-    };
-    assert!(on_every_group(&cluster.shards, &[2], &drop, deadline())
-        .await
-        .is_empty());
+    cluster.shards.lose_part(2, ID);
     // Group 2 lost its records with its part; the read recreates it empty.
     let view = cluster.view(Some(2));
     assert_eq!(count(&view).await.unwrap(), 12 - on_2);
@@ -488,6 +483,9 @@ async fn a_missing_part_is_created_from_the_catalogue_or_the_collection_is_gone(
 
     // Deleted through another router: the part is not recreated, 404.
     cluster.catalogue.delete(ID);
+    let drop = ShardCommand::DropCollection {
+        collection: ID.into(),
+    };
     assert!(on_every_group(&cluster.shards, &GROUPS, &drop, deadline())
         .await
         .is_empty());
@@ -496,4 +494,33 @@ async fn a_missing_part_is_created_from_the_catalogue_or_the_collection_is_gone(
         other => panic!("{other:?}"),
     }
     assert!(cluster.shards.ids_on(1, ID).is_empty());
+}
+
+/// A repair that read the catalogue before a delete through another router committed, and
+/// proposes the part's creation after that router dropped it, ends in 404: the shard never
+/// creates a dropped part again (issue 12, finding 3: the late create brought back an
+/// orphan part, the write was acknowledged, and routers with the collection cached kept
+/// writing to it).
+#[tokio::test]
+async fn a_repair_racing_with_a_delete_ends_in_not_found_not_in_an_orphan_part() {
+    let cluster = Cluster::with_records(12).await;
+    // The other router's delete: the catalogue entry goes first, then the parts. This
+    // router's catalogue read happened before it (the catalogue here still answers).
+    let drop = ShardCommand::DropCollection {
+        collection: ID.into(),
+    };
+    assert!(on_every_group(&cluster.shards, &GROUPS, &drop, deadline())
+        .await
+        .is_empty());
+    let late = (0..12).map(|i| record(i, 1.0)).collect();
+    match write(&mut cluster.view(Some(2)), WriteKind::Upsert, late, Some(2)).await {
+        Err(ApiError::NotFound(m)) => assert!(m.contains(ID), "{m}"),
+        other => panic!("expected 404 after the drop, got {other:?}"),
+    }
+    for group in GROUPS {
+        assert!(
+            cluster.shards.ids_on(group, ID).is_empty(),
+            "group {group} holds an orphan part of the deleted collection"
+        );
+    }
 }

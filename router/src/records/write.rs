@@ -135,7 +135,7 @@ pub async fn write<S: ShardClient, K: Catalogue>(
             ApplyOutcome::Done | ApplyOutcome::Deleted(_) => {}
             ApplyOutcome::IdsAlreadyExist(ids) => existing.extend(ids),
             ApplyOutcome::Rejected(m) => return Err(ApiError::invalid(m)),
-            ApplyOutcome::NoSuchCollection => {
+            ApplyOutcome::NoSuchCollection | ApplyOutcome::CollectionDropped => {
                 return Err(ApiError::NotFound(format!(
                     "Collection [{}] does not exist",
                     shards.id()

@@ -50,9 +50,17 @@ pub enum Call {
     Read(ShardRead),
 }
 
+/// One group's state: its collections' parts and the ids it dropped (never created again,
+/// as on a node).
+#[derive(Default)]
+struct Group {
+    parts: BTreeMap<CollectionId, Part>,
+    dropped: BTreeSet<CollectionId>,
+}
+
 #[derive(Default)]
 pub struct MemoryShards {
-    groups: Mutex<BTreeMap<u64, BTreeMap<CollectionId, Part>>>,
+    groups: Mutex<BTreeMap<u64, Group>>,
     down: Mutex<BTreeSet<u64>>,
     calls: Mutex<Vec<(u64, Call)>>,
 }
@@ -64,7 +72,7 @@ impl MemoryShards {
         shards
             .groups
             .lock()
-            .extend(groups.iter().map(|g| (*g, BTreeMap::new())));
+            .extend(groups.iter().map(|g| (*g, Group::default())));
         shards
     }
 
@@ -83,9 +91,17 @@ impl MemoryShards {
         self.groups
             .lock()
             .get(&group)
-            .and_then(|parts| parts.get(collection))
+            .and_then(|g| g.parts.get(collection))
             .map(|part| part.records.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Removes `collection`'s part from `group` as if it had never been created there (the
+    /// router that created the collection died before creating its parts).
+    pub fn lose_part(&self, group: u64, collection: &str) {
+        if let Some(g) = self.groups.lock().get_mut(&group) {
+            g.parts.remove(collection);
+        }
     }
 
     /// Why `group` cannot answer now, if it cannot.
@@ -121,8 +137,7 @@ impl ShardClient for MemoryShards {
             return Err(e);
         }
         let mut groups = self.groups.lock();
-        let parts = groups.entry(group).or_default();
-        Ok(apply(parts, command))
+        Ok(apply(groups.entry(group).or_default(), command))
     }
 
     async fn read(
@@ -135,7 +150,7 @@ impl ShardClient for MemoryShards {
             return Err(e);
         }
         let groups = self.groups.lock();
-        let parts = groups.get(&group);
+        let parts = groups.get(&group).map(|g| &g.parts);
         let collection = match read {
             ShardRead::Get(r) | ShardRead::Count(r) => &r.collection,
             ShardRead::Query(q) => &q.collection,
@@ -147,12 +162,16 @@ impl ShardClient for MemoryShards {
     }
 }
 
-fn apply(parts: &mut BTreeMap<CollectionId, Part>, command: &ShardCommand) -> ApplyOutcome {
+fn apply(group: &mut Group, command: &ShardCommand) -> ApplyOutcome {
     if let Err(e) = command.check_limits() {
         return ApplyOutcome::Rejected(e.to_string());
     }
     let missing = ApplyOutcome::NoSuchCollection;
+    let parts = &mut group.parts;
     match command {
+        ShardCommand::CreateCollection { collection, .. } if group.dropped.contains(collection) => {
+            ApplyOutcome::CollectionDropped
+        }
         ShardCommand::CreateCollection { collection, config } => {
             parts.entry(collection.clone()).or_insert_with(|| Part {
                 config: config.clone(),
@@ -162,10 +181,11 @@ fn apply(parts: &mut BTreeMap<CollectionId, Part>, command: &ShardCommand) -> Ap
         }
         ShardCommand::DropCollection { collection } => {
             parts.remove(collection);
+            group.dropped.insert(collection.clone());
             ApplyOutcome::Done
         }
         ShardCommand::Reset => {
-            parts.clear();
+            group.dropped.extend(std::mem::take(parts).into_keys());
             ApplyOutcome::Done
         }
         ShardCommand::ModifyCollection { collection, config } => {

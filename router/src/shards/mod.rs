@@ -11,7 +11,9 @@
 //! collection" and this module repairs it: it asks the metadata group
 //! whether the collection exists (404 if not, e.g. deleted through another
 //! router) and, if it does, creates the part and retries once. So the
-//! catalogue is the truth and shards catch up lazily.
+//! catalogue is the truth and shards catch up lazily. A shard never creates
+//! again a part it dropped (it keeps the dropped ids), so a repair racing
+//! with a delete through another router ends in 404, not in an orphan part.
 
 mod client;
 mod http;
@@ -165,6 +167,8 @@ impl<S: ShardClient, K: Catalogue> CollectionShards<'_, S, K> {
         };
         match self.propose_once(group, &create).await? {
             ApplyOutcome::Done => Ok(()),
+            // A delete through another router dropped the part after our catalogue read.
+            ApplyOutcome::CollectionDropped => Err(self.vanished(group)),
             other => Err(ApiError::Internal(format!(
                 "creating collection {} on shard {group}: {other:?}",
                 self.id()

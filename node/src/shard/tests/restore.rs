@@ -1,7 +1,7 @@
 //! A replica restarting from its snapshot plus the WAL tail holds exactly
 //! the state it had (same digest, same answers), on real files.
 
-use common::command::{AddMode, Proposal, RecordWrite, ShardCommand};
+use common::command::{AddMode, ApplyOutcome, Proposal, RecordWrite, ShardCommand};
 use common::{Filter, MetadataValue, Space};
 use raft::prelude::Entry;
 use raft::Storage as _;
@@ -193,4 +193,39 @@ fn snapshot_round_trip_reuses_the_index_and_rejects_damage() {
         std::fs::write(&path, &damaged).unwrap();
         assert!(read_snapshot(&path).is_err(), "flip at {pos} accepted");
     }
+}
+
+/// A dropped collection's part is never created again, also after a restore from a
+/// snapshot taken after the drop (issue 12, finding 3: a router's late repair could
+/// recreate it while a delete through another router ran).
+#[test]
+fn a_dropped_part_stays_dropped_across_a_snapshot() {
+    let mut d = Driver::new(Space::L2);
+    let create = ShardCommand::CreateCollection {
+        collection: COLLECTION.into(),
+        config: Default::default(),
+    };
+    let drop = ShardCommand::DropCollection {
+        collection: COLLECTION.into(),
+    };
+    assert_eq!(d.apply(drop), ApplyOutcome::Done);
+    assert_eq!(d.apply(create.clone()), ApplyOutcome::CollectionDropped);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snap");
+    write_snapshot(&d.sm, &path).unwrap();
+    let mut restored = read_snapshot(&path).unwrap();
+    let outcome = restored.apply(
+        AppliedPosition {
+            index: d.next_index,
+            term: 1,
+        },
+        0,
+        &Proposal {
+            request_id: 7,
+            deadline_ms: 0,
+            command: create,
+        },
+    );
+    assert_eq!(outcome, ApplyOutcome::CollectionDropped);
+    assert_eq!(restored.collection_ids().count(), 0);
 }
