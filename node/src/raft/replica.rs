@@ -200,7 +200,7 @@ impl Replica {
                 voters: voters.clone(),
                 ..Default::default()
             };
-            storage.set_conf_state(&cs)?;
+            storage.set_conf_state_at(0, &cs)?;
             tracing::info!(group, ?voters, "bootstrapped an empty replica");
         }
 
@@ -230,6 +230,9 @@ impl Replica {
         files.retain_only(chosen.unwrap_or(0));
         let applied = sm.applied();
         let applied = (applied.index, applied.term);
+        // raft-rs starts from the configuration at the applied index and is handed the
+        // committed entries after it again, conf changes among them.
+        storage.rewind_conf_state(applied.0);
 
         let source_files = files.clone();
         storage.set_snapshot_source(Arc::new(move |meta: &SnapshotMetadata| {
@@ -552,7 +555,7 @@ impl Replica {
                     self.raw.apply_conf_change(&cc)?
                 }
             };
-            self.storage.set_conf_state(&cs)?;
+            self.storage.set_conf_state_at(e.index, &cs)?;
         }
         self.send_to_apply(ApplyTask::Entries(entries))
     }
@@ -603,7 +606,9 @@ impl Replica {
             term,
             ..Default::default()
         };
-        meta.set_conf_state(self.storage.conf_state());
+        // The configuration at the snapshot's index, not the newest: a conf change after
+        // it is still in the log and is applied again by whoever starts from the snapshot.
+        meta.set_conf_state(self.storage.conf_state_at(index));
         self.storage.compact(&meta)?;
         self.files.retain_from(index);
         tracing::info!(group = self.group, index, term, "log compacted");
