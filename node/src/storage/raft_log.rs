@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -134,6 +135,9 @@ struct Inner {
     writes: Mutex<Segments>,
     core: RwLock<Core>,
     snapshot_source: RwLock<Option<SnapshotSource>>,
+    /// Raft asked for a snapshot for a peer the latest one does not hold (a replica added
+    /// after it was taken): the replica should write a newer one.
+    snapshot_wanted: AtomicBool,
     recovery: RecoveryReport,
 }
 
@@ -178,6 +182,7 @@ impl RaftLogStorage {
                 writes: Mutex::new(segments),
                 core: RwLock::new(core),
                 snapshot_source: RwLock::new(None),
+                snapshot_wanted: AtomicBool::new(false),
                 recovery,
             }),
         })
@@ -404,6 +409,12 @@ impl RaftLogStorage {
         *self.inner.snapshot_source.write() = Some(source);
     }
 
+    /// Whether raft-rs asked for a snapshot the latest one could not serve (see
+    /// [`Storage::snapshot`]); clears the request.
+    pub fn take_snapshot_wanted(&self) -> bool {
+        self.inner.snapshot_wanted.swap(false, Ordering::Relaxed)
+    }
+
     /// Metadata of the latest snapshot (installed or compacted to); index 0 if none.
     pub fn latest_snapshot_metadata(&self) -> SnapshotMetadata {
         self.inner.core.read().snapshot.clone()
@@ -479,10 +490,24 @@ impl Storage for RaftLogStorage {
         Ok(self.inner.core.read().last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let meta = self.latest_snapshot_metadata();
         let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
         if meta.index == 0 || meta.index < request_index {
+            return Err(unavailable);
+        }
+        // A snapshot from before `to` joined cannot make it a member: it would refuse it.
+        let cs = meta.get_conf_state();
+        let holds = [
+            &cs.voters,
+            &cs.learners,
+            &cs.voters_outgoing,
+            &cs.learners_next,
+        ]
+        .iter()
+        .any(|ids| ids.contains(&to));
+        if !holds {
+            self.inner.snapshot_wanted.store(true, Ordering::Relaxed);
             return Err(unavailable);
         }
         let Some(source) = self.inner.snapshot_source.read().clone() else {

@@ -51,6 +51,11 @@ fn a_compaction_keeps_the_configuration_at_its_index_and_restart_rewinds_to_the_
             &with_learner(&[1, 2, 3], &[4])
         );
         assert_eq!(s.conf_state(), conf_state(&[1, 2, 3, 4]));
+        // Node 5 is not in the snapshot's configuration: a newer snapshot is asked for.
+        assert!(!s.take_snapshot_wanted());
+        assert!(s.snapshot(6, 5).is_err());
+        assert!(s.take_snapshot_wanted());
+        assert!(!s.take_snapshot_wanted(), "the request is taken once");
     }
     let s = RaftLogStorage::open(dir.path(), opts(1 << 20)).unwrap();
     assert_eq!(
