@@ -175,3 +175,51 @@ async fn a_learner_joins_by_snapshot_is_promoted_and_the_removed_leader_is_gone_
         cluster.exited()
     );
 }
+
+#[tokio::test]
+async fn a_voter_is_replaced_in_one_joint_change_that_is_left_by_itself() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(options()).await;
+    put_range(&cluster, 0, 30).await;
+    cluster.create_replica(4, GROUP).await;
+    cluster
+        .change_members(GROUP, &[MemberChange::AddLearner(4)], LONG)
+        .await;
+    cluster
+        .wait_group_converged(GROUP, &[1, 2, 3, 4], LONG)
+        .await;
+
+    // Learner 4 in, voter 2 out, at once: through a joint configuration, which the
+    // leader leaves on its own (the answer comes once it has).
+    let leader = cluster.wait_leader(GROUP, &[1, 2, 3], LONG).await;
+    let out = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
+    let reply = cluster
+        .change_members(
+            GROUP,
+            &[MemberChange::Promote(4), MemberChange::Remove(out)],
+            LONG,
+        )
+        .await;
+    let members: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&n| n != out).collect();
+    let mut voters = reply.voters;
+    voters.sort_unstable();
+    assert_eq!(voters, members);
+    for &id in &members {
+        let r = cluster.replica(id, GROUP).await.unwrap();
+        assert!(
+            r.voters_outgoing.is_empty(),
+            "node {id} left the joint configuration: {r:?}"
+        );
+    }
+
+    // The group goes on without the replaced voter, even with another one down.
+    cluster.destroy_replica(out, GROUP).await;
+    put_range(&cluster, 30, 40).await;
+    let down = members.iter().copied().find(|&n| n != 4).unwrap();
+    cluster.kill_node(down);
+    let alive: Vec<u64> = members.iter().copied().filter(|&n| n != down).collect();
+    cluster.wait_leader(GROUP, &alive, LONG).await;
+    put_range(&cluster, 40, 50).await;
+    cluster.wait_group_converged(GROUP, &alive, LONG).await;
+    assert_eq!(cluster.replica(4, GROUP).await.unwrap().records, Some(50));
+}

@@ -34,32 +34,39 @@ impl Cluster {
         Some((status, value))
     }
 
+    /// A JSON admin request to node `id` that must succeed (`accept`: other
+    /// statuses that count as done).
+    async fn admin_ok(
+        &self,
+        id: u64,
+        method: Method,
+        path: &str,
+        body: &impl serde::Serialize,
+        accept: &[StatusCode],
+    ) {
+        let body = serde_json::to_value(body).expect("json");
+        let answer = self.admin_json(id, method, path, Some(&body)).await;
+        assert!(
+            matches!(&answer, Some((s, _)) if s.is_success() || accept.contains(s)),
+            "{path} on node {id} with {body}: {answer:?}"
+        );
+    }
+
     /// Hosts a new, empty replica of `group` on node `id`.
     pub async fn create_replica(&self, id: u64, group: u64) {
-        let body = serde_json::to_value(CreateReplicaRequest { group }).expect("json");
-        let answer = self
-            .admin_json(id, Method::POST, "/admin/replicas", Some(&body))
+        let body = CreateReplicaRequest { group };
+        self.admin_ok(id, Method::POST, "/admin/replicas", &body, &[])
             .await;
-        assert!(
-            matches!(answer, Some((s, _)) if s.is_success()),
-            "create replica of group {group} on node {id}: {answer:?}"
-        );
     }
 
     /// Tells node `id` the address of node `peer`.
     pub async fn set_peer(&self, id: u64, peer: u64, addr: &str) {
-        let body = serde_json::to_value(PeerRequest {
+        let body = PeerRequest {
             id: peer,
             addr: addr.to_owned(),
-        })
-        .expect("json");
-        let answer = self
-            .admin_json(id, Method::POST, "/admin/peers", Some(&body))
+        };
+        self.admin_ok(id, Method::POST, "/admin/peers", &body, &[])
             .await;
-        assert!(
-            matches!(answer, Some((s, _)) if s.is_success()),
-            "peer {peer} on node {id}: {answer:?}"
-        );
     }
 
     /// Makes `changes` to `group` on its leader among the running nodes: follows
@@ -116,18 +123,10 @@ impl Cluster {
     /// Deletes node `id`'s replica of `group` (one its group no longer counts);
     /// fine if it already removed itself.
     pub async fn destroy_replica(&self, id: u64, group: u64) {
-        let answer = self
-            // Like every non-GET node request, with the route's content type.
-            .admin_json(
-                id,
-                Method::DELETE,
-                &format!("/admin/replicas/{group}"),
-                Some(&Value::Object(Default::default())),
-            )
+        // Like every non-GET node request, with the route's content type.
+        let path = format!("/admin/replicas/{group}");
+        let empty = Value::Object(Default::default());
+        self.admin_ok(id, Method::DELETE, &path, &empty, &[StatusCode::NOT_FOUND])
             .await;
-        assert!(
-            matches!(answer, Some((s, _)) if s.is_success() || s == StatusCode::NOT_FOUND),
-            "destroy replica of group {group} on node {id}: {answer:?}"
-        );
     }
 }
