@@ -388,6 +388,68 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_without_configuration_takes_a_leader_s_messages_and_never_votes() {
+        use MessageType::*;
+        let storage = MemStorage::new();
+        let cfg = Config {
+            id: 1,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&cfg, storage, &logger).unwrap();
+        let empty = ConfState::default();
+        // Node 7 is in no configuration this replica knows: it may be the leader.
+        let mut append = message(MsgAppend, 7, 3);
+        append.entries = vec![entry(1, 1)].into();
+        let mut cc = entry(2, 1);
+        cc.set_entry_type(EntryType::EntryConfChangeV2);
+        cc.data = protobuf::Message::write_to_bytes(&ConfChangeV2::default())
+            .unwrap()
+            .into();
+        append.entries.push(cc);
+        assert_eq!(check(&node.raft, &empty, &append), Ok(()));
+        assert_eq!(
+            check(&node.raft, &empty, &message(MsgHeartbeat, 7, 3)),
+            Ok(())
+        );
+        for t in [MsgRequestVote, MsgRequestPreVote] {
+            assert!(
+                check(&node.raft, &empty, &message(t, 7, 3)).is_err(),
+                "{t:?}"
+            );
+        }
+        // A snapshot that makes it a member passes; one that does not, not.
+        let mut joins = snapshot_message(vec![7]);
+        let mut cs = joins.get_snapshot().get_metadata().get_conf_state().clone();
+        cs.learners = vec![1];
+        joins.mut_snapshot().mut_metadata().set_conf_state(cs);
+        assert_eq!(check(&node.raft, &empty, &joins), Ok(()));
+        assert!(check(&node.raft, &empty, &snapshot_message(vec![7])).is_err());
+    }
+
+    #[test]
+    fn learners_answer_the_leader_but_neither_lead_nor_ask_for_votes() {
+        use MessageType::*;
+        let (node, mut conf) = follower();
+        conf.learners = vec![4];
+        let mut response = message(MsgAppendResponse, 4, 2);
+        response.index = 3;
+        assert_eq!(check(&node.raft, &conf, &response), Ok(()));
+        for t in [MsgHeartbeat, MsgAppend, MsgRequestVote, MsgTimeoutNow] {
+            assert!(
+                check(&node.raft, &conf, &message(t, 4, 3)).is_err(),
+                "{t:?}"
+            );
+        }
+        // A voter of the outgoing half of a joint configuration still leads.
+        conf.voters_outgoing = vec![1, 2, 5];
+        assert_eq!(
+            check(&node.raft, &conf, &message(MsgHeartbeat, 5, 3)),
+            Ok(())
+        );
+    }
+
+    #[test]
     fn what_a_leader_sends_passes() {
         use MessageType::*;
         let (node, conf) = follower();
