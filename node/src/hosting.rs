@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::RaftSection;
-use common::placement::{self, GroupKind};
+use common::placement;
 use parking_lot::Mutex;
 
 use crate::raft::replica::tombstone_path;
@@ -159,9 +159,5 @@ impl Host {
         let sm = (self.state_machines)(params.group, params.kind);
         Replica::open(params, sm, self.transport.clone())
             .map_err(|e| HostError::Open(e.to_string()))
-    }
-
-    pub fn kind(group: u64) -> GroupKind {
-        placement::group_kind(group)
     }
 }
