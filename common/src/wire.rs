@@ -177,6 +177,8 @@ pub enum ReplicaState {
     Waiting,
     /// Stopped for good (until an operator acts): no stepping, no voting, no serving.
     Failed,
+    /// Removed from its group: stopped, its data deleted, a tombstone left.
+    Removed,
 }
 
 /// One replica, as `GET /admin/status` reports it. A replica that is not running reports
@@ -199,6 +201,13 @@ pub struct ReplicaStatus {
     pub records: Option<u64>,
     /// Node ids of the group's voters.
     pub voters: Vec<u64>,
+    /// Node ids of the group's learners (replicas catching up before they vote).
+    #[serde(default)]
+    pub learners: Vec<u64>,
+    /// The voters of the outgoing configuration while the group is in a joint one
+    /// (empty otherwise).
+    #[serde(default)]
+    pub voters_outgoing: Vec<u64>,
     #[serde(default)]
     pub state: ReplicaState,
     /// Why the replica is not running (e.g. `WAL damaged: <file> at offset N: ...`).
@@ -224,6 +233,8 @@ impl ReplicaStatus {
             digest: String::new(),
             records: None,
             voters: Vec::new(),
+            learners: Vec::new(),
+            voters_outgoing: Vec::new(),
             state,
             error,
         }
@@ -253,6 +264,49 @@ pub struct PartitionRequest {
 pub struct TransferLeaderRequest {
     pub group: u64,
     pub to: u64,
+}
+
+/// One change of a group's membership (`POST /admin/members`). Raft peer ids are node
+/// ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "node", rename_all = "snake_case")]
+pub enum MemberChange {
+    /// A new replica that receives the log (or a snapshot) but does not vote yet.
+    AddLearner(u64),
+    /// A caught-up learner becomes a voter.
+    Promote(u64),
+    /// The replica leaves the group (a leader hands leadership over first).
+    Remove(u64),
+}
+
+/// `POST /admin/members`, on the group's leader: the changes go in one conf change (two
+/// or more: through a joint configuration, left automatically). Answered once applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersRequest {
+    pub group: u64,
+    pub changes: Vec<MemberChange>,
+}
+
+/// A group's configuration, as `POST /admin/members` answers it once applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersReply {
+    pub group: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// `POST /admin/replicas`: host a new, empty replica of `group` on this node; it waits
+/// for the group's leader (after an `add_learner`) to send it the log or a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateReplicaRequest {
+    pub group: u64,
+}
+
+/// `POST /admin/peers`: the address of node `id` (a new node, or a node that moved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRequest {
+    pub id: u64,
+    pub addr: String,
 }
 
 #[derive(Debug, Error)]

@@ -6,12 +6,14 @@
 //! - [`raft`]: replica actors driving raft-rs `RawNode`, snapshots, the state machine trait.
 //! - [`transport`]: node-to-node Raft batches over HTTP, the chaos fault filter.
 //! - [`api`]: the internal API for routers and the admin API.
-//! - [`server`]: wiring them into a node process.
+//! - [`server`]: wiring them into a node process; [`hosting`]: replicas created and
+//!   removed at run time.
 //! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
 //! - [`shard`], [`catalog`]: the state machines of shard groups and of the metadata group.
 
 pub mod api;
 pub mod catalog;
+pub mod hosting;
 pub mod identity;
 #[cfg(feature = "test-kv")]
 pub mod kv;

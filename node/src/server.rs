@@ -20,12 +20,15 @@ use common::wire::ReplicaState;
 
 use crate::api::{self, gate, ApiState};
 use crate::catalog::CatalogStateMachine;
+use crate::hosting::Host;
 use crate::identity::{self, PeersSeen};
 use crate::raft::registry::StoppedReplica;
 use crate::raft::{Encoded, Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
 use crate::storage::WalOptions;
-use crate::transport::{server as transport_server, FaultFilter, Transport, TransportOptions};
+use crate::transport::{
+    server as transport_server, FaultFilter, PeerBook, Transport, TransportOptions,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -110,10 +113,11 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         .iter()
         .map(|n| (n.id, n.addr.clone()))
         .collect();
+    let book = Arc::new(PeerBook::new(me.id, &peers));
     let transport_arbiter = Arbiter::new();
     let transport = Transport::start(
         me.id,
-        &peers,
+        book.clone(),
         filter.clone(),
         replicas.clone(),
         TransportOptions {
@@ -124,21 +128,27 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         &transport_arbiter.handle(),
     );
 
+    let host = Arc::new(Host::new(
+        me.id,
+        data_dir.clone(),
+        config.raft.clone(),
+        opts.wal,
+        opts.transfer_check,
+        opts.state_machines.clone(),
+        transport.clone(),
+        replicas.clone(),
+    ));
     let api_state = web::Data::new(ApiState {
         node_id: me.id,
         replicas: replicas.clone(),
         transport: transport.clone(),
+        host: host.clone(),
         default_timeout: Duration::from_millis(config.router.request_timeout_ms),
         max_timeout: Duration::from_secs(600),
     });
     let inbound = transport_server::Inbound {
         node_id: me.id,
-        peers: config
-            .nodes
-            .iter()
-            .map(|n| n.id)
-            .filter(|&id| id != me.id)
-            .collect(),
+        peers: book,
         filter,
         mailboxes: replicas.clone(),
         max_batch_bytes: config.security.max_raft_batch_bytes,
@@ -170,19 +180,17 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let marker = identity::marker_exists(&data_dir);
     let mut opened = Vec::new();
     let mut unproven = Vec::new();
+    let created = host.created_groups();
     for group in placement::hosted_groups(config, me.id) {
+        if host.is_removed(group) || created.contains(&group) {
+            continue;
+        }
         let kind = placement::group_kind(group);
-        let params = ReplicaParams {
-            node_id: me.id,
+        let params = host.params(
             group,
-            kind,
-            dir: data_dir.join(format!("group-{group}")),
-            voters: placement::replicas(config, group),
-            preferred_leader: placement::preferred_leader(config, group),
-            raft: config.raft.clone(),
-            wal: opts.wal,
-            transfer_check: opts.transfer_check,
-        };
+            placement::replicas(config, group),
+            placement::preferred_leader(config, group),
+        );
         if identity::group_has_no_log(&params.dir) {
             if marker {
                 fail_replica(&replicas, group, kind, group_dir_lost(&params.dir));
@@ -191,6 +199,15 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             }
             continue;
         }
+        if let Some(replica) = open_replica(&replicas, params, &opts.state_machines, &transport) {
+            opened.push((replica, kind));
+        }
+    }
+    // Replicas created at run time: no bootstrap voters; one that has not received the
+    // group's log yet has no configuration and does not vote.
+    for &group in &created {
+        let kind = placement::group_kind(group);
+        let params = host.params(group, Vec::new(), None);
         if let Some(replica) = open_replica(&replicas, params, &opts.state_machines, &transport) {
             opened.push((replica, kind));
         }
@@ -216,7 +233,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             state_machines: opts.state_machines.clone(),
         }));
     }
-    tracing::info!(node = me.id, addr = %me.addr, groups = ?placement::hosted_groups(config, me.id), "node started");
+    tracing::info!(node = me.id, addr = %me.addr, placed = ?placement::hosted_groups(config, me.id), ?created, "node started");
     server.await.map_err(NodeError::Server)
 }
 

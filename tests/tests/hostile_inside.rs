@@ -35,6 +35,15 @@ impl Call {
         }
     }
 
+    fn delete(path: impl Into<String>) -> Call {
+        Call {
+            method: "DELETE",
+            path: path.into(),
+            content_type: "application/json",
+            body: b"{}".to_vec(),
+        }
+    }
+
     fn get(path: impl Into<String>) -> Call {
         Call {
             method: "GET",
@@ -50,6 +59,7 @@ impl Call {
         let url = format!("{base}{}", self.path);
         let mut req = match self.method {
             "GET" => http.get(url),
+            "DELETE" => http.delete(url).body(self.body.clone()),
             _ => http.post(url).body(self.body.clone()),
         };
         if !self.content_type.is_empty() {
@@ -147,6 +157,20 @@ async fn every_node_endpoint_refuses_a_caller_without_the_secret() {
             "/admin/transfer-leader",
             "application/json",
             br#"{"group": 0, "to": 2}"#.to_vec(),
+        ),
+        // Membership: removing the catalogue's voters, a replica, a peer's address.
+        Call::post(
+            "/admin/members",
+            "application/json",
+            br#"{"group": 0, "changes": [{"op": "remove", "node": 1}, {"op": "remove", "node": 2}]}"#
+                .to_vec(),
+        ),
+        Call::post("/admin/replicas", "application/json", br#"{"group": 9}"#.to_vec()),
+        Call::delete("/admin/replicas/0"),
+        Call::post(
+            "/admin/peers",
+            "application/json",
+            br#"{"id": 2, "addr": "127.0.0.1:9"}"#.to_vec(),
         ),
         Call::post(
             "/raft/batch",

@@ -4,19 +4,22 @@
 //! - [`internal`]: `POST /internal/{group}/propose`, `POST /internal/{group}/read`,
 //!   `GET /internal/groups` — bincode bodies, wire types in [`common::wire`].
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
-//!   `/admin/heal`) and `/admin/transfer-leader`.
+//!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
+//!   (`/admin/members`, `/admin/replicas`, `/admin/peers`).
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
 pub mod admin;
 pub mod gate;
 pub mod internal;
+pub mod members;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 
+use crate::hosting::Host;
 use crate::raft::Replicas;
 use crate::transport::Transport;
 
@@ -25,6 +28,8 @@ pub struct ApiState {
     pub node_id: u64,
     pub replicas: Arc<Replicas>,
     pub transport: Arc<Transport>,
+    /// Creates replicas at run time (`POST /admin/replicas`).
+    pub host: Arc<Host>,
     /// Budget of a propose or read that carries no timeout header.
     pub default_timeout: Duration,
     /// Upper bound on a caller-given budget.
@@ -40,5 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
             crate::raft::replica::MAX_PROPOSAL_BYTES,
         ))
         .configure(internal::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(members::configure);
 }

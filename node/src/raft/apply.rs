@@ -50,6 +50,13 @@ pub enum ApplyTask {
         term: u64,
         path: PathBuf,
     },
+    /// Write a snapshot file now (if anything was applied since the last one): the leader
+    /// has a new replica to catch up, and its latest snapshot predates that replica's
+    /// configuration.
+    Snapshot,
+    /// The replica was removed from its group: after everything queued before, delete
+    /// its directory (log, snapshot files) and end the thread.
+    Destroy { dir: PathBuf },
 }
 
 /// One applied entry, for the proposal that may wait on it.
@@ -193,6 +200,18 @@ impl ApplyWorker {
                     Err(_) => return,
                 },
             };
+            if let ApplyTask::Destroy { dir } = task {
+                // Nothing of the replica is used any more: the actor stopped first.
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => {
+                        tracing::info!(group = self.group, dir = %dir.display(), "removed replica's data deleted")
+                    }
+                    Err(e) => {
+                        tracing::error!(group = self.group, dir = %dir.display(), error = %e, "cannot delete the removed replica's data")
+                    }
+                }
+                return;
+            }
             if let Err(e) = self.handle(task) {
                 self.stop(e);
                 return;
@@ -202,7 +221,7 @@ impl ApplyWorker {
             match tasks.try_recv() {
                 Ok(task) => next = Some(task),
                 Err(TryRecvError::Empty) => {
-                    if let Err(e) = self.guarded("snapshot", |w| w.maybe_snapshot()) {
+                    if let Err(e) = self.guarded("snapshot", |w| w.snapshot(false)) {
                         self.stop(e);
                         return;
                     }
@@ -225,6 +244,8 @@ impl ApplyWorker {
                 let what = format!("restore of snapshot {index} (term {term})");
                 self.guarded(&what, |w| w.restore(index, term, path))
             }
+            ApplyTask::Snapshot => self.guarded("snapshot", |w| w.snapshot(true)),
+            ApplyTask::Destroy { .. } => Ok(()),
         }
     }
 
@@ -340,12 +361,19 @@ impl ApplyWorker {
         Ok(())
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), String> {
+    /// Writes a snapshot file when the policy says it is due, or (`forced`) whenever
+    /// something was applied since the last one.
+    fn snapshot(&mut self, forced: bool) -> Result<(), String> {
         let started = Instant::now();
         // The read lock keeps reads going while the file is written; applies wait.
         let sm = self.sm.read();
         let AppliedPosition { index, term } = sm.applied();
-        if !self.policy.due(index, &self.since) {
+        let due = if forced {
+            index > self.since.index
+        } else {
+            self.policy.due(index, &self.since)
+        };
+        if !due {
             return Ok(());
         }
         self.files.write_from(index, &**sm)?;

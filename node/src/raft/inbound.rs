@@ -13,14 +13,18 @@
 //! - `MsgPropose` from a peer appends its entries to the leader's log (a command no
 //!   router sent); a huge term overflows `term + 1` at the next election.
 //!
-//! So only the message types replicas of this cluster send each other pass, from a voter
-//! of the group other than this node, with fields a correct peer could have set. What a
-//! correct peer never sends here is refused even when harmless (a dropped message is
-//! retransmitted by Raft if it was real): snapshot requests, forwarded proposals, reads
-//! and leadership transfers (this cluster only starts those on the leader), and
-//! configuration-change entries (membership is fixed by placement).
+//! So only the message types replicas of this cluster send each other pass, from a member
+//! of the group other than this node (what a leader sends: from a voter; votes: asked by
+//! a voter; answers: from any member, learners included), with fields a correct peer could
+//! have set. A replica without a configuration yet (created empty, waiting for the
+//! leader's log or snapshot) takes what a leader sends from any peer, and never votes: it
+//! may have lost a log it voted with. What a correct peer never sends here is refused even
+//! when harmless (a dropped message is retransmitted by Raft if it was real): snapshot
+//! requests, forwarded proposals, reads and leadership transfers (this cluster only starts
+//! those on the leader), legacy (v1) or undecodable configuration-change entries, and
+//! snapshots whose configuration does not hold this node.
 
-use raft::prelude::{ConfState, EntryType, Message, MessageType};
+use raft::prelude::{ConfChangeV2, ConfState, EntryType, Message, MessageType};
 use raft::{Raft, Storage};
 
 /// How far a message's term may be ahead of the replica's. A term grows by one per
@@ -34,16 +38,49 @@ const MAX_INDEX: u64 = u64::MAX / 4;
 /// Why a message is refused (logged with the sender).
 pub type Refusal = String;
 
+/// Most members a configuration (a snapshot's, or a conf change's changes) may name.
+const MAX_MEMBERS: usize = 256;
+
+fn is_voter(conf: &ConfState, id: u64) -> bool {
+    conf.voters.contains(&id) || conf.voters_outgoing.contains(&id)
+}
+
+/// Whether `id` is in `conf` at all (voter or learner, incoming or outgoing).
+pub fn is_member(conf: &ConfState, id: u64) -> bool {
+    is_voter(conf, id) || conf.learners.contains(&id) || conf.learners_next.contains(&id)
+}
+
+/// A replica with no configuration: created empty, it has not received the group's log.
+pub fn is_uninitialized(conf: &ConfState) -> bool {
+    conf.voters.is_empty() && conf.learners.is_empty() && conf.voters_outgoing.is_empty()
+}
+
 /// Whether `m` may be stepped on `raft`, whose group's configuration is `conf`.
 pub fn check<S: Storage>(raft: &Raft<S>, conf: &ConfState, m: &Message) -> Result<(), Refusal> {
     use MessageType::*;
     if m.to != raft.id {
         return Err(format!("addressed to node {}", m.to));
     }
-    if m.from == raft.id || !conf.voters.contains(&m.from) {
-        return Err(format!("node {} is not another voter of the group", m.from));
+    if m.from == raft.id {
+        return Err("from this node itself".into());
     }
     let t = m.get_msg_type();
+    let uninitialized = is_uninitialized(conf);
+    match t {
+        MsgRequestVote | MsgRequestPreVote if uninitialized => {
+            return Err("this replica has no configuration yet and never votes".into())
+        }
+        MsgRequestVote | MsgRequestPreVote | MsgTimeoutNow if !is_voter(conf, m.from) => {
+            return Err(format!("node {} is not another voter of the group", m.from))
+        }
+        MsgAppend | MsgHeartbeat | MsgSnapshot if !uninitialized && !is_voter(conf, m.from) => {
+            return Err(format!("node {} is not another voter of the group", m.from))
+        }
+        _ if !uninitialized && !is_member(conf, m.from) => {
+            return Err(format!("node {} is not a member of the group", m.from))
+        }
+        _ => {}
+    }
     match t {
         MsgAppend
         | MsgAppendResponse
@@ -89,7 +126,7 @@ pub fn check<S: Storage>(raft: &Raft<S>, conf: &ConfState, m: &Message) -> Resul
             log.last_index()
         )),
         MsgAppend => check_append(raft, m),
-        MsgSnapshot => check_snapshot(conf, m),
+        MsgSnapshot => check_snapshot(raft.id, m),
         MsgAppendResponse => {
             if m.request_snapshot != 0 {
                 Err("snapshot request".into())
@@ -125,8 +162,13 @@ fn check_append<S: Storage>(raft: &Raft<S>, m: &Message) -> Result<(), Refusal> 
                 e.index, e.term, m.term
             ));
         }
-        if e.get_entry_type() != EntryType::EntryNormal {
-            return Err(format!("entry {} changes the configuration", e.index));
+        match e.get_entry_type() {
+            EntryType::EntryNormal => {}
+            EntryType::EntryConfChangeV2 => check_conf_change(&e.data)
+                .map_err(|why| format!("conf change entry {}: {why}", e.index))?,
+            EntryType::EntryConfChange => {
+                return Err(format!("entry {} is a legacy (v1) conf change", e.index))
+            }
         }
         prev_term = e.term;
     }
@@ -147,7 +189,21 @@ fn check_append<S: Storage>(raft: &Raft<S>, m: &Message) -> Result<(), Refusal> 
     Ok(())
 }
 
-fn check_snapshot(conf: &ConfState, m: &Message) -> Result<(), Refusal> {
+/// A conf change entry's body: a decodable `ConfChangeV2` naming few, real nodes. (raft-rs
+/// checks the change itself when it is applied; one it refuses fails this replica only.)
+fn check_conf_change(data: &[u8]) -> Result<(), Refusal> {
+    let cc: ConfChangeV2 =
+        protobuf::Message::parse_from_bytes(data).map_err(|e| format!("undecodable: {e}"))?;
+    if cc.changes.len() > MAX_MEMBERS {
+        return Err(format!("{} changes", cc.changes.len()));
+    }
+    if cc.changes.iter().any(|c| c.node_id == 0) {
+        return Err("node id 0".into());
+    }
+    Ok(())
+}
+
+fn check_snapshot(me: u64, m: &Message) -> Result<(), Refusal> {
     if !m.has_snapshot() || !m.get_snapshot().has_metadata() {
         return Err("snapshot message without snapshot metadata".into());
     }
@@ -159,18 +215,22 @@ fn check_snapshot(conf: &ConfState, m: &Message) -> Result<(), Refusal> {
         ));
     }
     let cs = meta.get_conf_state();
-    let mut theirs = cs.voters.clone();
-    let mut ours = conf.voters.clone();
-    theirs.sort_unstable();
-    ours.sort_unstable();
-    let plain = cs.learners.is_empty()
-        && cs.voters_outgoing.is_empty()
-        && cs.learners_next.is_empty()
-        && !cs.auto_leave;
-    if theirs != ours || !plain {
+    let named =
+        cs.voters.len() + cs.learners.len() + cs.voters_outgoing.len() + cs.learners_next.len();
+    let ids = || {
+        cs.voters
+            .iter()
+            .chain(&cs.learners)
+            .chain(&cs.voters_outgoing)
+            .chain(&cs.learners_next)
+    };
+    if cs.voters.is_empty() || named > MAX_MEMBERS || ids().any(|&id| id == 0) {
+        return Err(format!("snapshot configuration {cs:?} is not a usable one"));
+    }
+    if !is_member(cs, me) {
         return Err(format!(
-            "snapshot configuration {:?} is not the group's {:?}",
-            cs.voters, conf.voters
+            "snapshot configuration {:?} (learners {:?}) does not hold this node",
+            cs.voters, cs.learners
         ));
     }
     Ok(())
@@ -269,7 +329,15 @@ mod tests {
         propose.entries = vec![entry(0, 0)].into();
         let mut huge = message(MsgHeartbeat, 2, u64::MAX);
         huge.commit = 1;
-        let snapshot = snapshot_message(vec![1, 9]);
+        let snapshot = snapshot_message(vec![2, 9]);
+        let no_voters = snapshot_message(vec![]);
+        let mut undecodable = message(MsgAppend, 2, 3);
+        undecodable.index = 5;
+        undecodable.log_term = 2;
+        let mut bad = entry(6, 3);
+        bad.set_entry_type(EntryType::EntryConfChangeV2);
+        bad.data = vec![0xff; 7].into();
+        undecodable.entries = vec![bad].into();
         let mut conf_change = message(MsgAppend, 2, 3);
         conf_change.index = 5;
         conf_change.log_term = 2;
@@ -283,8 +351,23 @@ mod tests {
             ("read index response", read_resp, false),
             ("forwarded proposal", propose, false),
             ("huge term", huge, false),
-            ("snapshot of another configuration", snapshot, false),
-            ("configuration change entry", conf_change, false),
+            (
+                "snapshot of a configuration without this node",
+                snapshot,
+                false,
+            ),
+            (
+                "snapshot of a configuration without voters",
+                no_voters,
+                false,
+            ),
+            ("legacy configuration change entry", conf_change, false),
+            ("undecodable configuration change entry", undecodable, false),
+            (
+                "vote asked by a learner",
+                message(MsgRequestVote, 4, 3),
+                false,
+            ),
             ("spoofed sender", message(MsgHeartbeat, 7, 3), false),
             ("from itself", message(MsgHeartbeat, 1, 3), false),
             ("term 0 append", message(MsgAppend, 2, 0), false),
@@ -302,6 +385,68 @@ mod tests {
                 assert!(stepped.is_err(), "{name}: raft-rs did not panic unchecked");
             }
         }
+    }
+
+    #[test]
+    fn a_replica_without_configuration_takes_a_leader_s_messages_and_never_votes() {
+        use MessageType::*;
+        let storage = MemStorage::new();
+        let cfg = Config {
+            id: 1,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&cfg, storage, &logger).unwrap();
+        let empty = ConfState::default();
+        // Node 7 is in no configuration this replica knows: it may be the leader.
+        let mut append = message(MsgAppend, 7, 3);
+        append.entries = vec![entry(1, 1)].into();
+        let mut cc = entry(2, 1);
+        cc.set_entry_type(EntryType::EntryConfChangeV2);
+        cc.data = protobuf::Message::write_to_bytes(&ConfChangeV2::default())
+            .unwrap()
+            .into();
+        append.entries.push(cc);
+        assert_eq!(check(&node.raft, &empty, &append), Ok(()));
+        assert_eq!(
+            check(&node.raft, &empty, &message(MsgHeartbeat, 7, 3)),
+            Ok(())
+        );
+        for t in [MsgRequestVote, MsgRequestPreVote] {
+            assert!(
+                check(&node.raft, &empty, &message(t, 7, 3)).is_err(),
+                "{t:?}"
+            );
+        }
+        // A snapshot that makes it a member passes; one that does not, not.
+        let mut joins = snapshot_message(vec![7]);
+        let mut cs = joins.get_snapshot().get_metadata().get_conf_state().clone();
+        cs.learners = vec![1];
+        joins.mut_snapshot().mut_metadata().set_conf_state(cs);
+        assert_eq!(check(&node.raft, &empty, &joins), Ok(()));
+        assert!(check(&node.raft, &empty, &snapshot_message(vec![7])).is_err());
+    }
+
+    #[test]
+    fn learners_answer_the_leader_but_neither_lead_nor_ask_for_votes() {
+        use MessageType::*;
+        let (node, mut conf) = follower();
+        conf.learners = vec![4];
+        let mut response = message(MsgAppendResponse, 4, 2);
+        response.index = 3;
+        assert_eq!(check(&node.raft, &conf, &response), Ok(()));
+        for t in [MsgHeartbeat, MsgAppend, MsgRequestVote, MsgTimeoutNow] {
+            assert!(
+                check(&node.raft, &conf, &message(t, 4, 3)).is_err(),
+                "{t:?}"
+            );
+        }
+        // A voter of the outgoing half of a joint configuration still leads.
+        conf.voters_outgoing = vec![1, 2, 5];
+        assert_eq!(
+            check(&node.raft, &conf, &message(MsgHeartbeat, 5, 3)),
+            Ok(())
+        );
     }
 
     #[test]

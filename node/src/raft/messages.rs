@@ -1,10 +1,11 @@
 //! What a replica actor accepts. Callers build a [`Waiter`] with their deadline, send the
 //! message with `do_send`, and await the waiter's receiver.
 
-use common::wire::{InternalReply, ProposalHeader};
+use common::wire::{InternalReply, MemberChange, ProposalHeader};
 use raft::prelude::Message;
 
 use super::pending::{ReadReply, Waiter};
+use super::replica::MembershipError;
 use crate::transport::SendReport;
 
 /// Raft messages from peers (all for this group, in arrival order).
@@ -43,6 +44,28 @@ pub struct TransferLeader {
 }
 
 impl actix::Message for TransferLeader {
+    type Result = ();
+}
+
+/// Change the group's membership (on the leader). Answered when the conf change entry is
+/// in the leader's log, with its index (`None`: nothing to change), or why not.
+pub struct ChangeMembership {
+    pub changes: Vec<MemberChange>,
+    pub reply: tokio::sync::oneshot::Sender<Result<Option<u64>, MembershipError>>,
+}
+
+impl actix::Message for ChangeMembership {
+    type Result = ();
+}
+
+/// Remove this replica from the node: stop it, delete its data, leave a tombstone. The
+/// caller has made sure the group no longer counts it (its leader's configuration does
+/// not hold this node); a leader refuses.
+pub struct Destroy {
+    pub reply: tokio::sync::oneshot::Sender<Result<(), MembershipError>>,
+}
+
+impl actix::Message for Destroy {
     type Result = ();
 }
 

@@ -33,7 +33,7 @@ pub mod snapshot_files;
 pub mod state_machine;
 
 pub use registry::Replicas;
-pub use replica::{Replica, ReplicaError, ReplicaHandle, ReplicaParams};
+pub use replica::{MembershipError, Replica, ReplicaError, ReplicaHandle, ReplicaParams};
 pub use state_machine::{
     read_in_steps, AppliedPosition, Encoded, EncodedStateMachine, ReadCursor, SharedStateMachine,
     SnapshotError, StateMachine, StateMachineFactory,

@@ -45,13 +45,25 @@ impl Replicas {
         self.stopped.write().insert(stopped.group, stopped);
     }
 
+    /// The replica of `group`, unless there is none or it was removed from its group.
     pub fn get(&self, group: u64) -> Option<Arc<ReplicaHandle>> {
-        self.by_group.read().get(&group).cloned()
+        self.by_group
+            .read()
+            .get(&group)
+            .filter(|h| !h.is_removed())
+            .cloned()
     }
 
-    /// Every running (or since failed) replica, by ascending group.
+    /// Every running (or since failed) replica, by ascending group; removed ones are
+    /// forgotten here.
     pub fn all(&self) -> Vec<Arc<ReplicaHandle>> {
+        self.by_group.write().retain(|_, h| !h.is_removed());
         self.by_group.read().values().cloned().collect()
+    }
+
+    /// Whether this node has a replica of `group` (running, failed or waiting).
+    pub fn hosts(&self, group: u64) -> bool {
+        self.get(group).is_some() || self.stopped.read().contains_key(&group)
     }
 
     /// Every replica that never started, by ascending group.

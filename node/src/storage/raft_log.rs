@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -27,12 +28,51 @@ pub type SnapshotSource = Arc<dyn Fn(&SnapshotMetadata) -> Option<Vec<u8>> + Sen
 #[derive(Default)]
 struct Core {
     hard_state: HardState,
-    conf_state: ConfState,
+    /// The snapshot's metadata: its conf state is the configuration *at its index*.
     snapshot: SnapshotMetadata,
+    /// Configurations that took effect after the snapshot, by the index of the entry that
+    /// made each (ascending). Keeping the index is what lets a snapshot carry the
+    /// configuration at its own index, and a restart rewind to the configuration at the
+    /// applied index, so no conf change is ever applied twice.
+    conf_changes: Vec<(u64, ConfState)>,
     entries: VecDeque<Entry>,
 }
 
 impl Core {
+    /// The newest configuration.
+    fn conf_state(&self) -> ConfState {
+        match self.conf_changes.last() {
+            Some((_, cs)) => cs.clone(),
+            None => self.snapshot.get_conf_state().clone(),
+        }
+    }
+
+    /// The configuration in force once entry `index` is applied.
+    fn conf_state_at(&self, index: u64) -> ConfState {
+        match self.conf_changes.iter().rev().find(|(i, _)| *i <= index) {
+            Some((_, cs)) => cs.clone(),
+            None => self.snapshot.get_conf_state().clone(),
+        }
+    }
+
+    /// After a compaction to `snapshot` (already set): forgets the configurations it
+    /// covers, keeping `newest` the newest (a caller whose snapshot metadata names
+    /// another configuration than the one at its index does not lose the newest).
+    fn compact_conf_changes(&mut self, newest: ConfState) {
+        let index = self.snapshot.index;
+        self.conf_changes.retain(|(i, _)| *i > index);
+        if self.conf_state() != newest {
+            self.conf_changes.push((index, newest));
+        }
+    }
+
+    /// Records the configuration made by entry `index`; one recorded at or after it is
+    /// replaced (the same change applied again after a restart rewound to before it).
+    fn record_conf_state(&mut self, index: u64, cs: ConfState) {
+        self.conf_changes.retain(|(i, _)| *i < index);
+        self.conf_changes.push((index, cs));
+    }
+
     fn first_index(&self) -> u64 {
         self.snapshot.index.saturating_add(1)
     }
@@ -95,6 +135,9 @@ struct Inner {
     writes: Mutex<Segments>,
     core: RwLock<Core>,
     snapshot_source: RwLock<Option<SnapshotSource>>,
+    /// Raft asked for a snapshot for a peer the latest one does not hold (a replica added
+    /// after it was taken): the replica should write a newer one.
+    snapshot_wanted: AtomicBool,
     recovery: RecoveryReport,
 }
 
@@ -139,6 +182,7 @@ impl RaftLogStorage {
                 writes: Mutex::new(segments),
                 core: RwLock::new(core),
                 snapshot_source: RwLock::new(None),
+                snapshot_wanted: AtomicBool::new(false),
                 recovery,
             }),
         })
@@ -223,12 +267,37 @@ impl RaftLogStorage {
         Ok(())
     }
 
-    /// Persists a new configuration state (also how a fresh replica is bootstrapped).
+    /// Persists a configuration that takes effect from the last entry on (how a fresh
+    /// replica is bootstrapped: at index 0).
     pub fn set_conf_state(&self, cs: &ConfState) -> Result<(), StorageError> {
+        let index = self.inner.core.read().last_index();
+        self.set_conf_state_at(index, cs)
+    }
+
+    /// Persists the configuration made by the conf change entry at `index` (applied in
+    /// log order: every later one recorded before is replaced).
+    pub fn set_conf_state_at(&self, index: u64, cs: &ConfState) -> Result<(), StorageError> {
         let _w = self.inner.writes.lock();
-        self.inner.wal.append(&[Record::ConfState(cs.clone())])?;
-        self.inner.core.write().conf_state = cs.clone();
+        self.inner.wal.append(&[Record::ConfState {
+            index,
+            conf_state: cs.clone(),
+        }])?;
+        self.inner.core.write().record_conf_state(index, cs.clone());
         Ok(())
+    }
+
+    /// Forgets (in memory) the configurations made by entries after `applied`: a restarted
+    /// replica starts from the configuration at its state machine's applied index, and
+    /// raft-rs hands it the later committed entries again, conf changes among them, which
+    /// are then applied (and recorded) once more, in order. Without this, a joint
+    /// configuration would be entered twice. Never rewinds below the snapshot.
+    pub fn rewind_conf_state(&self, applied: u64) {
+        let _w = self.inner.writes.lock();
+        self.inner
+            .core
+            .write()
+            .conf_changes
+            .retain(|(i, _)| *i <= applied);
     }
 
     /// A snapshot received from the leader was applied to the state machine: drop all
@@ -263,7 +332,7 @@ impl RaftLogStorage {
             core.entries.clear();
             core.snapshot = meta.clone();
             core.hard_state = hs;
-            core.conf_state = cs;
+            core.conf_changes.clear();
         }
         segments.max_index.clear();
         self.inner.wal.purge_before(seq)?;
@@ -272,11 +341,12 @@ impl RaftLogStorage {
 
     /// A local snapshot at `meta.index` is durable: forget entries <= meta.index and delete
     /// whole segments below it. A no-op if `meta.index` is not above the current snapshot.
-    /// `meta.term` must be the term of entry `meta.index`. Commit is raised to `meta.index`
-    /// if lower (a snapshot only contains committed entries).
+    /// `meta.term` must be the term of entry `meta.index`, and its conf state the one at
+    /// that index ([`Self::conf_state_at`]). Commit is raised to `meta.index` if lower (a
+    /// snapshot only contains committed entries).
     pub fn compact(&self, meta: &SnapshotMetadata) -> Result<(), StorageError> {
         let mut segments = self.inner.writes.lock();
-        let (hs, cs) = {
+        let (hs, newest) = {
             let core = self.inner.core.read();
             if meta.index <= core.snapshot.index {
                 return Ok(());
@@ -297,18 +367,19 @@ impl RaftLogStorage {
             }
             let mut hs = core.hard_state.clone();
             hs.commit = hs.commit.max(meta.index);
-            (hs, core.conf_state.clone())
+            (hs, core.conf_state())
         };
         let record = Record::Snapshot {
             kind: SnapshotKind::Compact,
             meta: meta.clone(),
             hard_state: hs.clone(),
-            conf_state: cs,
+            conf_state: newest.clone(),
         };
         self.inner.wal.append(&[record])?;
         {
             let mut core = self.inner.core.write();
             core.forget_through(meta);
+            core.compact_conf_changes(newest);
             core.hard_state = hs;
         }
         // Delete the longest prefix of non-active segments whose entries are all covered.
@@ -338,6 +409,12 @@ impl RaftLogStorage {
         *self.inner.snapshot_source.write() = Some(source);
     }
 
+    /// Whether raft-rs asked for a snapshot the latest one could not serve (see
+    /// [`Storage::snapshot`]); clears the request.
+    pub fn take_snapshot_wanted(&self) -> bool {
+        self.inner.snapshot_wanted.swap(false, Ordering::Relaxed)
+    }
+
     /// Metadata of the latest snapshot (installed or compacted to); index 0 if none.
     pub fn latest_snapshot_metadata(&self) -> SnapshotMetadata {
         self.inner.core.read().snapshot.clone()
@@ -347,8 +424,15 @@ impl RaftLogStorage {
         self.inner.core.read().hard_state.clone()
     }
 
+    /// The newest configuration (what raft-rs runs with).
     pub fn conf_state(&self) -> ConfState {
-        self.inner.core.read().conf_state.clone()
+        self.inner.core.read().conf_state()
+    }
+
+    /// The configuration in force once entry `index` is applied: what a snapshot at
+    /// `index` must carry.
+    pub fn conf_state_at(&self, index: u64) -> ConfState {
+        self.inner.core.read().conf_state_at(index)
     }
 
     /// What recovery found when this storage was opened.
@@ -369,10 +453,7 @@ impl RaftLogStorage {
 impl Storage for RaftLogStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let core = self.inner.core.read();
-        Ok(RaftState::new(
-            core.hard_state.clone(),
-            core.conf_state.clone(),
-        ))
+        Ok(RaftState::new(core.hard_state.clone(), core.conf_state()))
     }
 
     fn entries(
@@ -409,10 +490,24 @@ impl Storage for RaftLogStorage {
         Ok(self.inner.core.read().last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let meta = self.latest_snapshot_metadata();
         let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
         if meta.index == 0 || meta.index < request_index {
+            return Err(unavailable);
+        }
+        // A snapshot from before `to` joined cannot make it a member: it would refuse it.
+        let cs = meta.get_conf_state();
+        let holds = [
+            &cs.voters,
+            &cs.learners,
+            &cs.voters_outgoing,
+            &cs.learners_next,
+        ]
+        .iter()
+        .any(|ids| ids.contains(&to));
+        if !holds {
+            self.inner.snapshot_wanted.store(true, Ordering::Relaxed);
             return Err(unavailable);
         }
         let Some(source) = self.inner.snapshot_source.read().clone() else {
@@ -461,7 +556,9 @@ impl Replay {
                 }
             }
             Record::HardState(hs) => self.core.hard_state = hs,
-            Record::ConfState(cs) => self.core.conf_state = cs,
+            Record::ConfState { index, conf_state } => {
+                self.core.record_conf_state(index, conf_state)
+            }
             Record::Snapshot {
                 kind,
                 meta,
@@ -472,6 +569,7 @@ impl Replay {
                 match kind {
                     SnapshotKind::Install => {
                         self.core.entries.clear();
+                        self.core.conf_changes.clear();
                         self.segments.max_index.clear();
                     }
                     SnapshotKind::Compact => {
@@ -490,7 +588,8 @@ impl Replay {
                 };
                 self.core.snapshot = meta;
                 self.core.hard_state = hard_state;
-                self.core.conf_state = conf_state;
+                // The record carries the newest configuration (an install's is its own).
+                self.core.compact_conf_changes(conf_state);
             }
         }
     }

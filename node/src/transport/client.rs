@@ -17,7 +17,9 @@ use common::wire::{self, GroupMessage, RaftBatch, BINCODE_CONTENT_TYPE};
 use raft::prelude::{Message, MessageType};
 use tokio::sync::mpsc;
 
-use super::{FaultFilter, Mailboxes, SendReport};
+use parking_lot::RwLock;
+
+use super::{FaultFilter, Mailboxes, PeerBook, SendReport};
 
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
@@ -91,10 +93,12 @@ pub(crate) fn node_client(options: &TransportOptions) -> reqwest::Result<reqwest
 /// The node's Raft transport (sending side). Shared by every replica of the node.
 pub struct Transport {
     node_id: u64,
-    /// `http://host:port` of every peer.
-    peer_urls: HashMap<u64, String>,
+    /// `host:port` of every peer.
+    book: Arc<PeerBook>,
     options: TransportOptions,
-    queues: HashMap<u64, Lanes>,
+    queues: RwLock<HashMap<u64, Lanes>>,
+    /// Where the sender tasks of peers added at run time are spawned.
+    arbiter: ArbiterHandle,
     filter: Arc<FaultFilter>,
     stats: Arc<TransportStats>,
     mailboxes: Arc<dyn Mailboxes>,
@@ -102,68 +106,86 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Starts one sender task per peer (`(node id, host:port)`) on `arbiter`.
+    /// Starts one sender task per peer of `book` on `arbiter`; peers added to the book
+    /// later get theirs from [`Transport::set_peer`].
     pub fn start(
         node_id: u64,
-        peers: &[(u64, String)],
+        book: Arc<PeerBook>,
         filter: Arc<FaultFilter>,
         mailboxes: Arc<dyn Mailboxes>,
         options: TransportOptions,
         arbiter: &ArbiterHandle,
     ) -> Arc<Transport> {
-        let stats = Arc::new(TransportStats::default());
-        let mut queues = HashMap::new();
-        for (id, addr) in peers.iter().filter(|(id, _)| *id != node_id) {
-            let (messages, rx) = mpsc::channel(options.queue_capacity.max(1));
-            let (snapshots, snapshot_rx) = mpsc::channel(SNAPSHOT_QUEUE);
-            queues.insert(
-                *id,
-                Lanes {
-                    messages,
-                    snapshots,
-                },
-            );
-            let sender = PeerSender {
-                from: node_id,
-                to: *id,
-                url: format!("http://{addr}{}", super::server::BATCH_PATH),
-                filter: filter.clone(),
-                stats: stats.clone(),
-                mailboxes: mailboxes.clone(),
-                options: options.clone(),
-            };
-            // One snapshot per request, so a request never outgrows the receiver's
-            // snapshot limit however many snapshots are queued.
-            let snapshot_sender = PeerSender {
-                url: format!("http://{addr}{}", super::server::SNAPSHOT_PATH),
-                filter: filter.clone(),
-                stats: stats.clone(),
-                mailboxes: mailboxes.clone(),
-                options: TransportOptions {
-                    max_batch_bytes: 0,
-                    ..options.clone()
-                },
-                ..sender
-            };
-            arbiter.spawn(sender.run(rx));
-            arbiter.spawn(snapshot_sender.run(snapshot_rx));
-        }
-        let peer_urls = peers
-            .iter()
-            .filter(|(id, _)| *id != node_id)
-            .map(|(id, addr)| (*id, format!("http://{addr}")))
-            .collect();
         let max_snapshot_bytes = options.max_snapshot_bytes;
-        Arc::new(Transport {
+        let transport = Arc::new(Transport {
             node_id,
-            peer_urls,
+            book,
             options,
-            queues,
+            queues: RwLock::new(HashMap::new()),
             filter,
-            stats,
+            stats: Arc::new(TransportStats::default()),
             mailboxes,
             max_snapshot_bytes,
-        })
+            arbiter: arbiter.clone(),
+        });
+        for (id, addr) in transport.book.all() {
+            transport.start_lanes(id, &addr);
+        }
+        transport
+    }
+
+    /// Records the address of node `id` (a node that joined, or moved) and starts (or
+    /// restarts) its sender tasks. Messages queued to an old address are dropped; Raft
+    /// retransmits.
+    pub fn set_peer(&self, id: u64, addr: &str) {
+        if id == self.node_id || !self.book.set(id, addr) {
+            return;
+        }
+        tracing::info!(node = id, addr, "peer address recorded");
+        self.start_lanes(id, addr);
+    }
+
+    /// The address book shared with the receiving side.
+    pub fn book(&self) -> &Arc<PeerBook> {
+        &self.book
+    }
+
+    /// Starts the two sender tasks to `addr`; replacing the lanes ends the old tasks.
+    fn start_lanes(&self, id: u64, addr: &str) {
+        let options = &self.options;
+        let (messages, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let (snapshots, snapshot_rx) = mpsc::channel(SNAPSHOT_QUEUE);
+        let sender = PeerSender {
+            from: self.node_id,
+            to: id,
+            url: format!("http://{addr}{}", super::server::BATCH_PATH),
+            filter: self.filter.clone(),
+            stats: self.stats.clone(),
+            mailboxes: self.mailboxes.clone(),
+            options: options.clone(),
+        };
+        // One snapshot per request, so a request never outgrows the receiver's
+        // snapshot limit however many snapshots are queued.
+        let snapshot_sender = PeerSender {
+            url: format!("http://{addr}{}", super::server::SNAPSHOT_PATH),
+            filter: self.filter.clone(),
+            stats: self.stats.clone(),
+            mailboxes: self.mailboxes.clone(),
+            options: TransportOptions {
+                max_batch_bytes: 0,
+                ..options.clone()
+            },
+            ..sender
+        };
+        self.arbiter.spawn(sender.run(rx));
+        self.arbiter.spawn(snapshot_sender.run(snapshot_rx));
+        self.queues.write().insert(
+            id,
+            Lanes {
+                messages,
+                snapshots,
+            },
+        );
     }
 
     pub fn node_id(&self) -> u64 {
@@ -182,8 +204,9 @@ impl Transport {
     /// (`GET /internal/seen/{me}`, see [`crate::identity`]).
     pub async fn peer_has_seen_me(&self, peer: u64) -> Result<bool, String> {
         let base = self
-            .peer_urls
-            .get(&peer)
+            .book
+            .addr(peer)
+            .map(|addr| format!("http://{addr}"))
             .ok_or_else(|| format!("node {peer} is not in the config"))?;
         let client = node_client(&self.options).map_err(|e| e.to_string())?;
         let mut request = client
@@ -202,6 +225,7 @@ impl Transport {
 
     /// Queues `messages` of `group` to their destinations (`Message::to`). Never blocks.
     pub fn send(&self, group: u64, messages: Vec<Message>) {
+        let queues = self.queues.read();
         for m in messages {
             let to = m.to;
             let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
@@ -214,7 +238,7 @@ impl Transport {
             } else {
                 SendReport::Unreachable
             };
-            let Some(lanes) = self.queues.get(&to) else {
+            let Some(lanes) = queues.get(&to) else {
                 tracing::warn!(group, to, "raft message to an unknown node dropped");
                 dropped(fail);
                 continue;

@@ -4,6 +4,7 @@
 //!   queued goes out as one `POST /raft/batch` ([`common::wire::RaftBatch`], bincode).
 //! - [`server`]: the `/raft/batch` route; decodes a batch and delivers each group's
 //!   messages to its replica through [`Mailboxes`].
+//! - [`peers`]: the address book, updatable at run time (nodes join).
 //! - [`filter`]: the fault filter behind `POST /admin/partition` and `/admin/heal`.
 //!
 //! The transport only delivers: it never interprets Raft messages beyond reporting failed
@@ -11,12 +12,14 @@
 
 pub mod client;
 pub mod filter;
+pub mod peers;
 pub mod server;
 
 use raft::prelude::Message;
 
 pub use client::{Transport, TransportOptions};
 pub use filter::FaultFilter;
+pub use peers::PeerBook;
 
 /// What the transport tells a replica about messages it sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use actix_web::{web, HttpResponse};
 use common::wire::{self, RaftBatch};
 use raft::prelude::{Message, MessageType};
 
-use super::{FaultFilter, Mailboxes};
+use super::{FaultFilter, Mailboxes, PeerBook};
 
 /// Route of Raft traffic other than snapshots.
 pub const BATCH_PATH: &str = "/raft/batch";
@@ -31,8 +31,9 @@ const INLINE_DECODE_BYTES: usize = 1 << 20;
 #[derive(Clone)]
 pub struct Inbound {
     pub node_id: u64,
-    /// Every other node of the cluster config: the only accepted senders.
-    pub peers: BTreeSet<u64>,
+    /// Every other node of the cluster (the address book, updated as nodes join): the
+    /// only accepted senders.
+    pub peers: Arc<PeerBook>,
     pub filter: Arc<FaultFilter>,
     pub mailboxes: Arc<dyn Mailboxes>,
     /// Body limit of [`BATCH_PATH`] (`security.max_raft_batch_bytes`).
@@ -138,12 +139,14 @@ pub fn decode_batch(
 async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>, lane: Lane) -> HttpResponse {
     let decoded = if body.len() > INLINE_DECODE_BYTES {
         let inbound = inbound.clone();
-        match web::block(move || decode_batch(inbound.node_id, &inbound.peers, lane, &body)).await {
+        match web::block(move || decode_batch(inbound.node_id, &inbound.peers.ids(), lane, &body))
+            .await
+        {
             Ok(r) => r,
             Err(e) => return HttpResponse::InternalServerError().body(e.to_string()),
         }
     } else {
-        decode_batch(inbound.node_id, &inbound.peers, lane, &body)
+        decode_batch(inbound.node_id, &inbound.peers.ids(), lane, &body)
     };
     let Decoded { from, runs } = match decoded {
         Ok(d) => d,

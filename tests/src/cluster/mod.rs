@@ -11,7 +11,8 @@
 //! - [`routers`]: router processes and their HTTP clients;
 //! - [`status`]: what the nodes report (leaders, convergence, records);
 //! - [`admin`]: requests that change a running node (partitions, leadership)
-//!   and the internal API.
+//!   and the internal API;
+//! - [`membership`]: replicas created and removed, groups' conf changes.
 //!
 //! The binaries are the workspace's own, found next to the test executable's
 //! profile dir (`target/debug/deps/<test>` -> `target/debug/{node,router}`):
@@ -22,6 +23,7 @@
 
 mod admin;
 mod config;
+mod membership;
 mod nodes;
 mod routers;
 mod status;

@@ -2,6 +2,7 @@
 //! group commit.
 
 mod concurrency;
+mod conf_changes;
 mod crash;
 mod raw_node;
 mod restart;

@@ -40,8 +40,8 @@ pub enum Record {
     },
     /// A new hard state (term, vote, commit).
     HardState(HardState),
-    /// A new configuration state.
-    ConfState(ConfState),
+    /// The configuration made by the conf change entry at `index` (0: the bootstrap one).
+    ConfState { index: u64, conf_state: ConfState },
     /// Snapshot metadata / compaction marker, carrying the full current hard and conf
     /// state, so that segments before it can be deleted without losing state.
     Snapshot {
@@ -70,7 +70,10 @@ enum WireRecord {
         hard_state: Option<ByteBuf>,
     },
     HardState(ByteBuf),
-    ConfState(ByteBuf),
+    ConfState {
+        index: u64,
+        conf_state: ByteBuf,
+    },
     Snapshot {
         kind: SnapshotKind,
         meta: ByteBuf,
@@ -134,7 +137,10 @@ fn to_wire(record: &Record) -> Result<WireRecord, StorageError> {
             hard_state: hard_state.as_ref().map(pb).transpose()?,
         },
         Record::HardState(hs) => WireRecord::HardState(pb(hs)?),
-        Record::ConfState(cs) => WireRecord::ConfState(pb(cs)?),
+        Record::ConfState { index, conf_state } => WireRecord::ConfState {
+            index: *index,
+            conf_state: pb(conf_state)?,
+        },
         Record::Snapshot {
             kind,
             meta,
@@ -162,7 +168,10 @@ fn from_wire(wire: WireRecord) -> Result<Record, String> {
             hard_state: hard_state.map(|b| from_pb(&b)).transpose()?,
         },
         WireRecord::HardState(b) => Record::HardState(from_pb(&b)?),
-        WireRecord::ConfState(b) => Record::ConfState(from_pb(&b)?),
+        WireRecord::ConfState { index, conf_state } => Record::ConfState {
+            index,
+            conf_state: from_pb(&conf_state)?,
+        },
         WireRecord::Snapshot {
             kind,
             meta,
@@ -284,7 +293,10 @@ mod tests {
                 hard_state: None,
             },
             Record::HardState(hs.clone()),
-            Record::ConfState(cs.clone()),
+            Record::ConfState {
+                index: 4,
+                conf_state: cs.clone(),
+            },
             Record::Snapshot {
                 kind: SnapshotKind::Compact,
                 meta: meta.clone(),

@@ -1,0 +1,147 @@
+//! Membership endpoints (JSON, behind the cluster secret like every node route):
+//!
+//! - `POST /admin/members` ([`MembersRequest`]), on the group's leader: one conf change;
+//!   answered with the group's configuration ([`MembersReply`]) once it is applied here
+//!   (a joint configuration left), or: 421 `{"error", "leader"}` not the leader (a leader
+//!   asked to remove itself starts a transfer and names the new leader), 409 another
+//!   change in progress or a learner not caught up (retry), 400 a change that cannot be
+//!   made, 504 not applied within the node's request timeout (it may still apply).
+//! - `POST /admin/replicas` ([`CreateReplicaRequest`]): host a new, empty replica of the
+//!   group (201; 200 if one runs already).
+//! - `DELETE /admin/replicas/{group}`: stop this node's replica, delete its data, leave a
+//!   tombstone (sent, like every non-GET node request, as `application/json`, e.g. `{}`).
+//!   For a replica its group no longer counts (the caller checks the leader's
+//!   configuration first); a leader refuses (409).
+//! - `POST /admin/peers` ([`PeerRequest`]): the address of a node (new, or moved).
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpResponse};
+use common::wire::{CreateReplicaRequest, MembersReply, MembersRequest, PeerRequest};
+use serde_json::json;
+
+use super::ApiState;
+use crate::raft::messages::{ChangeMembership, Destroy};
+use crate::raft::MembershipError;
+
+/// How often a membership request looks whether its change is applied.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Longest `host:port` taken for a peer.
+const MAX_ADDR_BYTES: usize = 256;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/members", web::post().to(change_members))
+        .route("/admin/replicas", web::post().to(create_replica))
+        .route("/admin/replicas/{group}", web::delete().to(destroy_replica))
+        .route("/admin/peers", web::post().to(set_peer));
+}
+
+fn refused(e: &MembershipError) -> HttpResponse {
+    let body = |leader: Option<u64>| json!({ "error": e.to_string(), "leader": leader });
+    match e {
+        MembershipError::NotLeader { leader } => {
+            HttpResponse::MisdirectedRequest().json(body(*leader))
+        }
+        MembershipError::Busy | MembershipError::NotCaughtUp { .. } => {
+            HttpResponse::Conflict().json(body(None))
+        }
+        MembershipError::NotLearner(_) | MembershipError::NoVoter => {
+            HttpResponse::BadRequest().json(body(None))
+        }
+        MembershipError::Stopped(_) => HttpResponse::ServiceUnavailable().json(body(None)),
+        MembershipError::Raft(_) => HttpResponse::InternalServerError().json(body(None)),
+    }
+}
+
+fn no_replica(group: u64) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": format!("no replica of group {group} here") }))
+}
+
+async fn change_members(
+    body: web::Json<MembersRequest>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let MembersRequest { group, changes } = body.into_inner();
+    let Some(h) = state.replicas.get(group) else {
+        return no_replica(group);
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    h.addr.do_send(ChangeMembership { changes, reply });
+    let index = match answer.await {
+        Ok(Ok(index)) => index,
+        Ok(Err(e)) => return refused(&e),
+        Err(_) => return refused(&MembershipError::Stopped("the replica stopped".into())),
+    };
+    // Answered once this replica applied the change and left any joint configuration.
+    let deadline = Instant::now() + state.default_timeout;
+    loop {
+        let (applied, voters, learners, joint) = {
+            let p = h.progress.lock();
+            (
+                p.applied,
+                p.voters.clone(),
+                p.learners.clone(),
+                !p.voters_outgoing.is_empty(),
+            )
+        };
+        if index.is_none_or(|i| applied >= i) && !joint {
+            return HttpResponse::Ok().json(MembersReply {
+                group,
+                voters,
+                learners,
+            });
+        }
+        if Instant::now() >= deadline || h.failure().is_some() || h.is_removed() {
+            return HttpResponse::GatewayTimeout().json(json!({
+                "error": format!("the change at index {index:?} is not applied yet (applied {applied}); it may still be"),
+            }));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn create_replica(
+    body: web::Json<CreateReplicaRequest>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    let group = body.group;
+    // On this worker, not the blocking pool: the replica's arbiter is started from an
+    // actix thread (a few small fsynced files are written first; a rare admin call).
+    match state.host.create(group) {
+        Ok(true) => HttpResponse::Created().json(json!({ "group": group })),
+        Ok(false) => HttpResponse::Ok().json(json!({ "group": group })),
+        Err(e) => HttpResponse::InternalServerError().json(json!({ "error": e.to_string() })),
+    }
+}
+
+async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse {
+    let group = group.into_inner();
+    let Some(h) = state.replicas.get(group) else {
+        return no_replica(group);
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    h.addr.do_send(Destroy { reply });
+    match answer.await {
+        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "group": group })),
+        Ok(Err(MembershipError::NotLeader { .. })) => HttpResponse::Conflict().json(
+            json!({ "error": "this replica leads its group: remove it from the group first" }),
+        ),
+        Ok(Err(e)) => refused(&e),
+        Err(_) => refused(&MembershipError::Stopped("the replica stopped".into())),
+    }
+}
+
+async fn set_peer(body: web::Json<PeerRequest>, state: web::Data<ApiState>) -> HttpResponse {
+    let PeerRequest { id, addr } = body.into_inner();
+    let plausible = addr.len() <= MAX_ADDR_BYTES
+        && addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if id == 0 || !plausible {
+        return HttpResponse::BadRequest()
+            .json(json!({ "error": "a peer needs a non-zero id and a host:port address" }));
+    }
+    state.transport.set_peer(id, &addr);
+    HttpResponse::Ok().json(json!({ "id": id, "addr": addr }))
+}

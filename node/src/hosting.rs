@@ -1,0 +1,163 @@
+//! Which replicas this node hosts beyond what placement gives it at start: replicas
+//! created at run time (a [`CREATED_FILE`] marker in their group directory, so a restart
+//! reopens them) and replicas removed from their group (a tombstone beside the directory,
+//! [`crate::raft::replica::tombstone_path`], so a restart does not reopen them and a late
+//! message creates nothing: this node never creates a replica on a message, only on an
+//! explicit `POST /admin/replicas`).
+//!
+//! A replica created here starts empty, with no configuration: it does not vote (see
+//! [`crate::raft::inbound`]) and waits for the group's leader, after an `add_learner`, to
+//! send it the log or a snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config::RaftSection;
+use common::placement;
+use parking_lot::Mutex;
+
+use crate::raft::replica::tombstone_path;
+use crate::raft::{Replica, ReplicaParams, Replicas, StateMachineFactory};
+use crate::storage::WalOptions;
+use crate::transport::Transport;
+
+/// Marks a group directory whose replica was created at run time.
+pub const CREATED_FILE: &str = "created";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the replica: {0}")]
+    Open(String),
+}
+
+/// Opens this node's replicas: from placement at start, created empty at run time.
+pub struct Host {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub raft: RaftSection,
+    pub wal: WalOptions,
+    pub transfer_check: Duration,
+    pub state_machines: StateMachineFactory,
+    pub transport: Arc<Transport>,
+    pub replicas: Arc<Replicas>,
+    /// Serializes run-time creations.
+    creating: Mutex<()>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
+    move |source| HostError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Host {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        node_id: u64,
+        data_dir: PathBuf,
+        raft: RaftSection,
+        wal: WalOptions,
+        transfer_check: Duration,
+        state_machines: StateMachineFactory,
+        transport: Arc<Transport>,
+        replicas: Arc<Replicas>,
+    ) -> Self {
+        Host {
+            node_id,
+            data_dir,
+            raft,
+            wal,
+            transfer_check,
+            state_machines,
+            transport,
+            replicas,
+            creating: Mutex::new(()),
+        }
+    }
+
+    pub fn group_dir(&self, group: u64) -> PathBuf {
+        self.data_dir.join(format!("group-{group}"))
+    }
+
+    /// How to open this node's replica of `group`; `voters` bootstrap an empty log (none
+    /// for a replica created at run time).
+    pub fn params(
+        &self,
+        group: u64,
+        voters: Vec<u64>,
+        preferred_leader: Option<u64>,
+    ) -> ReplicaParams {
+        ReplicaParams {
+            node_id: self.node_id,
+            group,
+            kind: placement::group_kind(group),
+            dir: self.group_dir(group),
+            voters,
+            preferred_leader,
+            raft: self.raft.clone(),
+            wal: self.wal,
+            transfer_check: self.transfer_check,
+        }
+    }
+
+    /// Whether this node's replica of `group` was removed from the group.
+    pub fn is_removed(&self, group: u64) -> bool {
+        tombstone_path(&self.data_dir, group).exists()
+    }
+
+    /// Groups whose replica was created at run time and not removed since, ascending.
+    pub fn created_groups(&self) -> Vec<u64> {
+        let Ok(dir) = std::fs::read_dir(&self.data_dir) else {
+            return Vec::new();
+        };
+        let mut groups: Vec<u64> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("group-")?.parse().ok())
+            .filter(|&g| self.group_dir(g).join(CREATED_FILE).exists() && !self.is_removed(g))
+            .collect();
+        groups.sort_unstable();
+        groups
+    }
+
+    /// Hosts a new, empty replica of `group` and starts it; nothing if one runs already.
+    /// A tombstone of an earlier replica is lifted (the caller, the group's operator or
+    /// placement driver, decided this node joins again).
+    pub fn create(&self, group: u64) -> Result<bool, HostError> {
+        let _one = self.creating.lock();
+        if self.replicas.hosts(group) {
+            return Ok(false);
+        }
+        let dir = self.group_dir(group);
+        let tombstone = tombstone_path(&self.data_dir, group);
+        if tombstone.exists() {
+            // Leftovers of the removed replica (a crash while deleting): never reused.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+            std::fs::remove_file(&tombstone).map_err(io(&tombstone))?;
+            common::fs::sync_dir(&self.data_dir).map_err(io(&self.data_dir))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let marker = dir.join(CREATED_FILE);
+        common::fs::write_atomic(&marker, b"created at run time\n").map_err(io(&marker))?;
+        let replica = self.open(self.params(group, Vec::new(), None))?;
+        self.replicas
+            .insert(replica.start(placement::group_kind(group)));
+        tracing::info!(group, "empty replica created; waiting for the leader's log");
+        Ok(true)
+    }
+
+    /// Opens a replica (not started).
+    pub fn open(&self, params: ReplicaParams) -> Result<Replica, HostError> {
+        let sm = (self.state_machines)(params.group, params.kind);
+        Replica::open(params, sm, self.transport.clone())
+            .map_err(|e| HostError::Open(e.to_string()))
+    }
+}

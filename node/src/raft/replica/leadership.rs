@@ -1,0 +1,88 @@
+//! Ticks, leadership spreading (the preferred leader) and the progress published for
+//! `/admin/status`.
+
+use std::time::Instant;
+
+use actix::Context;
+use raft::ProgressState;
+
+use super::*;
+use crate::raft::apply::ApplyTask;
+
+impl Replica {
+    /// A leader that is not the group's preferred leader hands leadership to it once the
+    /// preferred replica is active and has every entry.
+    pub(super) fn maybe_transfer_to_preferred(&mut self) {
+        let Some(preferred) = self.preferred_leader else {
+            return;
+        };
+        if preferred == self.node_id
+            || self.role != StateRole::Leader
+            || self.raw.raft.lead_transferee.is_some()
+            || !self.ticks.is_multiple_of(self.transfer_every_ticks)
+        {
+            return;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        // Replicate state means the peer acknowledged recently: a failed send (peer down,
+        // partitioned, paused past the request timeout) puts it back in Probe. (Not
+        // `recent_active`: check_quorum clears it every election timeout.)
+        let caught_up = self
+            .raw
+            .raft
+            .prs()
+            .get(preferred)
+            .is_some_and(|pr| pr.matched == last && pr.state == ProgressState::Replicate);
+        if caught_up {
+            tracing::info!(
+                group = self.group,
+                to = preferred,
+                "transferring leadership to the preferred leader"
+            );
+            self.raw.transfer_leader(preferred);
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.failed {
+            return;
+        }
+        self.ticks += 1;
+        self.raw.tick();
+        let now = Instant::now();
+        let err = self.expiry_error();
+        self.proposals.expire(now, || err.clone());
+        self.reads.expire(now, || err.clone());
+        if self.role == StateRole::Leader {
+            // A lost heartbeat round would leave its reads waiting: ask again.
+            self.reads.requeue_stale(now, self.election_timeout);
+        }
+        self.maybe_transfer_to_preferred();
+        if self.storage.take_snapshot_wanted() {
+            // A new replica needs a snapshot that holds it; the apply thread writes one
+            // (the log is then compacted to it, `on_snapshot_written`).
+            if let Err(e) = self.send_to_apply(ApplyTask::Snapshot) {
+                self.fail(ctx, e);
+                return;
+            }
+        }
+        self.schedule_ready(ctx);
+    }
+
+    pub(super) fn publish_progress(&self) {
+        let raft = &self.raw.raft;
+        let mut p = self.progress.lock();
+        p.role = role(raft.state);
+        p.term = raft.term;
+        p.leader = self.leader_hint();
+        p.commit = raft.raft_log.committed;
+        p.applied = self.applied.0;
+        p.applied_term = self.applied.1;
+        p.last_index = raft.raft_log.last_index();
+        p.snapshot_index = self.storage.latest_snapshot_metadata().index;
+        let conf = self.storage.conf_state();
+        p.voters = conf.voters;
+        p.learners = conf.learners;
+        p.voters_outgoing = conf.voters_outgoing;
+    }
+}
