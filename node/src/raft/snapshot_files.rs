@@ -84,8 +84,14 @@ impl SnapshotFiles {
     /// Writes received snapshot bytes as the file for `index`.
     pub fn write_bytes(&self, index: u64, data: &[u8]) -> Result<PathBuf, String> {
         let tmp = self.dir.join(TMP_RECEIVED);
-        let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(data).map_err(|e| io_err(&tmp, e))?;
+        let mut f = File::create(&tmp)
+            .map(common::synced_file::SyncedFile::new)
+            .map_err(|e| io_err(&tmp, e))?;
+        // Synced through the handle that wrote (the lose-unsynced storage
+        // mode keeps unsynced bytes per handle).
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_err(&tmp, e))?;
         drop(f);
         self.publish(&tmp, index)
     }
