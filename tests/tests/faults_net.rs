@@ -247,6 +247,35 @@ async fn bridge_one_way_router_cut_and_netem_act_on_real_traffic() {
     let resp = c0.records(&col, "upsert", &records(&on_2, "healed")).await;
     assert_eq!(resp.status, 200, "router 0 after heal: {}", resp.body);
 
+    // Loss (nftables): 30 % of node 2's packets to node 1 vanish; about that
+    // share of what node 2 sends there never arrives, and writes still
+    // succeed (TCP retransmits).
+    let loss = Netem {
+        loss_percent: 30.0,
+        ..Netem::default()
+    };
+    net.netem_link(2, Member::Node(1), loss).expect("loss");
+    let sent_before = net.packets_sent(2, Member::Node(1)).unwrap();
+    let got_before = net.packets_received(1, Member::Node(2)).unwrap();
+    for _ in 0..15 {
+        let resp = c0.records(&col, "upsert", &records(&on_2, "lossy")).await;
+        assert_eq!(resp.status, 200, "upsert under 30 % loss: {}", resp.body);
+    }
+    tokio::time::sleep(window).await;
+    let sent = net.packets_sent(2, Member::Node(1)).unwrap() - sent_before;
+    let got = net.packets_received(1, Member::Node(2)).unwrap() - got_before;
+    let lost = 1.0 - got as f64 / sent.max(1) as f64;
+    eprintln!(
+        "30 % loss on 2 -> 1: {sent} packets sent, {got} arrived ({:.0} % lost)",
+        lost * 100.0
+    );
+    assert!(sent >= 30, "too few packets to measure loss: {sent}");
+    assert!(
+        (0.1..=0.5).contains(&lost),
+        "loss {lost:.2} is not about 30 %"
+    );
+    net.heal().expect("heal");
+
     // Netem: 300 ms on everything node 2 (the shard's leader) sends; a write
     // there waits at least for the leader's answer to the router.
     let delay = Duration::from_millis(300);

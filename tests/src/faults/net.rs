@@ -1,9 +1,12 @@
-//! Network faults on a [`NetLab`]: packet drops with nftables and delay/loss
-//! with `tc netem`, both inside the nodes' namespaces, so they act on every
-//! packet a node sends or receives (Raft, the router's requests), while the
-//! test's own requests from the host's bridge address pass (a partitioned
-//! node still answers `/admin/status`). Netem is the exception: it delays
-//! everything leaving the node, the test's answers included.
+//! Network faults on a [`NetLab`]: packet drops and random loss with
+//! nftables, delay with `tc netem`, all inside the nodes' namespaces, so they
+//! act on every packet a node sends or receives (Raft, the router's requests),
+//! while the test's own requests from the host's bridge address pass (a
+//! partitioned node still answers `/admin/status`). Node-wide loss and delay
+//! are the exception: they act on everything leaving the node, the test's
+//! answers included. Loss uses nftables (`numgen random`) rather than netem so
+//! it works on kernels built without `sch_netem`; delay needs `sch_netem` (and
+//! `sch_prio` per link) and answers [`FaultError::Unavailable`] without them.
 //!
 //! Drops are per packet, as a real cut is: a one-way cut of A -> B also stops
 //! B's TCP connections to A from completing (A's answers are dropped), but B's
@@ -25,7 +28,7 @@ use super::{run, FaultError};
 /// nftables table of the faults in each node's namespace.
 const TABLE: &str = "vdbfault";
 
-/// Delay and loss of `tc netem` on a node's outgoing packets.
+/// Delay (`tc netem`) and loss (nftables) on a node's outgoing packets.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Netem {
     pub delay: Duration,
@@ -36,6 +39,7 @@ pub struct Netem {
 }
 
 impl Netem {
+    /// The `tc` arguments of the delay part.
     fn args(&self) -> Vec<String> {
         let mut args = vec![
             "netem".to_owned(),
@@ -45,11 +49,18 @@ impl Netem {
         if !self.jitter.is_zero() {
             args.push(format!("{}us", self.jitter.as_micros()));
         }
-        if self.loss_percent > 0.0 {
-            args.push("loss".to_owned());
-            args.push(format!("{}%", self.loss_percent));
-        }
         args
+    }
+
+    fn delays(&self) -> bool {
+        !self.delay.is_zero() || !self.jitter.is_zero()
+    }
+
+    /// The nftables statement of the loss part (`None`: no loss): drop when
+    /// a random number in 0..10000 falls below the percentage in 1/100 %.
+    fn loss_rule(&self) -> Option<String> {
+        let per_10k = (self.loss_percent.clamp(0.0, 100.0) * 100.0).round() as u32;
+        (per_10k > 0).then(|| format!("numgen random mod 10000 < {per_10k} drop"))
     }
 }
 
@@ -192,6 +203,7 @@ impl NetFaults {
         self.check_node(node)?;
         let mut state = self.state.lock();
         state.netem.entry(node).or_default().all = Some(netem);
+        self.apply_rules(&state)?;
         self.apply_netem(node, &state)
     }
 
@@ -211,6 +223,7 @@ impl NetFaults {
                 "node {node}: more than {MAX_LINKS} netem links"
             )));
         }
+        self.apply_rules(&state)?;
         self.apply_netem(node, &state)
     }
 
@@ -229,13 +242,17 @@ impl NetFaults {
     /// Packets from `from` delivered to `node` (past its drop rules) since
     /// the last change of rules.
     pub fn packets_received(&self, node: u64, from: Member) -> Result<u64, FaultError> {
+        self.counter(node, &format!("from_{}", member_tag(from)))
+    }
+
+    /// The packets of counter `name` in node `node`'s table.
+    fn counter(&self, node: u64, name: &str) -> Result<u64, FaultError> {
         self.check_node(node)?;
         let ns = self.lab.namespace(Member::Node(node));
-        let name = counter_name(from);
         let out = run(
             "ip",
             &[
-                "netns", "exec", &ns, "nft", "list", "counter", "inet", TABLE, &name,
+                "netns", "exec", &ns, "nft", "list", "counter", "inet", TABLE, name,
             ],
             None,
         )?;
@@ -258,8 +275,15 @@ impl NetFaults {
         Ok(())
     }
 
-    /// Node `node`'s table: the drops, then a packet counter per lab member
-    /// (what got through).
+    /// Packets `node` sent to `to` since the last change of rules (counted
+    /// before its drop and loss rules).
+    pub fn packets_sent(&self, node: u64, to: Member) -> Result<u64, FaultError> {
+        self.counter(node, &format!("to_{}", member_tag(to)))
+    }
+
+    /// Node `node`'s table: in input, the drops, then a packet counter per
+    /// lab member (what got through); in output, a counter per member (what
+    /// the node sent), then the drops and the random loss.
     fn ruleset(&self, node: u64, state: &State) -> String {
         let ips = |set: &BTreeSet<(u64, Member)>| -> Vec<Ipv4Addr> {
             set.iter()
@@ -268,11 +292,28 @@ impl NetFaults {
                 .collect()
         };
         let mut counters = String::new();
-        let mut counting = String::new();
+        let mut counting_in = String::new();
+        let mut counting_out = String::new();
         for &m in self.lab.members() {
-            let name = counter_name(m);
-            counters += &format!("  counter {name} {{}}\n");
-            counting += &format!("    ip saddr {} counter name \"{name}\"\n", self.lab.ip(m));
+            let (from, to) = (
+                format!("from_{}", member_tag(m)),
+                format!("to_{}", member_tag(m)),
+            );
+            let ip = self.lab.ip(m);
+            counters += &format!("  counter {from} {{}}\n  counter {to} {{}}\n");
+            counting_in += &format!("    ip saddr {ip} counter name \"{from}\"\n");
+            counting_out += &format!("    ip daddr {ip} counter name \"{to}\"\n");
+        }
+        let mut loss = String::new();
+        if let Some(spec) = state.netem.get(&node) {
+            for (to, netem) in &spec.links {
+                if let Some(rule) = netem.loss_rule() {
+                    loss += &format!("    ip daddr {} {rule}\n", self.lab.ip(*to));
+                }
+            }
+            if let Some(rule) = spec.all.and_then(|n| n.loss_rule()) {
+                loss += &format!("    {rule}\n");
+            }
         }
         let drop_rule = |dir: &str, ips: Vec<Ipv4Addr>| -> String {
             if ips.is_empty() {
@@ -285,8 +326,8 @@ impl NetFaults {
         // whether or not it existed.
         format!(
             "add table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n{counters}\
-             \x20 chain input {{\n    type filter hook input priority 0; policy accept;\n{}{counting}  }}\n\
-             \x20 chain output {{\n    type filter hook output priority 0; policy accept;\n{}  }}\n}}\n",
+             \x20 chain input {{\n    type filter hook input priority 0; policy accept;\n{}{counting_in}  }}\n\
+             \x20 chain output {{\n    type filter hook output priority 0; policy accept;\n{counting_out}{}{loss}  }}\n}}\n",
             drop_rule("saddr", ips(&state.drop_in)),
             drop_rule("daddr", ips(&state.drop_out)),
         )
@@ -310,9 +351,21 @@ impl NetFaults {
         };
         // Back to the default qdisc (an error here: there was none of ours).
         let _ = tc(&["qdisc", "del", "dev", "eth0", "root"]);
-        let Some(spec) = state.netem.get(&node) else {
+        // Only the delays are qdiscs (loss is in the nftables table).
+        let Some(spec) = state.netem.get(&node).map(|s| NodeNetem {
+            all: s.all.filter(Netem::delays),
+            links: s
+                .links
+                .iter()
+                .filter(|(_, n)| n.delays())
+                .map(|(m, n)| (*m, *n))
+                .collect(),
+        }) else {
             return Ok(());
         };
+        if spec.all.is_none() && spec.links.is_empty() {
+            return Ok(());
+        }
         if spec.links.is_empty() {
             if let Some(all) = spec.all {
                 let args = all.args();
@@ -364,9 +417,10 @@ fn cut(state: &mut State, node: u64, peer: Member) {
     state.drop_in.insert((node, peer));
 }
 
-fn counter_name(m: Member) -> String {
+/// `n{id}` or `r{i}`: a member in counter names.
+fn member_tag(m: Member) -> String {
     match m {
-        Member::Node(id) => format!("from_n{id}"),
-        Member::Router(i) => format!("from_r{i}"),
+        Member::Node(id) => format!("n{id}"),
+        Member::Router(i) => format!("r{i}"),
     }
 }

@@ -267,7 +267,9 @@ fn remove(index: u32) -> Result<(), FaultError> {
     let links = [format!("vf{index}n"), format!("vf{index}r")];
     for entry in fs::read_dir("/sys/class/net")?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if links.iter().any(|p| name.starts_with(p.as_str())) {
+        // Deleting one end of a veth pair deletes the other: check again.
+        let exists = Path::new("/sys/class/net").join(&name).exists();
+        if exists && links.iter().any(|p| name.starts_with(p.as_str())) {
             run("ip", &["link", "delete", &name], None)?;
         }
     }
