@@ -30,7 +30,15 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
 impl SnapshotFiles {
     /// Opens (creating) the directory and removes leftover temporary files.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir)?;
+            // The directory's own entry must survive a power cut as the files
+            // in it do (`publish` fsyncs only this directory): the WAL is
+            // compacted on the strength of the snapshots it holds.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                common::fs::sync_dir(parent)?;
+            }
+        }
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
