@@ -424,3 +424,37 @@ fn member_tag(m: Member) -> String {
         Member::Router(i) => format!("r{i}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_is_a_random_drop_in_hundredths_of_a_percent_and_delay_a_netem() {
+        let loss = |p| Netem {
+            loss_percent: p,
+            ..Netem::default()
+        };
+        assert_eq!(loss(0.0).loss_rule(), None);
+        assert_eq!(
+            loss(30.0).loss_rule().as_deref(),
+            Some("numgen random mod 10000 < 3000 drop")
+        );
+        assert_eq!(
+            loss(0.25).loss_rule().as_deref(),
+            Some("numgen random mod 10000 < 25 drop")
+        );
+        assert_eq!(
+            loss(250.0).loss_rule().as_deref(),
+            Some("numgen random mod 10000 < 10000 drop")
+        );
+        assert!(!loss(30.0).delays(), "loss alone needs no qdisc");
+        let delay = Netem {
+            delay: Duration::from_millis(300),
+            jitter: Duration::from_millis(20),
+            loss_percent: 0.0,
+        };
+        assert!(delay.delays());
+        assert_eq!(delay.args(), ["netem", "delay", "300000us", "20000us"]);
+    }
+}
