@@ -238,6 +238,7 @@ mod tests {
     fn wire_types_round_trip_through_serde() {
         let p = CatalogProposal {
             request_id: u128::MAX - 7,
+            deadline_ms: 0,
             command: CatalogCommand::CreateCollection {
                 tenant: DEFAULT_TENANT.into(),
                 database: DEFAULT_DATABASE.into(),

@@ -10,8 +10,10 @@
 //! - `config`, `placement`, `secret`: the cluster configuration file, where
 //!   groups live, the cluster secret.
 //! - `limits`, `hash`, `error`: size limits, the stable hash, `CommonError`.
+//! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
 
 pub mod catalog;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod distance;

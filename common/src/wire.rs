@@ -58,16 +58,41 @@ pub struct GroupMessage {
 /// group's command (`command::ShardCommand`, `catalog::CatalogCommand`) with the request
 /// header the node reads (TiKV's `RaftRequestHeader`). The node decodes it once, before
 /// proposing: the request id attaches a retried proposal to the one in flight, and the
-/// state machine applies a request id once. The caller's deadline is not part of it: the
-/// router re-sends the same proposal to another node with what is left of its budget,
-/// which travels per attempt in [`TIMEOUT_HEADER`] (and a deadline written into the log
-/// would mean nothing to a replica applying it later).
+/// state machine applies a request id once.
+///
+/// The deadline is absolute (wall clock, see [`crate::clock`]): the router sends the same
+/// proposal to several nodes in turn, and a copy that waited in some node's queue must not
+/// start a fresh budget there. No node proposes it after the deadline, and the dedup
+/// window keeps its request id until the log's clock is past the deadline (plus twice the
+/// allowed clock skew), so a late copy can never apply a second time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal<C> {
     /// Unique per logical request (the router picks it, random 128 bits).
     pub request_id: u128,
+    /// Unix ms after which no node may propose this request (0: already expired).
+    pub deadline_ms: u64,
     pub command: C,
 }
+
+/// What a node reads from a proposal's header before proposing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProposalHeader {
+    pub request_id: u128,
+    pub deadline_ms: u64,
+}
+
+impl<C> Proposal<C> {
+    pub fn header(&self) -> ProposalHeader {
+        ProposalHeader {
+            request_id: self.request_id,
+            deadline_ms: self.deadline_ms,
+        }
+    }
+}
+
+/// Bytes of an encoded [`Proposal`] before its command: bincode writes the fields in
+/// order, the request id as 16 bytes and the deadline as 8.
+pub const PROPOSAL_HEADER_BYTES: u64 = 24;
 
 /// Why a propose or read did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
@@ -257,6 +282,7 @@ mod tests {
     fn proposals_round_trip_and_cut_ones_are_an_error() {
         let shard = crate::command::Proposal {
             request_id: u128::MAX - 3,
+            deadline_ms: 0,
             command: crate::command::ShardCommand::DropCollection {
                 collection: "c".into(),
             },

@@ -145,8 +145,10 @@ fn main() {
         index += 1;
         sm.apply(
             AppliedPosition { index, term: 1 },
+            0,
             &Proposal {
                 request_id: index as u128,
+                deadline_ms: 0,
                 command,
             },
         )

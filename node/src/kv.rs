@@ -60,8 +60,8 @@ pub enum KvReadReply {
     Rejected(String),
 }
 
-/// How many request ids the map remembers.
-const DEDUP_WINDOW: usize = 1_000;
+/// Request ids the KV state machine remembers at least (tests push more through it).
+pub const DEDUP_WINDOW: usize = 1_000;
 
 #[derive(Serialize, Deserialize)]
 struct KvSnapshot {
@@ -96,10 +96,11 @@ pub fn state_machines() -> StateMachineFactory {
     Arc::new(|_group, _kind| Box::new(Encoded(KvStateMachine::new())))
 }
 
-/// `command` in a proposal with a fresh request id.
-pub fn proposal(command: &KvCommand) -> Proposal<KvCommand> {
+/// `command` in a proposal with a fresh request id, to be proposed within `budget`.
+pub fn proposal(command: &KvCommand, budget: std::time::Duration) -> Proposal<KvCommand> {
     Proposal {
         request_id: rand::random(),
+        deadline_ms: common::clock::wall_deadline(std::time::Instant::now() + budget),
         command: command.clone(),
     }
 }
@@ -263,10 +264,13 @@ mod tests {
     }
 
     fn put(k: &str, v: &str) -> Vec<u8> {
-        encode(&proposal(&KvCommand::Put {
-            key: k.into(),
-            value: v.into(),
-        }))
+        encode(&proposal(
+            &KvCommand::Put {
+                key: k.into(),
+                value: v.into(),
+            },
+            std::time::Duration::from_secs(60),
+        ))
     }
 
     fn at(index: u64, term: u64) -> AppliedPosition {
@@ -277,18 +281,22 @@ mod tests {
     fn digest_depends_on_content_not_history() {
         let mut a = Encoded(KvStateMachine::new());
         let mut b = Encoded(KvStateMachine::new());
-        a.apply(at(1, 1), &put("x", "1"));
-        a.apply(at(2, 1), &put("y", "2"));
-        a.apply(at(3, 1), &put("x", "3"));
-        b.apply(at(1, 1), &put("y", "2"));
-        b.apply(at(2, 1), &put("x", "3"));
+        a.apply(at(1, 1), 0, &put("x", "1"));
+        a.apply(at(2, 1), 0, &put("y", "2"));
+        a.apply(at(3, 1), 0, &put("x", "3"));
+        b.apply(at(1, 1), 0, &put("y", "2"));
+        b.apply(at(2, 1), 0, &put("x", "3"));
         assert_eq!(a.digest(), b.digest());
         a.apply(
             at(4, 1),
-            &encode(&proposal(&KvCommand::Delete { key: "y".into() })),
+            0,
+            &encode(&proposal(
+                &KvCommand::Delete { key: "y".into() },
+                std::time::Duration::from_secs(60),
+            )),
         );
         assert_ne!(a.digest(), b.digest());
-        let reply: KvOutcome = bincode::deserialize(&a.apply(at(5, 1), b"\xff")).unwrap();
+        let reply: KvOutcome = bincode::deserialize(&a.apply(at(5, 1), 0, b"\xff")).unwrap();
         assert!(matches!(reply, KvOutcome::Rejected(_)));
         assert_eq!(a.applied(), at(5, 1));
     }
@@ -301,12 +309,12 @@ mod tests {
         let first = put("x", "1");
         let outcome = |bytes: Vec<u8>| bincode::deserialize::<KvOutcome>(&bytes).unwrap();
         assert_eq!(
-            outcome(sm.apply(at(1, 1), &first)),
+            outcome(sm.apply(at(1, 1), 0, &first)),
             KvOutcome::Done { previous: None }
         );
-        sm.apply(at(2, 1), &put("x", "2"));
+        sm.apply(at(2, 1), 0, &put("x", "2"));
         assert_eq!(
-            outcome(sm.apply(at(3, 2), &first)),
+            outcome(sm.apply(at(3, 2), 0, &first)),
             KvOutcome::Done { previous: None }
         );
         assert_eq!(sm.0.get("x").map(String::as_str), Some("2"));
@@ -319,8 +327,11 @@ mod tests {
     fn proposals_are_read_before_they_enter_the_log() {
         let sm = Encoded(KvStateMachine::new());
         let read = sm.proposal_reader();
-        let p = proposal(&KvCommand::Delete { key: "k".into() });
-        assert_eq!(read(&encode(&p)), Ok(p.request_id));
+        let p = proposal(
+            &KvCommand::Delete { key: "k".into() },
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(read(&encode(&p)), Ok(p.header()));
         let refused = read(&encode(&KvCommand::Delete { key: "k".into() })).unwrap_err();
         match bincode::deserialize::<KvOutcome>(&refused).unwrap() {
             KvOutcome::Rejected(m) => assert!(m.contains("undecodable key/value command"), "{m}"),
@@ -333,7 +344,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Encoded(KvStateMachine::new());
         for i in 0..50 {
-            a.apply(at(i + 1, 2), &put(&format!("k{i}"), &format!("v{i}")));
+            a.apply(at(i + 1, 2), 0, &put(&format!("k{i}"), &format!("v{i}")));
         }
         let path = dir.path().join("s");
         a.write_snapshot(&path).unwrap();

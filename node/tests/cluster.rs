@@ -6,8 +6,8 @@ mod harness;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::wire::InternalError;
-use harness::kv::{self, KvClient, KvCommand, KvRead};
+use common::wire::{self, InternalError, Proposal};
+use harness::kv::{self, KvClient, KvCommand, KvOutcome, KvRead};
 use harness::{election_timeout, Cluster, ClusterOptions, SERIAL};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -674,4 +674,71 @@ async fn without_a_quorum_requests_fail_before_their_deadline() {
         Some("3")
     );
     cluster.wait_group_converged(1, &[1, 2], LONG).await;
+}
+
+/// A copy of an acknowledged proposal that arrives late (it waited in some node's queue
+/// while the router retried elsewhere) never applies a second time, even after more
+/// requests than the dedup window counts went through the group: while the window only
+/// counted, such a copy overwrote a later acknowledged write to the same key (issue 12,
+/// finding 2). A copy whose deadline has passed is refused before it enters the log.
+#[tokio::test]
+async fn a_late_copy_of_an_applied_proposal_never_applies_again() {
+    let _serial = SERIAL.lock().await;
+    let group = 1;
+    let (cluster, leader) = cluster_with_writes(group, 1).await;
+    let budget = Duration::from_secs(60);
+    let put = |value: &str| KvCommand::Put {
+        key: "x".into(),
+        value: value.into(),
+    };
+    let first = node::kv::proposal(&put("first"), budget);
+    let path = format!("/internal/{group}/propose");
+    let send = |proposal: &Proposal<KvCommand>| {
+        let body = wire::encode(proposal).expect("encode");
+        cluster.post_internal(leader, &path, body, LONG)
+    };
+    send(&first).await.expect("the first copy applies");
+
+    // More other requests than the window counts, so a count alone would forget `first`.
+    let others: Vec<usize> = (0..node::kv::DEDUP_WINDOW + 100).collect();
+    for chunk in others.chunks(32) {
+        let puts = chunk.iter().map(|&i| {
+            let cmd = KvCommand::Put {
+                key: key(i),
+                value: "filler".into(),
+            };
+            let cluster = &cluster;
+            async move { cluster.propose(leader, group, &cmd, LONG).await }
+        });
+        for reply in futures::future::join_all(puts).await {
+            reply.expect("filler put");
+        }
+    }
+    cluster
+        .put(group, "x", "second", LONG)
+        .await
+        .expect("second put");
+
+    let late = send(&first).await.expect("the late copy is answered");
+    let outcome: KvOutcome = wire::decode(&late).expect("outcome");
+    assert!(matches!(outcome, KvOutcome::Done { .. }), "{outcome:?}");
+    assert_eq!(
+        cluster.get(group, "x", LONG).await.expect("get"),
+        Some("second".to_owned()),
+        "the late copy of the first put applied again over the acknowledged second"
+    );
+
+    let expired = Proposal {
+        request_id: rand::random(),
+        deadline_ms: common::clock::unix_ms() - 1,
+        command: put("expired"),
+    };
+    match send(&expired).await {
+        Err(InternalError::Timeout) => {}
+        other => panic!("expected Timeout for an expired proposal, got {other:?}"),
+    }
+    assert_eq!(
+        cluster.get(group, "x", LONG).await.expect("get"),
+        Some("second".to_owned())
+    );
 }

@@ -82,6 +82,7 @@ impl<'a> Catalog<'a> {
     ) -> Result<CatalogSuccess, ApiError> {
         let proposal = CatalogProposal {
             request_id: rand::random(),
+            deadline_ms: common::clock::wall_deadline(deadline),
             command,
         };
         let outcome: CatalogOutcome = self

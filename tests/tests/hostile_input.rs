@@ -395,6 +395,7 @@ async fn deep_bincode_filter(cluster: &Cluster, collection: &str) {
     }
     let proposal = Proposal {
         request_id: 0x5eed,
+        deadline_ms: tests::cluster::proposal_deadline(),
         command: ShardCommand::Delete {
             collection: collection.into(),
             ids: None,
@@ -435,6 +436,7 @@ async fn bypassing_commands_are_capped(cluster: &Cluster, c: &Client, existing: 
     let id = "0badf00d-0000-4000-8000-000000000001".to_owned();
     let proposal = CatalogProposal {
         request_id: 0xbad,
+        deadline_ms: tests::cluster::proposal_deadline(),
         command: CatalogCommand::CreateCollection {
             tenant: "default_tenant".into(),
             database: "default_database".into(),
@@ -479,6 +481,7 @@ async fn bypassing_commands_are_capped(cluster: &Cluster, c: &Client, existing: 
         .await;
     let proposal = Proposal {
         request_id: 0xbad2,
+        deadline_ms: tests::cluster::proposal_deadline(),
         command: ShardCommand::ModifyCollection {
             collection: existing.into(),
             config: IndexConfig {

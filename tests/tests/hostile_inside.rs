@@ -126,6 +126,7 @@ async fn every_node_endpoint_refuses_a_caller_without_the_secret() {
 
     let reset = wire::encode(&CatalogProposal {
         request_id: 42,
+        deadline_ms: tests::cluster::proposal_deadline(),
         command: CatalogCommand::Reset,
     })
     .expect("encode reset");

@@ -106,13 +106,16 @@ pub async fn propose_on(
     budget: Duration,
 ) -> InternalReply {
     let handle = running(state, group)?;
-    let request_id = match handle.admit(&data) {
-        Ok(request_id) => request_id,
+    let header = match handle.admit(&data) {
+        Ok(header) => header,
         Err(answer) => return answer,
     };
+    // The proposal's own deadline caps the attempt's budget: a copy that waited in this
+    // node's queue gets only what is left of the caller's time.
+    let budget = budget.min(common::clock::time_left(header.deadline_ms));
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(Propose {
-        request_id,
+        header,
         data,
         waiter,
     });

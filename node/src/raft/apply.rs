@@ -23,6 +23,17 @@ use super::snapshot_files::SnapshotFiles;
 use super::state_machine::{AppliedPosition, SharedStateMachine};
 use crate::{panic_guard, priority};
 
+/// The proposing leader's clock (Unix ms) written into an entry's context when it was
+/// proposed; 0 for an entry without one (empty leader entries, conf changes).
+pub fn entry_stamp(e: &Entry) -> u64 {
+    <[u8; 8]>::try_from(&e.context[..]).map_or(0, u64::from_le_bytes)
+}
+
+/// The context a leader proposes an entry with: its clock (Unix ms) at that moment.
+pub fn stamp_context(now_ms: u64) -> Vec<u8> {
+    now_ms.to_le_bytes().to_vec()
+}
+
 /// Set (once) when the state machine may be half-mutated: readers check it *after* taking
 /// the state machine's lock and then do not touch it. Shared with the replica's status.
 pub type StopFlag = std::sync::Arc<parking_lot::Mutex<Option<String>>>;
@@ -255,7 +266,7 @@ impl ApplyWorker {
             };
             let result = panic_guard::catch(|| {
                 if command {
-                    Some(sm.apply(at, &e.data))
+                    Some(sm.apply(at, entry_stamp(&e), &e.data))
                 } else {
                     sm.advance(at);
                     None
@@ -378,7 +389,9 @@ mod tests {
         Entry {
             index,
             term: 1,
-            data: bincode::serialize(&proposal(&cmd)).unwrap().into(),
+            data: bincode::serialize(&proposal(&cmd, std::time::Duration::from_secs(60)))
+                .unwrap()
+                .into(),
             ..Default::default()
         }
     }
@@ -569,7 +582,7 @@ mod tests {
                 index: e.index,
                 term: e.term,
             };
-            leader.apply(at, &e.data);
+            leader.apply(at, 0, &e.data);
         }
         let path = r.files.write_from(5, &leader).unwrap();
         r.tasks
@@ -602,9 +615,12 @@ mod tests {
         let pill = Entry {
             index: 2,
             term: 1,
-            data: bincode::serialize(&proposal(&KvCommand::PanicOnApply))
-                .unwrap()
-                .into(),
+            data: bincode::serialize(&proposal(
+                &KvCommand::PanicOnApply,
+                std::time::Duration::from_secs(60),
+            ))
+            .unwrap()
+            .into(),
             ..Default::default()
         };
         r.tasks

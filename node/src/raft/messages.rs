@@ -1,7 +1,7 @@
 //! What a replica actor accepts. Callers build a [`Waiter`] with their deadline, send the
 //! message with `do_send`, and await the waiter's receiver.
 
-use common::wire::InternalReply;
+use common::wire::{InternalReply, ProposalHeader};
 use raft::prelude::Message;
 
 use super::pending::{ReadReply, Waiter};
@@ -14,11 +14,11 @@ impl actix::Message for StepBatch {
     type Result = ();
 }
 
-/// Propose an encoded `Proposal` whose request id the caller read
+/// Propose an encoded `Proposal` whose header the caller read
 /// ([`super::ReplicaHandle::admit`]). Answered when the entry is applied (with the state
 /// machine's encoded result), or with `NotLeader`, `Dropped`, `Timeout`, `NoQuorum`.
 pub struct Propose {
-    pub request_id: u128,
+    pub header: ProposalHeader,
     pub data: Vec<u8>,
     pub waiter: Waiter<InternalReply>,
 }

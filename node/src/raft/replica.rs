@@ -19,14 +19,18 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler};
 use common::config::RaftSection;
 use common::placement::GroupKind;
-use common::wire::{InternalError, InternalReply, RaftRole, ReplicaState, ReplicaStatus};
+use common::wire::{
+    InternalError, InternalReply, ProposalHeader, RaftRole, ReplicaState, ReplicaStatus,
+};
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata,
 };
 use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
-use super::apply::{ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy, StopFlag};
+use super::apply::{
+    stamp_context, ApplyReport, ApplySender, ApplyTask, ApplyWorker, SnapshotPolicy, StopFlag,
+};
 use super::inbound;
 use super::logger::raft_logger;
 use super::messages::{Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader};
@@ -111,10 +115,11 @@ impl ReplicaHandle {
     }
 
     /// Reads an encoded proposal before it goes to the actor (on the caller's thread: the
-    /// actor keeps stepping while a large one decodes). `Ok`: its request id. `Err`: the
+    /// actor keeps stepping while a large one decodes). `Ok`: its header. `Err`: the
     /// whole answer for a proposal that never enters the log, a refusal (empty, over the
-    /// size limit) or the state machine's outcome for bytes that do not decode.
-    pub fn admit(&self, data: &[u8]) -> Result<u128, InternalReply> {
+    /// size limit, deadline passed) or the state machine's outcome for bytes that do not
+    /// decode.
+    pub fn admit(&self, data: &[u8]) -> Result<ProposalHeader, InternalReply> {
         if data.len() > MAX_PROPOSAL_BYTES {
             return Err(Err(InternalError::TooLarge {
                 size: data.len() as u64,
@@ -126,7 +131,11 @@ impl ReplicaHandle {
                 "a command must not be empty".to_owned(),
             )));
         }
-        (self.proposal_reader)(data).map_err(Ok)
+        let header = (self.proposal_reader)(data).map_err(Ok)?;
+        if header.deadline_ms <= common::clock::unix_ms() {
+            return Err(Err(InternalError::Timeout));
+        }
+        Ok(header)
     }
 }
 
@@ -785,10 +794,11 @@ impl Handler<Propose> for Replica {
 
     fn handle(&mut self, msg: Propose, ctx: &mut Context<Self>) {
         let Propose {
-            request_id,
+            header,
             data,
             waiter,
         } = msg;
+        let request_id = header.request_id;
         if self.role != StateRole::Leader || self.raw.raft.state != StateRole::Leader {
             let _ = waiter.reply.send(Err(InternalError::NotLeader {
                 leader: self.leader_hint(),
@@ -802,7 +812,14 @@ impl Handler<Propose> for Replica {
             Ok(()) => return,
             Err(waiter) => waiter,
         };
-        match self.raw.propose(Vec::new(), data) {
+        // The deadline is checked again here, after the actor's queue: a request that waited
+        // past it is never proposed (the dedup window relies on that, see raft/dedup.rs).
+        let now_ms = common::clock::unix_ms();
+        if now_ms >= header.deadline_ms {
+            let _ = waiter.reply.send(Err(InternalError::Timeout));
+            return;
+        }
+        match self.raw.propose(stamp_context(now_ms), data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
                 let term = self.raw.raft.term;

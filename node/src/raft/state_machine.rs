@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::placement::GroupKind;
-use common::wire::Proposal;
+use common::wire::{Proposal, ProposalHeader};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -110,16 +110,24 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     /// Applies the proposal committed at `at`, exactly once per request id: a request id
     /// seen before (a proposal the router retried after a leader change) gets the outcome
     /// of its first application and changes nothing but the applied position.
-    fn apply(&mut self, at: AppliedPosition, proposal: &Proposal<Self::Command>) -> Self::Outcome {
+    /// `stamp_ms` is the proposing leader's clock (0 when the entry has none); it moves
+    /// the dedup window's clock (see [`RequestDedup`]).
+    fn apply(
+        &mut self,
+        at: AppliedPosition,
+        stamp_ms: u64,
+        proposal: &Proposal<Self::Command>,
+    ) -> Self::Outcome {
         let (applied, dedup) = self.applied_mut();
         *applied = at;
+        dedup.observe_stamp(stamp_ms);
         if let Some(outcome) = dedup.get(proposal.request_id) {
             return outcome.clone();
         }
         let outcome = self.execute(&proposal.command);
         self.applied_mut()
             .1
-            .remember(proposal.request_id, outcome.clone());
+            .remember(proposal.header(), outcome.clone());
         outcome
     }
 
@@ -134,10 +142,10 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
 /// [`Proposal`]s and reads in, bincode of outcomes and replies out. Implemented once, by
 /// [`Encoded`].
 pub trait EncodedStateMachine: Send + Sync + 'static {
-    /// Applies the data of one committed normal entry at `at`; returns the encoded reply
-    /// for the proposer. Data that does not decode is rejected the same way on every
-    /// replica.
-    fn apply(&mut self, at: AppliedPosition, data: &[u8]) -> Vec<u8>;
+    /// Applies the data of one committed normal entry at `at`, stamped `stamp_ms` by its
+    /// leader; returns the encoded reply for the proposer. Data that does not decode is
+    /// rejected the same way on every replica.
+    fn apply(&mut self, at: AppliedPosition, stamp_ms: u64, data: &[u8]) -> Vec<u8>;
     /// A committed entry with no command (a new leader's empty entry, a conf change).
     fn advance(&mut self, at: AppliedPosition);
     fn applied(&self) -> AppliedPosition;
@@ -163,9 +171,9 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     fn proposal_reader(&self) -> ProposalReader;
 }
 
-/// Decodes a proposal's bytes: its request id, or the encoded outcome that refuses it
-/// (the proposal is then answered without entering the log).
-pub type ProposalReader = fn(&[u8]) -> Result<u128, Vec<u8>>;
+/// Decodes a proposal's bytes: its header, or the encoded outcome that refuses it (the
+/// proposal is then answered without entering the log).
+pub type ProposalReader = fn(&[u8]) -> Result<ProposalHeader, Vec<u8>>;
 
 /// Where a read answered in steps stands between them: the state machine's
 /// `ReadInProgress` (empty before the first step).
@@ -187,17 +195,22 @@ fn decode_proposal<S: StateMachine>(data: &[u8]) -> Result<Proposal<S::Command>,
         .map_err(|e| S::rejected(format!("undecodable {} command: {e}", S::NAME)))
 }
 
-fn read_proposal<S: StateMachine>(data: &[u8]) -> Result<u128, Vec<u8>> {
+fn read_proposal<S: StateMachine>(data: &[u8]) -> Result<ProposalHeader, Vec<u8>> {
     decode_proposal::<S>(data)
-        .map(|p| p.request_id)
+        .map(|p| p.header())
         .map_err(|rejected| encode(&rejected))
 }
 
 /// [`EncodedStateMachine::apply`] on a typed state machine: the encoded outcome of the
 /// encoded proposal `data`.
-pub fn apply_bytes<S: StateMachine>(sm: &mut S, at: AppliedPosition, data: &[u8]) -> Vec<u8> {
+pub fn apply_bytes<S: StateMachine>(
+    sm: &mut S,
+    at: AppliedPosition,
+    stamp_ms: u64,
+    data: &[u8],
+) -> Vec<u8> {
     let outcome = match decode_proposal::<S>(data) {
-        Ok(proposal) => sm.apply(at, &proposal),
+        Ok(proposal) => sm.apply(at, stamp_ms, &proposal),
         Err(rejected) => {
             // Deterministic on every replica: the same bytes fail the same way.
             sm.advance(at);
@@ -237,8 +250,8 @@ pub fn read_step_bytes<S: StateMachine>(
 }
 
 impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
-    fn apply(&mut self, at: AppliedPosition, data: &[u8]) -> Vec<u8> {
-        apply_bytes(&mut self.0, at, data)
+    fn apply(&mut self, at: AppliedPosition, stamp_ms: u64, data: &[u8]) -> Vec<u8> {
+        apply_bytes(&mut self.0, at, stamp_ms, data)
     }
 
     fn advance(&mut self, at: AppliedPosition) {

@@ -29,7 +29,7 @@ pub trait KvClient: Borrow<Cluster> {
         budget: Duration,
     ) -> InternalReply {
         // Every proposal travels in the envelope with a fresh request id.
-        let body = wire::encode(&node::kv::proposal(cmd)).expect("encode");
+        let body = wire::encode(&node::kv::proposal(cmd, budget)).expect("encode");
         self.borrow()
             .post_internal(id, &format!("/internal/{group}/propose"), body, budget)
             .await

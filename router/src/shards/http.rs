@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use common::catalog::CollectionModel;
+use common::clock;
 use common::command::{ApplyOutcome, ShardCommand};
 use common::read::{ShardRead, ShardReadReply};
 use common::wire::{self, Proposal};
@@ -20,19 +21,19 @@ use crate::error::ApiError;
 
 /// The envelope a node's Raft log carries for `command`, with a fresh
 /// request id.
-fn proposal(command: &ShardCommand) -> Proposal<&ShardCommand> {
+fn proposal(command: &ShardCommand, deadline: Instant) -> Proposal<&ShardCommand> {
     // Borrowed: it encodes exactly as an owned `Proposal<ShardCommand>`, without copying
     // the batch.
     Proposal {
         request_id: rand::random(),
+        deadline_ms: clock::wall_deadline(deadline),
         command,
     }
 }
 
-/// Bytes of the encoded [`Proposal`] carrying `command`: bincode writes its
-/// fields in order, the request id as a fixed 16 bytes, then the command.
+/// Bytes of the encoded [`Proposal`] carrying `command`: its header, then the command.
 pub fn proposal_size(command: &ShardCommand) -> Result<u64, wire::WireError> {
-    Ok(16 + wire::encoded_size(command)?)
+    Ok(wire::PROPOSAL_HEADER_BYTES + wire::encoded_size(command)?)
 }
 
 impl ShardClient for ClusterClient {
@@ -42,7 +43,7 @@ impl ShardClient for ClusterClient {
         command: &ShardCommand,
         deadline: Instant,
     ) -> Result<ApplyOutcome, ClusterError> {
-        ClusterClient::propose(self, group, &proposal(command), deadline).await
+        ClusterClient::propose(self, group, &proposal(command, deadline), deadline).await
     }
 
     async fn read(
@@ -94,14 +95,16 @@ mod tests {
                 .collect(),
             mode: AddMode::SkipExisting,
         };
-        let mut proposal = proposal(&command);
-        // The widest request id: the size must not depend on its value.
+        let mut proposal = proposal(&command, Instant::now());
+        // The widest request id and deadline: the size must not depend on their values.
         proposal.request_id = u128::MAX;
+        proposal.deadline_ms = u64::MAX;
         let bytes = wire::encode(&proposal).unwrap();
         assert_eq!(proposal_size(&command).unwrap(), bytes.len() as u64);
         // What the node decodes: the owned envelope, the same command.
         let owned: Proposal<ShardCommand> = wire::decode(&bytes).unwrap();
-        assert_eq!(owned.request_id, u128::MAX);
+        assert_eq!(owned.header().request_id, u128::MAX);
+        assert_eq!(owned.deadline_ms, u64::MAX);
         assert_eq!(owned.command, command);
     }
 }

@@ -97,3 +97,9 @@ impl Cluster {
         wire::decode::<InternalReply>(&bytes).map_err(|e| InternalError::Internal(e.to_string()))?
     }
 }
+
+/// A deadline (Unix ms) a minute from now, for proposals a test sends to a node's internal
+/// API by hand (a node refuses a proposal whose deadline has passed).
+pub fn proposal_deadline() -> u64 {
+    common::clock::wall_deadline(std::time::Instant::now() + std::time::Duration::from_secs(60))
+}

@@ -40,6 +40,7 @@ use parking_lot::Mutex;
 use crate::faults::netns::{Member, NetLab};
 use crate::faults::NetFaults;
 
+pub use admin::proposal_deadline;
 pub use routers::RouterOptions;
 
 /// Raft timing of test clusters: a 500 ms election timeout keeps failover

@@ -688,14 +688,17 @@ fn applied_position_follows_the_log() {
     let mut sm = CatalogStateMachine::new();
     let p = CatalogProposal {
         request_id: 1,
+        deadline_ms: 0,
         command: tenant("acme"),
     };
-    sm.apply(AppliedPosition { index: 5, term: 2 }, &p).unwrap();
+    sm.apply(AppliedPosition { index: 5, term: 2 }, 0, &p)
+        .unwrap();
     assert_eq!(sm.applied(), AppliedPosition { index: 5, term: 2 });
     sm.advance(AppliedPosition { index: 6, term: 3 });
     assert_eq!(sm.applied(), AppliedPosition { index: 6, term: 3 });
     // A duplicate still advances the position.
-    sm.apply(AppliedPosition { index: 7, term: 3 }, &p).unwrap();
+    sm.apply(AppliedPosition { index: 7, term: 3 }, 0, &p)
+        .unwrap();
     assert_eq!(sm.applied(), AppliedPosition { index: 7, term: 3 });
 }
 

@@ -97,6 +97,8 @@ impl Harness {
         self.apply_with_id(id, command)
     }
 
+    /// Applies `command` as a proposal whose deadline is long past (stamp 10 s after it),
+    /// so the dedup window counts only.
     pub fn apply_with_id(&mut self, request_id: u128, command: CatalogCommand) -> CatalogOutcome {
         self.index += 1;
         self.sm.apply(
@@ -104,8 +106,10 @@ impl Harness {
                 index: self.index,
                 term: 1,
             },
+            10_000,
             &CatalogProposal {
                 request_id,
+                deadline_ms: 0,
                 command,
             },
         )

@@ -169,7 +169,7 @@ proptest! {
         split in any::<proptest::sample::Index>(),
     ) {
         let proposals: Vec<CatalogProposal> =
-            steps.into_iter().map(|(request_id, command)| CatalogProposal { request_id, command }).collect();
+            steps.into_iter().map(|(request_id, command)| CatalogProposal { request_id, deadline_ms: 0, command }).collect();
         let split = split.index(proposals.len() + 1);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.snap");
@@ -185,8 +185,8 @@ proptest! {
             }
             let index = i as u64 + 1;
             let at = AppliedPosition { index, term: 1 };
-            let out_a = a.apply(at, proposal);
-            let out_b = b.apply(at, proposal);
+            let out_a = a.apply(at, 0, proposal);
+            let out_b = b.apply(at, 0, proposal);
             prop_assert_eq!(&out_a, &out_b, "step {}: {:?}", i, proposal);
             check_invariants(&a)?;
             prop_assert!(a.version() >= version, "the version never goes back");

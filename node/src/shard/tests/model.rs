@@ -141,8 +141,10 @@ impl Driver {
         self.next_index += 1;
         self.sm.apply(
             AppliedPosition { index, term: 1 },
+            0,
             &Proposal {
                 request_id: index as u128,
+                deadline_ms: 0,
                 command,
             },
         )

@@ -94,6 +94,7 @@ fn snapshot_plus_wal_tail_restores_the_same_state() {
             1,
             &Proposal {
                 request_id: 1,
+                deadline_ms: 0,
                 command: create,
             },
         )],
@@ -105,11 +106,13 @@ fn snapshot_plus_wal_tail_restores_the_same_state() {
         let index = live.next_index;
         let proposal = Proposal {
             request_id: 1000 + i as u128,
+            deadline_ms: 0,
             command,
         };
         wal.append(&[entry(index, &proposal)], None).unwrap();
         live.next_index += 1;
-        live.sm.apply(AppliedPosition { index, term: 1 }, &proposal);
+        live.sm
+            .apply(AppliedPosition { index, term: 1 }, 0, &proposal);
         if i == 7 {
             write_snapshot(&live.sm, &snap_path).unwrap();
             snapshot_at = Some(index);
@@ -149,6 +152,7 @@ fn snapshot_plus_wal_tail_restores_the_same_state() {
                 index: e.index,
                 term: e.term,
             },
+            0,
             &proposal,
         );
     }

@@ -134,20 +134,22 @@ fn a_retried_request_id_applies_once() {
     let mut d = Driver::new(Space::L2);
     let proposal = Proposal {
         request_id: 42,
+        deadline_ms: 0,
         command: add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting),
     };
     assert_eq!(
-        d.sm.apply(AppliedPosition { index: 10, term: 2 }, &proposal),
+        d.sm.apply(AppliedPosition { index: 10, term: 2 }, 0, &proposal),
         ApplyOutcome::Done
     );
     // The retry is committed again at a later index: same outcome, no IDAlreadyExists.
     assert_eq!(
-        d.sm.apply(AppliedPosition { index: 11, term: 3 }, &proposal),
+        d.sm.apply(AppliedPosition { index: 11, term: 3 }, 0, &proposal),
         ApplyOutcome::Done
     );
     assert_eq!(d.sm.applied(), AppliedPosition { index: 11, term: 3 });
     let upsert = Proposal {
         request_id: 43,
+        deadline_ms: 0,
         command: ShardCommand::Delete {
             collection: COLLECTION.into(),
             ids: None,
@@ -156,12 +158,12 @@ fn a_retried_request_id_applies_once() {
         },
     };
     assert_eq!(
-        d.sm.apply(AppliedPosition { index: 12, term: 3 }, &upsert),
+        d.sm.apply(AppliedPosition { index: 12, term: 3 }, 0, &upsert),
         ApplyOutcome::Deleted(1)
     );
     d.apply(add(vec![rec("a", vec![1.0, 0.0])], AddMode::RejectExisting));
     assert_eq!(
-        d.sm.apply(AppliedPosition { index: 14, term: 3 }, &upsert),
+        d.sm.apply(AppliedPosition { index: 14, term: 3 }, 0, &upsert),
         ApplyOutcome::Deleted(1)
     );
     assert_eq!(

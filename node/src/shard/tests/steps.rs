@@ -109,6 +109,7 @@ fn a_write_is_applied_between_the_steps_of_a_long_scan() {
     ready.recv().expect("reader started");
     let proposal = Proposal {
         request_id: u128::MAX,
+        deadline_ms: 0,
         command: ShardCommand::Add {
             collection: COLLECTION.into(),
             records: vec![record("zz-written-during-the-scan".into(), "doc")],
@@ -122,6 +123,7 @@ fn a_write_is_applied_between_the_steps_of_a_long_scan() {
                 index: next_index,
                 term: 1,
             },
+            0,
             &bincode::serialize(&proposal).expect("encodes"),
         );
         steps.load(Ordering::SeqCst)
