@@ -13,6 +13,8 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::synced_file::SyncedFile;
+
 /// Writes `bytes` as the new content of `path`, atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = AtomicFile::create(path)?;
@@ -44,7 +46,7 @@ pub struct AtomicFile {
     path: PathBuf,
     tmp: PathBuf,
     /// `None` once committed.
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<SyncedFile>>,
 }
 
 impl AtomicFile {
@@ -56,7 +58,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,
-            out: Some(BufWriter::new(file)),
+            out: Some(BufWriter::new(SyncedFile::new(file))),
         })
     }
 
@@ -64,7 +66,7 @@ impl AtomicFile {
     /// fsync of the directory. Returns the file's length.
     pub fn commit(mut self) -> io::Result<u64> {
         let out = self.out.take().expect("an AtomicFile is committed once");
-        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         let len = file.metadata()?.len();
         drop(file);
@@ -72,7 +74,7 @@ impl AtomicFile {
         Ok(len)
     }
 
-    fn out(&mut self) -> &mut BufWriter<File> {
+    fn out(&mut self) -> &mut BufWriter<SyncedFile> {
         self.out
             .as_mut()
             .expect("commit consumes the AtomicFile, so it is open here")

@@ -26,6 +26,7 @@ pub mod placement;
 pub mod read;
 pub mod record;
 pub mod secret;
+pub mod synced_file;
 pub mod wire;
 
 pub use distance::Space;

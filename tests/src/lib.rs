@@ -21,6 +21,7 @@
 pub mod checks;
 pub mod cluster;
 pub mod data;
+pub mod faults;
 pub mod http;
 pub mod vectors;
 

@@ -41,6 +41,17 @@ fn main() -> ExitCode {
     // A panic takes the whole process down, except one applying a committed entry or
     // stepping a peer's Raft message: that stops only its replica (see `panic_guard`).
     node::panic_guard::install_hook();
+    match common::synced_file::mode_from_env() {
+        Ok(false) => {}
+        Ok(true) => tracing::warn!(
+            "NODE_FAULT_STORAGE=lose-unsynced: unsynced file writes live in memory until fsync \
+             (power-loss fault injection; a kill -9 loses them)"
+        ),
+        Err(e) => {
+            eprintln!("node: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Before anything runs on rayon: HNSW batch inserts yield the CPU to Raft threads.
     node::priority::init_bulk_pool();
     let args = Args::parse();

@@ -30,7 +30,15 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
 impl SnapshotFiles {
     /// Opens (creating) the directory and removes leftover temporary files.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir)?;
+            // The directory's own entry must survive a power cut as the files
+            // in it do (`publish` fsyncs only this directory): the WAL is
+            // compacted on the strength of the snapshots it holds.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                common::fs::sync_dir(parent)?;
+            }
+        }
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
@@ -84,8 +92,14 @@ impl SnapshotFiles {
     /// Writes received snapshot bytes as the file for `index`.
     pub fn write_bytes(&self, index: u64, data: &[u8]) -> Result<PathBuf, String> {
         let tmp = self.dir.join(TMP_RECEIVED);
-        let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(data).map_err(|e| io_err(&tmp, e))?;
+        let mut f = File::create(&tmp)
+            .map(common::synced_file::SyncedFile::new)
+            .map_err(|e| io_err(&tmp, e))?;
+        // Synced through the handle that wrote (the lose-unsynced storage
+        // mode keeps unsynced bytes per handle).
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_err(&tmp, e))?;
         drop(f);
         self.publish(&tmp, index)
     }

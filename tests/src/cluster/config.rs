@@ -4,9 +4,14 @@
 use std::path::Path;
 
 use super::{free_port, ClusterOptions, ELECTION_TICKS, TICK_MS};
+use crate::faults::netns::{Member, NetLab};
 
-/// The config's TOML text for `opts`, with data in `data_dir`.
-pub(super) fn text(opts: &ClusterOptions, data_dir: &Path) -> String {
+/// A node's port inside its own namespace (any port is free there).
+const NETNS_NODE_PORT: u16 = 7000;
+
+/// The config's TOML text for `opts`, with data in `data_dir`; with a `lab`,
+/// every node listens on its namespace's address.
+pub(super) fn text(opts: &ClusterOptions, data_dir: &Path, lab: Option<&NetLab>) -> String {
     let mut raft =
         format!("tick_ms = {TICK_MS}\nelection_ticks = {ELECTION_TICKS}\nheartbeat_ticks = 2\n");
     if let Some(n) = opts.snapshot_interval_entries {
@@ -31,10 +36,11 @@ pub(super) fn text(opts: &ClusterOptions, data_dir: &Path) -> String {
         opts.shard_count,
     );
     for id in 1..=opts.nodes {
-        text += &format!(
-            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{}\"\n\n",
-            free_port()
-        );
+        let addr = match lab {
+            Some(lab) => format!("{}:{NETNS_NODE_PORT}", lab.ip(Member::Node(id as u64))),
+            None => format!("127.0.0.1:{}", free_port()),
+        };
+        text += &format!("[[nodes]]\nid = {id}\naddr = \"{addr}\"\n\n");
     }
     text
 }

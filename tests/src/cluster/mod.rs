@@ -39,6 +39,9 @@ use common::placement;
 use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use parking_lot::Mutex;
 
+use crate::faults::netns::{Member, NetLab};
+use crate::faults::NetFaults;
+
 pub use admin::proposal_deadline;
 pub use routers::RouterOptions;
 
@@ -65,6 +68,9 @@ pub struct NodeProgram {
     pub args: Vec<String>,
     /// The nodes' `RUST_LOG`.
     pub log_filter: String,
+    /// More environment for every node (e.g. `NODE_FAULT_STORAGE`; see
+    /// [`crate::faults::power`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for NodeProgram {
@@ -74,6 +80,7 @@ impl Default for NodeProgram {
             args: Vec::new(),
             // raft-rs's own info lines (every election) only at warn.
             log_filter: "info,raft=warn".into(),
+            env: Vec::new(),
         }
     }
 }
@@ -97,6 +104,11 @@ pub struct ClusterOptions {
     pub node_program: NodeProgram,
     /// Started once every group has a leader; none for a nodes-only cluster.
     pub routers: Vec<RouterOptions>,
+    /// Every node and router in its own network namespace on a private
+    /// bridge ([`crate::faults::netns`]), so [`Cluster::net`] can cut real
+    /// traffic. Needs root, iproute2 and nftables: check
+    /// [`crate::faults::netns::available`] first and skip without them.
+    pub netns: bool,
 }
 
 impl Default for ClusterOptions {
@@ -111,6 +123,7 @@ impl Default for ClusterOptions {
             wal_segment_bytes: None,
             node_program: NodeProgram::default(),
             routers: vec![RouterOptions::default()],
+            netns: false,
         }
     }
 }
@@ -132,6 +145,9 @@ pub struct Cluster {
     /// Client of the node endpoints (admin and internal API), with the secret.
     admin: reqwest::Client,
     secret: ClusterSecret,
+    /// The private network with `ClusterOptions::netns` (dropped after the
+    /// processes: `Drop` kills them first).
+    net: Option<NetFaults>,
 }
 
 /// A free loopback port (bound then released; the process that gets it binds
@@ -167,7 +183,18 @@ impl Cluster {
     /// for their healthcheck.
     pub async fn start(opts: ClusterOptions) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = config::text(&opts, &dir.path().join("data"));
+        let net = opts.netns.then(|| {
+            let ids: Vec<u64> = (1..=opts.nodes as u64).collect();
+            let lab = NetLab::create(&ids, opts.routers.len())
+                .and_then(NetFaults::new)
+                .unwrap_or_else(|e| panic!("ClusterOptions::netns: {e}"));
+            lab
+        });
+        let text = config::text(
+            &opts,
+            &dir.path().join("data"),
+            net.as_ref().map(|n| n.lab()),
+        );
         let config_path = dir.path().join("cluster.toml");
         std::fs::write(&config_path, &text).expect("write config");
         let config = ClusterConfig::parse(&text).expect("valid test config");
@@ -195,6 +222,7 @@ impl Cluster {
             router_urls: Vec::new(),
             admin,
             secret,
+            net,
         };
         for id in cluster.ids() {
             cluster.spawn_node(id);
@@ -243,6 +271,27 @@ impl Cluster {
     /// `http://host:port` of node `id` (its Raft, internal and admin endpoints).
     pub fn node_url(&self, id: u64) -> String {
         format!("http://{}", self.addr(id))
+    }
+
+    /// The network faults of a cluster started with `ClusterOptions::netns`.
+    pub fn net(&self) -> &NetFaults {
+        self.net
+            .as_ref()
+            .expect("Cluster::net needs a cluster started with ClusterOptions::netns")
+    }
+
+    /// The command that runs `program` as `member`: in its namespace with
+    /// `ClusterOptions::netns`, directly otherwise.
+    fn command(&self, member: Member, program: &Path) -> std::process::Command {
+        match &self.net {
+            Some(net) => net.lab().command(member, program),
+            None => std::process::Command::new(program),
+        }
+    }
+
+    /// What every node process runs.
+    pub fn node_program(&self) -> &NodeProgram {
+        &self.node_program
     }
 
     /// The cluster secret every node endpoint requires.

@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{binary, log_file, tail, Cluster, NodeProc};
+use crate::faults::netns::Member;
 
 impl Cluster {
     pub fn node_log(&self, id: u64) -> PathBuf {
@@ -23,13 +24,15 @@ impl Cluster {
         let log = log_file(&self.node_log(id));
         let program = &self.node_program;
         let path = program.path.clone().unwrap_or_else(|| binary("node"));
-        let child = Command::new(path)
+        let child = self
+            .command(Member::Node(id), &path)
             .args(&program.args)
             .arg("--config")
             .arg(&self.config_path)
             .arg("--id")
             .arg(id.to_string())
             .env("RUST_LOG", &program.log_filter)
+            .envs(program.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

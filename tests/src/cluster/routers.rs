@@ -1,10 +1,14 @@
 //! Router processes and HTTP clients of them.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{binary, free_port, log_file, tail, Cluster};
+use crate::faults::netns::Member;
+
+/// A router's port inside its own namespace.
+const NETNS_ROUTER_PORT: u16 = 8000;
 use crate::http::Client;
 
 /// Router variables an outer environment must not leak into a test router.
@@ -55,16 +59,20 @@ impl Cluster {
         self.dir().join(format!("router-{i}.log"))
     }
 
-    /// Starts router `i` on a free port; returns its base URL.
+    /// Starts router `i` on a free port (in its namespace with
+    /// `ClusterOptions::netns`); returns its base URL.
     pub(super) fn spawn_router(&self, i: usize, opts: &RouterOptions) -> String {
-        let port = free_port();
+        let listen = match &self.net {
+            Some(net) => format!("{}:{NETNS_ROUTER_PORT}", net.lab().ip(Member::Router(i))),
+            None => format!("127.0.0.1:{}", free_port()),
+        };
         let log = log_file(&self.router_log(i));
-        let mut command = Command::new(binary("router"));
+        let mut command = self.command(Member::Router(i), &binary("router"));
         command
             .arg("--config")
             .arg(&self.config_path)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(&listen)
             .env("RUST_LOG", "info")
             // The harness decides; an outer environment must not leak in.
             .env_remove("ROUTER_ADD_EXISTING")
@@ -86,7 +94,7 @@ impl Cluster {
             .spawn()
             .expect("spawn router");
         self.routers.lock().push(child);
-        format!("http://127.0.0.1:{port}")
+        format!("http://{listen}")
     }
 
     pub(super) async fn wait_router_ready(&self, i: usize, timeout: Duration) {

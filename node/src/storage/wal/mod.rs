@@ -18,11 +18,12 @@ pub mod recovery;
 pub mod segment;
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::synced_file::SyncedFile;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use codec::{Record, SnapshotKind};
@@ -120,7 +121,7 @@ impl GroupState {
 
 /// The file side, under `Wal::writer`; held only while writing, rolling or purging.
 struct Writer {
-    file: File,
+    file: SyncedFile,
     active_seq: u64,
     active_len: u64,
     /// Segments on disk, ascending; the last is the active one.

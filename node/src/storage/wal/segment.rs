@@ -4,9 +4,11 @@
 //! u32 LE, `seq` u64 LE) followed by frames (see [`super::codec`]). Segments are numbered
 //! consecutively; only the last one (the active segment) is ever appended to.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use common::synced_file::SyncedFile;
 
 use crate::storage::StorageError;
 
@@ -73,13 +75,16 @@ pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 }
 
 /// Creates segment `seq` with its header. With `sync`, the file and then the directory
-/// are fsynced before returning. Returns the file, positioned after the header.
-pub fn create(dir: &Path, seq: u64, sync: bool) -> Result<File, StorageError> {
+/// are fsynced before returning. Returns the file, positioned after the header (a
+/// [`SyncedFile`]: under `NODE_FAULT_STORAGE=lose-unsynced` its unsynced bytes die with
+/// the process, as in a power cut).
+pub fn create(dir: &Path, seq: u64, sync: bool) -> Result<SyncedFile, StorageError> {
     let p = path(dir, seq);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&p)
+        .map(SyncedFile::new)
         .map_err(StorageError::io(&p))?;
     file.write_all(&encode_header(seq))
         .map_err(StorageError::io(&p))?;
@@ -91,7 +96,7 @@ pub fn create(dir: &Path, seq: u64, sync: bool) -> Result<File, StorageError> {
 }
 
 /// Opens an existing segment for appending at `len`.
-pub fn open_for_append(dir: &Path, seq: u64, len: u64) -> Result<File, StorageError> {
+pub fn open_for_append(dir: &Path, seq: u64, len: u64) -> Result<SyncedFile, StorageError> {
     use std::io::{Seek, SeekFrom};
     let p = path(dir, seq);
     let mut file = OpenOptions::new()
@@ -100,7 +105,7 @@ pub fn open_for_append(dir: &Path, seq: u64, len: u64) -> Result<File, StorageEr
         .map_err(StorageError::io(&p))?;
     file.seek(SeekFrom::Start(len))
         .map_err(StorageError::io(&p))?;
-    Ok(file)
+    Ok(SyncedFile::new(file))
 }
 
 #[cfg(test)]
