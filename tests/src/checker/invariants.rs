@@ -43,20 +43,21 @@ fn is_delete(f: RegFn) -> bool {
 /// Whether the id is certainly absent for the whole window [inv, comp]:
 /// never written by an operation invoked before `comp`, or deleted by an
 /// acknowledged delete completed before `inv` that no write invoked before
-/// `comp` can follow.
+/// `comp` can follow. (Linear in the id's operations: counts and queries
+/// ask this for every id.)
 pub fn certainly_absent(h: &IdHistory, inv: u64, comp: u64) -> bool {
-    let writes: Vec<&RegOp> = h
+    // The latest moment any write invoked before `comp` may take effect.
+    let Some(last_write) = h
         .ops
         .iter()
         .filter(|o| is_write(o.f) && o.invoke < comp)
-        .collect();
-    if writes.is_empty() {
+        .map(until)
+        .max()
+    else {
         return true;
-    }
+    };
     h.ops.iter().any(|d| {
-        d.f == RegFn::Delete
-            && d.complete.is_some_and(|c| c < inv)
-            && writes.iter().all(|w| until(w) < d.invoke)
+        d.f == RegFn::Delete && d.complete.is_some_and(|c| c < inv) && d.invoke > last_write
     })
 }
 
@@ -64,14 +65,16 @@ pub fn certainly_absent(h: &IdHistory, inv: u64, comp: u64) -> bool {
 /// acknowledged unconditional write completed before `inv`, and no delete
 /// invoked before `comp` may follow it.
 fn certainly_present(h: &IdHistory, inv: u64, comp: u64) -> bool {
+    let last_delete = h
+        .ops
+        .iter()
+        .filter(|d| is_delete(d.f) && d.invoke < comp)
+        .map(until)
+        .max();
     h.ops.iter().any(|w| {
-        let definite = matches!(w.f, RegFn::Write(_) | RegFn::WriteIfAbsent(_));
-        definite
+        matches!(w.f, RegFn::Write(_) | RegFn::WriteIfAbsent(_))
             && w.complete.is_some_and(|c| c < inv)
-            && h.ops
-                .iter()
-                .filter(|d| is_delete(d.f) && d.invoke < comp)
-                .all(|d| until(d) < w.invoke)
+            && last_delete.is_none_or(|d| d < w.invoke)
     })
 }
 
