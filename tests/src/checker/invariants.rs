@@ -111,7 +111,7 @@ pub fn phantoms(history: &History, per: &BTreeMap<String, IdHistory>) -> Vec<Ano
     let mut out = Vec::new();
     for (op, id, seen) in reads(history) {
         let Some(value) = seen else { continue };
-        let h = &per[id];
+        let Some(h) = per.get(id) else { continue };
         let written = h.ops.iter().any(|w| {
             is_write(w.f)
                 && w.invoke < op.complete_ns
@@ -140,7 +140,7 @@ pub fn deleted_in_query(history: &History, per: &BTreeMap<String, IdHistory>) ->
         if !matches!(op.kind, OpKind::Query { .. }) {
             continue;
         }
-        let h = &per[id];
+        let Some(h) = per.get(id) else { continue };
         if certainly_absent(h, op.invoke_ns, op.complete_ns) {
             let deletes: Vec<u64> = h
                 .ops
@@ -232,7 +232,7 @@ pub fn lost_writes(history: &History, per: &BTreeMap<String, IdHistory>) -> Vec<
         }
     }
     for (id, (read, seen)) in finals {
-        let h = &per[id];
+        let Some(h) = per.get(id) else { continue };
         // The last acknowledged unconditional write or delete.
         let last = h
             .ops
