@@ -24,6 +24,11 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP of a random node, SIGCONT at the heal.
     Pause,
+    /// SIGSTOP of a majority of the nodes, sparing the leader of a random
+    /// group, SIGCONT at the heal: requests time out (unknown outcomes)
+    /// while their proposals wait in that leader's log, and may commit after
+    /// the heal.
+    PauseMajority,
     /// A random minority of the nodes cut off from the rest (the nodes'
     /// transport filter: Raft traffic only, routers still reach every node).
     PartitionMinority,
@@ -36,9 +41,10 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Pause,
+        FaultKind::PauseMajority,
         FaultKind::PartitionMinority,
         FaultKind::PartitionLeader,
         FaultKind::LeaderTransfer,
@@ -48,6 +54,7 @@ impl FaultKind {
         match self {
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
+            FaultKind::PauseMajority => "pause-majority",
             FaultKind::PartitionMinority => "partition-minority",
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::LeaderTransfer => "leader-transfer",
@@ -59,6 +66,9 @@ impl FaultKind {
         match self {
             FaultKind::Kill => "kill -9 of a random node, restarted at the heal",
             FaultKind::Pause => "SIGSTOP of a random node, SIGCONT at the heal",
+            FaultKind::PauseMajority => {
+                "SIGSTOP of a majority of nodes (a group leader spared): requests time out"
+            }
             FaultKind::PartitionMinority => {
                 "a random minority of nodes cut off (transport filter, Raft traffic)"
             }
@@ -94,6 +104,7 @@ impl FaultKind {
     pub fn hold(self, rng: &mut StdRng) -> Duration {
         match self {
             FaultKind::LeaderTransfer => Duration::ZERO,
+            FaultKind::PauseMajority => Duration::from_millis(rng.gen_range(2000..8000)),
             _ if rng.gen_bool(0.2) => Duration::from_millis(rng.gen_range(5000..9000)),
             _ => Duration::from_millis(rng.gen_range(300..4000)),
         }
@@ -111,6 +122,25 @@ impl FaultKind {
             FaultKind::Pause => {
                 cluster.pause_node(any, true);
                 (vec![any], format!("node {any}"))
+            }
+            FaultKind::PauseMajority => {
+                let group = *cluster.groups().choose(rng).expect("groups");
+                let spared = cluster
+                    .find_leader(group, &cluster.running())
+                    .await
+                    .unwrap_or(any);
+                let others: Vec<u64> = ids.iter().copied().filter(|n| *n != spared).collect();
+                let paused: Vec<u64> = others
+                    .choose_multiple(rng, ids.len() / 2 + 1)
+                    .copied()
+                    .collect();
+                for &n in &paused {
+                    cluster.pause_node(n, true);
+                }
+                (
+                    paused.clone(),
+                    format!("nodes {paused:?} (node {spared}, leader of group {group}, spared)"),
+                )
             }
             FaultKind::PartitionMinority => {
                 let side: Vec<u64> = ids
@@ -180,7 +210,7 @@ impl ActiveFault {
                     cluster.wait_node_up(n, RESTART_PATIENCE).await;
                 }
             }
-            FaultKind::Pause => {
+            FaultKind::Pause | FaultKind::PauseMajority => {
                 for &n in &self.nodes {
                     cluster.pause_node(n, false);
                 }

@@ -109,7 +109,7 @@ pub fn check(h: &IdHistory, budget: usize) -> Verdict {
     while entry != NIL {
         let op = entry / 2;
         let reg = h.ops[op];
-        if entry % 2 == 0 {
+        if entry.is_multiple_of(2) {
             let unknown = reg.complete.is_none();
             if let Some(after) = step(h, state, reg.f, unknown) {
                 let next_hash = (hash.0 ^ keys[op].0, hash.1 ^ keys[op].1);

@@ -217,7 +217,7 @@ async fn send(http: &Client, t: &Target, op: &OpKind, n: u64) -> Resp {
 }
 
 /// Item `i` of a list field of `body`, or `Null`.
-fn item<'a>(list: &'a Json, i: usize) -> &'a Json {
+fn item(list: &Json, i: usize) -> &Json {
     list.get(i).unwrap_or(&Json::Null)
 }
 
