@@ -80,18 +80,13 @@ impl RunConfig {
     }
 }
 
-/// A panic's message (the harness asserts; a failed heal is a finding).
+/// A failed task's panic message (the harness asserts; a failed heal is a
+/// finding).
 fn panic_text(e: tokio::task::JoinError) -> String {
-    if !e.is_panic() {
-        return format!("task failed: {e}");
-    }
-    let payload = e.into_panic();
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
+    if e.is_panic() {
+        crate::checks::panic_text(e.into_panic())
     } else {
-        "panic with a non-string payload".into()
+        format!("task failed: {e}")
     }
 }
 

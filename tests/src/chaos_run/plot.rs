@@ -63,6 +63,23 @@ pub fn draw(history: &History, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// A panel's frame: margin, and with labels a caption and axis label room.
+fn frame<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: &str,
+    labels: bool,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder.margin(12);
+    if labels {
+        builder
+            .caption(caption, ("sans-serif", 18))
+            .x_label_area_size(30)
+            .y_label_area_size(60);
+    }
+    builder
+}
+
 fn fault_windows(history: &History) -> Vec<(f64, f64, String)> {
     history
         .faults
@@ -88,25 +105,13 @@ fn latency_panel(
         .map(|o| (o.complete_ns - o.invoke_ns) as f64 / 1e6)
         .fold(10.0, f64::max)
         * 1.5;
-    let mut builder = ChartBuilder::on(area);
-    builder.margin(12);
-    if labels {
-        builder
-            .caption(
-                "latency per operation (grey ok, orange failed, red unknown; faults shaded)",
-                ("sans-serif", 18),
-            )
-            .x_label_area_size(30)
-            .y_label_area_size(60);
-    }
+    let caption = "latency per operation (grey ok, orange failed, red unknown; faults shaded)";
+    let mut builder = frame(area, caption, labels);
     let mut chart = builder.build_cartesian_2d(0f64..x_max, (0.5f64..y_max).log_scale())?;
     if labels {
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc("ms")
-            .light_line_style(WHITE)
-            .draw()?;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc("seconds").y_desc("ms").light_line_style(WHITE);
+        mesh.draw()?;
     }
     for (start, end, name) in fault_windows(history) {
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -154,25 +159,15 @@ fn throughput_panel(
         }
     }
     let y_max = ok.iter().chain(&bad).copied().max().unwrap_or(1).max(1) as f64 * 1.2;
-    let mut builder = ChartBuilder::on(area);
-    builder.margin(12);
-    if labels {
-        builder
-            .caption(
-                "operations per second (blue acknowledged, red failed or unknown)",
-                ("sans-serif", 18),
-            )
-            .x_label_area_size(30)
-            .y_label_area_size(60);
-    }
+    let caption = "operations per second (blue acknowledged, red failed or unknown)";
+    let mut builder = frame(area, caption, labels);
     let mut chart = builder.build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
     if labels {
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc("seconds")
             .y_desc("ops/s")
-            .light_line_style(WHITE)
-            .draw()?;
+            .light_line_style(WHITE);
+        mesh.draw()?;
     }
     for (start, end, _) in fault_windows(history) {
         chart.draw_series(std::iter::once(Rectangle::new(
@@ -190,4 +185,44 @@ fn throughput_panel(
     chart.draw_series(LineSeries::new(line(&ok), BLUE.stroke_width(2)))?;
     chart.draw_series(LineSeries::new(line(&bad), RED.stroke_width(2)))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, FaultWindow, Op, OpKind};
+
+    #[test]
+    fn a_history_draws_as_a_png() {
+        let ops = (0..300u64).map(|i| {
+            let outcome = match i % 50 {
+                0 => Outcome::Unknown,
+                1 => Outcome::Failed,
+                _ => Outcome::Ok,
+            };
+            Event::Op(Op {
+                n: i,
+                client: (i % 4) as u32,
+                router: 0,
+                kind: OpKind::Count { count: Some(1) },
+                invoke_ns: i * 20_000_000,
+                complete_ns: i * 20_000_000 + (i % 7 + 1) * 3_000_000,
+                outcome,
+                status: 200,
+                error: None,
+            })
+        });
+        let fault = Event::Fault(FaultWindow {
+            name: "kill".into(),
+            detail: "node 1".into(),
+            start_ns: 1_000_000_000,
+            end_ns: Some(2_500_000_000),
+        });
+        let history = History::from_events(ops.chain([fault]));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("history.png");
+        draw(&history, &path).expect("draw");
+        let bytes = std::fs::read(&path).expect("png written");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
 }

@@ -51,6 +51,13 @@ impl Builder {
         self.op(0, kind, inv, comp, outcome)
     }
 
+    fn delete(self, id: &str, inv: u64, comp: u64) -> Self {
+        let kind = OpKind::Delete {
+            ids: vec![id.into()],
+        };
+        self.op(1, kind, inv, comp, Outcome::Ok)
+    }
+
     fn read(self, client: u32, id: &str, seen: Option<&str>, inv: u64, comp: u64) -> Self {
         let kind = OpKind::Get {
             ids: vec![id.into()],
@@ -283,30 +290,14 @@ fn queries_and_counts() {
     // A query returning an id deleted before it.
     let r = Builder::default()
         .upsert("k", &a, 0, 10, Acked)
-        .op(
-            1,
-            OpKind::Delete {
-                ids: vec!["k".into()],
-            },
-            20,
-            30,
-            Acked,
-        )
+        .delete("k", 20, 30)
         .op(2, query("k", &a, None), 40, 50, Acked)
         .check();
     assert_eq!(checks(&r), ["deleted-in-query", "linearizability"]);
     // ... unless a write that may have taken effect since brought it back.
     let r = Builder::default()
         .upsert("k", &a, 0, 10, Acked)
-        .op(
-            1,
-            OpKind::Delete {
-                ids: vec!["k".into()],
-            },
-            20,
-            30,
-            Acked,
-        )
+        .delete("k", 20, 30)
         .upsert("k", &a.replace("s1", "s2"), 25, 26, Unknown)
         .op(2, query("k", &a.replace("s1", "s2"), None), 40, 50, Acked)
         .check();
