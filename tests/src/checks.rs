@@ -17,7 +17,8 @@ pub struct Checks {
     failed: Vec<(String, String)>,
 }
 
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+/// The message of a caught panic's payload.
+pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else if let Some(s) = payload.downcast_ref::<&str>() {

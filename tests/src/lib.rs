@@ -18,12 +18,17 @@
 //! (`cargo build --workspace --bins`; `scripts/test` does it). Set
 //! `KEEP_CLUSTER=1` to keep a failed test's cluster dir (config, data, logs).
 
+pub mod chaos_run;
+pub mod checker;
 pub mod checks;
 pub mod cluster;
 pub mod data;
 pub mod faults;
+pub mod history;
 pub mod http;
+pub mod nemesis;
 pub mod vectors;
+pub mod workload;
 
 pub use checks::Checks;
 pub use cluster::{Cluster, ClusterOptions, RouterOptions};

@@ -159,14 +159,23 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Path of a workspace binary built in the same profile as this test.
+/// Path of a workspace binary built in the same profile as this test (or
+/// as the running binary: the chaos driver in `target/<profile>/`).
+/// `NODE_BIN` / `ROUTER_BIN` name another one (e.g. a release build).
 pub fn binary(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_uppercase());
+    if let Some(path) = std::env::var_os(&var) {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary under target/<profile>/deps");
+    // target/<profile>/deps/<test-binary> or target/<profile>/<binary>
+    // -> target/<profile>/<name>
+    let dir = exe.parent().expect("executable in a directory");
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target/<profile>/deps")
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     assert!(
         path.is_file(),
