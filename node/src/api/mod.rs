@@ -3,12 +3,15 @@
 //!
 //! - [`internal`]: `POST /internal/{group}/propose`, `POST /internal/{group}/read`,
 //!   `GET /internal/groups` — bincode bodies, wire types in [`common::wire`].
+//! - [`backup`]: `POST /internal/{group}/backup` — a consistent copy of one group,
+//!   streamed (format in [`common::backup`]).
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
 //!   `/admin/heal`) and `/admin/transfer-leader`.
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
 pub mod admin;
+pub mod backup;
 pub mod gate;
 pub mod internal;
 
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub default_timeout: Duration,
     /// Upper bound on a caller-given budget.
     pub max_timeout: Duration,
+    /// Backups in progress and their spill directory.
+    pub exports: backup::Exports,
 }
 
 /// Registers the internal and admin routes.
@@ -40,5 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
             crate::raft::replica::MAX_PROPOSAL_BYTES,
         ))
         .configure(internal::configure)
+        .configure(backup::configure)
         .configure(admin::configure);
 }
