@@ -13,7 +13,7 @@
 //!    over the current cluster's shard groups; then its part on each of them.
 //! 5. Records, file by file, routed by the current placement (`routing::Placement`), as
 //!    `Upsert`s of at most [`BATCH_RECORDS`] records / [`BATCH_BYTES`] bytes, at most
-//!    [`IN_FLIGHT`] at once: memory is bounded by those, whatever the backup's size.
+//!    [`IN_FLIGHT`] at once, each tried [`ATTEMPTS`] times when its group has no quorum: memory is bounded by those, whatever the backup's size.
 //!    Upserts are idempotent, so a retried batch applies once.
 //! 6. Every restored collection's record count and digest, read back from the cluster
 //!    (`/internal/{group}/backup` without records), must equal the manifest's.
@@ -28,7 +28,7 @@ use common::backup::{
     verify, BackupItem, BackupRecord, CollectionCount, FrameReader, Verifier, FORMAT_VERSION,
 };
 use common::catalog::{CatalogCommand, CatalogSuccess, CollectionModel};
-use common::command::{ApplyOutcome, RecordWrite, ShardCommand};
+use common::command::{ApplyOutcome, Proposal, RecordWrite, ShardCommand};
 use common::config::ClusterConfig;
 use common::placement::{self, GroupKind, METADATA_GROUP};
 use futures::future::BoxFuture;
@@ -39,17 +39,22 @@ use super::manifest::{parse_hex, GroupEntry, Manifest};
 use super::take::sha256_hex;
 use super::{read_catalogue, BackupError, CatalogueContent};
 use crate::catalog::{Catalog, CollectionCache};
-use crate::cluster::ClusterClient;
+use crate::cluster::{ClusterClient, ClusterError};
 use crate::routing::Placement;
 use crate::shards::ShardClient;
 
-/// Records per `Upsert`.
-pub const BATCH_RECORDS: usize = 1000;
+/// Records per `Upsert` (every replica applies one as a unit: a smaller batch keeps
+/// the apply, and so the group's heartbeats, short on a loaded machine).
+pub const BATCH_RECORDS: usize = 250;
 /// Encoded bytes per `Upsert` (a single larger record goes alone; a record came from a
 /// Raft entry, so it fits one).
 pub const BATCH_BYTES: u64 = 8 << 20;
 /// `Upsert`s in flight at once.
 pub const IN_FLIGHT: usize = 4;
+/// Attempts of one `Upsert` whose group had no quorum in time, each with the full
+/// request timeout and the same request id: a retry waits on the entry already in the
+/// log instead of appending a copy behind the backlog (and applies once).
+pub const ATTEMPTS: usize = 5;
 /// The most a cluster's answer without records may hold.
 const MAX_SUMMARY_BYTES: usize = 256 << 20;
 
@@ -434,17 +439,36 @@ impl<'a> RecordWriter<'a> {
         let cluster = self.cluster;
         let deadline = Instant::now() + self.timeout;
         let n = records.len() as u64;
-        let command = ShardCommand::Upsert {
-            collection: self.collection.clone(),
-            records,
+        let proposal = Proposal {
+            request_id: rand::random(),
+            command: ShardCommand::Upsert {
+                collection: self.collection.clone(),
+                records,
+            },
         };
+        let timeout = self.timeout;
         self.in_flight.push(Box::pin(async move {
-            match ShardClient::propose(cluster, group, &command, deadline).await? {
-                ApplyOutcome::Done => Ok(n),
-                other => Err(BackupError::Node {
-                    group,
-                    reason: format!("an upsert was refused: {other:?}"),
-                }),
+            let mut attempt = 1;
+            let mut deadline = deadline;
+            loop {
+                match cluster
+                    .propose::<_, ApplyOutcome>(group, &proposal, deadline)
+                    .await
+                {
+                    Ok(ApplyOutcome::Done) => return Ok(n),
+                    Ok(other) => {
+                        return Err(BackupError::Node {
+                            group,
+                            reason: format!("an upsert was refused: {other:?}"),
+                        })
+                    }
+                    Err(e @ ClusterError::Unavailable { .. }) if attempt < ATTEMPTS => {
+                        tracing::warn!(group, attempt, error = %e, "upsert batch: trying again");
+                        attempt += 1;
+                        deadline = Instant::now() + timeout;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }));
         Ok(())
