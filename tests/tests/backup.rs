@@ -300,6 +300,19 @@ async fn hostile_backup_requests_get_clear_errors() {
         "{reply:?}"
     );
 
+    // Without the cluster secret: 401 before anything is read or taken.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/internal/1/backup", cluster.node_url(leader)))
+        .header("content-type", "application/x-bincode")
+        .body(good.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+    let reply: common::wire::InternalReply =
+        wire::decode(&resp.bytes().await.expect("body")).expect("bincode reply");
+    assert_eq!(reply, Err(InternalError::Unauthorized));
+
     // The leader answers a stream (not an InternalReply) starting with the magic.
     let resp = reqwest::Client::new()
         .post(format!("{}/internal/1/backup", cluster.node_url(leader)))
