@@ -9,13 +9,17 @@
 //! - `wire`: messages between processes (Raft batches, internal API, status).
 //! - `config`, `placement`, `secret`: the cluster configuration file, where
 //!   groups live, the cluster secret.
-//! - `limits`, `hash`, `error`: size limits, the stable hash, `CommonError`.
+//! - `limits`, `hash`, `digest`, `error`: size limits, the stable hash, the
+//!   order-independent record digest, `CommonError`.
 //! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
+//! - `backup`: the backup stream of one group (frames, checks).
 
+pub mod backup;
 pub mod catalog;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod digest;
 pub mod distance;
 pub mod error;
 pub mod filter;

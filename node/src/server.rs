@@ -145,6 +145,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         host: host.clone(),
         default_timeout: Duration::from_millis(config.router.request_timeout_ms),
         max_timeout: Duration::from_secs(600),
+        exports: crate::api::backup::Exports::new(data_dir.join("backup-scratch")),
     });
     let inbound = transport_server::Inbound {
         node_id: me.id,

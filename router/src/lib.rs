@@ -9,10 +9,12 @@
 //! options, `auth` token authentication, `limits` the bound on requests in
 //! flight, `tls` the optional HTTPS setup, `error` the one error type and its
 //! Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
-//! document embeddings (candle).
+//! document embeddings (candle), `backup` the backup and restore of a whole
+//! cluster (the `backup` binary).
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod cluster;
 pub mod embedding;

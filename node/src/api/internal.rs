@@ -36,7 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/internal/{group}/read", web::post().to(read));
 }
 
-fn budget(req: &HttpRequest, state: &ApiState) -> Duration {
+pub(super) fn budget(req: &HttpRequest, state: &ApiState) -> Duration {
     req.headers()
         .get(TIMEOUT_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -72,11 +72,11 @@ fn bincode_response(status: StatusCode, body: Result<Vec<u8>, wire::WireError>) 
     }
 }
 
-fn reply(r: InternalReply) -> HttpResponse {
+pub(super) fn reply(r: InternalReply) -> HttpResponse {
     bincode_response(status_of(&r), wire::encode(&r))
 }
 
-async fn wait<T>(
+pub(super) async fn wait<T>(
     rx: tokio::sync::oneshot::Receiver<Result<T, InternalError>>,
     budget: Duration,
 ) -> Result<T, InternalError> {
@@ -88,7 +88,7 @@ async fn wait<T>(
 }
 
 /// The running local replica of `group`, or why there is none.
-fn running(state: &ApiState, group: u64) -> Result<Arc<ReplicaHandle>, InternalError> {
+pub(super) fn running(state: &ApiState, group: u64) -> Result<Arc<ReplicaHandle>, InternalError> {
     if let Some(reason) = state.replicas.unavailable(group) {
         return Err(InternalError::ReplicaFailed(reason));
     }
@@ -160,7 +160,7 @@ async fn seen(path: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse 
 /// The body, or the typed reply for one that could not be read: a body over
 /// the payload limit is [`InternalError::TooLarge`] (not actix's plain-text
 /// 413, which a caller could not tell from a transient failure).
-fn body_bytes(
+pub(super) fn body_bytes(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<Vec<u8>, InternalError> {

@@ -3,6 +3,8 @@
 //!
 //! - [`internal`]: `POST /internal/{group}/propose`, `POST /internal/{group}/read`,
 //!   `GET /internal/groups` — bincode bodies, wire types in [`common::wire`].
+//! - [`backup`]: `POST /internal/{group}/backup` — a consistent copy of one group,
+//!   streamed (format in [`common::backup`]).
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
 //!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
 //!   (`/admin/members`, `/admin/replicas`, `/admin/peers`).
@@ -10,6 +12,7 @@
 //!   content types).
 
 pub mod admin;
+pub mod backup;
 pub mod gate;
 pub mod internal;
 pub mod members;
@@ -34,6 +37,8 @@ pub struct ApiState {
     pub default_timeout: Duration,
     /// Upper bound on a caller-given budget.
     pub max_timeout: Duration,
+    /// Backups in progress and their spill directory.
+    pub exports: backup::Exports,
 }
 
 /// Registers the internal and admin routes.
@@ -45,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
             crate::raft::replica::MAX_PROPOSAL_BYTES,
         ))
         .configure(internal::configure)
+        .configure(backup::configure)
         .configure(admin::configure)
         .configure(members::configure);
 }

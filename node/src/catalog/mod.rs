@@ -9,11 +9,13 @@
 //! - `read`: the reads, in Chroma's orders.
 //! - `digest`: order-independent digest.
 //! - `snapshot`: CRC-checked bincode snapshots.
+//! - `export`: the catalogue's content for a backup.
 //! - `state_machine`: [`CatalogStateMachine`], tying them together.
 
 mod apply;
 mod digest;
 pub mod error;
+mod export;
 mod read;
 mod replicated;
 mod snapshot;

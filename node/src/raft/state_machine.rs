@@ -22,10 +22,13 @@
 //!    (`server::cluster_state_machines()`): `Box::new(Encoded(MyStateMachine::new()))`.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::error::Error;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use common::backup::{BackupItem, CollectionCount};
 use common::placement::GroupKind;
 use common::wire::{Proposal, ProposalHeader};
 use serde::de::DeserializeOwned;
@@ -107,6 +110,23 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
         None
     }
 
+    /// The content for a backup (`common::backup`): every item after the header, in a
+    /// deterministic order, handed to `out` one at a time (a bounded batch of records
+    /// each, never the whole group), with records only if `include_records`. Returns the
+    /// per-collection counts for the summary. Called under the read lock, so the content
+    /// is the state at one applied position. A state machine without backups refuses.
+    fn export(
+        &self,
+        include_records: bool,
+        out: &mut dyn FnMut(BackupItem) -> io::Result<()>,
+    ) -> io::Result<BTreeMap<String, CollectionCount>> {
+        let _ = (include_records, out);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("a {} group cannot be backed up", Self::NAME),
+        ))
+    }
+
     /// Applies the proposal committed at `at`, exactly once per request id: a request id
     /// seen before (a proposal the router retried after a leader change) gets the outcome
     /// of its first application and changes nothing but the applied position.
@@ -166,6 +186,12 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError>;
     fn digest(&self) -> u64;
     fn record_count(&self) -> Option<u64>;
+    /// See [`StateMachine::export`].
+    fn export(
+        &self,
+        include_records: bool,
+        out: &mut dyn FnMut(BackupItem) -> io::Result<()>,
+    ) -> io::Result<BTreeMap<String, CollectionCount>>;
     /// How the node reads a proposal for this group before proposing it. The replica asks
     /// once, when it opens (its actor never takes the state machine's lock).
     fn proposal_reader(&self) -> ProposalReader;
@@ -289,6 +315,14 @@ impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
 
     fn record_count(&self) -> Option<u64> {
         self.0.record_count()
+    }
+
+    fn export(
+        &self,
+        include_records: bool,
+        out: &mut dyn FnMut(BackupItem) -> io::Result<()>,
+    ) -> io::Result<BTreeMap<String, CollectionCount>> {
+        self.0.export(include_records, out)
     }
 
     fn proposal_reader(&self) -> ProposalReader {

@@ -1,10 +1,11 @@
 //! One shard replica's state: the state machine that applies committed
 //! commands, per-collection records and vector indexes, the read path, the
-//! replica digest, and snapshots.
+//! replica digest, snapshots, and the content of a backup (`export`).
 
 pub mod collection;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod index;
 pub mod metadata_index;
 pub mod read;

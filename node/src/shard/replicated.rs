@@ -1,7 +1,11 @@
 //! The shard state machine as a Raft group's [`StateMachine`]: [`ShardCommand`]s in,
 //! [`ApplyOutcome`]s out; [`ShardRead`]s answered in steps (see `read.rs`).
 
+use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
+
+use common::backup::{BackupItem, CollectionCount};
 
 use common::command::{ApplyOutcome, ShardCommand};
 use common::read::{ShardRead, ShardReadError, ShardReadReply};
@@ -79,5 +83,13 @@ impl StateMachine for ShardStateMachine {
 
     fn record_count(&self) -> Option<u64> {
         Some(ShardStateMachine::record_count(self) as u64)
+    }
+
+    fn export(
+        &self,
+        include_records: bool,
+        out: &mut dyn FnMut(BackupItem) -> io::Result<()>,
+    ) -> io::Result<BTreeMap<String, CollectionCount>> {
+        ShardStateMachine::export(self, include_records, out)
     }
 }
