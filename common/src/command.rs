@@ -124,8 +124,16 @@ pub enum ShardCommand {
         collection: CollectionId,
         config: IndexConfig,
     },
-    /// Drops the collection's part on this shard and all its records.
+    /// Drops the collection's part on this shard and all its records. The shard keeps the
+    /// id: `CreateCollection` never brings the part back.
     DropCollection { collection: CollectionId },
+    /// Creates the collection's part even if this shard dropped it before: only `restore`
+    /// sends it, bringing back a collection under its id on the operator's order (a
+    /// router's repair sends `CreateCollection`, which a drop wins against).
+    RestoreCollection {
+        collection: CollectionId,
+        config: IndexConfig,
+    },
     /// Changes search-time settings of a collection (ef_search).
     ModifyCollection {
         collection: CollectionId,

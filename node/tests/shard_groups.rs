@@ -70,7 +70,7 @@ async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
         0,
         &CatalogProposal {
             request_id: 1,
-            deadline_ms: 0,
+            deadline_ms: tests::cluster::proposal_deadline(),
             command: CatalogCommand::CreateCollection {
                 tenant: "default_tenant".into(),
                 database: "default_database".into(),
@@ -93,7 +93,7 @@ async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
     for g in [1u64, 2] {
         let create = Proposal {
             request_id: 100 + g as u128,
-            deadline_ms: 0,
+            deadline_ms: tests::cluster::proposal_deadline(),
             command: ShardCommand::CreateCollection {
                 collection: COLLECTION.into(),
                 config: config.clone(),
@@ -114,7 +114,7 @@ async fn catalogue_and_shard_groups_replicate_and_survive_a_leader_kill() {
             .collect();
         let add = Proposal {
             request_id: 200 + g as u128,
-            deadline_ms: 0,
+            deadline_ms: tests::cluster::proposal_deadline(),
             command: ShardCommand::Add {
                 collection: COLLECTION.into(),
                 records,

@@ -13,6 +13,15 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::cluster::Cluster;
+use crate::faults::{FaultError, Netem};
+
+/// A network fault that cannot be set or cleared leaves the run meaningless:
+/// stop it loudly (the driver checked at the start that namespaces work).
+fn net(result: Result<(), FaultError>) {
+    if let Err(e) = result {
+        panic!("network fault: {e}");
+    }
+}
 
 /// How long a restarted node may take to answer again (log replay,
 /// snapshot load on a loaded machine).
@@ -38,17 +47,58 @@ pub enum FaultKind {
     /// The leader of a random shard group hands its leadership to another
     /// replica, under load (an instant fault: no heal).
     LeaderTransfer,
+    /// Real partition (nodes in network namespaces, nftables): a random
+    /// minority, or the leader of a random group alone, cut off from the other
+    /// nodes; routers still reach every node.
+    NetPartition,
+    /// Jepsen's bridge: the other nodes in two halves that cannot reach each
+    /// other, a random node reaching both.
+    NetBridge,
+    /// One node's packets to another dropped, the other way open.
+    NetOneWay,
+    /// One router cannot reach one node (both up, everyone else unaffected).
+    NetRouterCut,
+    /// 30 % of a random node's outgoing packets dropped.
+    NetLoss,
+    /// Power loss of a random node: SIGKILL with every write it had not
+    /// fsynced gone (nodes run in the lose-unsynced storage mode); restarted
+    /// at the heal.
+    PowerCut,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::PauseMajority,
         FaultKind::PartitionMinority,
         FaultKind::PartitionLeader,
         FaultKind::LeaderTransfer,
+        FaultKind::NetPartition,
+        FaultKind::NetBridge,
+        FaultKind::NetOneWay,
+        FaultKind::NetRouterCut,
+        FaultKind::NetLoss,
+        FaultKind::PowerCut,
     ];
+
+    /// Whether the fault needs the nodes and routers in network namespaces
+    /// (`ClusterOptions::netns`: root, `ip`, `nft`).
+    pub fn needs_netns(self) -> bool {
+        matches!(
+            self,
+            FaultKind::NetPartition
+                | FaultKind::NetBridge
+                | FaultKind::NetOneWay
+                | FaultKind::NetRouterCut
+                | FaultKind::NetLoss
+        )
+    }
+
+    /// Whether the nodes must run in the lose-unsynced storage mode.
+    pub fn needs_power_loss_mode(self) -> bool {
+        self == FaultKind::PowerCut
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +108,12 @@ impl FaultKind {
             FaultKind::PartitionMinority => "partition-minority",
             FaultKind::PartitionLeader => "partition-leader",
             FaultKind::LeaderTransfer => "leader-transfer",
+            FaultKind::NetPartition => "net-partition",
+            FaultKind::NetBridge => "net-bridge",
+            FaultKind::NetOneWay => "net-one-way",
+            FaultKind::NetRouterCut => "net-router-cut",
+            FaultKind::NetLoss => "net-loss",
+            FaultKind::PowerCut => "power-cut",
         }
     }
 
@@ -74,6 +130,14 @@ impl FaultKind {
             }
             FaultKind::PartitionLeader => "the leader of a random group cut off alone",
             FaultKind::LeaderTransfer => "a shard leader hands its leadership to another replica",
+            FaultKind::NetPartition => {
+                "netns + nftables: a minority, or a group leader alone, cut off (root)"
+            }
+            FaultKind::NetBridge => "netns: two halves that only one node joins (root)",
+            FaultKind::NetOneWay => "netns: one node's packets to another dropped (root)",
+            FaultKind::NetRouterCut => "netns: one router cannot reach one node (root)",
+            FaultKind::NetLoss => "netns: 30 % of one node's packets dropped (root)",
+            FaultKind::PowerCut => "SIGKILL losing every unsynced write (lose-unsynced mode)",
         }
     }
 
@@ -81,10 +145,20 @@ impl FaultKind {
         FaultKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// A comma-separated list of names (`all` = every kind).
+    /// Every kind this machine can run: the net-* faults only where network
+    /// namespaces work (root, `ip`, `nft`).
+    pub fn available() -> Vec<FaultKind> {
+        let netns = crate::faults::netns::available().is_none();
+        FaultKind::ALL
+            .into_iter()
+            .filter(|k| netns || !k.needs_netns())
+            .collect()
+    }
+
+    /// A comma-separated list of names (`all` = every kind this machine can run).
     pub fn parse_list(list: &str) -> Result<Vec<FaultKind>, String> {
         if list == "all" {
-            return Ok(FaultKind::ALL.to_vec());
+            return Ok(FaultKind::available());
         }
         list.split(',')
             .filter(|s| !s.is_empty())
@@ -162,6 +236,51 @@ impl FaultKind {
                     format!("node {leader} (leader of group {group}) cut off"),
                 )
             }
+            FaultKind::PowerCut => {
+                cluster.power_cut(any);
+                (vec![any], format!("node {any}"))
+            }
+            FaultKind::NetPartition => {
+                let side: Vec<u64> = if rng.gen_bool(0.5) {
+                    let group = *cluster.groups().choose(rng).expect("groups");
+                    vec![cluster
+                        .find_leader(group, &cluster.running())
+                        .await
+                        .unwrap_or(any)]
+                } else {
+                    ids.choose_multiple(rng, (ids.len() - 1) / 2)
+                        .copied()
+                        .collect()
+                };
+                net(cluster.net().partition(&[&side]));
+                (side.clone(), format!("nodes {side:?} cut off (nftables)"))
+            }
+            FaultKind::NetBridge => {
+                net(cluster.net().bridge(any));
+                (vec![any], format!("node {any} bridges two halves"))
+            }
+            FaultKind::NetOneWay => {
+                let others: Vec<u64> = ids.iter().copied().filter(|n| *n != any).collect();
+                let to = *others.choose(rng).expect("a cluster has two nodes");
+                net(cluster.net().one_way(any, to));
+                (vec![any, to], format!("node {any} -> node {to} dropped"))
+            }
+            FaultKind::NetRouterCut => {
+                let router = rng.gen_range(0..cluster.router_count());
+                net(cluster.net().cut_router(router, any));
+                (
+                    vec![any],
+                    format!("router {router} cannot reach node {any}"),
+                )
+            }
+            FaultKind::NetLoss => {
+                let loss = Netem {
+                    loss_percent: 30.0,
+                    ..Netem::default()
+                };
+                net(cluster.net().netem(any, loss));
+                (vec![any], format!("30 % of node {any}'s packets dropped"))
+            }
             FaultKind::LeaderTransfer => {
                 let group = *cluster.shard_groups().choose(rng).expect("shard groups");
                 match cluster.find_leader(group, &cluster.running()).await {
@@ -202,7 +321,7 @@ impl ActiveFault {
     /// Heals the fault.
     pub async fn stop(&self, cluster: &Cluster) {
         match self.kind {
-            FaultKind::Kill => {
+            FaultKind::Kill | FaultKind::PowerCut => {
                 for &n in &self.nodes {
                     cluster.spawn_node(n);
                 }
@@ -217,6 +336,11 @@ impl ActiveFault {
             }
             FaultKind::PartitionMinority | FaultKind::PartitionLeader => cluster.heal().await,
             FaultKind::LeaderTransfer => {}
+            FaultKind::NetPartition
+            | FaultKind::NetBridge
+            | FaultKind::NetOneWay
+            | FaultKind::NetRouterCut
+            | FaultKind::NetLoss => net(cluster.net().heal()),
         }
     }
 }

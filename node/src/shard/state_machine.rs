@@ -96,6 +96,13 @@ impl ShardStateMachine {
                     .or_insert_with(|| CollectionShard::new(config.capped()));
                 ApplyOutcome::Done
             }
+            ShardCommand::RestoreCollection { collection, config } => {
+                self.dropped.remove(collection);
+                self.collections
+                    .entry(collection.clone())
+                    .or_insert_with(|| CollectionShard::new(config.capped()));
+                ApplyOutcome::Done
+            }
             ShardCommand::DropCollection { collection } => {
                 self.collections.remove(collection);
                 self.dropped.insert(collection.clone());

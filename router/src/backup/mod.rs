@@ -23,7 +23,7 @@
 //! - `POST /internal/0/propose` with `CatalogProposal`s (`CreateTenant`,
 //!   `CreateDatabase` with the database id, `CreateCollection` with the collection id,
 //!   `SetDimension`, and with `--force` `DeleteCollection`), and
-//!   `POST /internal/{group}/propose` with shard `Proposal`s (`CreateCollection`,
+//!   `POST /internal/{group}/propose` with shard `Proposal`s (`RestoreCollection`,
 //!   `Upsert` in batches, with `--force` `DropCollection`): the same commands the router
 //!   proposes, validated the same way by the state machines.
 

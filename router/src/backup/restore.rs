@@ -367,7 +367,9 @@ impl Restorer<'_> {
                 }
             }
             for &group in &model.shards {
-                let create = ShardCommand::CreateCollection {
+                // Restore, not create: with --force the same id may have been dropped
+                // just before, and a shard refuses to create a dropped part again.
+                let create = ShardCommand::RestoreCollection {
                     collection: c.id.clone(),
                     config: c.index_config.clone(),
                 };

@@ -179,6 +179,17 @@ fn apply(group: &mut Group, command: &ShardCommand) -> ApplyOutcome {
             });
             ApplyOutcome::Done
         }
+        ShardCommand::RestoreCollection { collection, config } => {
+            group.dropped.remove(collection);
+            group
+                .parts
+                .entry(collection.clone())
+                .or_insert_with(|| Part {
+                    config: config.clone(),
+                    ..Part::default()
+                });
+            ApplyOutcome::Done
+        }
         ShardCommand::DropCollection { collection } => {
             parts.remove(collection);
             group.dropped.insert(collection.clone());

@@ -71,7 +71,7 @@ impl RunConfig {
             secs,
             nodes: 3,
             routers: 1,
-            faults: FaultKind::ALL.to_vec(),
+            faults: FaultKind::available(),
             clients: 12,
             keys: 12,
             out,
@@ -159,8 +159,20 @@ pub async fn run(cfg: &RunConfig) -> Summary {
         add_existing: Some("reject"),
         ..RouterOptions::default()
     };
+    let netns = cfg.faults.iter().any(|k| k.needs_netns());
+    if netns {
+        if let Some(why) = crate::faults::netns::available() {
+            panic!("the net-* faults need network namespaces, unavailable here: {why}");
+        }
+    }
+    let mut node_program = ClusterOptions::default().node_program;
+    if cfg.faults.iter().any(|k| k.needs_power_loss_mode()) {
+        node_program = crate::faults::power::power_loss_program(node_program);
+    }
     let cluster = Arc::new(
         Cluster::start(ClusterOptions {
+            netns,
+            node_program,
             nodes: cfg.nodes,
             request_timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
             snapshot_interval_entries: Some(SNAPSHOT_EVERY),

@@ -39,14 +39,7 @@ fn poisoned() -> IndexConfig {
 
 #[test]
 fn out_of_range_hnsw_parameters_are_capped_and_the_index_works() {
-    let mut d = Driver::new(Space::L2);
-    d.apply(ShardCommand::DropCollection {
-        collection: COLLECTION.into(),
-    });
-    d.apply(ShardCommand::CreateCollection {
-        collection: COLLECTION.into(),
-        config: poisoned(),
-    });
+    let mut d = Driver::with_config(poisoned());
     let config = d.sm.collection(COLLECTION).unwrap().state().config.clone();
     assert_eq!(config, poisoned().capped());
     // More than the exact-scan threshold, in one parallel batch: the graph is built and searched.

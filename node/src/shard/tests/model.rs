@@ -121,13 +121,17 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(space: Space) -> Self {
+        Driver::with_config(IndexConfig {
+            space,
+            ..IndexConfig::default()
+        })
+    }
+
+    /// A state machine whose collection [`COLLECTION`] was created with `config`.
+    pub fn with_config(config: IndexConfig) -> Self {
         let mut d = Driver {
             sm: ShardStateMachine::new(),
             next_index: 1,
-        };
-        let config = IndexConfig {
-            space,
-            ..IndexConfig::default()
         };
         d.apply(ShardCommand::CreateCollection {
             collection: COLLECTION.into(),
