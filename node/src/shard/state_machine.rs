@@ -90,13 +90,9 @@ impl ShardStateMachine {
             {
                 ApplyOutcome::CollectionDropped
             }
-            ShardCommand::CreateCollection { collection, config } => {
-                self.collections
-                    .entry(collection.clone())
-                    .or_insert_with(|| CollectionShard::new(config.capped()));
-                ApplyOutcome::Done
-            }
-            ShardCommand::RestoreCollection { collection, config } => {
+            // A create of a part never dropped here, or a restore (which lifts the drop).
+            ShardCommand::CreateCollection { collection, config }
+            | ShardCommand::RestoreCollection { collection, config } => {
                 self.dropped.remove(collection);
                 self.collections
                     .entry(collection.clone())

@@ -172,14 +172,8 @@ fn apply(group: &mut Group, command: &ShardCommand) -> ApplyOutcome {
         ShardCommand::CreateCollection { collection, .. } if group.dropped.contains(collection) => {
             ApplyOutcome::CollectionDropped
         }
-        ShardCommand::CreateCollection { collection, config } => {
-            parts.entry(collection.clone()).or_insert_with(|| Part {
-                config: config.clone(),
-                ..Part::default()
-            });
-            ApplyOutcome::Done
-        }
-        ShardCommand::RestoreCollection { collection, config } => {
+        ShardCommand::CreateCollection { collection, config }
+        | ShardCommand::RestoreCollection { collection, config } => {
             group.dropped.remove(collection);
             group
                 .parts
