@@ -17,6 +17,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 use crate::record::Metadata;
+use crate::registry::{ClusterMap, NodeState, Registration};
 
 pub use configuration::{
     not_a_positive_number, not_an_integer, CollectionConfiguration, ConfigNumber,
@@ -91,8 +92,37 @@ pub enum CatalogCommand {
         id: String,
         dimension: u32,
     },
-    /// Drops everything and recreates the default tenant and database.
+    /// Drops everything and recreates the default tenant and database (the cluster map
+    /// stays).
     Reset,
+    /// A node announces itself on every start (see [`crate::registry`]).
+    RegisterNode {
+        id: u64,
+        addr: String,
+        incarnation: u64,
+    },
+    /// An operator drains or removes a node.
+    SetNodeState {
+        id: u64,
+        state: NodeState,
+    },
+    /// The placement driver records the replicas of a group after a change.
+    SetGroupReplicas {
+        group: u64,
+        replicas: Vec<u64>,
+    },
+}
+
+impl CatalogCommand {
+    /// Whether the command changes the cluster map rather than the catalogue.
+    pub fn is_cluster_map(&self) -> bool {
+        matches!(
+            self,
+            CatalogCommand::RegisterNode { .. }
+                | CatalogCommand::SetNodeState { .. }
+                | CatalogCommand::SetGroupReplicas { .. }
+        )
+    }
 }
 
 /// A catalogue command as proposed, with the id that makes a retried proposal apply once.
@@ -124,6 +154,11 @@ pub enum CatalogSuccess {
     /// Every collection that existed; the router drops their shard data.
     Reset {
         dropped: Vec<CollectionModel>,
+    },
+    NodeRegistered(Registration),
+    /// The cluster map after the change.
+    ClusterMapChanged {
+        version: u64,
     },
 }
 
@@ -168,6 +203,8 @@ pub enum CatalogRead {
     },
     /// The catalogue version: bumped by every change, so routers cache by it.
     Version,
+    /// The cluster map (nodes and group replicas).
+    ClusterMap,
 }
 
 /// What a read found.
@@ -181,6 +218,7 @@ pub enum CatalogReadValue {
     Collections(Vec<CollectionModel>),
     Count(u64),
     Version(u64),
+    ClusterMap(Box<ClusterMap>),
 }
 
 pub type CatalogReadReply = Result<CatalogReadValue, CatalogError>;

@@ -11,6 +11,7 @@
 //!   groups live, the cluster secret.
 //! - `limits`, `hash`, `digest`, `error`: size limits, the stable hash, the
 //!   order-independent record digest, `CommonError`.
+//! - `registry`: the cluster map (nodes, incarnations, group replicas) the metadata group keeps.
 //! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
 //! - `backup`: the backup stream of one group (frames, checks).
 
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod placement;
 pub mod read;
 pub mod record;
+pub mod registry;
 pub mod secret;
 pub mod synced_file;
 pub mod wire;

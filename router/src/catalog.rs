@@ -123,7 +123,10 @@ impl<'a> Catalog<'a> {
                 dropped.iter().for_each(|c| self.cache.forget(&c.id))
             }
             CatalogSuccess::Reset { .. } => self.cache.clear(),
-            CatalogSuccess::TenantCreated(_) | CatalogSuccess::DatabaseCreated(_) => {}
+            CatalogSuccess::TenantCreated(_)
+            | CatalogSuccess::DatabaseCreated(_)
+            | CatalogSuccess::NodeRegistered(_)
+            | CatalogSuccess::ClusterMapChanged { .. } => {}
         }
     }
 

@@ -14,6 +14,7 @@ use common::catalog::{
     ShardGroupId, TenantModel,
 };
 use common::record::Metadata;
+use common::registry::RegistryError;
 
 use super::state::CatalogState;
 
@@ -29,7 +30,23 @@ struct NewCollection<'a> {
     get_or_create: bool,
 }
 
+/// Cluster-map refusals travel as catalogue errors (the map lives in the catalogue's log).
+fn registry_error(e: RegistryError) -> CatalogError {
+    match e {
+        RegistryError::UnknownNode(_) => CatalogError::NotFound(e.to_string()),
+        RegistryError::Removed(_) | RegistryError::Invalid(_) | RegistryError::Full(_) => {
+            CatalogError::InvalidArgument(e.to_string())
+        }
+    }
+}
+
 impl CatalogState {
+    fn map_changed(&self) -> CatalogSuccess {
+        CatalogSuccess::ClusterMapChanged {
+            version: self.map.version,
+        }
+    }
+
     pub(super) fn apply_command(&mut self, command: &CatalogCommand) -> CatalogOutcome {
         match command {
             CatalogCommand::CreateTenant { name } => self.create_tenant(name),
@@ -74,6 +91,25 @@ impl CatalogState {
             } => self.delete_collection(tenant, database, name),
             CatalogCommand::SetDimension { id, dimension } => self.set_dimension(id, *dimension),
             CatalogCommand::Reset => Ok(self.reset()),
+            CatalogCommand::RegisterNode {
+                id,
+                addr,
+                incarnation,
+            } => self
+                .map
+                .register(*id, addr, *incarnation)
+                .map(CatalogSuccess::NodeRegistered)
+                .map_err(registry_error),
+            CatalogCommand::SetNodeState { id, state } => self
+                .map
+                .set_state(*id, *state)
+                .map(|()| self.map_changed())
+                .map_err(registry_error),
+            CatalogCommand::SetGroupReplicas { group, replicas } => self
+                .map
+                .set_group(*group, replicas)
+                .map(|()| self.map_changed())
+                .map_err(registry_error),
         }
     }
 

@@ -4,7 +4,8 @@
 //! Each tenant, database and collection is hashed over its bincode bytes
 //! (bincode 1.3's fixed format; metadata is an ordered map) with the stable
 //! hash of `common::hash`; item hashes are added, which is commutative;
-//! the catalogue version is mixed in as one more item.
+//! the catalogue version is mixed in as one more item, and so are the
+//! cluster map's nodes, groups and version.
 
 use serde::Serialize;
 
@@ -32,6 +33,13 @@ pub(super) fn digest(state: &CatalogState) -> u64 {
     }
     for collection in state.collections.values() {
         acc = combine(acc, item_hash(3, collection));
+    }
+    acc = combine(acc, item_hash(4, &state.map.version));
+    for node in state.map.nodes.values() {
+        acc = combine(acc, item_hash(5, node));
+    }
+    for group in &state.map.groups {
+        acc = combine(acc, item_hash(6, &group));
     }
     acc
 }

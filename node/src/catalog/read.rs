@@ -72,6 +72,7 @@ impl CatalogState {
                 .map(|c| CatalogReadValue::Collection(Box::new(c.clone())))
                 .ok_or_else(|| CatalogError::collection_not_found(id)),
             CatalogRead::Version => Ok(CatalogReadValue::Version(self.version)),
+            CatalogRead::ClusterMap => Ok(CatalogReadValue::ClusterMap(Box::new(self.map.clone()))),
         }
     }
 }

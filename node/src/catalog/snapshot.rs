@@ -26,6 +26,7 @@ use super::state::{name_key, CatalogState};
 use super::state_machine::{AppliedPosition, CatalogStateMachine};
 use crate::raft::dedup::RequestDedup;
 use common::catalog::CatalogOutcome;
+use common::registry::ClusterMap;
 
 const MAGIC: &[u8; 8] = b"VDBCAT01";
 const HEADER_LEN: usize = 8 + 8 + 4;
@@ -38,6 +39,7 @@ struct SnapshotData {
     databases: Vec<DatabaseModel>,
     collections: Vec<CollectionModel>,
     dedup: RequestDedup<CatalogOutcome>,
+    map: ClusterMap,
 }
 
 fn corrupt(msg: impl Into<String>) -> CatalogSnapshotError {
@@ -75,6 +77,7 @@ pub(super) fn encode(sm: &CatalogStateMachine) -> Result<Vec<u8>, CatalogSnapsho
             .collect(),
         collections: state.collections.values().cloned().collect(),
         dedup: sm.dedup.clone(),
+        map: state.map.clone(),
     };
     let payload = codec()
         .serialize(&data)
@@ -152,7 +155,11 @@ fn rebuild(data: SnapshotData) -> Result<CatalogStateMachine, CatalogSnapshotErr
         collections: BTreeMap::new(),
         names: BTreeMap::new(),
         version: data.version,
+        map: data.map,
     };
+    if !state.map.is_consistent() {
+        return Err(corrupt("inconsistent cluster map"));
+    }
     for mut c in data.collections {
         // Stored before the HNSW ranges existed: capped as apply caps them.
         c.index_config = c.index_config.capped();

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::catalog::{
     CollectionModel, DatabaseModel, DEFAULT_DATABASE, DEFAULT_DATABASE_ID, DEFAULT_TENANT,
 };
+use common::registry::ClusterMap;
 
 /// `(tenant, database)`.
 pub(super) type DatabaseKey = (String, String);
@@ -24,6 +25,8 @@ pub struct CatalogState {
     pub(super) names: BTreeMap<NameKey, String>,
     /// Bumped by every change; never goes back, not even on reset.
     pub(super) version: u64,
+    /// Nodes and group replicas; untouched by a reset, versioned on its own.
+    pub(super) map: ClusterMap,
 }
 
 impl Default for CatalogState {
@@ -35,6 +38,7 @@ impl Default for CatalogState {
             collections: BTreeMap::new(),
             names: BTreeMap::new(),
             version: 0,
+            map: ClusterMap::default(),
         };
         state.bootstrap();
         state
@@ -57,6 +61,10 @@ impl CatalogState {
 
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    pub fn cluster_map(&self) -> &ClusterMap {
+        &self.map
     }
 
     pub(super) fn database(&self, tenant: &str, name: &str) -> Option<DatabaseModel> {

@@ -4,6 +4,7 @@
 mod commands;
 mod proptest;
 mod reads;
+mod registry;
 mod snapshot;
 
 use common::catalog::{

@@ -45,11 +45,20 @@ fn populated() -> Harness {
         },
     )
     .unwrap_err();
+    h.ok(CatalogCommand::RegisterNode {
+        id: 4,
+        addr: "127.0.0.1:9004".into(),
+        incarnation: 44,
+    });
+    h.ok(CatalogCommand::SetGroupReplicas {
+        group: 2,
+        replicas: vec![1, 4, 3],
+    });
     h
 }
 
 fn all_reads() -> Vec<CatalogRead> {
-    let mut reads = vec![CatalogRead::Version];
+    let mut reads = vec![CatalogRead::Version, CatalogRead::ClusterMap];
     for tenant in [DEFAULT_TENANT, "acme"] {
         reads.push(CatalogRead::GetTenant {
             name: tenant.into(),

@@ -1,0 +1,275 @@
+//! The cluster map kept by the metadata group: every node that ever registered (its
+//! address, its state and its incarnation) and, per group, the nodes holding its replicas
+//! as the placement driver last saw them applied. Nodes, routers and the placement driver
+//! follow it at run time; the config file only seeds a first start.
+//!
+//! An *incarnation* is a random id a node draws when it creates its data directory. A
+//! node that comes back with another incarnation lost its disk: whatever replicas its
+//! earlier incarnation held are gone, and it must rejoin each group as a new member.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest `host:port` a node may register.
+pub const MAX_NODE_ADDR_BYTES: usize = 256;
+/// Most nodes the map holds (a node id per registration; refused beyond).
+pub const MAX_NODES: usize = 4096;
+/// Most replicas recorded for one group.
+pub const MAX_GROUP_REPLICAS: usize = 15;
+/// Most groups the map holds.
+pub const MAX_GROUPS: usize = 1 << 20;
+
+/// What an operator (or the placement driver) wants of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// A member: may hold replicas and leaders.
+    Up,
+    /// Being emptied: its replicas and leaders move elsewhere; gets no new ones.
+    Draining,
+    /// Holds nothing and is out of the cluster; may not register again under this id.
+    Removed,
+}
+
+/// One node of the cluster map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: u64,
+    /// `host:port` of its HTTP server (Raft transport and internal API).
+    pub addr: String,
+    pub state: NodeState,
+    /// The incarnation it registered last (see the module docs).
+    pub incarnation: u64,
+    /// How many times it came back with a new incarnation (lost its disk).
+    pub rejoins: u64,
+}
+
+/// The cluster map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMap {
+    pub nodes: BTreeMap<u64, NodeRecord>,
+    /// Group → node ids of its replicas (voters and learners), as last recorded.
+    pub groups: BTreeMap<u64, Vec<u64>>,
+    /// Bumped by every change of the map (apart from the catalogue's version, so routers'
+    /// catalogue caches are not thrown away by membership changes).
+    pub version: u64,
+}
+
+/// Why a change of the map was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid node registration: {0}")]
+    Invalid(String),
+    #[error("node {0} was removed from the cluster; it cannot register again")]
+    Removed(u64),
+    #[error("node {0} is not registered")]
+    UnknownNode(u64),
+    #[error("the cluster map is full: {0}")]
+    Full(String),
+}
+
+/// Whether `addr` looks like `host:port`.
+pub fn plausible_addr(addr: &str) -> bool {
+    addr.len() <= MAX_NODE_ADDR_BYTES
+        && addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Registration {
+    /// A node id seen for the first time.
+    New,
+    /// The same incarnation again (a restart): the address may have changed.
+    Again,
+    /// Another incarnation of a known node: it lost its disk.
+    NewIncarnation { previous: u64 },
+}
+
+impl ClusterMap {
+    /// Records that node `id` runs at `addr` as `incarnation`.
+    pub fn register(
+        &mut self,
+        id: u64,
+        addr: &str,
+        incarnation: u64,
+    ) -> Result<Registration, RegistryError> {
+        if id == 0 || incarnation == 0 || !plausible_addr(addr) {
+            return Err(RegistryError::Invalid(format!(
+                "a node needs a non-zero id and incarnation and a host:port address \
+                 (at most {MAX_NODE_ADDR_BYTES} bytes); got id {id}, incarnation {incarnation}"
+            )));
+        }
+        let outcome = match self.nodes.get_mut(&id) {
+            Some(n) if n.state == NodeState::Removed => return Err(RegistryError::Removed(id)),
+            Some(n) => {
+                let outcome = if n.incarnation == incarnation {
+                    Registration::Again
+                } else {
+                    n.rejoins += 1;
+                    Registration::NewIncarnation {
+                        previous: n.incarnation,
+                    }
+                };
+                if outcome == Registration::Again && n.addr == addr {
+                    return Ok(outcome);
+                }
+                n.addr = addr.to_owned();
+                n.incarnation = incarnation;
+                outcome
+            }
+            None => {
+                if self.nodes.len() >= MAX_NODES {
+                    return Err(RegistryError::Full(format!("{MAX_NODES} nodes")));
+                }
+                self.nodes.insert(
+                    id,
+                    NodeRecord {
+                        id,
+                        addr: addr.to_owned(),
+                        state: NodeState::Up,
+                        incarnation,
+                        rejoins: 0,
+                    },
+                );
+                Registration::New
+            }
+        };
+        self.bump();
+        Ok(outcome)
+    }
+
+    /// Sets node `id`'s state. A removed node stays removed.
+    pub fn set_state(&mut self, id: u64, state: NodeState) -> Result<(), RegistryError> {
+        let n = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(RegistryError::UnknownNode(id))?;
+        if n.state == NodeState::Removed && state != NodeState::Removed {
+            return Err(RegistryError::Removed(id));
+        }
+        if n.state != state {
+            n.state = state;
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Records the replicas of `group` (empty: the group is gone).
+    pub fn set_group(&mut self, group: u64, replicas: &[u64]) -> Result<(), RegistryError> {
+        if replicas.len() > MAX_GROUP_REPLICAS {
+            return Err(RegistryError::Invalid(format!(
+                "{} replicas for group {group}, more than {MAX_GROUP_REPLICAS}",
+                replicas.len()
+            )));
+        }
+        let mut sorted = replicas.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if replicas.is_empty() {
+            if self.groups.remove(&group).is_some() {
+                self.bump();
+            }
+            return Ok(());
+        }
+        if self.groups.get(&group) == Some(&sorted) {
+            return Ok(());
+        }
+        if !self.groups.contains_key(&group) && self.groups.len() >= MAX_GROUPS {
+            return Err(RegistryError::Full(format!("{MAX_GROUPS} groups")));
+        }
+        self.groups.insert(group, sorted);
+        self.bump();
+        Ok(())
+    }
+
+    /// The address of every node not removed.
+    pub fn addresses(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
+        self.nodes
+            .values()
+            .filter(|n| n.state != NodeState::Removed)
+            .map(|n| (n.id, n.addr.as_str()))
+    }
+
+    /// Whether the map could have been produced by the methods above (a snapshot check).
+    pub fn is_consistent(&self) -> bool {
+        self.nodes.len() <= MAX_NODES
+            && self.groups.len() <= MAX_GROUPS
+            && self.nodes.iter().all(|(&id, n)| {
+                id == n.id && id != 0 && n.incarnation != 0 && plausible_addr(&n.addr)
+            })
+            && self
+                .groups
+                .values()
+                .all(|r| !r.is_empty() && r.len() <= MAX_GROUP_REPLICAS)
+    }
+
+    fn bump(&mut self) {
+        self.version = self.version.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_registers_restarts_and_comes_back_as_a_new_incarnation() {
+        let mut map = ClusterMap::default();
+        assert_eq!(map.register(1, "127.0.0.1:9001", 7), Ok(Registration::New));
+        let v = map.version;
+        assert_eq!(
+            map.register(1, "127.0.0.1:9001", 7),
+            Ok(Registration::Again)
+        );
+        assert_eq!(map.version, v, "a plain restart changes nothing");
+        assert_eq!(
+            map.register(1, "127.0.0.1:9001", 8),
+            Ok(Registration::NewIncarnation { previous: 7 })
+        );
+        assert_eq!(map.nodes[&1].incarnation, 8);
+        assert_eq!(map.nodes[&1].rejoins, 1);
+        assert!(map.version > v);
+    }
+
+    #[test]
+    fn bad_registrations_and_removed_nodes_are_refused() {
+        let mut map = ClusterMap::default();
+        assert!(map.register(0, "127.0.0.1:9001", 7).is_err());
+        assert!(map.register(1, "no-port", 7).is_err());
+        assert!(map.register(1, "127.0.0.1:9001", 0).is_err());
+        assert!(map
+            .register(1, &format!("{}:1", "h".repeat(300)), 7)
+            .is_err());
+        map.register(1, "127.0.0.1:9001", 7).unwrap();
+        map.set_state(1, NodeState::Removed).unwrap();
+        assert_eq!(
+            map.register(1, "127.0.0.1:9001", 9),
+            Err(RegistryError::Removed(1))
+        );
+        assert_eq!(
+            map.set_state(1, NodeState::Up),
+            Err(RegistryError::Removed(1))
+        );
+        assert_eq!(
+            map.set_state(2, NodeState::Up),
+            Err(RegistryError::UnknownNode(2))
+        );
+        assert!(map.is_consistent());
+    }
+
+    #[test]
+    fn group_replicas_are_kept_sorted_and_an_empty_list_forgets_the_group() {
+        let mut map = ClusterMap::default();
+        map.set_group(3, &[4, 1, 2, 1]).unwrap();
+        assert_eq!(map.groups[&3], vec![1, 2, 4]);
+        let v = map.version;
+        map.set_group(3, &[2, 4, 1]).unwrap();
+        assert_eq!(map.version, v);
+        map.set_group(3, &[]).unwrap();
+        assert!(!map.groups.contains_key(&3));
+        assert!(map.set_group(3, &[1; 16]).is_err());
+    }
+}
