@@ -34,7 +34,37 @@ pub struct ClusterConfig {
     pub router: RouterSection,
     #[serde(default)]
     pub security: SecuritySection,
+    #[serde(default)]
+    pub placement: PlacementSection,
     pub nodes: Vec<NodeEntry>,
+}
+
+/// The placement driver (runs on the metadata group's leader; see the node's
+/// `placement` module).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlacementSection {
+    /// Whether the driver acts (it always reports). Default true.
+    pub enabled: bool,
+    /// How often it looks at the cluster. Default 1000 ms.
+    pub tick_ms: u64,
+    /// A node that has not answered for this long is down: its replicas are rebuilt on
+    /// other nodes. Default 60 s.
+    pub down_after_secs: u64,
+    /// Least time between the starts of two replica moves (new replicas being built),
+    /// so rebuilding does not crowd out foreground traffic. Default 2000 ms.
+    pub move_interval_ms: u64,
+}
+
+impl Default for PlacementSection {
+    fn default() -> Self {
+        PlacementSection {
+            enabled: true,
+            tick_ms: 1000,
+            down_after_secs: 60,
+            move_interval_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -191,6 +221,10 @@ pub struct NodeEntry {
     pub id: u64,
     /// host:port of the node's HTTP listener (Raft transport and internal API).
     pub addr: String,
+    /// A node added after the cluster's first start (`scripts/cluster add-node`): it
+    /// bootstraps no group; the placement driver gives it replicas. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join: bool,
 }
 
 impl ClusterConfig {
@@ -228,11 +262,16 @@ impl ClusterConfig {
             return invalid("node ids must be unique and non-zero".into());
         }
         let rf = self.cluster.replication_factor;
-        if rf == 0 || rf > self.nodes.len() {
+        let initial = self.initial_nodes().count();
+        if rf == 0 || rf > initial {
             return invalid(format!(
-                "replication_factor {rf} must be between 1 and the node count {}",
-                self.nodes.len()
+                "replication_factor {rf} must be between 1 and the count of nodes that \
+                 started the cluster {initial}"
             ));
+        }
+        let p = &self.placement;
+        if p.tick_ms == 0 || p.down_after_secs == 0 {
+            return invalid("placement: tick_ms and down_after_secs must be at least 1".into());
         }
         if self.cluster.shard_count == 0 {
             return invalid("shard_count must be at least 1".into());
@@ -267,6 +306,12 @@ impl ClusterConfig {
 
     pub fn node(&self, id: u64) -> Option<&NodeEntry> {
         self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The nodes that started the cluster (not `join`), in config order: the first
+    /// placement of groups is computed over them.
+    pub fn initial_nodes(&self) -> impl Iterator<Item = &NodeEntry> + '_ {
+        self.nodes.iter().filter(|n| !n.join)
     }
 
     /// The data directory of node `id`, under the cluster's data dir.

@@ -13,6 +13,8 @@
 //!   order-independent record digest, `CommonError`.
 //! - `registry`: the cluster map (nodes, incarnations, group replicas) the metadata group keeps.
 //! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
+//! - `group_client` (feature `client`): calls to a Raft group's leader over the nodes'
+//!   internal API, following leader changes and the cluster map.
 //! - `backup`: the backup stream of one group (frames, checks).
 
 pub mod backup;
@@ -25,6 +27,8 @@ pub mod distance;
 pub mod error;
 pub mod filter;
 pub mod fs;
+#[cfg(feature = "client")]
+pub mod group_client;
 pub mod hash;
 pub mod limits;
 pub mod placement;

@@ -1,5 +1,7 @@
-//! Static placement of Raft groups on nodes, computed from the cluster config alone so that
-//! every node and every router derive the same answer.
+//! The first placement of Raft groups on nodes, computed from the cluster config alone so
+//! that every node and every router derive the same answer at a first start. Afterwards
+//! replicas move (the placement driver) and the cluster map records where they are; the
+//! nodes added later (`join` in the config) take no part in this first placement.
 //!
 //! Group 0 is the metadata (catalog) group; groups `1..=shard_count` are the shard groups.
 //! Group `g` is replicated on `replication_factor` consecutive nodes in config order,
@@ -52,10 +54,11 @@ pub fn replicas(config: &ClusterConfig, group: u64) -> Vec<u64> {
     if !is_group(config, group) {
         return Vec::new();
     }
-    let n = config.nodes.len();
+    let initial: Vec<u64> = config.initial_nodes().map(|n| n.id).collect();
+    let n = initial.len();
     let rf = config.cluster.replication_factor.min(n);
     let start = (group % n as u64) as usize;
-    (0..rf).map(|i| config.nodes[(start + i) % n].id).collect()
+    (0..rf).map(|i| initial[(start + i) % n]).collect()
 }
 
 /// The node that should lead `group` when it is up and caught up.
@@ -103,6 +106,17 @@ mod tests {
         assert!(replicas(&c, 4).is_empty());
         assert_eq!(group_kind(0), GroupKind::Metadata);
         assert_eq!(group_kind(3), GroupKind::Shard);
+    }
+
+    #[test]
+    fn nodes_that_joined_later_take_no_part_in_the_first_placement() {
+        let mut c = config(3, 3, 3);
+        let before: Vec<_> = groups(&c).map(|g| replicas(&c, g)).collect();
+        let text = toml::to_string(&c).unwrap()
+            + "[[nodes]]\nid = 40\naddr = \"127.0.0.1:9040\"\njoin = true\n";
+        c = ClusterConfig::parse(&text).unwrap();
+        assert_eq!(groups(&c).map(|g| replicas(&c, g)).collect::<Vec<_>>(), before);
+        assert!(hosted_groups(&c, 40).is_empty());
     }
 
     #[test]

@@ -33,6 +33,10 @@ use crate::storage::wal::segment;
 pub const MARKER_FILE: &str = "node-bootstrapped";
 /// Peer nodes this node has received Raft messages from, one id per line.
 pub const SEEN_FILE: &str = "peers-seen";
+/// The node's incarnation: a random id drawn when its data directory is first used (see
+/// [`common::registry`]); a node whose directory was wiped draws another and is known
+/// to the cluster as having lost its replicas.
+pub const INCARNATION_FILE: &str = "incarnation";
 /// A seen file longer than this is not ours (a node id per line, for a few thousand
 /// nodes at most).
 const MAX_SEEN_FILE_BYTES: u64 = 1 << 20;
@@ -46,6 +50,26 @@ pub fn write_marker(data_dir: &Path, node_id: u64) -> io::Result<()> {
         &data_dir.join(MARKER_FILE),
         format!("node {node_id}: every hosted group's log is in this directory\n").as_bytes(),
     )
+}
+
+/// This data directory's incarnation, drawn (and made durable) if it has none yet. A file
+/// that cannot be read as one is an error: the node must not guess who it is.
+pub fn incarnation(data_dir: &Path) -> io::Result<u64> {
+    let path = data_dir.join(INCARNATION_FILE);
+    match fs::read(&path) {
+        Ok(bytes) if bytes.len() <= 64 => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|&n| n != 0)
+            .ok_or_else(|| io::Error::other(format!("{}: not an incarnation id", path.display()))),
+        Ok(_) => Err(io::Error::other(format!("{}: too long", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let fresh = rand::random::<u64>().max(1);
+            write_atomic(&path, format!("{fresh}\n").as_bytes())?;
+            Ok(fresh)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether a group's directory holds no Raft log: no WAL segment with anything past its
@@ -189,6 +213,17 @@ mod tests {
         })
         .unwrap();
         assert!(!group_has_no_log(&g));
+    }
+
+    #[test]
+    fn an_incarnation_is_drawn_once_and_a_wiped_directory_draws_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = incarnation(dir.path()).unwrap();
+        assert_eq!(incarnation(dir.path()).unwrap(), first);
+        fs::remove_file(dir.path().join(INCARNATION_FILE)).unwrap();
+        assert_ne!(incarnation(dir.path()).unwrap(), first);
+        fs::write(dir.path().join(INCARNATION_FILE), "zero?\n").unwrap();
+        assert!(incarnation(dir.path()).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use actix::Arbiter;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use common::config::ClusterConfig;
+use common::group_client::ClusterClient;
 use common::placement::{self, GroupKind};
 use common::secret::{ClusterSecret, SecretError};
 use common::wire::ReplicaState;
@@ -22,6 +23,7 @@ use crate::api::{self, gate, ApiState};
 use crate::catalog::CatalogStateMachine;
 use crate::hosting::Host;
 use crate::identity::{self, PeersSeen};
+use crate::membership::{register_and_follow, Registrar};
 use crate::raft::registry::StoppedReplica;
 use crate::raft::{Encoded, Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
@@ -48,6 +50,8 @@ pub enum NodeError {
     Server(std::io::Error),
     #[error("{0}")]
     Secret(#[from] SecretError),
+    #[error("cannot build the metadata group client: {0}")]
+    Client(String),
 }
 
 pub struct NodeOptions {
@@ -60,6 +64,9 @@ pub struct NodeOptions {
     /// How often a leader that is not its group's preferred leader considers handing over.
     pub transfer_check: Duration,
     pub http_workers: usize,
+    /// Whether the node registers in the cluster map and follows it (the metadata group
+    /// must run the catalogue: off with the test key/value state machines).
+    pub cluster_map: bool,
 }
 
 impl NodeOptions {
@@ -76,6 +83,7 @@ impl NodeOptions {
             transport: TransportOptions::default(),
             transfer_check: Duration::from_secs(3),
             http_workers: 2,
+            cluster_map: true,
         }
     }
 }
@@ -105,6 +113,13 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
 
     // Before anything listens: a node without its secret could serve no one.
     let secret = ClusterSecret::load(&config.secret_file())?;
+    let incarnation = identity::incarnation(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.join(identity::INCARNATION_FILE),
+        source,
+    })?;
+    let metadata = Arc::new(
+        ClusterClient::new(config).map_err(|e| NodeError::Client(e.to_string()))?,
+    );
 
     let replicas = Arc::new(Replicas::default());
     let filter = Arc::new(FaultFilter::default());
@@ -234,7 +249,16 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             state_machines: opts.state_machines.clone(),
         }));
     }
-    tracing::info!(node = me.id, addr = %me.addr, placed = ?placement::hosted_groups(config, me.id), ?created, "node started");
+    if opts.cluster_map {
+        actix::spawn(register_and_follow(Registrar {
+            node_id: me.id,
+            addr: me.addr.clone(),
+            incarnation,
+            client: metadata,
+            transport: transport.clone(),
+        }));
+    }
+    tracing::info!(node = me.id, addr = %me.addr, incarnation, placed = ?placement::hosted_groups(config, me.id), ?created, "node started");
     server.await.map_err(NodeError::Server)
 }
 

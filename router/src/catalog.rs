@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use common::catalog::{
-    CatalogCommand, CatalogOutcome, CatalogProposal, CatalogRead, CatalogReadReply,
-    CatalogReadValue, CatalogSuccess, CollectionModel,
+    CatalogCommand, CatalogRead, CatalogReadReply, CatalogReadValue, CatalogSuccess,
+    CollectionModel,
 };
 use common::placement::METADATA_GROUP;
 use parking_lot::RwLock;
@@ -80,14 +80,9 @@ impl<'a> Catalog<'a> {
         command: CatalogCommand,
         deadline: Instant,
     ) -> Result<CatalogSuccess, ApiError> {
-        let proposal = CatalogProposal {
-            request_id: rand::random(),
-            deadline_ms: common::clock::wall_deadline(deadline),
-            command,
-        };
-        let outcome: CatalogOutcome = self
+        let outcome = self
             .cluster
-            .propose(METADATA_GROUP, &proposal, deadline)
+            .propose_catalog(command, deadline)
             .await
             .map_err(metadata_unavailable)?;
         let success = outcome?;

@@ -10,6 +10,9 @@ use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
 use crate::settings::RouterSettings;
 
+/// How often the router reads the cluster map (nodes, group replicas).
+pub const MAP_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves the API on `settings.listen` until the process is stopped.
 pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Result<()> {
     let listen = settings.listen.clone();
@@ -25,6 +28,8 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let embedder =
         EmbeddingService::new(default_model_dir(), threads).map_err(std::io::Error::other)?;
     let state = AppState::new(&config, settings, embedder).map_err(std::io::Error::other)?;
+    // Nodes that joined and replicas that moved are found through the cluster map.
+    state.cluster.clone().follow_map_every(MAP_REFRESH);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         // The last `wrap` runs first: a request takes an in-flight slot, then

@@ -89,7 +89,13 @@ fn main() -> ExitCode {
     };
     #[cfg(not(feature = "test-kv"))]
     let state_machines = server::cluster_state_machines();
-    let opts = NodeOptions::new(config, id, state_machines);
+    #[allow(unused_mut)]
+    let mut opts = NodeOptions::new(config, id, state_machines);
+    // The key/value state machines have no catalogue: no cluster map to register in.
+    #[cfg(feature = "test-kv")]
+    {
+        opts.cluster_map = !args.kv_state_machines;
+    }
     let system = actix::System::new();
     match system.block_on(server::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,

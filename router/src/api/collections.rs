@@ -113,7 +113,8 @@ async fn create_shard_parts(state: &AppState, collection: &CollectionModel, dead
         collection: collection.id.clone(),
         config: collection.index_config.clone(),
     };
-    for (group, e) in on_every_group(&state.cluster, &collection.shards, &command, deadline).await {
+    for (group, e) in on_every_group(&*state.cluster, &collection.shards, &command, deadline).await
+    {
         tracing::warn!(collection = %collection.id, group, "creating the shard part failed: {e}; it is created on first use");
     }
 }
@@ -139,7 +140,7 @@ pub async fn drop_shard_parts(
         let command = ShardCommand::DropCollection {
             collection: c.id.clone(),
         };
-        let groups: Vec<u64> = on_every_group(&state.cluster, &c.shards, &command, deadline)
+        let groups: Vec<u64> = on_every_group(&*state.cluster, &c.shards, &command, deadline)
             .await
             .into_iter()
             .map(|(group, e)| {
@@ -167,7 +168,7 @@ async fn keep_dropping(state: web::Data<AppState>, drop: ShardCommand, mut group
     let give_up = Instant::now() + DROP_RETRY_FOR;
     while !groups.is_empty() && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        groups = on_every_group(&state.cluster, &groups, &drop, state.deadline())
+        groups = on_every_group(&*state.cluster, &groups, &drop, state.deadline())
             .await
             .into_iter()
             .map(|(group, _)| group)
@@ -289,7 +290,7 @@ async fn modify(
     };
     if after.index_config != before.index_config {
         let shards = CollectionShards {
-            cluster: &state.cluster,
+            cluster: &*state.cluster,
             catalog: state.catalog(),
             collection: after.clone(),
             deadline,

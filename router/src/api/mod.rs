@@ -15,6 +15,7 @@ mod records;
 mod system;
 mod tenants;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web;
@@ -30,7 +31,7 @@ use crate::settings::RouterSettings;
 /// What every handler shares.
 pub struct AppState {
     pub settings: RouterSettings,
-    pub cluster: ClusterClient,
+    pub cluster: Arc<ClusterClient>,
     pub cache: CollectionCache,
     /// The shard groups a new collection is spread over: all of them.
     pub shard_groups: Vec<u64>,
@@ -51,7 +52,7 @@ impl AppState {
             embedder,
             in_flight: InFlight::new(settings.max_in_flight),
             settings,
-            cluster: ClusterClient::new(config)?,
+            cluster: Arc::new(ClusterClient::new(config)?),
             cache: CollectionCache::default(),
             shard_groups: placement::shard_groups(config).collect(),
         })

@@ -86,7 +86,7 @@ async fn reset(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         other => return Err(unexpected(&other)),
     }
     let failed = on_every_group(
-        &state.cluster,
+        &*state.cluster,
         &state.shard_groups,
         &ShardCommand::Reset,
         deadline,
