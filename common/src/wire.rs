@@ -210,6 +210,10 @@ pub struct ReplicaStatus {
     pub voters_outgoing: Vec<u64>,
     #[serde(default)]
     pub state: ReplicaState,
+    /// The node this replica hands leadership to when it leads (see
+    /// [`PreferredLeaderRequest`]).
+    #[serde(default)]
+    pub preferred_leader: Option<u64>,
     /// Why the replica is not running (e.g. `WAL damaged: <file> at offset N: ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -236,6 +240,7 @@ impl ReplicaStatus {
             learners: Vec::new(),
             voters_outgoing: Vec::new(),
             state,
+            preferred_leader: None,
             error,
         }
     }
@@ -293,6 +298,9 @@ pub struct MembersReply {
     pub group: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// The log index of the change (none when nothing had to change).
+    #[serde(default)]
+    pub index: Option<u64>,
 }
 
 /// `POST /admin/replicas`: host a new, empty replica of `group` on this node; it waits
@@ -300,6 +308,20 @@ pub struct MembersReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateReplicaRequest {
     pub group: u64,
+    /// The index of the conf change that added this node to the group (the answer of
+    /// that `POST /admin/members`): the group's configurations before it are history
+    /// to the new replica. 0: none (a replica created before it is added).
+    #[serde(default)]
+    pub joined_at: u64,
+}
+
+/// `POST /admin/preferred-leader`: the node this replica hands leadership to whenever it
+/// leads and that node is caught up (`None`: nobody); replaces the config's choice until
+/// the node restarts. The placement driver sets it on every replica of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreferredLeaderRequest {
+    pub group: u64,
+    pub to: Option<u64>,
 }
 
 /// `POST /admin/peers`: the address of node `id` (a new node, or a node that moved).

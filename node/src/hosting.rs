@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::config::RaftSection;
 use common::placement;
+use common::wire::ReplicaState;
 use parking_lot::Mutex;
 
 use crate::raft::replica::tombstone_path;
@@ -24,6 +25,16 @@ use crate::transport::Transport;
 
 /// Marks a group directory whose replica was created at run time.
 pub const CREATED_FILE: &str = "created";
+/// The marker's line naming the conf change index that added the replica.
+const JOINED_AT: &str = "joined_at";
+
+/// The `joined_at` of a marker (0 when it names none).
+fn joined_at(marker: &[u8]) -> u64 {
+    String::from_utf8_lossy(marker)
+        .lines()
+        .find_map(|l| l.strip_prefix(JOINED_AT)?.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -93,6 +104,7 @@ impl Host {
         group: u64,
         voters: Vec<u64>,
         preferred_leader: Option<u64>,
+        joined_at: u64,
     ) -> ReplicaParams {
         ReplicaParams {
             node_id: self.node_id,
@@ -101,6 +113,7 @@ impl Host {
             dir: self.group_dir(group),
             voters,
             preferred_leader,
+            joined_at,
             raft: self.raft.clone(),
             wal: self.wal,
             transfer_check: self.transfer_check,
@@ -112,29 +125,49 @@ impl Host {
         tombstone_path(&self.data_dir, group).exists()
     }
 
-    /// Groups whose replica was created at run time and not removed since, ascending.
-    pub fn created_groups(&self) -> Vec<u64> {
+    /// Groups whose replica was created at run time and not removed since, ascending,
+    /// with the index of the conf change that added each (see
+    /// [`ReplicaParams::joined_at`]).
+    pub fn created_groups(&self) -> Vec<(u64, u64)> {
         let Ok(dir) = std::fs::read_dir(&self.data_dir) else {
             return Vec::new();
         };
-        let mut groups: Vec<u64> = dir
+        let mut groups: Vec<(u64, u64)> = dir
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.strip_prefix("group-")?.parse().ok())
-            .filter(|&g| self.group_dir(g).join(CREATED_FILE).exists() && !self.is_removed(g))
+            .filter(|&g| !self.is_removed(g))
+            .filter_map(|g| {
+                let marker = std::fs::read(self.group_dir(g).join(CREATED_FILE)).ok()?;
+                Some((g, joined_at(&marker)))
+            })
             .collect();
         groups.sort_unstable();
         groups
     }
 
     /// Hosts a new, empty replica of `group` and starts it; nothing if one runs already.
-    /// A tombstone of an earlier replica is lifted (the caller, the group's operator or
-    /// placement driver, decided this node joins again).
-    pub fn create(&self, group: u64) -> Result<bool, HostError> {
+    /// A tombstone of an earlier replica is lifted, and so is a failed replica (lost data,
+    /// a damaged log): the caller, the group's operator or placement driver, removed it
+    /// from the group first and decided this node joins again as a new member.
+    pub fn create(&self, group: u64, joined_at: u64) -> Result<bool, HostError> {
         let _one = self.creating.lock();
-        if self.replicas.hosts(group) {
+        let failed = self.replicas.get(group).and_then(|h| h.failure()).or_else(|| {
+            self.replicas
+                .stopped(group)
+                .filter(|s| s.state == ReplicaState::Failed)
+                .map(|s| s.reason)
+        });
+        if self.replicas.hosts(group) && failed.is_none() {
             return Ok(false);
         }
         let dir = self.group_dir(group);
+        if let Some(reason) = failed {
+            tracing::warn!(group, %reason, "replacing the failed replica with an empty one");
+            self.replicas.forget(group);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+        }
         let tombstone = tombstone_path(&self.data_dir, group);
         if tombstone.exists() {
             // Leftovers of the removed replica (a crash while deleting): never reused.
@@ -146,8 +179,9 @@ impl Host {
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let marker = dir.join(CREATED_FILE);
-        common::fs::write_atomic(&marker, b"created at run time\n").map_err(io(&marker))?;
-        let replica = self.open(self.params(group, Vec::new(), None))?;
+        let text = format!("created at run time\n{JOINED_AT} {joined_at}\n");
+        common::fs::write_atomic(&marker, text.as_bytes()).map_err(io(&marker))?;
+        let replica = self.open(self.params(group, Vec::new(), None, joined_at))?;
         self.replicas
             .insert(replica.start(placement::group_kind(group)));
         tracing::info!(group, "empty replica created; waiting for the leader's log");

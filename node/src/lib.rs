@@ -9,6 +9,7 @@
 //! - [`server`]: wiring them into a node process; [`hosting`]: replicas created and
 //!   removed at run time.
 //! - [`membership`]: registering in the cluster map and following it.
+//! - [`placement`]: the placement driver (replication, replacement, draining, balance).
 //! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
 //! - [`shard`], [`catalog`]: the state machines of shard groups and of the metadata group.
 
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod kv;
 pub mod membership;
 pub mod panic_guard;
+pub mod placement;
 pub mod priority;
 pub mod raft;
 pub mod server;

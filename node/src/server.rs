@@ -24,6 +24,9 @@ use crate::catalog::CatalogStateMachine;
 use crate::hosting::Host;
 use crate::identity::{self, PeersSeen};
 use crate::membership::{register_and_follow, Registrar};
+use crate::placement::calls::NodeCalls;
+use crate::placement::plan::Rules;
+use crate::placement::Driver;
 use crate::raft::registry::StoppedReplica;
 use crate::raft::{Encoded, Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
@@ -153,7 +156,24 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         transport.clone(),
         replicas.clone(),
     ));
+    // The placement driver's and the cluster report's requests to nodes: an admin
+    // request waits for a membership change to apply, so a request timeout and more.
+    let calls = NodeCalls::new(
+        Some(secret.clone()),
+        Duration::from_millis(config.router.request_timeout_ms) + Duration::from_secs(5),
+    )
+    .map_err(|e| NodeError::Client(e.to_string()))?;
+    let seeds: Vec<(u64, String)> = config
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.addr.clone()))
+        .collect();
     let api_state = web::Data::new(ApiState {
+        cluster: api::ClusterAccess {
+            metadata: metadata.clone(),
+            calls: calls.clone(),
+            seeds: seeds.clone(),
+        },
         node_id: me.id,
         replicas: replicas.clone(),
         transport: transport.clone(),
@@ -198,7 +218,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let mut unproven = Vec::new();
     let created = host.created_groups();
     for group in placement::hosted_groups(config, me.id) {
-        if host.is_removed(group) || created.contains(&group) {
+        if host.is_removed(group) || created.iter().any(|&(g, _)| g == group) {
             continue;
         }
         let kind = placement::group_kind(group);
@@ -206,6 +226,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             group,
             placement::replicas(config, group),
             placement::preferred_leader(config, group),
+            0,
         );
         if identity::group_has_no_log(&params.dir) {
             if marker {
@@ -221,9 +242,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     }
     // Replicas created at run time: no bootstrap voters; one that has not received the
     // group's log yet has no configuration and does not vote.
-    for &group in &created {
+    for &(group, joined_at) in &created {
         let kind = placement::group_kind(group);
-        let params = host.params(group, Vec::new(), None);
+        let params = host.params(group, Vec::new(), None, joined_at);
         if let Some(replica) = open_replica(&replicas, params, &opts.state_machines, &transport) {
             opened.push((replica, kind));
         }
@@ -254,9 +275,24 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             node_id: me.id,
             addr: me.addr.clone(),
             incarnation,
-            client: metadata,
+            client: metadata.clone(),
             transport: transport.clone(),
         }));
+        actix::spawn(
+            Driver {
+                node_id: me.id,
+                settings: config.placement.clone(),
+                rules: Rules {
+                    replication_factor: config.cluster.replication_factor,
+                    down_after: Duration::from_secs(config.placement.down_after_secs),
+                },
+                metadata,
+                calls,
+                replicas: replicas.clone(),
+                seeds,
+            }
+            .run(),
+        );
     }
     tracing::info!(node = me.id, addr = %me.addr, incarnation, placed = ?placement::hosted_groups(config, me.id), ?created, "node started");
     server.await.map_err(NodeError::Server)

@@ -1,19 +1,21 @@
 //! Operator endpoints (JSON): status with a per-replica digest, the transport fault filter
-//! (`partition` / `heal`), and leadership transfer.
+//! (`partition` / `heal`), leadership transfer and the preferred leader.
 
 use actix_web::{web, HttpResponse};
 use common::wire::{
-    NodeStatus, PartitionRequest, ReplicaState, ReplicaStatus, TransferLeaderRequest,
+    NodeStatus, PartitionRequest, PreferredLeaderRequest, ReplicaState, ReplicaStatus,
+    TransferLeaderRequest,
 };
 
 use super::ApiState;
-use crate::raft::messages::TransferLeader;
+use crate::raft::messages::{SetPreferredLeader, TransferLeader};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/status", web::get().to(status))
         .route("/admin/partition", web::post().to(partition))
         .route("/admin/heal", web::post().to(heal))
-        .route("/admin/transfer-leader", web::post().to(transfer_leader));
+        .route("/admin/transfer-leader", web::post().to(transfer_leader))
+        .route("/admin/preferred-leader", web::post().to(preferred_leader));
 }
 
 /// The node's status; reads every running state machine (digest, record count) under its
@@ -93,6 +95,19 @@ async fn transfer_leader(
         Some(h) => {
             h.addr.do_send(TransferLeader { to: body.to });
             HttpResponse::Accepted().finish()
+        }
+        None => HttpResponse::NotFound().body(format!("no replica of group {}", body.group)),
+    }
+}
+
+async fn preferred_leader(
+    body: web::Json<PreferredLeaderRequest>,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
+    match state.replicas.get(body.group) {
+        Some(h) => {
+            h.addr.do_send(SetPreferredLeader { to: body.to });
+            HttpResponse::Ok().json(&*body)
         }
         None => HttpResponse::NotFound().body(format!("no replica of group {}", body.group)),
     }

@@ -90,6 +90,7 @@ async fn change_members(
                 group,
                 voters,
                 learners,
+                index,
             });
         }
         if Instant::now() >= deadline || h.failure().is_some() || h.is_removed() {
@@ -105,10 +106,10 @@ async fn create_replica(
     body: web::Json<CreateReplicaRequest>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let group = body.group;
+    let CreateReplicaRequest { group, joined_at } = body.into_inner();
     // On this worker, not the blocking pool: the replica's arbiter is started from an
     // actix thread (a few small fsynced files are written first; a rare admin call).
-    match state.host.create(group) {
+    match state.host.create(group, joined_at) {
         Ok(true) => HttpResponse::Created().json(json!({ "group": group })),
         Ok(false) => HttpResponse::Ok().json(json!({ "group": group })),
         Err(e) => HttpResponse::InternalServerError().json(json!({ "error": e.to_string() })),

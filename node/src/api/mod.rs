@@ -7,7 +7,8 @@
 //!   streamed (format in [`common::backup`]).
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
 //!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
-//!   (`/admin/members`, `/admin/replicas`, `/admin/peers`).
+//!   (`/admin/members`, `/admin/replicas`, `/admin/peers`); [`nodes`]: the cluster's nodes
+//!   (`GET /admin/cluster`, `POST /admin/nodes/{id}/drain`).
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
@@ -16,18 +17,31 @@ pub mod backup;
 pub mod gate;
 pub mod internal;
 pub mod members;
+pub mod nodes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 
+use common::group_client::ClusterClient;
+
 use crate::hosting::Host;
+use crate::placement::calls::NodeCalls;
 use crate::raft::Replicas;
 use crate::transport::Transport;
 
+/// How the node reaches the metadata group and other nodes for the cluster endpoints.
+pub struct ClusterAccess {
+    pub metadata: Arc<ClusterClient>,
+    pub calls: NodeCalls,
+    /// The config's nodes (asked even before they register).
+    pub seeds: Vec<(u64, String)>,
+}
+
 /// Shared by every handler.
 pub struct ApiState {
+    pub cluster: ClusterAccess,
     pub node_id: u64,
     pub replicas: Arc<Replicas>,
     pub transport: Arc<Transport>,
@@ -52,5 +66,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
         .configure(internal::configure)
         .configure(backup::configure)
         .configure(admin::configure)
-        .configure(members::configure);
+        .configure(members::configure)
+        .configure(nodes::configure);
 }

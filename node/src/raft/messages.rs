@@ -39,6 +39,15 @@ impl actix::Message for ReadIndex {
 }
 
 /// Hand leadership to node `to` (ignored unless this replica leads).
+pub struct SetPreferredLeader {
+    pub to: Option<u64>,
+}
+
+impl actix::Message for SetPreferredLeader {
+    type Result = ();
+}
+
+/// Hands leadership to node `to` now (if this replica leads).
 pub struct TransferLeader {
     pub to: u64,
 }

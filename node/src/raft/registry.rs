@@ -66,6 +66,18 @@ impl Replicas {
         self.get(group).is_some() || self.stopped.read().contains_key(&group)
     }
 
+    /// The entry of `group`'s replica if it does not run.
+    pub fn stopped(&self, group: u64) -> Option<StoppedReplica> {
+        self.stopped.read().get(&group).cloned()
+    }
+
+    /// Forgets this node's replica of `group`, running or not (its actor, if any, is
+    /// failed and idle; the caller deletes its data).
+    pub fn forget(&self, group: u64) {
+        self.by_group.write().remove(&group);
+        self.stopped.write().remove(&group);
+    }
+
     /// Every replica that never started, by ascending group.
     pub fn all_stopped(&self) -> Vec<StoppedReplica> {
         self.stopped.read().values().cloned().collect()

@@ -429,6 +429,14 @@ impl RaftLogStorage {
         self.inner.core.read().conf_state()
     }
 
+    /// The index of the entry (or snapshot) that made the newest configuration.
+    pub fn conf_index(&self) -> u64 {
+        let core = self.inner.core.read();
+        core.conf_changes
+            .last()
+            .map_or(core.snapshot.index, |(i, _)| *i)
+    }
+
     /// The configuration in force once entry `index` is applied: what a snapshot at
     /// `index` must carry.
     pub fn conf_state_at(&self, index: u64) -> ConfState {

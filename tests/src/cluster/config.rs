@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use common::config::PlacementSection;
+
 use super::{free_port, ClusterOptions, ELECTION_TICKS, TICK_MS};
 use crate::faults::netns::{Member, NetLab};
 
@@ -35,12 +37,21 @@ pub(super) fn text(opts: &ClusterOptions, data_dir: &Path, lab: Option<&NetLab>)
         opts.replication_factor,
         opts.shard_count,
     );
-    for id in 1..=opts.nodes {
+    let placement = opts.placement.clone().unwrap_or(PlacementSection {
+        enabled: false,
+        ..PlacementSection::default()
+    });
+    text += &format!(
+        "[placement]\nenabled = {}\ntick_ms = {}\ndown_after_secs = {}\nmove_interval_ms = {}\n\n",
+        placement.enabled, placement.tick_ms, placement.down_after_secs, placement.move_interval_ms
+    );
+    for id in 1..=opts.nodes + opts.join_nodes {
         let addr = match lab {
             Some(lab) => format!("{}:{NETNS_NODE_PORT}", lab.ip(Member::Node(id as u64))),
             None => format!("127.0.0.1:{}", free_port()),
         };
-        text += &format!("[[nodes]]\nid = {id}\naddr = \"{addr}\"\n\n");
+        let join = if id > opts.nodes { "join = true\n" } else { "" };
+        text += &format!("[[nodes]]\nid = {id}\naddr = \"{addr}\"\n{join}\n");
     }
     text
 }

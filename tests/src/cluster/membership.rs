@@ -52,9 +52,16 @@ impl Cluster {
         );
     }
 
-    /// Hosts a new, empty replica of `group` on node `id`.
+    /// Hosts a new, empty replica of `group` on node `id` (before it is added).
     pub async fn create_replica(&self, id: u64, group: u64) {
-        let body = CreateReplicaRequest { group };
+        self.create_replica_joined(id, group, 0).await
+    }
+
+    /// Hosts a new, empty replica of `group` on node `id`, which the conf change at
+    /// index `joined_at` added (so the group's history before it, where `id` may
+    /// have been removed, is not news to the replica).
+    pub async fn create_replica_joined(&self, id: u64, group: u64, joined_at: u64) {
+        let body = CreateReplicaRequest { group, joined_at };
         self.admin_ok(id, Method::POST, "/admin/replicas", &body, &[])
             .await;
     }

@@ -109,6 +109,12 @@ pub struct ClusterOptions {
     /// traffic. Needs root, iproute2 and nftables: check
     /// [`crate::faults::netns::available`] first and skip without them.
     pub netns: bool,
+    /// The placement driver's settings; `None` turns it off (the default here:
+    /// most tests drive membership themselves and expect it to stay put).
+    pub placement: Option<common::config::PlacementSection>,
+    /// Nodes in the config with `join = true` (ids after the others), not
+    /// started with the cluster: a test starts them with [`Cluster::spawn_node`].
+    pub join_nodes: usize,
 }
 
 impl Default for ClusterOptions {
@@ -124,6 +130,8 @@ impl Default for ClusterOptions {
             node_program: NodeProgram::default(),
             routers: vec![RouterOptions::default()],
             netns: false,
+            placement: None,
+            join_nodes: 0,
         }
     }
 }
@@ -233,7 +241,7 @@ impl Cluster {
             secret,
             net,
         };
-        for id in cluster.ids() {
+        for id in cluster.initial_ids() {
             cluster.spawn_node(id);
         }
         cluster.wait_all_leaders(START_TIMEOUT).await;
@@ -256,6 +264,11 @@ impl Cluster {
 
     pub fn ids(&self) -> Vec<u64> {
         self.config.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The nodes started with the cluster (not `join`).
+    pub fn initial_ids(&self) -> Vec<u64> {
+        self.config.initial_nodes().map(|n| n.id).collect()
     }
 
     /// Every Raft group: the catalogue (0) and the shard groups.

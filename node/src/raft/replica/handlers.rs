@@ -9,7 +9,8 @@ use crate::panic_guard;
 use crate::raft::apply::{stamp_context, ApplyReport};
 use crate::raft::inbound;
 use crate::raft::messages::{
-    ChangeMembership, Destroy, Propose, ReadIndex, Report, RunReady, StepBatch, TransferLeader,
+    ChangeMembership, Destroy, Propose, ReadIndex, Report, RunReady, SetPreferredLeader, StepBatch,
+    TransferLeader,
 };
 use crate::transport::SendReport;
 
@@ -137,6 +138,18 @@ impl Handler<ReadIndex> for Replica {
         }
         self.reads.push(msg.waiter);
         self.schedule_ready(ctx);
+    }
+}
+
+impl Handler<SetPreferredLeader> for Replica {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPreferredLeader, _ctx: &mut Context<Self>) {
+        if self.preferred_leader != msg.to {
+            tracing::info!(group = self.group, to = ?msg.to, "preferred leader set");
+            self.preferred_leader = msg.to;
+            self.publish_progress();
+        }
     }
 }
 

@@ -84,5 +84,6 @@ impl Replica {
         p.voters = conf.voters;
         p.learners = conf.learners;
         p.voters_outgoing = conf.voters_outgoing;
+        p.preferred_leader = self.preferred_leader;
     }
 }

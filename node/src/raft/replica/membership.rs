@@ -172,10 +172,14 @@ impl Replica {
         }
     }
 
-    /// Called with each configuration as it takes effect (a committed conf change, a
-    /// snapshot from the leader): notes whether it removed this replica, which was a
-    /// member before (acted on after the ready round, see [`Replica::destroy`]).
-    pub(super) fn note_conf_state(&mut self, cs: &ConfState) {
+    /// Called with each configuration as it takes effect at `index` (a committed conf
+    /// change, a snapshot from the leader): notes whether it removed this replica, which
+    /// was a member before (acted on after the ready round, see [`Replica::destroy`]).
+    /// Configurations before the replica joined are history, not news.
+    pub(super) fn note_conf_state(&mut self, index: u64, cs: &ConfState) {
+        if index < self.joined_at {
+            return;
+        }
         if is_member(cs, self.node_id) {
             self.was_member = true;
         } else if self.was_member && !self.removed {

@@ -90,6 +90,11 @@ pub struct ReplicaParams {
     pub voters: Vec<u64>,
     /// The node that should lead the group when it is caught up.
     pub preferred_leader: Option<u64>,
+    /// For a replica created at run time: the index of the conf change that added it.
+    /// Configurations before it are the group's history (this node may have been in
+    /// the group before, and removed, under the same id): they neither make this
+    /// replica a member nor remove it. 0 for every other replica.
+    pub joined_at: u64,
     pub raft: RaftSection,
     pub wal: WalOptions,
     /// How often a leader that is not the preferred leader checks whether to hand over.
@@ -160,6 +165,8 @@ pub struct Replica {
     was_member: bool,
     /// A committed conf change removed this replica from the group.
     removed: bool,
+    /// See [`ReplicaParams::joined_at`].
+    joined_at: u64,
     raw: RawNode<RaftLogStorage>,
     storage: RaftLogStorage,
     files: SnapshotFiles,

@@ -182,7 +182,7 @@ impl Replica {
             .write_bytes(meta.index, &snap.data)
             .map_err(ReplicaError::Snapshot)?;
         self.storage.install_snapshot(&meta)?;
-        self.note_conf_state(meta.get_conf_state());
+        self.note_conf_state(meta.index, meta.get_conf_state());
         self.files.retain_from(meta.index);
         self.send_to_apply(ApplyTask::Restore {
             index: meta.index,
@@ -227,7 +227,7 @@ impl Replica {
                 }
             };
             self.storage.set_conf_state_at(e.index, &cs)?;
-            self.note_conf_state(&cs);
+            self.note_conf_state(e.index, &cs);
         }
         self.send_to_apply(ApplyTask::Entries(entries))
     }

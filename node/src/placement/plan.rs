@@ -1,0 +1,269 @@
+//! The placement rules: from one round's view, the steps that bring the cluster closer to
+//! where it should be, most urgent first. Pure, so every rule is unit-tested.
+//!
+//! Order: record each group's replicas in the map; take out replicas that lost their
+//! data; promote caught-up learners; take out surplus voters (on a down node first, then
+//! a draining one, then the most loaded); add a replica where a group has fewer healthy
+//! members than the replication factor; move leadership off draining nodes; mark
+//! drained nodes removed; then, only when nothing else is to be done, even out replicas
+//! and leaders across nodes. A group in a joint configuration or without a leader in
+//! sight is left alone until it settles.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::registry::NodeState;
+use common::wire::ReplicaState;
+
+use super::view::{ClusterView, GroupView, NodeView};
+
+/// What the placement driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The map's replicas of `group` are out of date.
+    Record { group: u64, replicas: Vec<u64> },
+    /// `node` leaves `group`.
+    Remove {
+        group: u64,
+        node: u64,
+        why: &'static str,
+    },
+    /// A caught-up learner votes.
+    Promote { group: u64, node: u64 },
+    /// A new replica of `group` on `node` (created empty, added as a learner).
+    AddReplica {
+        group: u64,
+        node: u64,
+        why: &'static str,
+    },
+    /// Every replica of `group` hands leadership to `to` when it leads.
+    PreferLeader { group: u64, to: u64 },
+    /// A draining node holds nothing any more.
+    MarkRemoved { node: u64 },
+}
+
+impl Step {
+    /// Whether the step builds a new replica (rate-limited).
+    pub fn is_move(&self) -> bool {
+        matches!(self, Step::AddReplica { .. })
+    }
+}
+
+/// The rules' parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub replication_factor: usize,
+    /// A node silent this long is down: its replicas are rebuilt elsewhere.
+    pub down_after: Duration,
+}
+
+impl Rules {
+    fn down(&self, n: &NodeView) -> bool {
+        !n.up() && n.silent_for >= self.down_after
+    }
+
+    /// May hold new replicas and leaders.
+    fn usable(&self, n: &NodeView) -> bool {
+        n.up() && n.state == NodeState::Up
+    }
+}
+
+/// Whether `node`'s replica of `group` is gone: it answers, and has no replica of the
+/// group or a failed one (lost data, damaged log).
+fn lost(view: &ClusterView, node: u64, group: u64) -> bool {
+    view.nodes.get(&node).is_some_and(|n| {
+        n.up()
+            && n
+                .replica(group)
+                .is_none_or(|r| r.state == ReplicaState::Failed || r.error.is_some())
+    })
+}
+
+/// Every step the view calls for, most urgent first.
+pub fn plan(view: &ClusterView, rules: &Rules) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let members = view.memberships();
+    let leaders = view.leaderships();
+    for g in view.groups.values() {
+        if g.leader.is_none() || g.joint {
+            continue;
+        }
+        let replicas = g.members();
+        if view.map.groups.get(&g.group) != Some(&replicas) {
+            steps.push(Step::Record {
+                group: g.group,
+                replicas,
+            });
+        }
+        steps.extend(group_steps(view, rules, g, &members));
+    }
+    for n in view.nodes.values() {
+        let holds = view.groups.values().any(|g| g.is_member(n.id));
+        if n.state == NodeState::Draining && !holds {
+            steps.push(Step::MarkRemoved { node: n.id });
+        }
+    }
+    if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
+        steps.extend(balance_replicas(view, rules, &members));
+    }
+    if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
+        steps.extend(balance_leaders(view, rules, &leaders));
+    }
+    steps
+}
+
+fn group_steps(
+    view: &ClusterView,
+    rules: &Rules,
+    g: &GroupView,
+    members: &HashMap<u64, usize>,
+) -> Vec<Step> {
+    let leader = g.leader.unwrap_or_default();
+    let group = g.group;
+    let node = |id: u64| view.nodes.get(&id);
+    let is_down = |id: u64| node(id).is_some_and(|n| rules.down(n));
+    let draining = |id: u64| node(id).is_some_and(|n| n.state != NodeState::Up);
+    for &n in &g.members() {
+        if n != leader && lost(view, n, group) {
+            return vec![Step::Remove {
+                group,
+                node: n,
+                why: "its replica lost its data",
+            }];
+        }
+    }
+    let mut steps = Vec::new();
+    for &n in &g.learners {
+        if is_down(n) || draining(n) {
+            steps.push(Step::Remove {
+                group,
+                node: n,
+                why: "a learner on a node that is down or leaving",
+            });
+        } else if node(n).is_some_and(|x| x.runs(group)) {
+            steps.push(Step::Promote { group, node: n });
+        }
+    }
+    if !steps.is_empty() {
+        return steps;
+    }
+    if g.voters.len() > rules.replication_factor {
+        // Worst first: down, leaving, lagging, then the busiest node; the leader last.
+        let victim = g.voters.iter().copied().max_by_key(|&n| {
+            (
+                is_down(n),
+                draining(n),
+                !view.caught_up(n, g),
+                n != leader,
+                members.get(&n).copied().unwrap_or(0),
+                n,
+            )
+        });
+        if let Some(n) = victim {
+            return vec![Step::Remove {
+                group,
+                node: n,
+                why: "more voters than the replication factor",
+            }];
+        }
+    }
+    let healthy = g
+        .voters
+        .iter()
+        .filter(|&&n| !is_down(n) && !draining(n))
+        .count();
+    if healthy < rules.replication_factor {
+        if let Some(target) = least_loaded(view, rules, members, |n| !g.is_member(n.id)) {
+            return vec![Step::AddReplica {
+                group,
+                node: target,
+                why: "fewer healthy replicas than the replication factor",
+            }];
+        }
+    }
+    let wants_other_leader = draining(leader) || g.preferred_leader.is_some_and(draining);
+    if wants_other_leader {
+        let to = g
+            .voters
+            .iter()
+            .copied()
+            .filter(|&n| !draining(n) && view.caught_up(n, g))
+            .min_by_key(|n| (view.leaderships().get(n).copied().unwrap_or(0), *n));
+        if let Some(to) = to {
+            return vec![Step::PreferLeader { group, to }];
+        }
+    }
+    Vec::new()
+}
+
+fn least_loaded(
+    view: &ClusterView,
+    rules: &Rules,
+    counts: &HashMap<u64, usize>,
+    eligible: impl Fn(&NodeView) -> bool,
+) -> Option<u64> {
+    view.nodes
+        .values()
+        .filter(|n| rules.usable(n) && eligible(n))
+        .min_by_key(|n| (counts.get(&n.id).copied().unwrap_or(0), n.id))
+        .map(|n| n.id)
+}
+
+/// One replica from the busiest usable node to the idlest, when they differ by two or
+/// more (the surplus voter is then taken from the busiest by the rules above).
+fn balance_replicas(
+    view: &ClusterView,
+    rules: &Rules,
+    members: &HashMap<u64, usize>,
+) -> Option<Step> {
+    let usable: Vec<&NodeView> = view.nodes.values().filter(|n| rules.usable(n)).collect();
+    let count = |n: &NodeView| members.get(&n.id).copied().unwrap_or(0);
+    let light = usable.iter().min_by_key(|n| (count(n), n.id))?;
+    let heavy = usable.iter().max_by_key(|n| (count(n), n.id))?;
+    if count(heavy) < count(light) + 2 {
+        return None;
+    }
+    let g = view.groups.values().find(|g| {
+        g.is_member(heavy.id)
+            && !g.is_member(light.id)
+            && view.healthy(g)
+            && g.voters.len() == rules.replication_factor
+    })?;
+    Some(Step::AddReplica {
+        group: g.group,
+        node: light.id,
+        why: "evening out replicas across nodes",
+    })
+}
+
+/// One leadership from the node leading most groups to a voter leading the fewest, when
+/// they differ by two or more.
+fn balance_leaders(
+    view: &ClusterView,
+    rules: &Rules,
+    leaders: &HashMap<u64, usize>,
+) -> Option<Step> {
+    let count = |n: u64| leaders.get(&n).copied().unwrap_or(0);
+    let heavy = view
+        .nodes
+        .values()
+        .filter(|n| n.up())
+        .max_by_key(|n| (count(n.id), n.id))?;
+    view.groups
+        .values()
+        .filter(|g| g.leader == Some(heavy.id) && view.healthy(g))
+        .flat_map(|g| {
+            g.voters
+                .iter()
+                .filter(|&&n| {
+                    view.nodes.get(&n).is_some_and(|x| rules.usable(x))
+                        && count(n) + 2 <= count(heavy.id)
+                })
+                .map(move |&n| (count(n), g.group, n))
+        })
+        .min()
+        .map(|(_, group, to)| Step::PreferLeader { group, to })
+}
+
+#[cfg(test)]
+mod tests;

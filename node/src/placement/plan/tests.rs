@@ -1,0 +1,256 @@
+//! The placement rules on hand-made views.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::placement::GroupKind;
+use common::registry::{ClusterMap, NodeState};
+use common::wire::{NodeStatus, RaftRole, ReplicaState, ReplicaStatus};
+
+use super::*;
+use crate::placement::view::{ClusterView, NodeView};
+
+const RULES: Rules = Rules {
+    replication_factor: 3,
+    down_after: Duration::from_secs(60),
+};
+
+/// A running replica of `group` whose configuration is `voters` / `learners`.
+fn replica(group: u64, leads: bool, voters: &[u64], learners: &[u64]) -> ReplicaStatus {
+    let mut r = ReplicaStatus::idle(group, GroupKind::Shard, ReplicaState::Running, None);
+    r.role = if leads {
+        RaftRole::Leader
+    } else {
+        RaftRole::Follower
+    };
+    r.term = 2;
+    r.commit = 100;
+    r.applied = 100;
+    r.voters = voters.to_vec();
+    r.learners = learners.to_vec();
+    r
+}
+
+struct Builder {
+    nodes: BTreeMap<u64, NodeView>,
+}
+
+impl Builder {
+    fn new(ids: &[u64]) -> Builder {
+        let nodes = ids
+            .iter()
+            .map(|&id| {
+                let status = NodeStatus {
+                    node_id: id,
+                    replicas: Vec::new(),
+                    blocked: Vec::new(),
+                    dropped_messages: 0,
+                };
+                let view = NodeView {
+                    id,
+                    addr: format!("127.0.0.1:{}", 9000 + id),
+                    state: NodeState::Up,
+                    status: Some(status),
+                    silent_for: Duration::ZERO,
+                };
+                (id, view)
+            })
+            .collect();
+        Builder { nodes }
+    }
+
+    /// Group `group` on `voters` (+ `learners`), led by the first voter.
+    fn group(mut self, group: u64, voters: &[u64], learners: &[u64]) -> Builder {
+        for (i, &n) in voters.iter().chain(learners).enumerate() {
+            let r = replica(group, i == 0, voters, learners);
+            if let Some(s) = self.nodes.get_mut(&n).and_then(|v| v.status.as_mut()) {
+                s.replicas.push(r);
+            }
+        }
+        self
+    }
+
+    fn down(mut self, id: u64, for_secs: u64) -> Builder {
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.status = None;
+        n.silent_for = Duration::from_secs(for_secs);
+        self
+    }
+
+    fn failed(mut self, id: u64, group: u64) -> Builder {
+        let s = self.nodes.get_mut(&id).unwrap().status.as_mut().unwrap();
+        s.replicas.retain(|r| r.group != group);
+        s.replicas.push(ReplicaStatus::idle(
+            group,
+            GroupKind::Shard,
+            ReplicaState::Failed,
+            Some("lost its data".into()),
+        ));
+        self
+    }
+
+    fn state(mut self, id: u64, state: NodeState) -> Builder {
+        self.nodes.get_mut(&id).unwrap().state = state;
+        self
+    }
+
+    /// The view, with the map already recording every group as it is.
+    fn view(self) -> ClusterView {
+        let mut view = ClusterView::new(self.nodes, ClusterMap::default());
+        for g in view.groups.values() {
+            view.map.groups.insert(g.group, g.members());
+        }
+        view
+    }
+}
+
+#[test]
+fn a_settled_cluster_needs_nothing() {
+    let view = Builder::new(&[1, 2, 3])
+        .group(0, &[1, 2, 3], &[])
+        .group(1, &[2, 3, 1], &[])
+        .group(2, &[3, 1, 2], &[])
+        .view();
+    assert_eq!(plan(&view, &RULES), vec![]);
+}
+
+#[test]
+fn the_map_is_told_where_replicas_are() {
+    let b = Builder::new(&[1, 2, 3]).group(1, &[1, 2, 3], &[]);
+    let view = ClusterView::new(b.nodes, ClusterMap::default());
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::Record {
+            group: 1,
+            replicas: vec![1, 2, 3]
+        }]
+    );
+}
+
+#[test]
+fn a_replica_that_lost_its_data_is_taken_out_and_then_rebuilt_on_the_same_node() {
+    let view = Builder::new(&[1, 2, 3])
+        .group(1, &[1, 2, 3], &[])
+        .failed(3, 1)
+        .view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::Remove {
+            group: 1,
+            node: 3,
+            why: "its replica lost its data"
+        }]
+    );
+    // Once out, the group is short of a replica: node 3 (the only other) gets a new one.
+    let view = Builder::new(&[1, 2, 3])
+        .group(1, &[1, 2], &[])
+        .failed(3, 1)
+        .view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::AddReplica {
+            group: 1,
+            node: 3,
+            why: "fewer healthy replicas than the replication factor"
+        }]
+    );
+    // A learner that runs is promoted (the leader refuses until it caught up).
+    let view = Builder::new(&[1, 2, 3]).group(1, &[1, 2], &[3]).view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::Promote { group: 1, node: 3 }]
+    );
+}
+
+#[test]
+fn a_node_down_past_the_timeout_is_replaced_on_the_least_loaded_spare() {
+    let b = || {
+        Builder::new(&[1, 2, 3, 4, 5])
+            .group(1, &[1, 2, 3], &[])
+            .group(2, &[2, 3, 4], &[])
+    };
+    // Briefly silent: nothing yet.
+    assert_eq!(plan(&b().down(3, 5).view(), &RULES), vec![]);
+    let steps = plan(&b().down(3, 61).view(), &RULES);
+    assert_eq!(
+        steps[0],
+        Step::AddReplica {
+            group: 1,
+            node: 5,
+            why: "fewer healthy replicas than the replication factor"
+        }
+    );
+    // With the new replica promoted, the surplus voter on the down node goes.
+    let view = Builder::new(&[1, 2, 3, 4, 5])
+        .group(1, &[1, 2, 3, 5], &[])
+        .down(3, 61)
+        .view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::Remove {
+            group: 1,
+            node: 3,
+            why: "more voters than the replication factor"
+        }]
+    );
+}
+
+#[test]
+fn a_draining_node_hands_over_leadership_is_emptied_and_marked_removed() {
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .state(1, NodeState::Draining)
+        .view();
+    let steps = plan(&view, &RULES);
+    assert_eq!(
+        steps[0],
+        Step::AddReplica {
+            group: 1,
+            node: 4,
+            why: "fewer healthy replicas than the replication factor"
+        }
+    );
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3, 4], &[])
+        .state(1, NodeState::Draining)
+        .view();
+    assert_eq!(
+        plan(&view, &RULES)[0],
+        Step::Remove {
+            group: 1,
+            node: 1,
+            why: "more voters than the replication factor"
+        }
+    );
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[2, 3, 4], &[])
+        .state(1, NodeState::Draining)
+        .view();
+    assert_eq!(plan(&view, &RULES), vec![Step::MarkRemoved { node: 1 }]);
+}
+
+#[test]
+fn a_new_node_receives_replicas_and_leaders_even_out() {
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::AddReplica {
+            group: 1,
+            node: 4,
+            why: "evening out replicas across nodes"
+        }]
+    );
+    let view = Builder::new(&[1, 2, 3])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[1, 3, 2], &[])
+        .group(3, &[1, 2, 3], &[])
+        .view();
+    assert_eq!(
+        plan(&view, &RULES),
+        vec![Step::PreferLeader { group: 1, to: 2 }]
+    );
+}
