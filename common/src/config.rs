@@ -225,6 +225,10 @@ pub struct NodeEntry {
     /// bootstraps no group; the placement driver gives it replicas. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub join: bool,
+    /// Drained and removed from the cluster (`scripts/cluster remove-node`): not started
+    /// again. It keeps its place in the first placement. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 impl ClusterConfig {

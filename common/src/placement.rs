@@ -115,7 +115,10 @@ mod tests {
         let text = toml::to_string(&c).unwrap()
             + "[[nodes]]\nid = 40\naddr = \"127.0.0.1:9040\"\njoin = true\n";
         c = ClusterConfig::parse(&text).unwrap();
-        assert_eq!(groups(&c).map(|g| replicas(&c, g)).collect::<Vec<_>>(), before);
+        assert_eq!(
+            groups(&c).map(|g| replicas(&c, g)).collect::<Vec<_>>(),
+            before
+        );
         assert!(hosted_groups(&c, 40).is_empty());
     }
 

@@ -151,12 +151,16 @@ impl Host {
     /// from the group first and decided this node joins again as a new member.
     pub fn create(&self, group: u64, joined_at: u64) -> Result<bool, HostError> {
         let _one = self.creating.lock();
-        let failed = self.replicas.get(group).and_then(|h| h.failure()).or_else(|| {
-            self.replicas
-                .stopped(group)
-                .filter(|s| s.state == ReplicaState::Failed)
-                .map(|s| s.reason)
-        });
+        let failed = self
+            .replicas
+            .get(group)
+            .and_then(|h| h.failure())
+            .or_else(|| {
+                self.replicas
+                    .stopped(group)
+                    .filter(|s| s.state == ReplicaState::Failed)
+                    .map(|s| s.reason)
+            });
         if self.replicas.hosts(group) && failed.is_none() {
             return Ok(false);
         }

@@ -120,9 +120,8 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         path: data_dir.join(identity::INCARNATION_FILE),
         source,
     })?;
-    let metadata = Arc::new(
-        ClusterClient::new(config).map_err(|e| NodeError::Client(e.to_string()))?,
-    );
+    let metadata =
+        Arc::new(ClusterClient::new(config).map_err(|e| NodeError::Client(e.to_string()))?);
 
     let replicas = Arc::new(Replicas::default());
     let filter = Arc::new(FaultFilter::default());

@@ -3,7 +3,7 @@
 //! group as a new member, never voting with a lost log), rebuilds the replicas of a node
 //! down past `placement.down_after_secs` on a spare node, gives a node that joined later
 //! replicas, and empties a drained node — all while a client keeps writing, and nothing
-//! acknowledged is lost.
+//! acknowledged is lost; a whole-cluster restart keeps the new membership.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -142,7 +142,11 @@ async fn check_writes(
 ) {
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<String> = handle.await.expect("writer").into_iter().collect();
-    assert!(acked.len() > 20, "the writer got {} writes through", acked.len());
+    assert!(
+        acked.len() > 20,
+        "the writer got {} writes through",
+        acked.len()
+    );
     let present = client.present_ids(collection, &acked).await;
     assert_eq!(present.len(), acked.len(), "acknowledged writes lost");
 }
@@ -197,6 +201,22 @@ async fn a_node_down_past_the_timeout_is_rebuilt_on_a_node_that_joined() {
         &cluster,
         "node 2 replaced",
         Duration::from_secs(120),
+        |r| !r.contains(&2) && r.len() == 3,
+        |_| true,
+    )
+    .await;
+
+    // A whole-cluster restart keeps the new membership (from the logs, not the config).
+    for id in [1, 3, 4] {
+        cluster.kill_node(id);
+    }
+    for id in [1, 3, 4] {
+        cluster.spawn_node(id);
+    }
+    wait_placement(
+        &cluster,
+        "membership after a restart",
+        Duration::from_secs(90),
         |r| !r.contains(&2) && r.len() == 3,
         |_| true,
     )

@@ -40,7 +40,11 @@ pub async fn register_and_follow(r: Registrar) {
             .await
         {
             Ok(Ok(CatalogSuccess::NodeRegistered(how))) => {
-                tracing::info!(incarnation = r.incarnation, ?how, "registered in the cluster map");
+                tracing::info!(
+                    incarnation = r.incarnation,
+                    ?how,
+                    "registered in the cluster map"
+                );
                 break;
             }
             Ok(Ok(other)) => {

@@ -34,7 +34,9 @@ impl CallError {
     /// The `leader` a 421 names.
     pub fn leader_hint(&self) -> Option<u64> {
         match self {
-            CallError::Refused { status: 421, body, .. } => serde_json::from_str::<Value>(body)
+            CallError::Refused {
+                status: 421, body, ..
+            } => serde_json::from_str::<Value>(body)
                 .ok()?
                 .get("leader")?
                 .as_u64(),

@@ -14,8 +14,8 @@ use common::group_client::{ClusterClient, ClusterError};
 use common::placement::METADATA_GROUP;
 use common::registry::NodeState;
 use common::wire::{
-    CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest, PreferredLeaderRequest,
-    RaftRole,
+    CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
+    PreferredLeaderRequest, RaftRole,
 };
 use reqwest::Method;
 
@@ -77,12 +77,10 @@ impl Driver {
             let (records, changes): (Vec<Step>, Vec<Step>) = steps
                 .into_iter()
                 .partition(|s| matches!(s, Step::Record { .. }));
-            for step in records.iter().chain(
-                changes
-                    .iter()
-                    .filter(|s| move_due || !s.is_move())
-                    .take(1),
-            ) {
+            for step in records
+                .iter()
+                .chain(changes.iter().filter(|s| move_due || !s.is_move()).take(1))
+            {
                 match self.make(&view, step).await {
                     Ok(()) => {
                         if step.is_move() {
@@ -132,13 +130,23 @@ impl Driver {
         };
         let first = self
             .calls
-            .send(Method::POST, &self.addr(view, leader)?, "/admin/members", &body)
+            .send(
+                Method::POST,
+                &self.addr(view, leader)?,
+                "/admin/members",
+                &body,
+            )
             .await;
         let reply = match first {
             Err(e) => match e.leader_hint().filter(|&l| l != leader) {
                 Some(hint) => {
                     self.calls
-                        .send(Method::POST, &self.addr(view, hint)?, "/admin/members", &body)
+                        .send(
+                            Method::POST,
+                            &self.addr(view, hint)?,
+                            "/admin/members",
+                            &body,
+                        )
                         .await?
                 }
                 None => return Err(e.into()),
@@ -161,16 +169,16 @@ impl Driver {
                 .await
             }
             Step::Remove { group, node, .. } => {
-                self.change(view, *group, MemberChange::Remove(*node)).await?;
+                self.change(view, *group, MemberChange::Remove(*node))
+                    .await?;
                 // A running replica deletes itself once it applies its removal; a
                 // failed one is replaced when the node is chosen again.
                 Ok(())
             }
-            Step::Promote { group, node } => {
-                self.change(view, *group, MemberChange::Promote(*node))
-                    .await
-                    .map(drop)
-            }
+            Step::Promote { group, node } => self
+                .change(view, *group, MemberChange::Promote(*node))
+                .await
+                .map(drop),
             Step::AddReplica { group, node, .. } => self.add_replica(view, *group, *node).await,
             Step::PreferLeader { group, to } => {
                 let members = view

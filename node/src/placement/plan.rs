@@ -73,8 +73,7 @@ impl Rules {
 fn lost(view: &ClusterView, node: u64, group: u64) -> bool {
     view.nodes.get(&node).is_some_and(|n| {
         n.up()
-            && n
-                .replica(group)
+            && n.replica(group)
                 .is_none_or(|r| r.state == ReplicaState::Failed || r.error.is_some())
     })
 }
