@@ -1,6 +1,8 @@
 //! Benchmark of one shard state machine (release build):
 //! insert throughput, query latency p50/p99 and recall@10 (plain and
-//! filtered), brute-force scan speed as the reference, snapshot write/restore.
+//! filtered), brute-force scan speed as the reference, snapshot write/restore;
+//! with `--sweep`, unfiltered queries at each ef_search, and with `--data-out` /
+//! `--results-out` the files `scripts/hnswlib_bench.py` compares hnswlib against.
 //!
 //! `cargo run --release -p node --example shard_bench -- --n 100000 --dim 128`
 //! (`scripts/bench-shard` runs it). An example, not a binary of the node package: its
@@ -40,6 +42,17 @@ struct Args {
     /// Where the snapshot is written.
     #[arg(long, default_value = "data/bench")]
     dir: std::path::PathBuf,
+    /// ef_search values to sweep (unfiltered queries) after the default run,
+    /// e.g. `16,32,64,128`; empty for none.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<usize>,
+    /// Writes the data, queries and exact top-k (see `write_dataset`) here,
+    /// so another engine (scripts/hnswlib_bench.py) runs on the very same data.
+    #[arg(long)]
+    data_out: Option<std::path::PathBuf>,
+    /// Writes the build rate and each sweep point as JSON lines here.
+    #[arg(long)]
+    results_out: Option<std::path::PathBuf>,
 }
 
 const COLLECTION: &str = "bench";
@@ -111,6 +124,35 @@ fn run_queries(
     }
 }
 
+/// Little-endian file read by scripts/hnswlib_bench.py: `u32` n, queries,
+/// dim, k; then n x dim data `f32`, queries x dim `f32`, queries x k `u32`
+/// indices of the exact top-k.
+fn write_dataset(
+    path: &std::path::Path,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    truths: &[Vec<usize>],
+    dim: usize,
+    k: usize,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for x in [data.len(), queries.len(), dim, k] {
+        out.write_all(&(x as u32).to_le_bytes())?;
+    }
+    for x in data.iter().chain(queries).flatten() {
+        out.write_all(&x.to_le_bytes())?;
+    }
+    for t in truths {
+        // A short truth (k > n) is padded with u32::MAX, which matches nothing.
+        for j in 0..k {
+            let i = t.get(j).map_or(u32::MAX, |&i| i as u32);
+            out.write_all(&i.to_le_bytes())?;
+        }
+    }
+    out.flush()
+}
+
 fn print_query(label: &str, s: &QueryStats) {
     println!(
         "{label:<34} p50 {:>8.3} ms  p99 {:>8.3} ms  {:>8.0} q/s  recall@k {:.4}",
@@ -161,7 +203,7 @@ fn main() {
         &mut sm,
         ShardCommand::CreateCollection {
             collection: COLLECTION.into(),
-            config,
+            config: config.clone(),
         },
     );
 
@@ -192,10 +234,11 @@ fn main() {
     }
     let insert = start.elapsed();
     println!(
-        "insert (apply add, HNSW build)     {:>10.0} records/s  ({:.2} s for {})",
+        "insert (apply add, HNSW build)     {:>10.0} records/s  ({:.2} s for {}; {} build threads)",
         args.n as f64 / insert.as_secs_f64(),
         insert.as_secs_f64(),
-        args.n
+        args.n,
+        rayon::current_num_threads()
     );
 
     // Brute force reference: the exact scan a query would cost without an index.
@@ -219,6 +262,53 @@ fn main() {
         "query (HNSW, no filter)",
         &run_queries(&sm, &queries, args.k, &Filter::default(), truth_of),
     );
+    if let Some(path) = &args.data_out {
+        if let Err(e) = write_dataset(path, &data, &queries, &truths, args.dim, args.k) {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+    let mut results = vec![format!(
+        "{{\"kind\":\"build\",\"records_per_s\":{:.1},\"threads\":{}}}",
+        args.n as f64 / insert.as_secs_f64(),
+        rayon::current_num_threads()
+    )];
+    for &ef in &args.sweep {
+        apply(
+            &mut sm,
+            ShardCommand::ModifyCollection {
+                collection: COLLECTION.into(),
+                config: IndexConfig {
+                    ef_search: ef,
+                    ..config.clone()
+                },
+            },
+        );
+        let s = run_queries(&sm, &queries, args.k, &Filter::default(), truth_of);
+        print_query(&format!("query (no filter, ef_search {ef})"), &s);
+        results.push(format!(
+            "{{\"kind\":\"search\",\"ef\":{ef},\"recall\":{:.4},\"p50_ms\":{:.4},\"qps\":{:.1}}}",
+            s.recall,
+            s.p50.as_secs_f64() * 1e3,
+            s.qps
+        ));
+    }
+    if !args.sweep.is_empty() {
+        // Back to the collection's default for the filtered runs below.
+        apply(
+            &mut sm,
+            ShardCommand::ModifyCollection {
+                collection: COLLECTION.into(),
+                config: config.clone(),
+            },
+        );
+    }
+    if let Some(path) = &args.results_out {
+        if let Err(e) = std::fs::write(path, results.join("\n") + "\n") {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
 
     let subset = |pred: &dyn Fn(usize) -> bool| -> Vec<Vec<f32>> {
         data.iter()

@@ -45,6 +45,23 @@ pub(crate) const NB_LAYER_MAX: u8 = 16; // so max layer is 15!!
 /// The 2-uple represent layer as u8  and rank in layer as a i32 as stored in our structure
 pub struct PointId(pub u8, pub i32);
 
+/// PATCH (vdb): asks the CPU to start loading `lines` cache lines (at least
+/// one) from `ptr`; a hint only, never a fault, a no-op off x86_64.
+#[inline(always)]
+fn prefetch(ptr: *const u8, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for l in 0..lines.max(1) {
+        // SAFETY: prefetching is a hint that never faults, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                ptr.wrapping_add(64 * l) as *const i8,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, lines);
+}
+
 /// this type is for an identificateur of each data vector, given by client.
 /// Can be the rank of data in an array, a hash value or anything that permits
 /// retrieving the data.
@@ -946,9 +963,17 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         // initialize visited points
         let dist_to_entry_point = self.dist_f.eval(point, entry_point.data.get_v());
         trace!("       distance to entry point: {:?} ", dist_to_entry_point);
-        // keep a list of id visited
-        let mut visited_point_id = HashMap::<PointId, Arc<Point<T>>>::new();
-        visited_point_id.insert(entry_point.p_id, Arc::clone(&entry_point));
+        // PATCH (vdb): the visited set is keyed by the address of each point's
+        // allocation (stable while the graph lives, one allocation per point,
+        // shared by every edge to it) and holds no `Arc` clones. Upstream keys
+        // it by `p_id`, which costs a cache miss into every neighbour's `Point`
+        // even when it was seen already, and clones an `Arc` per visit, whose
+        // refcount writes bounce cache lines between parallel inserts.
+        let mut visited_point_id =
+            hashbrown::HashSet::<usize>::with_capacity(4 * skiplist_size.max(16));
+        visited_point_id.insert(Arc::as_ptr(&entry_point) as usize);
+        // Indices into the current neighbour list of points not visited yet.
+        let mut fresh: Vec<u32> = Vec::with_capacity(64);
         //
         let mut candidate_points =
             BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
@@ -968,22 +993,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             let f = return_points.peek().unwrap();
             assert!(f.dist_to_ref >= 0.);
             assert!(c.dist_to_ref <= 0.);
-            trace!(
-                "Comparaing c : {:?} f : {:?}",
-                -(c.dist_to_ref),
-                f.dist_to_ref
-            );
             if -(c.dist_to_ref) > f.dist_to_ref {
                 // this comparison requires that we are sure that distances compared are distances to the same point :
                 // This is the case we compare distance to point passed as arg.
-                trace!(
-                    "Fast return from search_layer, nb points : {:?} \n \t c {:?} \n \t f {:?} dists: {:?}  {:?}",
-                    return_points.len(),
-                    c.point_ref.p_id,
-                    f.point_ref.p_id,
-                    -(c.dist_to_ref),
-                    f.dist_to_ref
-                );
                 if filter.is_none() {
                     return return_points;
                 } else if return_points.len() >= ef {
@@ -998,19 +1010,28 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             // now we scan neighborhood of c in layer and increment visited_point, candidate_points
             // and optimize candidate_points so that it contains points with lowest distances to point arg
             //
-            let neighbours_c_l = &c.point_ref.neighbours.read()[layer as usize];
-            let c_pid = c.point_ref.p_id;
-            trace!(
-                "       search_layer, {:?} has  nb neighbours  : {:?} ",
-                c_pid,
-                neighbours_c_l.len()
-            );
+            let neighbours_guard = c.point_ref.neighbours.read();
+            let neighbours_c_l = &neighbours_guard[layer as usize];
+            // PATCH (vdb): touch memory in stages so the cache misses of one
+            // neighbour list overlap instead of following each other: every edge,
+            // then the points not visited yet, then the start of their vectors.
             for e in neighbours_c_l {
-                // HERE WE sEE THAT neighbours should be stored as PointIdWithOrder !!
-                // CAVEAT what if several point_id with same distance to ref point?
-                if !visited_point_id.contains_key(&e.point_ref.p_id) {
-                    visited_point_id.insert(e.point_ref.p_id, Arc::clone(&e.point_ref));
-                    trace!("             visited insertion {:?}", e.point_ref.p_id);
+                prefetch(Arc::as_ptr(e) as *const u8, 1);
+            }
+            fresh.clear();
+            for (i, e) in neighbours_c_l.iter().enumerate() {
+                if visited_point_id.insert(Arc::as_ptr(&e.point_ref) as usize) {
+                    prefetch(Arc::as_ptr(&e.point_ref) as *const u8, 1);
+                    fresh.push(i as u32);
+                }
+            }
+            for &i in &fresh {
+                let v = neighbours_c_l[i as usize].point_ref.data.get_v();
+                prefetch(v.as_ptr() as *const u8, std::mem::size_of_val(v).min(256) / 64);
+            }
+            for &i in &fresh {
+                let e = &neighbours_c_l[i as usize];
+                {
                     let f_opt = return_points.peek();
                     if f_opt.is_none() {
                         // do some debug info, dumped distance is from e to c! as e is in c neighbours
@@ -1023,10 +1044,6 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
                         let e_prime = Arc::new(PointWithOrder::new(&e.point_ref, e_dist_to_p));
                         // a neighbour of neighbour is better, we insert it into candidate with the distance to point
-                        trace!(
-                            "                inserting new candidate {:?}",
-                            e_prime.point_ref.p_id
-                        );
                         candidate_points
                             .push(Arc::new(PointWithOrder::new(&e.point_ref, -e_dist_to_p)));
                         //
