@@ -5,6 +5,7 @@
 //! leader's driver starts from a fresh observation, so nothing is carried over but the
 //! cluster map. New replicas are started at most once per `placement.move_interval_ms`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use common::wire::{
 use reqwest::Method;
 
 use super::calls::{is_transient, CallError, NodeCalls};
-use super::plan::{plan, Rules, Step};
+use super::plan::{plan, Rules, Step, REMOVED_COOLDOWN};
 use super::view::{observe, ClusterView, Silence};
 use crate::raft::Replicas;
 
@@ -60,6 +61,8 @@ impl Driver {
         let tick = Duration::from_millis(self.settings.tick_ms);
         let mut silence = Silence::default();
         let mut last_move: Option<Instant> = None;
+        // (group, node) → when a running replica there was removed.
+        let mut removed: HashMap<(u64, u64), Instant> = HashMap::new();
         loop {
             tokio::time::sleep(tick).await;
             if !self.settings.enabled || !self.leads_metadata() {
@@ -70,7 +73,9 @@ impl Driver {
                 continue;
             };
             let view = observe(&self.calls, map, &self.seeds, &mut silence).await;
-            let steps = plan(&view, &self.rules);
+            removed.retain(|_, at| at.elapsed() < REMOVED_COOLDOWN);
+            let cooling: HashSet<(u64, u64)> = removed.keys().copied().collect();
+            let steps = plan(&view, &self.rules, &cooling);
             let move_due = last_move.is_none_or(|t| {
                 t.elapsed() >= Duration::from_millis(self.settings.move_interval_ms)
             });
@@ -85,6 +90,12 @@ impl Driver {
                     Ok(()) => {
                         if step.is_move() {
                             last_move = Some(Instant::now());
+                        }
+                        if let Step::Remove { group, node, .. } = step {
+                            // A failed replica has no apply thread and sends nothing.
+                            if view.nodes.get(node).is_some_and(|n| n.runs(*group)) {
+                                removed.insert((*group, *node), Instant::now());
+                            }
                         }
                     }
                     Err(e) if matches!(&e, StepError::Call(c) if is_transient(c)) => {

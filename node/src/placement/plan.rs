@@ -9,7 +9,7 @@
 //! and leaders across nodes. A group in a joint configuration or without a leader in
 //! sight is left alone until it settles.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::registry::NodeState;
@@ -57,6 +57,13 @@ pub struct Rules {
     pub down_after: Duration,
 }
 
+/// How long a node whose running replica of a group was removed gets no new replica of
+/// that group. Raft ids are node ids, so the removed replica and a new one on the same
+/// node share one: until the old one's apply thread has deleted its directory and no
+/// acknowledgement it sent can still arrive, a new one would lose its files or be
+/// credited with entries it does not have (both seen by the chaos driver).
+pub const REMOVED_COOLDOWN: Duration = Duration::from_secs(30);
+
 impl Rules {
     fn down(&self, n: &NodeView) -> bool {
         !n.up() && n.silent_for >= self.down_after
@@ -78,8 +85,9 @@ fn lost(view: &ClusterView, node: u64, group: u64) -> bool {
     })
 }
 
-/// Every step the view calls for, most urgent first.
-pub fn plan(view: &ClusterView, rules: &Rules) -> Vec<Step> {
+/// Every step the view calls for, most urgent first. `cooling`: (group, node) pairs
+/// that get no new replica yet ([`REMOVED_COOLDOWN`]).
+pub fn plan(view: &ClusterView, rules: &Rules, cooling: &HashSet<(u64, u64)>) -> Vec<Step> {
     let mut steps = Vec::new();
     let members = view.memberships();
     let leaders = view.leaderships();
@@ -94,7 +102,7 @@ pub fn plan(view: &ClusterView, rules: &Rules) -> Vec<Step> {
                 replicas,
             });
         }
-        steps.extend(group_steps(view, rules, g, &members));
+        steps.extend(group_steps(view, rules, g, &members, cooling));
     }
     for n in view.nodes.values() {
         let holds = view.groups.values().any(|g| g.is_member(n.id));
@@ -103,7 +111,7 @@ pub fn plan(view: &ClusterView, rules: &Rules) -> Vec<Step> {
         }
     }
     if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
-        steps.extend(balance_replicas(view, rules, &members));
+        steps.extend(balance_replicas(view, rules, &members, cooling));
     }
     if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
         steps.extend(balance_leaders(view, rules, &leaders));
@@ -116,6 +124,7 @@ fn group_steps(
     rules: &Rules,
     g: &GroupView,
     members: &HashMap<u64, usize>,
+    cooling: &HashSet<(u64, u64)>,
 ) -> Vec<Step> {
     let leader = g.leader.unwrap_or_default();
     let group = g.group;
@@ -172,7 +181,8 @@ fn group_steps(
         .filter(|&&n| !is_down(n) && !draining(n))
         .count();
     if healthy < rules.replication_factor {
-        if let Some(target) = least_loaded(view, rules, members, |n| !g.is_member(n.id)) {
+        let eligible = |n: &NodeView| !g.is_member(n.id) && !cooling.contains(&(group, n.id));
+        if let Some(target) = least_loaded(view, rules, members, eligible) {
             return vec![Step::AddReplica {
                 group,
                 node: target,
@@ -214,6 +224,7 @@ fn balance_replicas(
     view: &ClusterView,
     rules: &Rules,
     members: &HashMap<u64, usize>,
+    cooling: &HashSet<(u64, u64)>,
 ) -> Option<Step> {
     let usable: Vec<&NodeView> = view.nodes.values().filter(|n| rules.usable(n)).collect();
     let count = |n: &NodeView| members.get(&n.id).copied().unwrap_or(0);
@@ -225,6 +236,7 @@ fn balance_replicas(
     let g = view.groups.values().find(|g| {
         g.is_member(heavy.id)
             && !g.is_member(light.id)
+            && !cooling.contains(&(g.group, light.id))
             && view.healthy(g)
             && g.voters.len() == rules.replication_factor
     })?;

@@ -1,6 +1,6 @@
 //! The placement rules on hand-made views.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use common::placement::GroupKind;
@@ -111,7 +111,7 @@ fn a_settled_cluster_needs_nothing() {
         .group(1, &[2, 3, 1], &[])
         .group(2, &[3, 1, 2], &[])
         .view();
-    assert_eq!(plan(&view, &RULES), vec![]);
+    assert_eq!(plan(&view, &RULES, &HashSet::new()), vec![]);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn the_map_is_told_where_replicas_are() {
     let b = Builder::new(&[1, 2, 3]).group(1, &[1, 2, 3], &[]);
     let view = ClusterView::new(b.nodes, ClusterMap::default());
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::Record {
             group: 1,
             replicas: vec![1, 2, 3]
@@ -134,7 +134,7 @@ fn a_replica_that_lost_its_data_is_taken_out_and_then_rebuilt_on_the_same_node()
         .failed(3, 1)
         .view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::Remove {
             group: 1,
             node: 3,
@@ -147,7 +147,7 @@ fn a_replica_that_lost_its_data_is_taken_out_and_then_rebuilt_on_the_same_node()
         .failed(3, 1)
         .view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::AddReplica {
             group: 1,
             node: 3,
@@ -157,7 +157,7 @@ fn a_replica_that_lost_its_data_is_taken_out_and_then_rebuilt_on_the_same_node()
     // A learner that runs is promoted (the leader refuses until it caught up).
     let view = Builder::new(&[1, 2, 3]).group(1, &[1, 2], &[3]).view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::Promote { group: 1, node: 3 }]
     );
 }
@@ -170,8 +170,11 @@ fn a_node_down_past_the_timeout_is_replaced_on_the_least_loaded_spare() {
             .group(2, &[2, 3, 4], &[])
     };
     // Briefly silent: nothing yet.
-    assert_eq!(plan(&b().down(3, 5).view(), &RULES), vec![]);
-    let steps = plan(&b().down(3, 61).view(), &RULES);
+    assert_eq!(
+        plan(&b().down(3, 5).view(), &RULES, &HashSet::new()),
+        vec![]
+    );
+    let steps = plan(&b().down(3, 61).view(), &RULES, &HashSet::new());
     assert_eq!(
         steps[0],
         Step::AddReplica {
@@ -186,7 +189,7 @@ fn a_node_down_past_the_timeout_is_replaced_on_the_least_loaded_spare() {
         .down(3, 61)
         .view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::Remove {
             group: 1,
             node: 3,
@@ -201,7 +204,7 @@ fn a_draining_node_hands_over_leadership_is_emptied_and_marked_removed() {
         .group(1, &[1, 2, 3], &[])
         .state(1, NodeState::Draining)
         .view();
-    let steps = plan(&view, &RULES);
+    let steps = plan(&view, &RULES, &HashSet::new());
     assert_eq!(
         steps[0],
         Step::AddReplica {
@@ -215,7 +218,7 @@ fn a_draining_node_hands_over_leadership_is_emptied_and_marked_removed() {
         .state(1, NodeState::Draining)
         .view();
     assert_eq!(
-        plan(&view, &RULES)[0],
+        plan(&view, &RULES, &HashSet::new())[0],
         Step::Remove {
             group: 1,
             node: 1,
@@ -226,7 +229,10 @@ fn a_draining_node_hands_over_leadership_is_emptied_and_marked_removed() {
         .group(1, &[2, 3, 4], &[])
         .state(1, NodeState::Draining)
         .view();
-    assert_eq!(plan(&view, &RULES), vec![Step::MarkRemoved { node: 1 }]);
+    assert_eq!(
+        plan(&view, &RULES, &HashSet::new()),
+        vec![Step::MarkRemoved { node: 1 }]
+    );
 }
 
 #[test]
@@ -237,7 +243,7 @@ fn a_new_node_receives_replicas_and_leaders_even_out() {
         .group(3, &[3, 1, 2], &[])
         .view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::AddReplica {
             group: 1,
             node: 4,
@@ -250,7 +256,21 @@ fn a_new_node_receives_replicas_and_leaders_even_out() {
         .group(3, &[1, 2, 3], &[])
         .view();
     assert_eq!(
-        plan(&view, &RULES),
+        plan(&view, &RULES, &HashSet::new()),
         vec![Step::PreferLeader { group: 1, to: 2 }]
+    );
+}
+
+#[test]
+fn a_node_that_just_lost_a_running_replica_of_a_group_gets_no_new_one_of_it_yet() {
+    let view = Builder::new(&[1, 2, 3, 4]).group(1, &[1, 2], &[]).view();
+    let cooling: HashSet<(u64, u64)> = [(1, 3)].into();
+    assert_eq!(
+        plan(&view, &RULES, &cooling)[0],
+        Step::AddReplica {
+            group: 1,
+            node: 4,
+            why: "fewer healthy replicas than the replication factor"
+        }
     );
 }
