@@ -13,6 +13,7 @@
 //!   order-independent record digest, `CommonError`.
 //! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
 //! - `backup`: the backup stream of one group (frames, checks).
+//! - `metrics`: Prometheus metrics both processes export (requests, memory, the scrape).
 
 pub mod backup;
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod filter;
 pub mod fs;
 pub mod hash;
 pub mod limits;
+pub mod metrics;
 pub mod placement;
 pub mod read;
 pub mod record;

@@ -8,6 +8,7 @@
 //! - [`api`]: the internal API for routers and the admin API.
 //! - [`server`]: wiring them into a node process; [`hosting`]: replicas created and
 //!   removed at run time.
+//! - [`metrics`]: the node's Prometheus metrics (served by `api::metrics`).
 //! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
 //! - [`shard`], [`catalog`]: the state machines of shard groups and of the metadata group.
 
@@ -17,6 +18,7 @@ pub mod hosting;
 pub mod identity;
 #[cfg(feature = "test-kv")]
 pub mod kv;
+pub mod metrics;
 pub mod panic_guard;
 pub mod priority;
 pub mod raft;

@@ -8,6 +8,7 @@ use crate::api::{self, AppState};
 use crate::auth;
 use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
+use crate::metrics;
 use crate::settings::RouterSettings;
 
 /// Serves the API on `settings.listen` until the process is stopped.
@@ -27,13 +28,16 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let state = AppState::new(&config, settings, embedder).map_err(std::io::Error::other)?;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        // The last `wrap` runs first: a request takes an in-flight slot, then
-        // is authenticated; bodies are read (bounded) by `api::body::JsonBody`.
+        // The last `wrap` runs first: a request is timed (metrics), takes an
+        // in-flight slot, then is authenticated; bodies are read (bounded) by
+        // `api::body::JsonBody`.
         App::new()
             .app_data(state.clone())
             .configure(api::configure)
+            .configure(metrics::configure)
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
+            .wrap(from_fn(metrics::track))
     });
     let server = match tls {
         Some((files, tls_config)) => {

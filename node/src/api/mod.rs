@@ -8,6 +8,7 @@
 //! - [`admin`]: `GET /admin/status` (JSON), the fault filter (`/admin/partition`,
 //!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
 //!   (`/admin/members`, `/admin/replicas`, `/admin/peers`).
+//! - [`metrics`]: `GET /metrics` (Prometheus) and the request-timing middleware.
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
@@ -16,6 +17,7 @@ pub mod backup;
 pub mod gate;
 pub mod internal;
 pub mod members;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,5 +54,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
         .configure(internal::configure)
         .configure(backup::configure)
         .configure(admin::configure)
-        .configure(members::configure);
+        .configure(members::configure)
+        .configure(metrics::configure);
 }
