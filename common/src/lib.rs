@@ -13,6 +13,8 @@
 //!   order-independent record digest, `CommonError`.
 //! - `clock`: wall-clock deadlines and entry stamps, and the clock skew they assume.
 //! - `backup`: the backup stream of one group (frames, checks).
+//! - `logging`: the processes' log setup (`--log-format text|json`, `RUST_LOG`) and the
+//!   request id header the router sends the nodes.
 //! - `metrics`: Prometheus metrics both processes export (requests, memory, the scrape).
 
 pub mod backup;
@@ -27,6 +29,7 @@ pub mod filter;
 pub mod fs;
 pub mod hash;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod placement;
 pub mod read;

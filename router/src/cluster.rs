@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::config::ClusterConfig;
+use common::logging::REQUEST_ID_HEADER;
 use common::placement;
 use common::secret::{ClusterSecret, SecretError, CLUSTER_SECRET_HEADER};
 use common::wire::{self, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
@@ -252,9 +253,11 @@ impl ClusterClient {
             return Attempt::Elsewhere(None, format!("node {node} is not in the config"));
         };
         let url = format!("{base}/internal/{group}/{}", op.path());
-        let sent = self
-            .http
-            .post(&url)
+        let mut request = self.http.post(&url);
+        if let Some(id) = crate::trace::current_request_id() {
+            request = request.header(REQUEST_ID_HEADER, id);
+        }
+        let sent = request
             .header(TIMEOUT_HEADER, budget.as_millis().to_string())
             .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
             .header(CLUSTER_SECRET_HEADER, self.secret.header_value())

@@ -8,8 +8,9 @@
 //! metadata group's view with a collection cache, `settings` the router's
 //! options, `auth` token authentication, `limits` the bound on requests in
 //! flight, `metrics` the Prometheus `/metrics`, `tls` the optional HTTPS
-//! setup, `error` the one error type and its Chroma JSON form, `server`
-//! startup, `embedding` all-MiniLM-L6-v2 document embeddings (candle), `backup` the backup and restore of a whole
+//! setup, `trace` request ids (`chroma-trace-id`), `error` the one error type
+//! and its Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
+//! document embeddings (candle), `backup` the backup and restore of a whole
 //! cluster (the `backup` binary).
 
 pub mod api;
@@ -28,3 +29,4 @@ pub mod server;
 pub mod settings;
 pub mod shards;
 pub mod tls;
+pub mod trace;

@@ -10,6 +10,7 @@ use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
 use crate::metrics;
 use crate::settings::RouterSettings;
+use crate::trace;
 
 /// Serves the API on `settings.listen` until the process is stopped.
 pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Result<()> {
@@ -28,9 +29,9 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let state = AppState::new(&config, settings, embedder).map_err(std::io::Error::other)?;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        // The last `wrap` runs first: a request is timed (metrics), takes an
-        // in-flight slot, then is authenticated; bodies are read (bounded) by
-        // `api::body::JsonBody`.
+        // The last `wrap` runs first: a request gets its id (trace), is timed
+        // (metrics), takes an in-flight slot, then is authenticated; bodies are
+        // read (bounded) by `api::body::JsonBody`.
         App::new()
             .app_data(state.clone())
             .configure(api::configure)
@@ -38,6 +39,7 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
             .wrap(from_fn(metrics::track))
+            .wrap(from_fn(trace::trace))
     });
     let server = match tls {
         Some((files, tls_config)) => {

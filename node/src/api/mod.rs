@@ -9,6 +9,7 @@
 //!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
 //!   (`/admin/members`, `/admin/replicas`, `/admin/peers`).
 //! - [`metrics`]: `GET /metrics` (Prometheus) and the request-timing middleware.
+//! - [`trace`]: the router's request id on the node's log lines of that request.
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
@@ -18,6 +19,7 @@ pub mod gate;
 pub mod internal;
 pub mod members;
 pub mod metrics;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
