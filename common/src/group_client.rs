@@ -32,6 +32,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
+tokio::task_local! {
+    /// The id of the client request a task serves (set by the router's trace
+    /// middleware): sent to the nodes with every call made in that task
+    /// ([`crate::logging::REQUEST_ID_HEADER`]), so their log lines of the request carry it.
+    pub static REQUEST_ID: String;
+}
+
 /// Why a call to a group produced no answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ClusterError {
@@ -358,9 +365,11 @@ impl ClusterClient {
             return Attempt::Elsewhere(None, format!("node {node} is not in the config"));
         };
         let url = format!("{base}/internal/{group}/{}", op.path());
-        let sent = self
-            .http
-            .post(&url)
+        let mut request = self.http.post(&url);
+        if let Ok(id) = REQUEST_ID.try_with(Clone::clone) {
+            request = request.header(crate::logging::REQUEST_ID_HEADER, id);
+        }
+        let sent = request
             .header(TIMEOUT_HEADER, budget.as_millis().to_string())
             .header(reqwest::header::CONTENT_TYPE, BINCODE_CONTENT_TYPE)
             .header(CLUSTER_SECRET_HEADER, self.secret.header_value())

@@ -16,6 +16,9 @@
 //! - `group_client` (feature `client`): calls to a Raft group's leader over the nodes'
 //!   internal API, following leader changes and the cluster map.
 //! - `backup`: the backup stream of one group (frames, checks).
+//! - `logging`: the processes' log setup (`--log-format text|json`, `RUST_LOG`) and the
+//!   request id header the router sends the nodes.
+//! - `metrics`: Prometheus metrics both processes export (requests, memory, the scrape).
 
 pub mod backup;
 pub mod catalog;
@@ -31,6 +34,8 @@ pub mod fs;
 pub mod group_client;
 pub mod hash;
 pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod placement;
 pub mod read;
 pub mod record;

@@ -10,6 +10,7 @@
 //!   removed at run time.
 //! - [`membership`]: registering in the cluster map and following it.
 //! - [`placement`]: the placement driver (replication, replacement, draining, balance).
+//! - [`metrics`]: the node's Prometheus metrics (served by `api::metrics`).
 //! - [`panic_guard`]: runs code whose panic must stop one replica, not the process.
 //! - [`shard`], [`catalog`]: the state machines of shard groups and of the metadata group.
 
@@ -20,6 +21,7 @@ pub mod identity;
 #[cfg(feature = "test-kv")]
 pub mod kv;
 pub mod membership;
+pub mod metrics;
 pub mod panic_guard;
 pub mod placement;
 pub mod priority;

@@ -200,6 +200,8 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             }))
             .configure(|cfg| transport_server::configure(cfg, inbound))
             .configure(|cfg| api::configure(cfg, api_state))
+            .wrap(from_fn(api::trace::trace))
+            .wrap(from_fn(api::metrics::track))
     })
     .workers(opts.http_workers.max(1))
     .shutdown_timeout(5)

@@ -7,8 +7,9 @@
 //! internal API (leader following, retries, deadlines), `catalog` the
 //! metadata group's view with a collection cache, `settings` the router's
 //! options, `auth` token authentication, `limits` the bound on requests in
-//! flight, `tls` the optional HTTPS setup, `error` the one error type and its
-//! Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
+//! flight, `metrics` the Prometheus `/metrics`, `tls` the optional HTTPS
+//! setup, `trace` request ids (`chroma-trace-id`), `error` the one error type
+//! and its Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
 //! document embeddings (candle), `backup` the backup and restore of a whole
 //! cluster (the `backup` binary).
 
@@ -21,9 +22,11 @@ pub mod embedding;
 pub mod error;
 pub mod limits;
 pub mod merge;
+pub mod metrics;
 pub mod records;
 pub mod routing;
 pub mod server;
 pub mod settings;
 pub mod shards;
 pub mod tls;
+pub mod trace;

@@ -2,12 +2,14 @@
 //! [--listen HOST:PORT]`. Serves Chroma's v2 HTTP API over the cluster the
 //! config describes. `ROUTER_ADD_EXISTING=reject|skip` and
 //! `ROUTER_ALLOW_RESET=true|false` override the config's `[router]` options.
+//! `--log-format text|json` (or `LOG_FORMAT`) and `RUST_LOG` set the logs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use common::config::ClusterConfig;
+use common::logging::LogFormat;
 use router::settings::RouterSettings;
 
 #[derive(Parser, Debug)]
@@ -22,18 +24,21 @@ struct Args {
     /// Listen address; overrides the config's `router.listen`.
     #[arg(long)]
     listen: Option<String>,
+    /// Log lines as `text` or `json` (one object per line); default `$LOG_FORMAT`, else
+    /// text. `RUST_LOG` filters (default `info`).
+    #[arg(long)]
+    log_format: Option<LogFormat>,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    match LogFormat::resolve(args.log_format) {
+        Ok(format) => common::logging::init(format, "info"),
+        Err(e) => {
+            eprintln!("router: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match ClusterConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

@@ -8,7 +8,9 @@ use crate::api::{self, AppState};
 use crate::auth;
 use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
+use crate::metrics;
 use crate::settings::RouterSettings;
+use crate::trace;
 
 /// How often the router reads the cluster map (nodes, group replicas).
 pub const MAP_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -32,13 +34,17 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     state.cluster.clone().follow_map_every(MAP_REFRESH);
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
-        // The last `wrap` runs first: a request takes an in-flight slot, then
-        // is authenticated; bodies are read (bounded) by `api::body::JsonBody`.
+        // The last `wrap` runs first: a request gets its id (trace), is timed
+        // (metrics), takes an in-flight slot, then is authenticated; bodies are
+        // read (bounded) by `api::body::JsonBody`.
         App::new()
             .app_data(state.clone())
             .configure(api::configure)
+            .configure(metrics::configure)
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
+            .wrap(from_fn(metrics::track))
+            .wrap(from_fn(trace::trace))
     });
     let server = match tls {
         Some((files, tls_config)) => {

@@ -1,8 +1,9 @@
 //! The gate in front of every node route (Raft transport, internal API, admin API). In
 //! order, before any body is read:
 //!
-//! 1. the cluster secret ([`CLUSTER_SECRET_HEADER`], compared in constant time): without
-//!    it 401, nothing done;
+//! 1. the cluster secret ([`CLUSTER_SECRET_HEADER`], compared in constant time; on
+//!    `/metrics` also `Authorization: Bearer <secret>`, for Prometheus): without it 401,
+//!    nothing done;
 //! 2. a bound on requests in flight (Raft transport and the rest counted apart, so client
 //!    load cannot starve heartbeats) and, for internal and admin requests, on the sum of
 //!    their declared body sizes: past either, 503 with `Retry-After`;
@@ -113,10 +114,21 @@ impl Gate {
         })
     }
 
+    /// The secret in [`CLUSTER_SECRET_HEADER`]; on `/metrics` also as `Authorization:
+    /// Bearer <secret>`, which Prometheus sends from a file (`authorization.credentials_file`).
     fn authenticated(&self, req: &ServiceRequest) -> bool {
-        req.headers()
+        let headers = req.headers();
+        if headers
             .get(CLUSTER_SECRET_HEADER)
             .is_some_and(|v| self.secret.verify(v.as_bytes()))
+        {
+            return true;
+        }
+        req.path() == super::metrics::METRICS_PATH
+            && headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+                .is_some_and(|token| self.secret.verify(token))
     }
 
     /// Takes the request's permits, or says why not (status and error).
@@ -273,7 +285,8 @@ mod tests {
                     .wrap(from_fn(move |req, next| check(g.clone(), req, next)))
                     .route("/internal/{g}/propose", web::post().to(slow))
                     .route("/admin/heal", web::post().to(slow))
-                    .route("/admin/status", web::get().to(slow)),
+                    .route("/admin/status", web::get().to(slow))
+                    .route("/metrics", web::get().to(slow)),
             )
             .await
         }};
@@ -317,6 +330,27 @@ mod tests {
         )
         .await;
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[actix_web::test]
+    async fn a_bearer_secret_opens_metrics_only() {
+        let app = app!(gate(4));
+        let get = |path: &str, auth: &str| {
+            test::TestRequest::get()
+                .uri(path)
+                .insert_header((header::AUTHORIZATION, auth.to_string()))
+                .to_request()
+        };
+        let bearer = format!("Bearer {SECRET}");
+        let resp = test::call_service(&app, get("/metrics", &bearer)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        for wrong in ["Bearer 0123456789abcdef0123456789abcdeX", SECRET, "Bearer "] {
+            let resp = test::call_service(&app, get("/metrics", wrong)).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+        }
+        // Elsewhere only the cluster secret header opens.
+        let resp = test::call_service(&app, get("/admin/status", &bearer)).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[actix_web::test]

@@ -98,8 +98,20 @@ pub(super) fn running(state: &ApiState, group: u64) -> Result<Arc<ReplicaHandle>
         .ok_or(InternalError::UnknownGroup(group))
 }
 
-/// Proposes `data` on the local replica of `group`.
+/// Proposes `data` on the local replica of `group` (counted and timed in the metrics).
 pub async fn propose_on(
+    state: &ApiState,
+    group: u64,
+    data: Vec<u8>,
+    budget: Duration,
+) -> InternalReply {
+    let started = Instant::now();
+    let reply = propose_local(state, group, data, budget).await;
+    crate::metrics::get().proposal(group, &reply, started.elapsed());
+    reply
+}
+
+async fn propose_local(
     state: &ApiState,
     group: u64,
     data: Vec<u8>,

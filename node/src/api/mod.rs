@@ -9,6 +9,8 @@
 //!   `/admin/heal`) and `/admin/transfer-leader`; [`members`]: membership
 //!   (`/admin/members`, `/admin/replicas`, `/admin/peers`); [`nodes`]: the cluster's nodes
 //!   (`GET /admin/cluster`, `POST /admin/nodes/{id}/drain`).
+//! - [`metrics`]: `GET /metrics` (Prometheus) and the request-timing middleware.
+//! - [`trace`]: the router's request id on the node's log lines of that request.
 //! - [`gate`]: the middleware in front of every route (cluster secret, requests in flight,
 //!   content types).
 
@@ -17,7 +19,9 @@ pub mod backup;
 pub mod gate;
 pub mod internal;
 pub mod members;
+pub mod metrics;
 pub mod nodes;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,5 +71,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<ApiState>) {
         .configure(backup::configure)
         .configure(admin::configure)
         .configure(members::configure)
-        .configure(nodes::configure);
+        .configure(nodes::configure)
+        .configure(metrics::configure);
 }

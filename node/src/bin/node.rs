@@ -1,5 +1,7 @@
 //! The node process: `node --config cluster-config/local-3.toml --id 1`.
 //!
+//! `--log-format text|json` (or `LOG_FORMAT`) and `RUST_LOG` set the logs.
+//!
 //! `node --config FILE --print-nodes` prints one line per node (`ID ADDR DATA_DIR`) and
 //! exits; scripts use it.
 
@@ -8,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::config::ClusterConfig;
+use common::logging::LogFormat;
 use node::server::{self, NodeOptions};
 
 #[derive(Parser, Debug)]
@@ -22,6 +25,10 @@ struct Args {
     /// Print `ID ADDR DATA_DIR` for every node of the config and exit.
     #[arg(long)]
     print_nodes: bool,
+    /// Log lines as `text` or `json` (one object per line); default `$LOG_FORMAT`, else
+    /// text. `RUST_LOG` filters (default `info,raft=warn`).
+    #[arg(long)]
+    log_format: Option<LogFormat>,
     /// Run every group on the small key/value state machine instead of the
     /// catalogue and shards (the replication tests use it; feature `test-kv`).
     #[cfg(feature = "test-kv")]
@@ -30,14 +37,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,raft=warn")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let args = Args::parse();
+    match LogFormat::resolve(args.log_format) {
+        Ok(format) => common::logging::init(format, "info,raft=warn"),
+        Err(e) => {
+            eprintln!("node: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // A panic takes the whole process down, except one applying a committed entry or
     // stepping a peer's Raft message: that stops only its replica (see `panic_guard`).
     node::panic_guard::install_hook();
@@ -54,7 +61,6 @@ fn main() -> ExitCode {
     }
     // Before anything runs on rayon: HNSW batch inserts yield the CPU to Raft threads.
     node::priority::init_bulk_pool();
-    let args = Args::parse();
     let config = match ClusterConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

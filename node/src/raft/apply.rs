@@ -357,6 +357,8 @@ impl ApplyWorker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "state machine restored from the leader's snapshot"
         );
+        let event = crate::metrics::SnapshotEvent::Restored;
+        crate::metrics::get().snapshot(self.group, event, Some(started.elapsed()));
         self.send_applied((index, term), Vec::new(), Some(index));
         Ok(())
     }
@@ -389,6 +391,8 @@ impl ApplyWorker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "snapshot written"
         );
+        let event = crate::metrics::SnapshotEvent::Taken;
+        crate::metrics::get().snapshot(self.group, event, Some(started.elapsed()));
         (self.report)(ApplyReport::SnapshotWritten { index, term });
         Ok(())
     }

@@ -267,6 +267,9 @@ impl Transport {
                 dropped(fail);
                 continue;
             }
+            if snapshot {
+                crate::metrics::get().snapshot(group, crate::metrics::SnapshotEvent::Sent, None);
+            }
             let out = Outgoing {
                 group,
                 snapshot,

@@ -79,6 +79,7 @@ impl Replica {
         let mut rd = self.raw.ready();
 
         if let Some(ss) = rd.ss() {
+            crate::metrics::get().leader_seen(self.group, ss.leader_id);
             self.on_role(ss.raft_state);
         }
 

@@ -22,6 +22,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use common::synced_file::SyncedFile;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -302,10 +303,14 @@ impl Wal {
         w.active_len += buf.len() as u64;
         bump(&self.counters.flushes, 1);
         bump(&self.counters.bytes, buf.len() as u64);
+        let mut fsync = None;
         if self.opts.sync == SyncMode::Fsync {
+            let started = Instant::now();
             w.file.sync_data().map_err(StorageError::io(p))?;
+            fsync = Some(started.elapsed());
             bump(&self.counters.fsyncs, 1);
         }
+        crate::metrics::get().wal_flush(buf.len(), fsync);
         Ok(w.active_seq)
     }
 

@@ -1,0 +1,61 @@
+//! `GET /metrics` (Prometheus text format): every request the router serves, by route
+//! pattern, method and status, with its latency, and the process's memory. With token
+//! authentication on, a scrape needs a valid token (Prometheus's `authorization`
+//! option sends it as a bearer token), like every route but the probes.
+
+use std::sync::LazyLock;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use common::metrics::{HttpMetrics, ProcessMetrics, RequestTimer, CONTENT_TYPE};
+use prometheus::Registry;
+
+struct RouterMetrics {
+    registry: Registry,
+    http: HttpMetrics,
+    process: ProcessMetrics,
+}
+
+static METRICS: LazyLock<RouterMetrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let register = || -> prometheus::Result<RouterMetrics> {
+        Ok(RouterMetrics {
+            http: HttpMetrics::register(&registry, "vdb_router")?,
+            process: ProcessMetrics::register(&registry)?,
+            registry: registry.clone(),
+        })
+    };
+    register().unwrap_or_else(|e| panic!("router metrics cannot register: {e}"))
+});
+
+pub const METRICS_PATH: &str = "/metrics";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(METRICS_PATH, web::get().to(metrics));
+}
+
+async fn metrics() -> HttpResponse {
+    let m = &*METRICS;
+    match common::metrics::render(&m.registry, &m.process, Vec::new()) {
+        Ok(text) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
+
+/// The middleware (outermost, so requests refused by the in-flight limit or
+/// authentication are counted too).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let timer = RequestTimer::start(req.match_pattern(), req.method().as_str());
+    let response = next.call(req).await;
+    let status = match &response {
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    timer.finish(&METRICS.http, status.as_u16());
+    response
+}
