@@ -79,12 +79,28 @@ impl Cluster {
         changes: &[MemberChange],
         timeout: Duration,
     ) -> MembersReply {
+        self.try_change_members(group, changes, Instant::now() + timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Cluster::change_members`] until `deadline`, with the refusal or the
+    /// timeout as an error instead of a panic (a chaos fault reports it as a
+    /// finding and goes on). Retries while no leader answers, on a 421 (to the
+    /// hinted leader), 409 (another change in progress, a learner not caught
+    /// up), 503 and 504 (the change may still apply: asking again is safe, a
+    /// change already made is answered with the configuration).
+    pub async fn try_change_members(
+        &self,
+        group: u64,
+        changes: &[MemberChange],
+        deadline: Instant,
+    ) -> Result<MembersReply, String> {
         let body = serde_json::to_value(MembersRequest {
             group,
             changes: changes.to_vec(),
         })
-        .expect("json");
-        let deadline = Instant::now() + timeout;
+        .map_err(|e| e.to_string())?;
         let mut target = self.find_leader(group, &self.running()).await;
         let mut last = None;
         while Instant::now() < deadline {
@@ -98,7 +114,8 @@ impl Cluster {
                 .await;
             match &answer {
                 Some((s, v)) if s.is_success() => {
-                    return serde_json::from_value(v.clone()).expect("members reply")
+                    return serde_json::from_value(v.clone())
+                        .map_err(|e| format!("members reply {v}: {e}"))
                 }
                 Some((StatusCode::MISDIRECTED_REQUEST, v)) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -107,17 +124,30 @@ impl Cluster {
                         _ => self.find_leader(group, &self.running()).await,
                     };
                 }
-                Some((StatusCode::CONFLICT | StatusCode::GATEWAY_TIMEOUT, _)) | None => {
+                Some((
+                    StatusCode::CONFLICT
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+                    | StatusCode::NOT_FOUND,
+                    _,
+                ))
+                | None => {
+                    // 404: the node asked no longer hosts the group (it was
+                    // removed, or is the replica being replaced).
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     target = self.find_leader(group, &self.running()).await;
                 }
-                Some(_) => panic!(
-                    "membership change {changes:?} of group {group} on node {id}: {answer:?}"
-                ),
+                Some(_) => {
+                    return Err(format!(
+                        "membership change {changes:?} of group {group} on node {id}: {answer:?}"
+                    ))
+                }
             }
             last = answer;
         }
-        panic!("membership change {changes:?} of group {group} not done in {timeout:?}: last answer {last:?}")
+        Err(format!(
+            "membership change {changes:?} of group {group} not done in time: last answer {last:?}"
+        ))
     }
 
     /// Deletes node `id`'s replica of `group` (one its group no longer counts);

@@ -1,0 +1,257 @@
+//! Membership changes as faults (issue 12): one replica of a shard group
+//! replaced by a fresh, empty one on the same node, through the nodes' admin
+//! API only (`node/src/api/members.rs`), while clients keep writing and,
+//! for the combined faults, while a partition or a leader kill is in place.
+//!
+//! A replacement ([`replace_replica`]) is, in order, each step retried until
+//! the deadline (a node down or cut off answers nothing; a group without a
+//! leader takes none of the changes):
+//! 1. `Remove(node)` on the group's leader (a leader asked to remove itself
+//!    hands its leadership over first), answered once applied;
+//! 2. `DELETE /admin/replicas/{group}` on the node: the old replica stops and
+//!    its data is deleted (a 404 means it already removed itself);
+//! 3. `POST /admin/replicas` on the node: an empty replica, without a
+//!    configuration, that does not vote;
+//! 4. ([`Rejoin::BySnapshot`]) a wait until the group's leader has a
+//!    snapshot taken after the removal (chaos clusters snapshot every 200
+//!    entries);
+//! 5. `AddLearner(node)`: the leader sends it that snapshot (or a newer one
+//!    it forces), then the log after it;
+//! 6. `Promote(node)`, accepted once the learner has caught up;
+//! 7. a wait until the new replica itself runs with the full voter set.
+//!
+//! At the end the group has its full voter set again, each voter with a
+//! running replica, which [`voter_set_problems`] checks for every group
+//! (Raft ids are node ids).
+//!
+//! Why step 4 (finding of this fault, see NOTES-chaoslong.md): a replica
+//! created again on a node that was a member before, with the same Raft id,
+//! that catches up from a log (or a snapshot) older than its own removal,
+//! replays the configurations of its earlier incarnation: it sees itself a
+//! member, then removed, and destroys itself (tombstone) on that old
+//! removal entry, while the leader goes on counting it; `Promote` then
+//! makes a dead voter. [`Rejoin::ByLog`] skips the wait to show it
+//! (`member-rejoin-log`).
+
+use std::time::{Duration, Instant};
+
+use common::wire::{MemberChange, ReplicaState};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::cluster::Cluster;
+
+/// Pause between attempts of a step.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// How the new replica may catch up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejoin {
+    /// Only from a snapshot taken after its removal (step 4 of the module
+    /// docs): what an operator must do while a Raft id is reused.
+    BySnapshot,
+    /// Added back at once, the leader's log possibly still holding the
+    /// removal: shows the finding.
+    ByLog,
+}
+
+/// Replaces `node`'s replica of `group` by an empty one (see the module
+/// docs); `Ok` says how the new replica caught up. `Err` names the step that
+/// did not finish before `deadline`, or a refusal.
+pub async fn replace_replica(
+    cluster: &Cluster,
+    group: u64,
+    node: u64,
+    rejoin: Rejoin,
+    deadline: Instant,
+) -> Result<String, String> {
+    let mut voters = cluster.replicas_of(group);
+    voters.sort_unstable();
+    cluster
+        .try_change_members(group, &[MemberChange::Remove(node)], deadline)
+        .await?;
+    // The removal is applied on the leader that answered: its index is at
+    // most the highest applied index now.
+    let removed_at = highest_applied(cluster, group).await;
+    let path = format!("/admin/replicas/{group}");
+    admin_until(cluster, node, Method::DELETE, &path, json!({}), deadline).await?;
+    let create = json!({ "group": group });
+    admin_until(
+        cluster,
+        node,
+        Method::POST,
+        "/admin/replicas",
+        create,
+        deadline,
+    )
+    .await?;
+    if rejoin == Rejoin::BySnapshot {
+        wait_leader_snapshot(cluster, group, removed_at, deadline).await?;
+    }
+    cluster
+        .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
+        .await?;
+    let reply = cluster
+        .try_change_members(group, &[MemberChange::Promote(node)], deadline)
+        .await?;
+    let mut now = reply.voters.clone();
+    now.sort_unstable();
+    if now != voters || !reply.learners.is_empty() {
+        return Err(format!(
+            "group {group} after replacing node {node}'s replica: voters {now:?}, \
+             learners {:?}; expected voters {voters:?}",
+            reply.learners
+        ));
+    }
+    let snapshot = wait_member(cluster, group, node, &voters, deadline).await?;
+    Ok(if snapshot > 0 {
+        format!("caught up from a snapshot at index {snapshot}")
+    } else {
+        "caught up from the log".to_string()
+    })
+}
+
+/// The highest index of `group` any running replica has applied.
+async fn highest_applied(cluster: &Cluster, group: u64) -> u64 {
+    let mut best = 0;
+    for id in cluster.running() {
+        if let Some(r) = cluster.replica(id, group).await {
+            best = best.max(r.applied);
+        }
+    }
+    best
+}
+
+/// Waits until the leader of `group` has a snapshot at `index` or later.
+async fn wait_leader_snapshot(
+    cluster: &Cluster,
+    group: u64,
+    index: u64,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if let Some(leader) = cluster.find_leader(group, &cluster.running()).await {
+            if let Some(r) = cluster.replica(leader, group).await {
+                if r.snapshot_index >= index {
+                    return Ok(());
+                }
+                seen = Some((leader, r.snapshot_index));
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+    Err(format!(
+        "group {group}: no leader snapshot at or after the removal (index {index}) in time; \
+         last seen (leader, snapshot index) {seen:?}"
+    ))
+}
+
+/// Waits until `node`'s replica of `group` runs and reports `voters` (it
+/// has applied its promotion); returns its snapshot index. A replica that
+/// disappears once created destroyed itself: the finding of the module docs.
+async fn wait_member(
+    cluster: &Cluster,
+    group: u64,
+    node: u64,
+    voters: &[u64],
+    deadline: Instant,
+) -> Result<u64, String> {
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some(status) = cluster.status(node).await {
+            let Some(r) = status.replicas.into_iter().find(|r| r.group == group) else {
+                return Err(format!(
+                    "node {node}'s new replica of group {group} is gone (it destroyed itself) \
+                     although the group counts it as a voter"
+                ));
+            };
+            let mut now = r.voters.clone();
+            now.sort_unstable();
+            if r.state == ReplicaState::Running && now == voters {
+                return Ok(r.snapshot_index);
+            }
+            last = Some(r);
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+    Err(format!(
+        "node {node}'s new replica of group {group} does not run with voters {voters:?} in time: {last:?}"
+    ))
+}
+
+/// One admin request to `node`, retried while the node does not answer, or
+/// answers 409 (a leader refuses to delete its own replica: it is about to
+/// learn it was removed) or 503, until `deadline`. A 404 counts as done for a
+/// DELETE (the replica removed itself when it applied its removal).
+async fn admin_until(
+    cluster: &Cluster,
+    node: u64,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut last = None;
+    while Instant::now() < deadline {
+        let answer = cluster
+            .admin_json(node, method.clone(), path, Some(&body))
+            .await;
+        match &answer {
+            Some((s, _)) if s.is_success() => return Ok(()),
+            Some((StatusCode::NOT_FOUND, _)) if method == Method::DELETE => return Ok(()),
+            Some((StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE, _)) | None => {
+                tokio::time::sleep(RETRY).await;
+            }
+            Some(_) => return Err(format!("{method} {path} on node {node}: {answer:?}")),
+        }
+        last = answer;
+    }
+    Err(format!(
+        "{method} {path} on node {node} not done in time: last answer {last:?}"
+    ))
+}
+
+/// Every group whose leader does not report exactly its placement's voters
+/// (no learner, no joint configuration), that has no leader, or one of
+/// whose voters has no running replica, as one line each; empty when every
+/// group is at full size. Call it on a healed cluster with every node
+/// running.
+pub async fn voter_set_problems(cluster: &Cluster) -> Vec<String> {
+    let mut problems = Vec::new();
+    let running = cluster.running();
+    for group in cluster.groups() {
+        let mut expected = cluster.replicas_of(group);
+        expected.sort_unstable();
+        let Some(leader) = cluster.find_leader(group, &running).await else {
+            problems.push(format!("group {group}: no leader to ask for its voters"));
+            continue;
+        };
+        let Some(r) = cluster.replica(leader, group).await else {
+            problems.push(format!("group {group}: leader {leader} did not answer"));
+            continue;
+        };
+        let mut voters = r.voters.clone();
+        voters.sort_unstable();
+        if voters != expected || !r.learners.is_empty() || !r.voters_outgoing.is_empty() {
+            problems.push(format!(
+                "group {group} (leader {leader}): voters {voters:?}, learners {:?}, \
+                 outgoing {:?}; expected voters {expected:?}",
+                r.learners, r.voters_outgoing
+            ));
+        }
+        for &id in &expected {
+            match cluster.replica(id, group).await {
+                Some(r) if r.state == ReplicaState::Running => {}
+                Some(r) => problems.push(format!(
+                    "group {group}: voter {id}'s replica is {:?}: {:?}",
+                    r.state, r.error
+                )),
+                None => problems.push(format!(
+                    "group {group}: voter {id} has no replica of it (or does not answer)"
+                )),
+            }
+        }
+    }
+    problems
+}
