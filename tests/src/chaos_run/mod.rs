@@ -123,6 +123,7 @@ async fn nemesis(
         let hold = kind.hold(&mut rng);
         let start_ns = rec.now_ns();
         let mut active = kind.start(&cluster, &mut rng).await;
+        let in_place_ns = rec.now_ns();
         eprintln!(
             "[{:>7.1}s] fault {} ({}) for {hold:?}",
             start_ns as f64 / 1e9,
@@ -147,6 +148,7 @@ async fn nemesis(
             name: kind.name().to_string(),
             detail: active.detail.clone(),
             start_ns,
+            in_place_ns: Some(in_place_ns),
             end_ns: Some(rec.now_ns()),
         }));
         cluster.wait_all_leaders(LONG).await;

@@ -5,13 +5,16 @@
 //!
 //! Definitions, cluster-wide (a write is any operation but get, query and
 //! count; "acknowledged" = its outcome is ok):
-//! - **failover time** of a window starting at `S`: from `S` to the
-//!   completion of the first acknowledged write *invoked* at or after `S`
-//!   (writes invoked before `S` may have been served before the fault took
-//!   hold). Undefined (`null`) when no write invoked after `S` was ever
-//!   acknowledged. The clients write to every shard, so a fault that stops
-//!   one shard group shows here only if it stalls the others too; the stall
-//!   itself shows in the unavailable seconds.
+//! - **failover time** of a fault in place at `P` (the injection done:
+//!   nodes killed or stopped, rules set, the replacement started; the
+//!   injection itself may take a few hundred ms of status requests, during
+//!   which the cluster still works): from `P` to the completion of the
+//!   first acknowledged write *invoked* at or after `P` (writes invoked
+//!   before may have been served before the fault took hold). Undefined
+//!   (`null`) when no write invoked after `P` was ever acknowledged. The
+//!   clients write to every shard, so a fault that stops one shard group
+//!   shows here only if it stalls the others too (a majority paused does);
+//!   the stall itself shows in the unavailable seconds.
 //! - **unavailable seconds** of a window `[S, E]` (`E` = the heal done):
 //!   the longest stretch without the completion of any acknowledged write
 //!   that overlaps `[S, E]`, from the last acknowledgement at or before `S`
@@ -35,6 +38,8 @@ pub struct WindowStats {
     pub detail: String,
     /// Seconds since the run's start.
     pub start_s: f64,
+    /// When the fault was in place (see the module docs).
+    pub in_place_s: f64,
     pub end_s: f64,
     pub failover_s: Option<f64>,
     pub unavailable_s: f64,
@@ -139,14 +144,16 @@ pub fn window_stats(history: &History) -> Vec<WindowStats> {
         .iter()
         .map(|f| {
             let end = f.end_ns.unwrap_or(f.start_ns);
+            let in_place = f.in_place_ns.unwrap_or(f.start_ns);
             let failover = writes
                 .iter()
-                .find(|&&(i, _)| i >= f.start_ns)
-                .map(|&(_, c)| secs(c - f.start_ns));
+                .find(|&&(i, _)| i >= in_place)
+                .map(|&(_, c)| secs(c - in_place));
             WindowStats {
                 name: f.name.clone(),
                 detail: f.detail.clone(),
                 start_s: secs(f.start_ns),
+                in_place_s: secs(in_place),
                 end_s: secs(end),
                 failover_s: failover,
                 unavailable_s: secs(longest_write_gap(&completions, f.start_ns, end)),
@@ -286,6 +293,7 @@ mod tests {
             name: name.into(),
             detail: String::new(),
             start_ns: start,
+            in_place_ns: None,
             end_ns: Some(end),
         }
     }
@@ -314,6 +322,11 @@ mod tests {
         // Acknowledgements at 1, 3, 5, 9 s around [2, 6]: the longest hole is 5 -> 9.
         assert_eq!(w[0].unavailable_s, 4.0);
         assert_eq!(w[1].failover_s, None, "no write invoked after 10 s");
+        // Measured from when the fault was in place, if recorded: at 4 s the
+        // write invoked then completes at 5 s.
+        let mut later = history.clone();
+        later.faults[0].in_place_ns = Some(4 * S);
+        assert_eq!(window_stats(&later)[0].failover_s, Some(1.0));
         let kinds = by_kind(&w);
         assert_eq!(kinds["pause"].no_failover, 1);
         assert_eq!(kinds["kill"].count, 1);

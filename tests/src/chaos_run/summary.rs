@@ -126,8 +126,8 @@ fn faults_table(history: &History) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "fault windows: failover = start to the first acknowledged write invoked after it; \
-         unavail = longest stretch without an acknowledged write around the window\n",
+        "fault windows: failover = from the fault in place to the first acknowledged write \
+         invoked after; unavail = longest stretch without an acknowledged write around it\n",
     );
     out += &kind_table(&stats, false);
     out
