@@ -10,7 +10,8 @@
 //! same, machine-readable, with every fault window's failover time and
 //! unavailable seconds: [`report::RunReport`]), `history.png` (latency and
 //! throughput over time, fault windows shaded, failed and unknown
-//! operations marked).
+//! operations marked); when the run found anomalies, `log-tails.txt` and
+//! every process's whole log in `logs/`.
 
 pub mod aggregate;
 mod plot;
@@ -329,12 +330,33 @@ pub async fn run(cfg: &RunConfig) -> Summary {
         eprintln!("history.png: {e}");
     }
     if !summary.anomalies.is_empty() {
-        // The logs are the other half of a finding: keep them.
+        // The logs are the other half of a finding: keep them (the cluster's
+        // directory goes with it), whole in DIR/logs/, their tails together.
         let logs = cluster.log_tails(200);
         let _ = std::fs::write(cfg.out.join("log-tails.txt"), logs);
+        keep_logs(&cluster, &cfg.out.join("logs"));
     }
     print!("{text}");
     summary
+}
+
+/// Copies every node's and router's log into `dir`.
+fn keep_logs(cluster: &Cluster, dir: &std::path::Path) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("{}: {e}", dir.display());
+        return;
+    }
+    let nodes = cluster
+        .ids()
+        .into_iter()
+        .map(|id| (cluster.node_log(id), format!("node-{id}.log")));
+    let routers =
+        (0..cluster.router_count()).map(|i| (cluster.router_log(i), format!("router-{i}.log")));
+    for (from, name) in nodes.chain(routers) {
+        if let Err(e) = std::fs::copy(&from, dir.join(&name)) {
+            eprintln!("{}: {e}", from.display());
+        }
+    }
 }
 
 /// Re-checks a saved history (`chaos --check FILE`).
