@@ -629,18 +629,23 @@ mod tests {
         assert!(!NO_SNAPSHOTS.due(1_000, &small));
     }
 
+    /// Applies `l{i} = v` at index `i` to a "leader's" state machine.
+    fn leader_put(leader: &mut Encoded<KvStateMachine>, i: u64) {
+        let e = put(i, &format!("l{i}"), "v");
+        let at = AppliedPosition {
+            index: e.index,
+            term: e.term,
+        };
+        leader.apply(at, 0, &e.data);
+    }
+
     #[test]
     fn restore_replaces_the_state_and_reports_it() {
         let r = start(NO_SNAPSHOTS);
         // A "leader's" snapshot at index 5 made from another state machine.
         let mut leader = Encoded(KvStateMachine::new());
         for i in 1..=5 {
-            let e = put(i, &format!("l{i}"), "v");
-            let at = AppliedPosition {
-                index: e.index,
-                term: e.term,
-            };
-            leader.apply(at, 0, &e.data);
+            leader_put(&mut leader, i);
         }
         let path = r.files.write_from(5, &leader).unwrap();
         r.tasks
@@ -663,12 +668,7 @@ mod tests {
         let mut leader = Encoded(KvStateMachine::new());
         let mut paths = Vec::new();
         for i in 1..=7 {
-            let e = put(i, &format!("l{i}"), "v");
-            let at = AppliedPosition {
-                index: e.index,
-                term: e.term,
-            };
-            leader.apply(at, 0, &e.data);
+            leader_put(&mut leader, i);
             if i == 5 || i == 7 {
                 paths.push((i, r.files.write_from(i, &leader).unwrap()));
             }
