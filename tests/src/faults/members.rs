@@ -9,12 +9,14 @@
 //! 1. `Remove(node)` on the group's leader (a leader asked to remove itself
 //!    hands its leadership over first), answered once applied;
 //! 2. `DELETE /admin/replicas/{group}` on the node: the old replica stops and
-//!    its data is deleted (a 404 means it already removed itself);
+//!    its data is deleted (a 404 means it already removed itself), then a wait
+//!    until its directory is gone from the node's data dir;
 //! 3. `POST /admin/replicas` on the node: an empty replica, without a
 //!    configuration, that does not vote;
 //! 4. ([`Rejoin::BySnapshot`]) a wait until the group's leader has a
 //!    snapshot taken after the removal (chaos clusters snapshot every 200
-//!    entries);
+//!    entries), and a leadership transfer until the group's term is past
+//!    every term the old replica could have sent a message in;
 //! 5. `AddLearner(node)`: the leader sends it that snapshot (or a newer one
 //!    it forces), then the log after it;
 //! 6. `Promote(node)`, accepted once the learner has caught up;
@@ -24,14 +26,24 @@
 //! running replica, which [`voter_set_problems`] checks for every group
 //! (Raft ids are node ids).
 //!
-//! Why step 4 (finding of this fault, see NOTES-chaoslong.md): a replica
-//! created again on a node that was a member before, with the same Raft id,
-//! that catches up from a log (or a snapshot) older than its own removal,
-//! replays the configurations of its earlier incarnation: it sees itself a
-//! member, then removed, and destroys itself (tombstone) on that old
-//! removal entry, while the leader goes on counting it; `Promote` then
-//! makes a dead voter. [`Rejoin::ByLog`] skips the wait to show it
-//! (`member-rejoin-log`).
+//! The waits work around findings of these faults (NOTES-chaoslong.md), all
+//! from one Raft id serving two incarnations of a replica on a node:
+//! - step 2's: the old replica's data is deleted by its apply thread after
+//!   the replica is gone from the node's table; a replica created meanwhile
+//!   in the same directory had its files deleted under it (lost at the next
+//!   restart: "holds no Raft log");
+//! - step 4's snapshot: a new replica that catches up from a log (or a
+//!   snapshot) older than its own removal replays its earlier incarnation's
+//!   configurations: a member, then removed, and destroys itself on that old
+//!   removal while the leader counts it (`Promote` then makes a dead voter).
+//!   [`Rejoin::ByLog`] skips both step-4 waits to show it
+//!   (`member-rejoin-log`);
+//! - step 4's term: append responses the old replica sent in the removal's
+//!   term, arriving after `AddLearner`, are credited to the new one: the
+//!   leader believes it holds entries it never received, takes its
+//!   rejections as stale and its heartbeats carry a commit index past the
+//!   new replica's log, which refuses them; it never catches up. In a newer
+//!   term such responses are dropped as stale.
 
 use std::time::{Duration, Instant};
 
@@ -72,9 +84,13 @@ pub async fn replace_replica(
         .await?;
     // The removal is applied on the leader that answered: its index is at
     // most the highest applied index now.
-    let removed_at = highest_applied(cluster, group).await;
+    let (removed_at, _) = highest_applied(cluster, group).await;
     let path = format!("/admin/replicas/{group}");
     admin_until(cluster, node, Method::DELETE, &path, json!({}), deadline).await?;
+    wait_dir_gone(cluster, group, node, deadline).await?;
+    // The old replica is gone: every message it sent carries a term at most
+    // the highest term now.
+    let (_, old_term) = highest_applied(cluster, group).await;
     let create = json!({ "group": group });
     admin_until(
         cluster,
@@ -87,6 +103,7 @@ pub async fn replace_replica(
     .await?;
     if rejoin == Rejoin::BySnapshot {
         wait_leader_snapshot(cluster, group, removed_at, deadline).await?;
+        new_term(cluster, group, node, old_term, deadline).await?;
     }
     cluster
         .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
@@ -111,15 +128,72 @@ pub async fn replace_replica(
     })
 }
 
-/// The highest index of `group` any running replica has applied.
-async fn highest_applied(cluster: &Cluster, group: u64) -> u64 {
-    let mut best = 0;
+/// The highest index of `group` any running replica has applied, and the
+/// highest term any reports.
+async fn highest_applied(cluster: &Cluster, group: u64) -> (u64, u64) {
+    let (mut index, mut term) = (0, 0);
     for id in cluster.running() {
         if let Some(r) = cluster.replica(id, group).await {
-            best = best.max(r.applied);
+            index = index.max(r.applied);
+            term = term.max(r.term);
         }
     }
-    best
+    (index, term)
+}
+
+/// Waits until `node`'s directory of `group` is gone (its old replica's data
+/// deleted).
+async fn wait_dir_gone(
+    cluster: &Cluster,
+    group: u64,
+    node: u64,
+    deadline: Instant,
+) -> Result<(), String> {
+    let dir = cluster
+        .config
+        .node_data_dir(node)
+        .join(format!("group-{group}"));
+    while dir.exists() {
+        if Instant::now() >= deadline {
+            return Err(format!("{} still there in time", dir.display()));
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+    Ok(())
+}
+
+/// Moves the leadership of `group` to another voter (never `node`) until
+/// its leader's term is past `term`.
+async fn new_term(
+    cluster: &Cluster,
+    group: u64,
+    node: u64,
+    term: u64,
+    deadline: Instant,
+) -> Result<(), String> {
+    let mut seen = None;
+    while Instant::now() < deadline {
+        if let Some(leader) = cluster.find_leader(group, &cluster.running()).await {
+            if let Some(r) = cluster.replica(leader, group).await {
+                if r.term > term {
+                    return Ok(());
+                }
+                seen = Some((leader, r.term));
+                if let Some(&to) = r.voters.iter().find(|&&v| v != leader && v != node) {
+                    let body = json!({ "group": group, "to": to });
+                    let path = "/admin/transfer-leader";
+                    // Refused or lost: the next round asks again.
+                    let _ = cluster
+                        .admin_json(leader, Method::POST, path, Some(&body))
+                        .await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!(
+        "group {group}: no leader in a term past {term} in time; last seen (leader, term) {seen:?}"
+    ))
 }
 
 /// Waits until the leader of `group` has a snapshot at `index` or later.
