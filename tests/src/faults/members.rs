@@ -47,7 +47,7 @@
 
 use std::time::{Duration, Instant};
 
-use common::wire::{MemberChange, ReplicaState};
+use common::wire::{MemberChange, ReplicaState, ReplicaStatus};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -162,6 +162,12 @@ async fn wait_dir_gone(
     Ok(())
 }
 
+/// The leader of `group` among the running nodes, and its status.
+async fn leader_status(cluster: &Cluster, group: u64) -> Option<(u64, ReplicaStatus)> {
+    let leader = cluster.find_leader(group, &cluster.running()).await?;
+    Some((leader, cluster.replica(leader, group).await?))
+}
+
 /// Moves the leadership of `group` to another voter (never `node`) until
 /// its leader's term is past `term`.
 async fn new_term(
@@ -173,20 +179,18 @@ async fn new_term(
 ) -> Result<(), String> {
     let mut seen = None;
     while Instant::now() < deadline {
-        if let Some(leader) = cluster.find_leader(group, &cluster.running()).await {
-            if let Some(r) = cluster.replica(leader, group).await {
-                if r.term > term {
-                    return Ok(());
-                }
-                seen = Some((leader, r.term));
-                if let Some(&to) = r.voters.iter().find(|&&v| v != leader && v != node) {
-                    let body = json!({ "group": group, "to": to });
-                    let path = "/admin/transfer-leader";
-                    // Refused or lost: the next round asks again.
-                    let _ = cluster
-                        .admin_json(leader, Method::POST, path, Some(&body))
-                        .await;
-                }
+        if let Some((leader, r)) = leader_status(cluster, group).await {
+            if r.term > term {
+                return Ok(());
+            }
+            seen = Some((leader, r.term));
+            if let Some(&to) = r.voters.iter().find(|&&v| v != leader && v != node) {
+                let body = json!({ "group": group, "to": to });
+                let path = "/admin/transfer-leader";
+                // Refused or lost: the next round asks again.
+                let _ = cluster
+                    .admin_json(leader, Method::POST, path, Some(&body))
+                    .await;
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -205,13 +209,11 @@ async fn wait_leader_snapshot(
 ) -> Result<(), String> {
     let mut seen = None;
     while Instant::now() < deadline {
-        if let Some(leader) = cluster.find_leader(group, &cluster.running()).await {
-            if let Some(r) = cluster.replica(leader, group).await {
-                if r.snapshot_index >= index {
-                    return Ok(());
-                }
-                seen = Some((leader, r.snapshot_index));
+        if let Some((leader, r)) = leader_status(cluster, group).await {
+            if r.snapshot_index >= index {
+                return Ok(());
             }
+            seen = Some((leader, r.snapshot_index));
         }
         tokio::time::sleep(RETRY).await;
     }
