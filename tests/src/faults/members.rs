@@ -13,7 +13,7 @@
 //!    until its directory is gone from the node's data dir;
 //! 3. `POST /admin/replicas` on the node: an empty replica, without a
 //!    configuration, that does not vote;
-//! 4. ([`Rejoin::BySnapshot`]) a wait until the group's leader has a
+//! 4. ([`Rejoin::BySnapshot`]) a wait until every other voter has a
 //!    snapshot taken after the removal (chaos clusters snapshot every 200
 //!    entries), and a leadership transfer until the group's term is past
 //!    every term the old replica could have sent a message in;
@@ -102,7 +102,7 @@ pub async fn replace_replica(
     )
     .await?;
     if rejoin == Rejoin::BySnapshot {
-        wait_leader_snapshot(cluster, group, removed_at, deadline).await?;
+        wait_voter_snapshots(cluster, group, node, removed_at, deadline).await?;
         new_term(cluster, group, node, old_term, deadline).await?;
     }
     cluster
@@ -200,26 +200,39 @@ async fn new_term(
     ))
 }
 
-/// Waits until the leader of `group` has a snapshot at `index` or later.
-async fn wait_leader_snapshot(
+/// Waits until every voter of `group` but `node` has a snapshot at `index`
+/// or later: whichever of them leads when the new replica joins sends it a
+/// snapshot from after the removal (a wait on the leader alone was undone
+/// by a later leader change: finding 1 again, long-tier run 4).
+async fn wait_voter_snapshots(
     cluster: &Cluster,
     group: u64,
+    node: u64,
     index: u64,
     deadline: Instant,
 ) -> Result<(), String> {
-    let mut seen = None;
+    let voters: Vec<u64> = cluster
+        .replicas_of(group)
+        .into_iter()
+        .filter(|&v| v != node)
+        .collect();
+    let mut behind = Vec::new();
     while Instant::now() < deadline {
-        if let Some((leader, r)) = leader_status(cluster, group).await {
-            if r.snapshot_index >= index {
-                return Ok(());
+        behind.clear();
+        for &v in &voters {
+            let at = cluster.replica(v, group).await.map(|r| r.snapshot_index);
+            if at.is_none_or(|i| i < index) {
+                behind.push((v, at));
             }
-            seen = Some((leader, r.snapshot_index));
+        }
+        if behind.is_empty() {
+            return Ok(());
         }
         tokio::time::sleep(RETRY).await;
     }
     Err(format!(
-        "group {group}: no leader snapshot at or after the removal (index {index}) in time; \
-         last seen (leader, snapshot index) {seen:?}"
+        "group {group}: voters without a snapshot at or after the removal (index {index}) \
+         in time: (voter, snapshot index) {behind:?}"
     ))
 }
 
