@@ -89,7 +89,9 @@ impl Cluster {
     /// finding and goes on). Retries while no leader answers, on a 421 (to the
     /// hinted leader), 409 (another change in progress, a learner not caught
     /// up), 503 and 504 (the change may still apply: asking again is safe, a
-    /// change already made is answered with the configuration).
+    /// change already made is answered with the configuration), and 500 with
+    /// raft's "proposal dropped" (a leadership transfer under way: raft-rs drops
+    /// proposals meanwhile; the node answers it as an internal error).
     pub async fn try_change_members(
         &self,
         group: u64,
@@ -134,6 +136,14 @@ impl Cluster {
                 | None => {
                     // 404: the node asked no longer hosts the group (it was
                     // removed, or is the replica being replaced).
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    target = self.find_leader(group, &self.running()).await;
+                }
+                Some((StatusCode::INTERNAL_SERVER_ERROR, v))
+                    if v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("proposal dropped")) =>
+                {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     target = self.find_leader(group, &self.running()).await;
                 }
