@@ -274,3 +274,55 @@ async fn a_replica_recreated_on_the_same_node_and_caught_up_from_the_log_stays()
         Some(20)
     );
 }
+
+/// A finding of the chaos driver (`member-during-partition`, issue 12), not fixed
+/// here: a leader cut off right after it appended a membership change answers the
+/// waiting `POST /admin/members` with 200 once its applied index reaches the change's
+/// index, although the entry applied there is the new leader's (the change was
+/// overwritten, never made): the index is compared, not the term. Failed 4 of 5 runs
+/// here (the other time the answer was a 504: the old leader caught up after the
+/// node's request timeout).
+#[tokio::test]
+#[ignore = "finding (issue 12): a membership change overwritten by a new leader is answered as applied"]
+async fn a_change_overwritten_by_a_new_leader_is_not_answered_as_applied() {
+    let _serial = SERIAL.lock().await;
+    let cluster = std::sync::Arc::new(Cluster::start(options()).await);
+    put_range(&cluster, 0, 10).await;
+    let old = cluster.wait_leader(GROUP, &[1, 2, 3], LONG).await;
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
+    let removed = others[0];
+    cluster.partition(&[old]).await;
+    // Asked of the cut-off leader before it notices: appended, never committed.
+    let body = serde_json::to_value(common::wire::MembersRequest {
+        group: GROUP,
+        changes: vec![MemberChange::Remove(removed)],
+    })
+    .unwrap();
+    let asked = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            cluster
+                .admin_json(old, reqwest::Method::POST, "/admin/members", Some(&body))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cluster.wait_leader(GROUP, &others, LONG).await;
+    put_range(&cluster, 10, 20).await;
+    cluster.heal().await;
+    let answer = asked.await.unwrap();
+    if let Some((status, reply)) = &answer {
+        if status.is_success() {
+            let voters = reply["voters"].as_array().cloned().unwrap_or_default();
+            assert!(
+                !voters.iter().any(|v| v.as_u64() == Some(removed)),
+                "answered {status} with node {removed} still a voter: {reply}"
+            );
+        }
+    }
+    let r = cluster.replica(removed, GROUP).await.expect("status");
+    assert!(
+        r.voters.contains(&removed),
+        "the removal was never made: {r:?}"
+    );
+}
