@@ -175,14 +175,18 @@ pub fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// A fault window: started at `start_ns`, healed at `end_ns` (`None` if
-/// the run ended before the heal was recorded).
+/// A fault window: started at `start_ns`, in place (injected: nodes
+/// killed, rules set, the replacement started) at `in_place_ns`, healed at
+/// `end_ns` (`None` if the run ended before the heal was recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultWindow {
     pub name: String,
     /// What was hit (nodes, group), for people.
     pub detail: String,
     pub start_ns: u64,
+    /// Absent in histories written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place_ns: Option<u64>,
     pub end_ns: Option<u64>,
 }
 
@@ -385,6 +389,7 @@ mod tests {
             name: "kill".into(),
             detail: "node 2".into(),
             start_ns: 3,
+            in_place_ns: Some(5),
             end_ns: Some(40),
         }));
         let written = rec.snapshot();

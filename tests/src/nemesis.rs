@@ -5,14 +5,21 @@
 //! line in [`FaultKind::ALL`] / [`FaultKind::help`], what it does in
 //! [`FaultKind::start`] and how it heals in [`ActiveFault::stop`]. The
 //! driver's `--faults` list, schedule and report pick it up from there.
+//!
+//! The membership faults (`member-*`) replace one replica of a shard group
+//! ([`crate::faults::members`]) in a task that runs through the fault's
+//! window; the heal waits for it, so every group is back at its full voter
+//! set when the window closes (or the heal reports why not).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::cluster::Cluster;
+use crate::faults::members::{replace_replica, Rejoin};
 use crate::faults::{FaultError, Netem};
 
 /// A network fault that cannot be set or cleared leaves the run meaningless:
@@ -26,6 +33,11 @@ fn net(result: Result<(), FaultError>) {
 /// How long a restarted node may take to answer again (log replay,
 /// snapshot load on a loaded machine).
 const RESTART_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long a replica replacement may take from the fault's start, the
+/// partition or the kill held and healed in between (a snapshot to send,
+/// elections, a loaded machine).
+const REPLACE_PATIENCE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
@@ -64,10 +76,29 @@ pub enum FaultKind {
     /// fsynced gone (nodes run in the lose-unsynced storage mode); restarted
     /// at the heal.
     PowerCut,
+    /// A follower's replica of a random shard group removed from the group
+    /// and destroyed, an empty one created on the same node, added as a
+    /// learner, caught up (by snapshot), promoted; the window lasts the
+    /// whole replacement.
+    MemberReplace,
+    /// A replacement (as `member-replace`) started while a partition
+    /// (transport filter) is in place: the replaced node alone, the group's
+    /// leader alone, or a random minority; it completes after the heal.
+    MemberDuringPartition,
+    /// A replacement started, then the group's leader killed (-9) while it
+    /// runs; the leader is restarted at the heal and the replacement
+    /// completes.
+    MemberDuringKill,
+    /// `member-replace` with the new replica added back at once, the
+    /// leader's log possibly still holding its removal: shows the finding
+    /// in [`crate::faults::members`] (a replica re-created with the same
+    /// Raft id replays its earlier incarnation's removal and destroys
+    /// itself). Not in `all` until that is fixed.
+    MemberRejoinLog,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::PauseMajority,
@@ -80,6 +111,10 @@ impl FaultKind {
         FaultKind::NetRouterCut,
         FaultKind::NetLoss,
         FaultKind::PowerCut,
+        FaultKind::MemberReplace,
+        FaultKind::MemberDuringPartition,
+        FaultKind::MemberDuringKill,
+        FaultKind::MemberRejoinLog,
     ];
 
     /// Whether the fault needs the nodes and routers in network namespaces
@@ -114,6 +149,10 @@ impl FaultKind {
             FaultKind::NetRouterCut => "net-router-cut",
             FaultKind::NetLoss => "net-loss",
             FaultKind::PowerCut => "power-cut",
+            FaultKind::MemberReplace => "member-replace",
+            FaultKind::MemberDuringPartition => "member-during-partition",
+            FaultKind::MemberDuringKill => "member-during-kill",
+            FaultKind::MemberRejoinLog => "member-rejoin-log",
         }
     }
 
@@ -138,6 +177,16 @@ impl FaultKind {
             FaultKind::NetRouterCut => "netns: one router cannot reach one node (root)",
             FaultKind::NetLoss => "netns: 30 % of one node's packets dropped (root)",
             FaultKind::PowerCut => "SIGKILL losing every unsynced write (lose-unsynced mode)",
+            FaultKind::MemberReplace => {
+                "a shard follower's replica removed, recreated empty, re-added, promoted"
+            }
+            FaultKind::MemberDuringPartition => {
+                "member-replace while a partition (transport filter) is in place"
+            }
+            FaultKind::MemberDuringKill => "member-replace while the group's leader is killed",
+            FaultKind::MemberRejoinLog => {
+                "member-replace re-adding at once (known finding; not in `all`)"
+            }
         }
     }
 
@@ -146,12 +195,14 @@ impl FaultKind {
     }
 
     /// Every kind this machine can run: the net-* faults only where network
-    /// namespaces work (root, `ip`, `nft`).
+    /// namespaces work (root, `ip`, `nft`); without `member-rejoin-log`,
+    /// which shows a known finding (named explicitly, it runs).
     pub fn available() -> Vec<FaultKind> {
         let netns = crate::faults::netns::available().is_none();
         FaultKind::ALL
             .into_iter()
             .filter(|k| netns || !k.needs_netns())
+            .filter(|k| *k != FaultKind::MemberRejoinLog)
             .collect()
     }
 
@@ -177,7 +228,10 @@ impl FaultKind {
     /// end with unknown outcomes while their proposals may still commit.
     pub fn hold(self, rng: &mut StdRng) -> Duration {
         match self {
-            FaultKind::LeaderTransfer => Duration::ZERO,
+            // The window is the replacement itself: the heal waits for it.
+            FaultKind::LeaderTransfer | FaultKind::MemberReplace | FaultKind::MemberRejoinLog => {
+                Duration::ZERO
+            }
             FaultKind::PauseMajority => Duration::from_millis(rng.gen_range(2000..8000)),
             _ if rng.gen_bool(0.2) => Duration::from_millis(rng.gen_range(5000..9000)),
             _ => Duration::from_millis(rng.gen_range(300..4000)),
@@ -185,8 +239,9 @@ impl FaultKind {
     }
 
     /// Injects the fault on nodes chosen with `rng`.
-    pub async fn start(self, cluster: &Cluster, rng: &mut StdRng) -> ActiveFault {
+    pub async fn start(self, cluster: &Arc<Cluster>, rng: &mut StdRng) -> ActiveFault {
         let ids = cluster.ids();
+        let mut replacement = None;
         let any = *ids.choose(rng).expect("a cluster has nodes");
         let (nodes, detail) = match self {
             FaultKind::Kill => {
@@ -281,6 +336,58 @@ impl FaultKind {
                 net(cluster.net().netem(any, loss));
                 (vec![any], format!("30 % of node {any}'s packets dropped"))
             }
+            FaultKind::MemberReplace | FaultKind::MemberRejoinLog => {
+                let (group, node, leader) = replace_target(cluster, rng).await;
+                let rejoin = if self == FaultKind::MemberRejoinLog {
+                    Rejoin::ByLog
+                } else {
+                    Rejoin::BySnapshot
+                };
+                replacement = Some(Replacement::start(cluster, group, node, rejoin));
+                (
+                    Vec::new(),
+                    format!("group {group}: node {node}'s replica replaced (leader {leader:?})"),
+                )
+            }
+            FaultKind::MemberDuringPartition => {
+                let (group, node, leader) = replace_target(cluster, rng).await;
+                let side: Vec<u64> = match (rng.gen_range(0..3), leader) {
+                    (0, _) | (1, None) => vec![node],
+                    (1, Some(l)) => vec![l],
+                    _ => ids
+                        .choose_multiple(rng, (ids.len() - 1) / 2)
+                        .copied()
+                        .collect(),
+                };
+                cluster.partition(&side).await;
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                (
+                    side.clone(),
+                    format!(
+                        "group {group}: node {node}'s replica replaced while nodes {side:?} \
+                         are cut off (leader {leader:?})"
+                    ),
+                )
+            }
+            FaultKind::MemberDuringKill => {
+                let (group, node, _) = replace_target(cluster, rng).await;
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                // Into the replacement: the removal, the creation or the
+                // catch-up, depending on the machine's speed.
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
+                let victim = cluster
+                    .find_leader(group, &cluster.running())
+                    .await
+                    .unwrap_or(node);
+                cluster.kill_node(victim);
+                (
+                    vec![victim],
+                    format!(
+                        "group {group}: node {node}'s replica replaced, \
+                         leader node {victim} killed during it"
+                    ),
+                )
+            }
             FaultKind::LeaderTransfer => {
                 let group = *cluster.shard_groups().choose(rng).expect("shard groups");
                 match cluster.find_leader(group, &cluster.running()).await {
@@ -305,23 +412,89 @@ impl FaultKind {
             kind: self,
             nodes,
             detail,
+            replacement,
+        }
+    }
+}
+
+/// A random shard group, the node whose replica a membership fault
+/// replaces (a follower when the group has a leader), and the leader.
+async fn replace_target(cluster: &Cluster, rng: &mut StdRng) -> (u64, u64, Option<u64>) {
+    let group = *cluster.shard_groups().choose(rng).expect("shard groups");
+    let leader = cluster.find_leader(group, &cluster.running()).await;
+    let followers: Vec<u64> = cluster
+        .replicas_of(group)
+        .into_iter()
+        .filter(|n| Some(*n) != leader)
+        .collect();
+    let node = *followers.choose(rng).expect("a group has followers");
+    (group, node, leader)
+}
+
+/// A replica replacement running in the background.
+#[derive(Debug)]
+pub struct Replacement {
+    pub group: u64,
+    pub node: u64,
+    task: tokio::task::JoinHandle<Result<String, String>>,
+}
+
+impl Replacement {
+    fn start(cluster: &Arc<Cluster>, group: u64, node: u64, rejoin: Rejoin) -> Replacement {
+        let cluster = cluster.clone();
+        let deadline = Instant::now() + REPLACE_PATIENCE;
+        let task =
+            tokio::spawn(
+                async move { replace_replica(&cluster, group, node, rejoin, deadline).await },
+            );
+        Replacement { group, node, task }
+    }
+
+    /// Waits for the replacement: how the new replica caught up, or why the
+    /// group is not back at its full voter set.
+    async fn finish(self) -> Result<String, String> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(format!("replacement task: {e}")),
         }
     }
 }
 
 /// A fault in place, and what its heal needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ActiveFault {
     pub kind: FaultKind,
     pub nodes: Vec<u64>,
     pub detail: String,
+    /// The membership faults' replacement, waited for at the heal.
+    pub replacement: Option<Replacement>,
 }
 
 impl ActiveFault {
-    /// Heals the fault.
-    pub async fn stop(&self, cluster: &Cluster) {
+    /// Heals the fault. A membership fault's heal then waits for its
+    /// replacement; `Err` says why a group is not back at its full voter
+    /// set (the driver reports it as an anomaly). The replacement's outcome
+    /// is added to `detail`.
+    pub async fn stop(&mut self, cluster: &Cluster) -> Result<(), String> {
+        self.heal(cluster).await;
+        let Some(r) = self.replacement.take() else {
+            return Ok(());
+        };
+        let (group, node) = (r.group, r.node);
+        match r.finish().await {
+            Ok(how) => {
+                self.detail += &format!("; {how}");
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "group {group} not back at full size after replacing node {node}'s replica: {e}"
+            )),
+        }
+    }
+
+    async fn heal(&self, cluster: &Cluster) {
         match self.kind {
-            FaultKind::Kill | FaultKind::PowerCut => {
+            FaultKind::Kill | FaultKind::PowerCut | FaultKind::MemberDuringKill => {
                 for &n in &self.nodes {
                     cluster.spawn_node(n);
                 }
@@ -334,8 +507,10 @@ impl ActiveFault {
                     cluster.pause_node(n, false);
                 }
             }
-            FaultKind::PartitionMinority | FaultKind::PartitionLeader => cluster.heal().await,
-            FaultKind::LeaderTransfer => {}
+            FaultKind::PartitionMinority
+            | FaultKind::PartitionLeader
+            | FaultKind::MemberDuringPartition => cluster.heal().await,
+            FaultKind::LeaderTransfer | FaultKind::MemberReplace | FaultKind::MemberRejoinLog => {}
             FaultKind::NetPartition
             | FaultKind::NetBridge
             | FaultKind::NetOneWay

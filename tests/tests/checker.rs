@@ -6,7 +6,8 @@
 //! 0 anomalies, having injected faults and completed operations.
 //! Scenarios: kill -9 + restart and majority pauses on 3 nodes; minority
 //! and leader partitions through 2 routers; pauses and leader transfers on
-//! 5 nodes.
+//! 5 nodes; shard replicas replaced (alone, during a partition, during a
+//! leader kill) on 3 nodes, every group back at its full voter set.
 //!
 //! `CHAOS_SEED` replaces the fixed seeds; a failed run's output directory
 //! (history.jsonl, summary.txt, history.png, log tails) is kept and named.
@@ -71,4 +72,18 @@ async fn partitions_through_two_routers() {
 async fn pauses_and_leader_transfers_five_nodes() {
     let faults = [FaultKind::Pause, FaultKind::LeaderTransfer];
     scenario(seed(12_003), 5, 1, &faults).await;
+}
+
+/// Membership changes as faults: a shard group's replica removed, destroyed,
+/// created empty on the same node, re-added and promoted, alone, while a
+/// partition is in place, and while the group's leader is killed; the run
+/// reports a group not back at its full voter set as an anomaly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_replaced_during_partitions_and_kills_three_nodes() {
+    let faults = [
+        FaultKind::MemberReplace,
+        FaultKind::MemberDuringPartition,
+        FaultKind::MemberDuringKill,
+    ];
+    scenario(seed(12_004), 3, 1, &faults).await;
 }

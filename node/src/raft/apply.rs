@@ -339,6 +339,20 @@ impl ApplyWorker {
 
     fn restore(&mut self, index: u64, term: u64, path: PathBuf) -> Result<(), String> {
         let started = Instant::now();
+        // Snapshots from the leader can arrive back to back (a learner catching up while
+        // the leader forces one per request): the log installs the next one, deleting this
+        // file (`retain_from`), before this task runs. That newer snapshot's own restore
+        // is queued behind this one (the log sends it after writing the file), so this
+        // one is skipped rather than stopping the replica on a missing file.
+        if !path.exists() && self.files.list().iter().any(|&newer| newer > index) {
+            tracing::info!(
+                group = self.group,
+                index,
+                term,
+                "leader's snapshot superseded by a newer one before it was restored; skipped"
+            );
+            return Ok(());
+        }
         let mut sm = self.sm.write();
         sm.restore_snapshot(&path).map_err(|e| e.to_string())?;
         if sm.applied() != (AppliedPosition { index, term }) {
@@ -481,6 +495,22 @@ mod tests {
         r.reports.recv_timeout(Duration::from_secs(10)).unwrap()
     }
 
+    /// The next report that ends a restore: (applied, restored index); a stopped
+    /// worker fails the test.
+    fn next_restored(r: &Running) -> ((u64, u64), u64) {
+        loop {
+            match next(r) {
+                ApplyReport::Applied {
+                    applied,
+                    restored: Some(at),
+                    ..
+                } => return (applied, at),
+                ApplyReport::Failed(e) => panic!("the worker stopped: {e}"),
+                _ => {}
+            }
+        }
+    }
+
     const NO_SNAPSHOTS: SnapshotPolicy = SnapshotPolicy {
         every_entries: 0,
         min_bytes: 0,
@@ -603,18 +633,23 @@ mod tests {
         assert!(!NO_SNAPSHOTS.due(1_000, &small));
     }
 
+    /// Applies `l{i} = v` at index `i` to a "leader's" state machine.
+    fn leader_put(leader: &mut Encoded<KvStateMachine>, i: u64) {
+        let e = put(i, &format!("l{i}"), "v");
+        let at = AppliedPosition {
+            index: e.index,
+            term: e.term,
+        };
+        leader.apply(at, 0, &e.data);
+    }
+
     #[test]
     fn restore_replaces_the_state_and_reports_it() {
         let r = start(NO_SNAPSHOTS);
         // A "leader's" snapshot at index 5 made from another state machine.
         let mut leader = Encoded(KvStateMachine::new());
         for i in 1..=5 {
-            let e = put(i, &format!("l{i}"), "v");
-            let at = AppliedPosition {
-                index: e.index,
-                term: e.term,
-            };
-            leader.apply(at, 0, &e.data);
+            leader_put(&mut leader, i);
         }
         let path = r.files.write_from(5, &leader).unwrap();
         r.tasks
@@ -627,17 +662,33 @@ mod tests {
                 path,
             })
             .unwrap();
-        let restored = loop {
-            if let ApplyReport::Applied {
-                applied,
-                restored: Some(at),
-                ..
-            } = next(&r)
-            {
-                break (applied, at);
+        assert_eq!(next_restored(&r), ((5, 1), 5));
+        assert_eq!(r.sm.read().digest(), leader.digest());
+    }
+
+    #[test]
+    fn a_snapshot_superseded_before_its_restore_is_skipped_for_the_newer_one() {
+        let r = start(NO_SNAPSHOTS);
+        let mut leader = Encoded(KvStateMachine::new());
+        let mut paths = Vec::new();
+        for i in 1..=7 {
+            leader_put(&mut leader, i);
+            if i == 5 || i == 7 {
+                paths.push((i, r.files.write_from(i, &leader).unwrap()));
             }
-        };
-        assert_eq!(restored, ((5, 1), 5));
+        }
+        // The log installed 7 after 5 and deleted 5's file before 5 was restored.
+        r.files.retain_from(7);
+        for (index, path) in paths {
+            r.tasks
+                .send(ApplyTask::Restore {
+                    index,
+                    term: 1,
+                    path,
+                })
+                .unwrap();
+        }
+        assert_eq!(next_restored(&r), ((7, 1), 7));
         assert_eq!(r.sm.read().digest(), leader.digest());
     }
 

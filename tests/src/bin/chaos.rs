@@ -25,7 +25,8 @@ fn fault_help() -> String {
         text += &format!("  {:<20} {}\n", k.name(), k.help());
     }
     text += "\nThe last line of the summary is `N operations, M faults, K anomalies`.\n\
-             Output: DIR/history.jsonl, DIR/summary.txt, DIR/history.png.";
+             Output: DIR/history.jsonl, DIR/summary.txt, DIR/summary.json, DIR/history.png.\n\
+             --aggregate DIR sums the runs in DIR/*/ into DIR/table.md and DIR/aggregate.json.";
     text
 }
 
@@ -66,31 +67,48 @@ struct Args {
     /// Only check a saved history.jsonl (no cluster).
     #[arg(long, value_name = "FILE")]
     check: Option<PathBuf>,
+    /// Only sum the runs in DIR/*/ (their summary.json) into DIR/table.md
+    /// and DIR/aggregate.json (no cluster); exits 1 if any run had
+    /// anomalies or no summary.
+    #[arg(long, value_name = "DIR")]
+    aggregate: Option<PathBuf>,
+}
+
+/// The exit status of an offline mode: 2 when it could not run, 1 when it
+/// found anomalies (`clean` false), 0 otherwise; `print` shows the result.
+fn offline<T>(result: Result<T, String>, print: impl FnOnce(&T) -> bool) -> ExitCode {
+    match result {
+        Ok(value) if print(&value) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("chaos: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.aggregate {
+        return offline(chaos_run::aggregate::write(dir), |agg| {
+            print!("{}", agg.markdown());
+            agg.problems.is_empty()
+        });
+    }
     if let Some(path) = &args.check {
-        return match chaos_run::check_file(path, args.budget) {
-            Ok((history, report)) => {
-                print!("{}", report.render(&history));
+        return offline(
+            chaos_run::check_file(path, args.budget),
+            |(history, report)| {
+                print!("{}", report.render(history));
                 println!(
                     "{} operations, {} faults, {} anomalies",
                     history.ops.len(),
                     history.faults.len(),
                     report.anomalies.len()
                 );
-                if report.anomalies.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("chaos: {e}");
-                ExitCode::from(2)
-            }
-        };
+                report.anomalies.is_empty()
+            },
+        );
     }
     let faults = match FaultKind::parse_list(&args.faults) {
         Ok(f) => f,

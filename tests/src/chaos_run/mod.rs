@@ -6,11 +6,16 @@
 //! both call [`run`].
 //!
 //! Output, in `out`: `history.jsonl` (written as the run goes),
-//! `summary.txt` (the summary [`run`] also prints), `history.png` (latency
-//! and throughput over time, fault windows shaded, failed and unknown
-//! operations marked).
+//! `summary.txt` (the summary [`run`] also prints), `summary.json` (the
+//! same, machine-readable, with every fault window's failover time and
+//! unavailable seconds: [`report::RunReport`]), `history.png` (latency and
+//! throughput over time, fault windows shaded, failed and unknown
+//! operations marked); when the run found anomalies, `log-tails.txt` and
+//! every process's whole log in `logs/`.
 
+pub mod aggregate;
 mod plot;
+pub mod report;
 mod summary;
 
 use std::path::PathBuf;
@@ -100,22 +105,26 @@ fn finding(check: &'static str, message: String) -> Anomaly {
 }
 
 /// Injects faults from `kinds` until `until`, one at a time, recording each
-/// window; every group must have a leader again after each heal.
+/// window; every group must have a leader again after each heal. Returns the
+/// number of faults and the heals' findings (a group not back at its full
+/// voter set after a membership fault).
 async fn nemesis(
     cluster: Arc<Cluster>,
     kinds: Vec<FaultKind>,
     seed: u64,
     until: Instant,
     rec: Recorder,
-) -> usize {
+) -> (usize, Vec<Anomaly>) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xfa17);
     let mut count = 0;
+    let mut findings = Vec::new();
     tokio::time::sleep(QUIET).await;
     while Instant::now() < until && !kinds.is_empty() {
         let kind = kinds[rng.gen_range(0..kinds.len())];
         let hold = kind.hold(&mut rng);
         let start_ns = rec.now_ns();
-        let active = kind.start(&cluster, &mut rng).await;
+        let mut active = kind.start(&cluster, &mut rng).await;
+        let in_place_ns = rec.now_ns();
         eprintln!(
             "[{:>7.1}s] fault {} ({}) for {hold:?}",
             start_ns as f64 / 1e9,
@@ -124,17 +133,29 @@ async fn nemesis(
         );
         count += 1;
         tokio::time::sleep(hold).await;
-        active.stop(&cluster).await;
+        let before = active.detail.clone();
+        let healed_at = |rec: &Recorder| rec.now_ns() as f64 / 1e9;
+        match active.stop(&cluster).await {
+            Err(e) => {
+                eprintln!("[{:>7.1}s] heal of {}: {e}", healed_at(&rec), kind.name());
+                findings.push(finding("membership", e));
+            }
+            Ok(()) if active.detail != before => {
+                eprintln!("[{:>7.1}s] healed: {}", healed_at(&rec), active.detail);
+            }
+            Ok(()) => {}
+        }
         rec.record(Event::Fault(FaultWindow {
             name: kind.name().to_string(),
             detail: active.detail.clone(),
             start_ns,
+            in_place_ns: Some(in_place_ns),
             end_ns: Some(rec.now_ns()),
         }));
         cluster.wait_all_leaders(LONG).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(500..2500))).await;
     }
-    count
+    (count, findings)
 }
 
 /// Runs the cluster, the workload and the faults, then checks the history.
@@ -215,7 +236,10 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     ));
     let mut anomalies = Vec::new();
     let fault_count = match faults.await {
-        Ok(n) => n,
+        Ok((n, findings)) => {
+            anomalies.extend(findings);
+            n
+        }
         Err(e) => {
             anomalies.push(finding(
                 "availability",
@@ -255,6 +279,10 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     if let Err(e) = healed {
         anomalies.push(finding("availability", format!("heal: {}", panic_text(e))));
     }
+    // Membership faults must leave every group at its full voter set.
+    for problem in crate::faults::members::voter_set_problems(&cluster).await {
+        anomalies.push(finding("membership", problem));
+    }
     if !workload::final_reads(&http, &target, LONG).await {
         anomalies.push(finding(
             "availability",
@@ -283,16 +311,52 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     if let Err(e) = std::fs::write(cfg.out.join("summary.txt"), &text) {
         eprintln!("summary.txt: {e}");
     }
+    let json = report::RunReport::new(
+        cfg,
+        &history,
+        fault_count,
+        &summary.anomalies,
+        &summary.inconclusive,
+    );
+    match serde_json::to_vec_pretty(&json) {
+        Ok(bytes) => {
+            if let Err(e) = std::fs::write(cfg.out.join("summary.json"), bytes) {
+                eprintln!("summary.json: {e}");
+            }
+        }
+        Err(e) => eprintln!("summary.json: {e}"),
+    }
     if let Err(e) = plot::draw(&history, &cfg.out.join("history.png")) {
         eprintln!("history.png: {e}");
     }
     if !summary.anomalies.is_empty() {
-        // The logs are the other half of a finding: keep them.
+        // The logs are the other half of a finding: keep them (the cluster's
+        // directory goes with it), whole in DIR/logs/, their tails together.
         let logs = cluster.log_tails(200);
         let _ = std::fs::write(cfg.out.join("log-tails.txt"), logs);
+        keep_logs(&cluster, &cfg.out.join("logs"));
     }
     print!("{text}");
     summary
+}
+
+/// Copies every node's and router's log into `dir`.
+fn keep_logs(cluster: &Cluster, dir: &std::path::Path) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("{}: {e}", dir.display());
+        return;
+    }
+    let nodes = cluster
+        .ids()
+        .into_iter()
+        .map(|id| (cluster.node_log(id), format!("node-{id}.log")));
+    let routers =
+        (0..cluster.router_count()).map(|i| (cluster.router_log(i), format!("router-{i}.log")));
+    for (from, name) in nodes.chain(routers) {
+        if let Err(e) = std::fs::copy(&from, dir.join(&name)) {
+            eprintln!("{}: {e}", from.display());
+        }
+    }
 }
 
 /// Re-checks a saved history (`chaos --check FILE`).

@@ -216,6 +216,7 @@ mod tests {
             name: "kill".into(),
             detail: "node 1".into(),
             start_ns: 1_000_000_000,
+            in_place_ns: None,
             end_ns: Some(2_500_000_000),
         });
         let history = History::from_events(ops.chain([fault]));

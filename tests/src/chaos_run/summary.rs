@@ -1,14 +1,15 @@
 //! The run's summary: operations by kind and outcome, latencies, faults by
-//! kind with the longest stretch without an acknowledged write around each,
-//! the checker's findings, and the last line `N operations, M faults, K
-//! anomalies`.
+//! kind with their failover time and unavailable seconds (defined in
+//! [`super::report`]), the checker's findings, and the last line `N
+//! operations, M faults, K anomalies`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::report::{by_kind, kind_table, quantile, window_stats};
 use super::RunConfig;
 use crate::checker::{Anomaly, Report};
-use crate::history::{secs, History, Op, Outcome};
+use crate::history::{History, Op, Outcome};
 
 #[derive(Debug)]
 pub struct Summary {
@@ -19,30 +20,6 @@ pub struct Summary {
     pub inconclusive: Vec<String>,
     header: String,
     checker: String,
-}
-
-/// The `q` quantile of sorted `xs`.
-fn quantile(xs: &[u64], q: f64) -> u64 {
-    if xs.is_empty() {
-        return 0;
-    }
-    xs[((xs.len() - 1) as f64 * q).round() as usize]
-}
-
-/// The longest time without an acknowledged write that overlaps
-/// [start, end], in ns: how long writes stalled around a fault.
-pub fn longest_write_gap(acked_writes: &[u64], start: u64, end: u64) -> u64 {
-    let before = acked_writes.iter().rev().find(|t| **t <= start).copied();
-    let mut last = before.unwrap_or(start);
-    let mut gap = 0;
-    for &t in acked_writes.iter().filter(|t| **t > start) {
-        gap = gap.max(t - last);
-        last = t;
-        if t > end {
-            return gap;
-        }
-    }
-    gap
 }
 
 impl Summary {
@@ -127,57 +104,31 @@ fn operations_table(ops: &[Op]) -> String {
     for (kind, [ok, failed, unknown]) in &by_kind {
         let _ = writeln!(out, "{kind:<13} {ok:>7} {failed:>7} {unknown:>7}");
     }
-    let mut lat: Vec<u64> = ops
+    let mut lat_ms: Vec<f64> = ops
         .iter()
         .filter(|o| o.outcome == Outcome::Ok)
-        .map(|o| o.complete_ns - o.invoke_ns)
+        .map(|o| (o.complete_ns - o.invoke_ns) as f64 / 1e6)
         .collect();
-    lat.sort_unstable();
-    let ms = |ns: u64| ns as f64 / 1e6;
+    lat_ms.sort_unstable_by(f64::total_cmp);
     let _ = writeln!(
         out,
         "latency of acknowledged operations: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms(quantile(&lat, 0.5)),
-        ms(quantile(&lat, 0.99)),
-        ms(lat.last().copied().unwrap_or(0))
+        quantile(&lat_ms, 0.5),
+        quantile(&lat_ms, 0.99),
+        lat_ms.last().copied().unwrap_or(0.0)
     );
     out
 }
 
 fn faults_table(history: &History) -> String {
-    let mut writes: Vec<u64> = history
-        .ops
-        .iter()
-        .filter(|o| o.outcome == Outcome::Ok && !o.kind.is_read())
-        .map(|o| o.complete_ns)
-        .collect();
-    writes.sort_unstable();
-    let mut by_kind: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-    for f in &history.faults {
-        let end = f.end_ns.unwrap_or(f.start_ns);
-        by_kind
-            .entry(&f.name)
-            .or_default()
-            .push(longest_write_gap(&writes, f.start_ns, end));
+    let stats = by_kind(&window_stats(history));
+    if stats.is_empty() {
+        return String::new();
     }
-    let mut out = String::new();
-    if by_kind.is_empty() {
-        return out;
-    }
-    let _ = writeln!(
-        out,
-        "{:<19} {:>6}  longest stretch without an acknowledged write around it: p50 / max",
-        "fault", "count"
+    let mut out = String::from(
+        "fault windows: failover = from the fault in place to the first acknowledged write \
+         invoked after; unavail = longest stretch without an acknowledged write around it\n",
     );
-    for (kind, mut gaps) in by_kind {
-        gaps.sort_unstable();
-        let _ = writeln!(
-            out,
-            "{kind:<19} {:>6}  {:.2} s / {:.2} s",
-            gaps.len(),
-            secs(quantile(&gaps, 0.5)),
-            secs(gaps.last().copied().unwrap_or(0))
-        );
-    }
+    out += &kind_table(&stats, false);
     out
 }

@@ -11,6 +11,15 @@ use serde_json::Value;
 
 use super::Cluster;
 
+/// Whether a configuration shows `change` made.
+fn shows(reply: &MembersReply, change: MemberChange) -> bool {
+    match change {
+        MemberChange::AddLearner(n) => reply.learners.contains(&n) || reply.voters.contains(&n),
+        MemberChange::Promote(n) => reply.voters.contains(&n),
+        MemberChange::Remove(n) => !reply.learners.contains(&n) && !reply.voters.contains(&n),
+    }
+}
+
 impl Cluster {
     /// One JSON admin request to node `id`: (status, body); `None` if the node
     /// did not answer.
@@ -86,12 +95,30 @@ impl Cluster {
         changes: &[MemberChange],
         timeout: Duration,
     ) -> MembersReply {
+        self.try_change_members(group, changes, Instant::now() + timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Cluster::change_members`] until `deadline`, with the refusal or the
+    /// timeout as an error instead of a panic (a chaos fault reports it as a
+    /// finding and goes on). Retries while no leader answers, on a 421 (to the
+    /// hinted leader), 409 (another change in progress, a learner not caught
+    /// up), 503 and 504 (the change may still apply: asking again is safe, a
+    /// change already made is answered with the configuration), and 500 with
+    /// raft's "proposal dropped" (a leadership transfer under way: raft-rs drops
+    /// proposals meanwhile; the node answers it as an internal error).
+    pub async fn try_change_members(
+        &self,
+        group: u64,
+        changes: &[MemberChange],
+        deadline: Instant,
+    ) -> Result<MembersReply, String> {
         let body = serde_json::to_value(MembersRequest {
             group,
             changes: changes.to_vec(),
         })
-        .expect("json");
-        let deadline = Instant::now() + timeout;
+        .map_err(|e| e.to_string())?;
         let mut target = self.find_leader(group, &self.running()).await;
         let mut last = None;
         while Instant::now() < deadline {
@@ -105,7 +132,16 @@ impl Cluster {
                 .await;
             match &answer {
                 Some((s, v)) if s.is_success() => {
-                    return serde_json::from_value(v.clone()).expect("members reply")
+                    let reply: MembersReply = serde_json::from_value(v.clone())
+                        .map_err(|e| format!("members reply {v}: {e}"))?;
+                    if changes.iter().all(|c| shows(&reply, *c)) {
+                        return Ok(reply);
+                    }
+                    // Answered for another entry at the change's index (a
+                    // deposed leader's entry overwritten; NOTES-chaoslong.md
+                    // finding 7): not made, ask again.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    target = self.find_leader(group, &self.running()).await;
                 }
                 Some((StatusCode::MISDIRECTED_REQUEST, v)) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -114,17 +150,38 @@ impl Cluster {
                         _ => self.find_leader(group, &self.running()).await,
                     };
                 }
-                Some((StatusCode::CONFLICT | StatusCode::GATEWAY_TIMEOUT, _)) | None => {
+                Some((
+                    StatusCode::CONFLICT
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+                    | StatusCode::NOT_FOUND,
+                    _,
+                ))
+                | None => {
+                    // 404: the node asked no longer hosts the group (it was
+                    // removed, or is the replica being replaced).
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     target = self.find_leader(group, &self.running()).await;
                 }
-                Some(_) => panic!(
-                    "membership change {changes:?} of group {group} on node {id}: {answer:?}"
-                ),
+                Some((StatusCode::INTERNAL_SERVER_ERROR, v))
+                    if v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("proposal dropped")) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    target = self.find_leader(group, &self.running()).await;
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "membership change {changes:?} of group {group} on node {id}: {answer:?}"
+                    ))
+                }
             }
             last = answer;
         }
-        panic!("membership change {changes:?} of group {group} not done in {timeout:?}: last answer {last:?}")
+        Err(format!(
+            "membership change {changes:?} of group {group} not done in time: last answer {last:?}"
+        ))
     }
 
     /// Deletes node `id`'s replica of `group` (one its group no longer counts);

@@ -11,7 +11,10 @@
 //! - [`power`]: a power cut of one node (kill -9 under the node's
 //!   `NODE_FAULT_STORAGE=lose-unsynced` mode: every write it had not fsynced
 //!   is gone);
-//! - [`corrupt`]: bytes flipped in the middle of a stopped node's WAL.
+//! - [`corrupt`]: bytes flipped in the middle of a stopped node's WAL;
+//! - [`members`]: a shard group's replica replaced by an empty one on the
+//!   same node through the membership admin API, and the check that every
+//!   group is back at its full voter set.
 //!
 //! The network faults need root, `ip` and `tc` (iproute2) and `nft`
 //! (nftables); [`netns::available`] says why not when they cannot run, and
@@ -19,6 +22,7 @@
 //! (`Cluster::partition`, `/admin/partition`) stays the fallback.
 
 pub mod corrupt;
+pub mod members;
 pub mod net;
 pub mod netns;
 pub mod power;

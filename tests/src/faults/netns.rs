@@ -208,6 +208,14 @@ impl Drop for NetLab {
 /// whose owner is dead (its leftovers are removed first).
 fn claim() -> Result<(u32, PathBuf), FaultError> {
     fs::create_dir_all(LOCK_DIR)?;
+    // One claim at a time on the machine: two processes taking over the same
+    // dead lab would both delete its leftovers, and one of them fail.
+    let serial = fs::File::create(Path::new(LOCK_DIR).join("claim"))?;
+    // SAFETY: flock on a descriptor this function owns; the lock goes with
+    // the file when it is dropped at the end of the claim.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&serial), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
     let me = std::process::id();
     for index in 0..MAX_LABS {
         let lock = Path::new(LOCK_DIR).join(index.to_string());
@@ -287,4 +295,60 @@ fn remove(index: u32) -> Result<(), FaultError> {
         run("ip", &["link", "delete", &bridge], None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several runs starting at once next to a lab whose owner died (a killed
+    /// chaos run) must each get a lab: before claims were serialized, all of
+    /// them deleted the dead lab's namespaces at once and all but one failed
+    /// on a namespace another had just deleted.
+    #[test]
+    fn concurrent_claims_next_to_a_dead_lab_all_succeed() {
+        if let Some(why) = available() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        fs::create_dir_all(LOCK_DIR).unwrap();
+        let dead = {
+            let mut child = Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            child.id()
+        };
+        // The first free index (other labs may be in use on the machine).
+        let stale = (0..MAX_LABS)
+            .find(|i| !Path::new(LOCK_DIR).join(i.to_string()).exists())
+            .unwrap();
+        fs::write(
+            Path::new(LOCK_DIR).join(stale.to_string()),
+            format!("{dead}\n"),
+        )
+        .unwrap();
+        for n in 1..=6 {
+            run("ip", &["netns", "add", &format!("vdbf-{stale}-n{n}")], None).unwrap();
+        }
+        let claims: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(claim))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let mut indexes = Vec::new();
+        for (index, lock) in claims.iter().flatten() {
+            indexes.push(*index);
+            let _ = remove(*index);
+            let _ = fs::remove_file(lock);
+        }
+        let errors: Vec<String> = claims
+            .iter()
+            .filter_map(|c| c.as_ref().err().map(|e| e.to_string()))
+            .collect();
+        assert!(errors.is_empty(), "failed claims: {errors:?}");
+        indexes.sort_unstable();
+        indexes.dedup();
+        assert_eq!(indexes.len(), 4, "four distinct labs");
+        assert!(indexes.contains(&stale), "the dead lab was taken over");
+    }
 }
