@@ -224,16 +224,15 @@ async fn a_voter_is_replaced_in_one_joint_change_that_is_left_by_itself() {
     assert_eq!(cluster.replica(4, GROUP).await.unwrap().records, Some(50));
 }
 
-/// A finding of the chaos driver (`member-rejoin-log`, issue 12), not fixed here: a
-/// replica removed from its group, deleted, and created again empty on the same node
-/// (same Raft id), re-added while the leader's log still holds its removal, replays the
-/// configurations of its earlier incarnation from that log: a member, then removed; it
-/// destroys itself on that old removal (tombstone) while the leader counts it, and a
-/// promotion then makes a voter without a replica. Raft ids per replica incarnation
-/// (issue 10) would tell the two apart; until then the chaos faults re-add a replica only
-/// once the leader has a snapshot taken after its removal.
+/// A finding of the chaos driver (`member-rejoin-log`, issue 12), fixed with
+/// `joined_at`: a replica removed from its group, deleted, and created again empty on
+/// the same node (same Raft id), re-added while the leader's log still holds its
+/// removal, replayed the configurations of its earlier incarnation from that log (a
+/// member, then removed) and destroyed itself on that old removal while the leader
+/// counted it. Now the node is added first and the replica created with the index of
+/// its addition: the configurations before it are history. Failed before the fix
+/// (the replica gone within a second), passes with it.
 #[tokio::test]
-#[ignore = "finding (issue 12 -> 10): a re-created replica replays its old removal and destroys itself"]
 async fn a_replica_recreated_on_the_same_node_and_caught_up_from_the_log_stays() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::start(ClusterOptions {
@@ -249,10 +248,13 @@ async fn a_replica_recreated_on_the_same_node_and_caught_up_from_the_log_stays()
         .change_members(GROUP, &[MemberChange::Remove(node)], LONG)
         .await;
     cluster.destroy_replica(node, GROUP).await;
-    cluster.create_replica(node, GROUP).await;
-    cluster
+    // Added first, then created knowing the index of its addition: the removal before
+    // it in the log is history to the new replica (`joined_at`).
+    let added = cluster
         .change_members(GROUP, &[MemberChange::AddLearner(node)], LONG)
         .await;
+    let joined_at = added.index.expect("the addition's index");
+    cluster.create_replica_joined(node, GROUP, joined_at).await;
     let deadline = std::time::Instant::now() + LONG;
     loop {
         let Some(r) = cluster.replica(node, GROUP).await else {
@@ -275,15 +277,13 @@ async fn a_replica_recreated_on_the_same_node_and_caught_up_from_the_log_stays()
     );
 }
 
-/// A finding of the chaos driver (`member-during-partition`, issue 12), not fixed
-/// here: a leader cut off right after it appended a membership change answers the
-/// waiting `POST /admin/members` with 200 once its applied index reaches the change's
-/// index, although the entry applied there is the new leader's (the change was
-/// overwritten, never made): the index is compared, not the term. Failed 4 of 5 runs
-/// here (the other time the answer was a 504: the old leader caught up after the
-/// node's request timeout).
+/// A finding of the chaos driver (`member-during-partition`, issue 12), fixed: a leader
+/// cut off right after it appended a membership change answered the waiting
+/// `POST /admin/members` with 200 once its applied index reached the change's index,
+/// although the entry applied there was the new leader's (the change was overwritten,
+/// never made). Now the answer needs the configuration to show the change (else 409,
+/// retry). Failed 4 of 5 runs before the fix.
 #[tokio::test]
-#[ignore = "finding (issue 12): a membership change overwritten by a new leader is answered as applied"]
 async fn a_change_overwritten_by_a_new_leader_is_not_answered_as_applied() {
     let _serial = SERIAL.lock().await;
     let cluster = std::sync::Arc::new(Cluster::start(options()).await);

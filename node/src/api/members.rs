@@ -4,7 +4,8 @@
 //!   answered with the group's configuration ([`MembersReply`]) once it is applied here
 //!   (a joint configuration left), or: 421 `{"error", "leader"}` not the leader (a leader
 //!   asked to remove itself starts a transfer and names the new leader), 409 another
-//!   change in progress or a learner not caught up (retry), 400 a change that cannot be
+//!   change in progress, a learner not caught up, or the change overwritten by a new
+//!   leader before it committed (retry), 400 a change that cannot be
 //!   made, 504 not applied within the node's request timeout (it may still apply).
 //! - `POST /admin/replicas` ([`CreateReplicaRequest`]): host a new, empty replica of the
 //!   group (201; 200 if one runs already).
@@ -17,7 +18,9 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use common::wire::{CreateReplicaRequest, MembersReply, MembersRequest, PeerRequest};
+use common::wire::{
+    CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
+};
 use serde_json::json;
 
 use super::ApiState;
@@ -67,13 +70,18 @@ async fn change_members(
         return no_replica(group);
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    h.addr.do_send(ChangeMembership { changes, reply });
+    h.addr.do_send(ChangeMembership {
+        changes: changes.clone(),
+        reply,
+    });
     let index = match answer.await {
         Ok(Ok(index)) => index,
         Ok(Err(e)) => return refused(&e),
         Err(_) => return refused(&MembershipError::Stopped("the replica stopped".into())),
     };
-    // Answered once this replica applied the change and left any joint configuration.
+    // Answered once this replica applied the change and left any joint configuration,
+    // and the configuration shows it: an entry a new leader wrote over the change (at
+    // the same index) is applied too, and the change is then not made.
     let deadline = Instant::now() + state.default_timeout;
     loop {
         let (applied, voters, learners, joint) = {
@@ -86,6 +94,12 @@ async fn change_members(
             )
         };
         if index.is_none_or(|i| applied >= i) && !joint {
+            if !changes.iter().all(|c| shows(c, &voters, &learners)) {
+                return HttpResponse::Conflict().json(json!({
+                    "error": format!("the change at index {index:?} was overwritten by a new leader; retry"),
+                    "leader": h.progress.lock().leader,
+                }));
+            }
             return HttpResponse::Ok().json(MembersReply {
                 group,
                 voters,
@@ -99,6 +113,15 @@ async fn change_members(
             }));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a configuration shows `change` made.
+fn shows(change: &MemberChange, voters: &[u64], learners: &[u64]) -> bool {
+    match *change {
+        MemberChange::AddLearner(n) => learners.contains(&n) || voters.contains(&n),
+        MemberChange::Promote(n) => voters.contains(&n),
+        MemberChange::Remove(n) => !voters.contains(&n) && !learners.contains(&n),
     }
 }
 
