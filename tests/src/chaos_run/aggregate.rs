@@ -3,8 +3,9 @@
 //! added up per cluster size, and the fault windows of all runs pooled per
 //! fault kind (quantiles over the pooled windows, not averages of each
 //! run's quantiles). Written as `DIR/table.md` and `DIR/aggregate.json`.
-//! A run directory without a readable `summary.json` (a driver that died)
-//! is listed, never skipped silently.
+//! A run directory (one with `history.jsonl` or `driver.log`) without a
+//! readable `summary.json` (a driver that died) is listed, never skipped
+//! silently.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -91,10 +92,12 @@ impl Aggregate {
 /// Reads every run directory under `dir` (see the module docs).
 pub fn aggregate(dir: &Path) -> Result<Aggregate, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A run's directory has its history or driver output from the start
+    // (scripts/chaos-long's `bin/` has neither).
     let mut runs: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.join("history.jsonl").is_file() || p.join("driver.log").is_file())
         .collect();
     runs.sort();
     let mut agg = Aggregate::default();
