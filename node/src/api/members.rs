@@ -18,9 +18,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use common::wire::{
-    CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
-};
+use common::wire::{CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest};
 use serde_json::json;
 
 use super::ApiState;

@@ -113,7 +113,11 @@ impl Replica {
         );
         self.raw
             .propose_conf_change(Vec::new(), cc)
-            .map_err(|e| MembershipError::Raft(e.to_string()))?;
+            .map_err(|e| match e {
+                // A leadership transfer under way drops proposals: transient.
+                raft::Error::ProposalDropped => MembershipError::Busy,
+                other => MembershipError::Raft(other.to_string()),
+            })?;
         Ok(Some(self.raw.raft.raft_log.last_index()))
     }
 
