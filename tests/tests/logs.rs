@@ -53,8 +53,10 @@ async fn json_logs_and_request_ids() {
             "info,router::trace=debug".to_string(),
         ),
     ];
-    let mut auth = RouterOptions::default();
-    auth.env = logging.clone();
+    let mut auth = RouterOptions {
+        env: logging.clone(),
+        ..RouterOptions::default()
+    };
     auth.env.extend([
         (
             "CHROMA_SERVER_AUTHN_PROVIDER".to_string(),
