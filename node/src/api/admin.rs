@@ -1,4 +1,5 @@
-//! Operator endpoints (JSON): status with a per-replica digest, the transport fault filter
+//! Operator endpoints (JSON): status with a per-replica digest (`?digest=false`: without,
+//! cheap), the transport fault filter
 //! (`partition` / `heal`), leadership transfer and the preferred leader.
 
 use actix_web::{web, HttpResponse};
@@ -18,11 +19,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/preferred-leader", web::post().to(preferred_leader));
 }
 
-/// The node's status; reads every running state machine (digest, record count) under its
-/// read lock, so call it off the async workers. A replica that is not running (failed, or
-/// waiting for the amnesia check) shows its state and why, and its state machine is not
-/// touched.
-pub fn node_status(state: &ApiState) -> NodeStatus {
+/// Whether a status carries each replica's digest: hashing every record under the state
+/// machine's read lock costs time in the size of the data, fine for an operator's or a
+/// test's look, not for the placement driver's round every second or a metrics scrape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digests {
+    With,
+    Without,
+}
+
+/// `GET /admin/status?digest=false`.
+#[derive(Debug, serde::Deserialize)]
+struct StatusQuery {
+    #[serde(default = "yes")]
+    digest: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The node's status; reads every running state machine (record count, and the digest
+/// when asked) under its read lock, so call it off the async workers. A replica that is
+/// not running (failed, or waiting for the amnesia check) shows its state and why, and
+/// its state machine is not touched.
+pub fn node_status(state: &ApiState, digests: Digests) -> NodeStatus {
     let mut replicas: Vec<ReplicaStatus> = state
         .replicas
         .all()
@@ -37,7 +58,9 @@ pub fn node_status(state: &ApiState) -> NodeStatus {
                     status.error = Some(reason);
                 }
                 None => {
-                    status.digest = format!("{:016x}", sm.digest());
+                    if digests == Digests::With {
+                        status.digest = format!("{:016x}", sm.digest());
+                    }
                     status.records = sm.record_count();
                 }
             }
@@ -64,8 +87,13 @@ pub fn node_status(state: &ApiState) -> NodeStatus {
     }
 }
 
-async fn status(state: web::Data<ApiState>) -> HttpResponse {
-    match web::block(move || node_status(&state)).await {
+async fn status(state: web::Data<ApiState>, query: web::Query<StatusQuery>) -> HttpResponse {
+    let digests = if query.digest {
+        Digests::With
+    } else {
+        Digests::Without
+    };
+    match web::block(move || node_status(&state, digests)).await {
         Ok(s) => HttpResponse::Ok().json(s),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }

@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use common::metrics::{RequestTimer, CONTENT_TYPE};
 
-use super::admin::node_status;
+use super::admin::{node_status, Digests};
 use super::ApiState;
 
 pub const METRICS_PATH: &str = "/metrics";
@@ -20,7 +20,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
     // The status reads every state machine under its lock: off the async workers.
-    match web::block(move || crate::metrics::get().render(&node_status(&state))).await {
+    match web::block(move || crate::metrics::get().render(&node_status(&state, Digests::Without)))
+        .await
+    {
         Ok(Ok(text)) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(text),
         Ok(Err(e)) => HttpResponse::InternalServerError().body(e.to_string()),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),

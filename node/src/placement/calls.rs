@@ -69,9 +69,12 @@ impl NodeCalls {
         })
     }
 
-    /// `GET /admin/status` of the node at `addr`.
+    /// `GET /admin/status?digest=false` of the node at `addr` (no digests: they cost
+    /// time in the size of the data).
     pub async fn status(&self, addr: &str) -> Result<NodeStatus, CallError> {
-        let value = self.call(Method::GET, addr, "/admin/status", None).await?;
+        let value = self
+            .call(Method::GET, addr, "/admin/status?digest=false", None)
+            .await?;
         serde_json::from_value(value).map_err(|e| CallError::Refused {
             addr: addr.to_owned(),
             status: 200,
