@@ -9,6 +9,10 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
+/// A node that has not answered its status in this long counts as silent this round (a
+/// paused process accepts connections and answers nothing).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Why a request to a node gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -73,7 +77,13 @@ impl NodeCalls {
     /// time in the size of the data).
     pub async fn status(&self, addr: &str) -> Result<NodeStatus, CallError> {
         let value = self
-            .call(Method::GET, addr, "/admin/status?digest=false", None)
+            .call_within(
+                STATUS_TIMEOUT.min(self.timeout),
+                Method::GET,
+                addr,
+                "/admin/status?digest=false",
+                None,
+            )
             .await?;
         serde_json::from_value(value).map_err(|e| CallError::Refused {
             addr: addr.to_owned(),
@@ -101,10 +111,22 @@ impl NodeCalls {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CallError> {
+        self.call_within(self.timeout, method, addr, path, body)
+            .await
+    }
+
+    async fn call_within(
+        &self,
+        timeout: Duration,
+        method: Method,
+        addr: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
         let mut request = self
             .http
             .request(method, format!("http://{addr}{path}"))
-            .timeout(self.timeout);
+            .timeout(timeout);
         if let Some(secret) = &self.secret {
             request = request.header(CLUSTER_SECRET_HEADER, secret.header_value());
         }
