@@ -148,11 +148,13 @@ fn group_steps(
                 node: n,
                 why: "a learner on a node that is down or leaving",
             });
-        } else if node(n).is_some_and(|x| x.runs(group)) {
+        } else if view.caught_up(n, g) {
             steps.push(Step::Promote { group, node: n });
         }
     }
-    if !steps.is_empty() {
+    if !g.learners.is_empty() {
+        // A learner still catching up is this group's move in progress: nothing else
+        // for the group until it is promoted (other groups' steps go on meanwhile).
         return steps;
     }
     if g.voters.len() > rules.replication_factor {

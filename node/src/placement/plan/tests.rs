@@ -154,12 +154,18 @@ fn a_replica_that_lost_its_data_is_taken_out_and_then_rebuilt_on_the_same_node()
             why: "fewer healthy replicas than the replication factor"
         }]
     );
-    // A learner that runs is promoted (the leader refuses until it caught up).
+    // A learner that caught up is promoted; one still catching up is waited for, and
+    // no other replica is added meanwhile.
     let view = Builder::new(&[1, 2, 3]).group(1, &[1, 2], &[3]).view();
     assert_eq!(
         plan(&view, &RULES, &HashSet::new()),
         vec![Step::Promote { group: 1, node: 3 }]
     );
+    let mut view = Builder::new(&[1, 2, 3, 4]).group(1, &[1, 2], &[3]).view();
+    if let Some(s) = view.nodes.get_mut(&3).and_then(|n| n.status.as_mut()) {
+        s.replicas[0].applied = 10;
+    }
+    assert_eq!(plan(&view, &RULES, &HashSet::new()), vec![]);
 }
 
 #[test]
