@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
+use common::registry::plausible_addr;
 use common::wire::{CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest};
 use serde_json::json;
 
@@ -27,9 +28,6 @@ use crate::raft::MembershipError;
 
 /// How often a membership request looks whether its change is applied.
 const POLL: Duration = Duration::from_millis(20);
-
-/// Longest `host:port` taken for a peer.
-const MAX_ADDR_BYTES: usize = 256;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/members", web::post().to(change_members))
@@ -156,11 +154,8 @@ async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> H
 
 async fn set_peer(body: web::Json<PeerRequest>, state: web::Data<ApiState>) -> HttpResponse {
     let PeerRequest { id, addr } = body.into_inner();
-    let plausible = addr.len() <= MAX_ADDR_BYTES
-        && addr
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if id == 0 || !plausible {
+    // The cluster map's rule for a node address (and its length limit).
+    if id == 0 || !plausible_addr(&addr) {
         return HttpResponse::BadRequest()
             .json(json!({ "error": "a peer needs a non-zero id and a host:port address" }));
     }

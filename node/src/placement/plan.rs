@@ -102,7 +102,7 @@ pub fn plan(view: &ClusterView, rules: &Rules, cooling: &HashSet<(u64, u64)>) ->
                 replicas,
             });
         }
-        steps.extend(group_steps(view, rules, g, &members, cooling));
+        steps.extend(group_steps(view, rules, g, &members, &leaders, cooling));
     }
     for n in view.nodes.values() {
         let holds = view.groups.values().any(|g| g.is_member(n.id));
@@ -124,6 +124,7 @@ fn group_steps(
     rules: &Rules,
     g: &GroupView,
     members: &HashMap<u64, usize>,
+    leaders: &HashMap<u64, usize>,
     cooling: &HashSet<(u64, u64)>,
 ) -> Vec<Step> {
     let leader = g.leader.unwrap_or_default();
@@ -199,7 +200,7 @@ fn group_steps(
             .iter()
             .copied()
             .filter(|&n| !draining(n) && view.caught_up(n, g))
-            .min_by_key(|n| (view.leaderships().get(n).copied().unwrap_or(0), *n));
+            .min_by_key(|n| (leaders.get(n).copied().unwrap_or(0), *n));
         if let Some(to) = to {
             return vec![Step::PreferLeader { group, to }];
         }
