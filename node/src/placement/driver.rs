@@ -22,7 +22,7 @@ use reqwest::Method;
 
 use super::calls::{is_transient, CallError, NodeCalls};
 use super::plan::{plan, Rules, Step, REMOVED_COOLDOWN};
-use super::view::{observe, ClusterView, Silence};
+use super::view::{observe, ClusterView, NodeView, Silence};
 use crate::raft::Replicas;
 
 /// Everything the driver needs.
@@ -47,6 +47,19 @@ enum StepError {
     Refused(String),
     #[error("node {0} is not in sight")]
     Unknown(u64),
+}
+
+/// The members of `group` on nodes that answered this round.
+fn live_members(view: &ClusterView, group: u64) -> Vec<(u64, &NodeView)> {
+    let members = view
+        .groups
+        .get(&group)
+        .map(|g| g.members())
+        .unwrap_or_default();
+    members
+        .into_iter()
+        .filter_map(|m| Some((m, view.nodes.get(&m).filter(|v| v.up())?)))
+        .collect()
 }
 
 impl Driver {
@@ -192,21 +205,13 @@ impl Driver {
                 .map(drop),
             Step::AddReplica { group, node, .. } => self.add_replica(view, *group, *node).await,
             Step::PreferLeader { group, to } => {
-                let members = view
-                    .groups
-                    .get(group)
-                    .map(|g| g.members())
-                    .unwrap_or_default();
                 let body = PreferredLeaderRequest {
                     group: *group,
                     to: Some(*to),
                 };
-                for n in members {
-                    let Some(addr) = view.nodes.get(&n).filter(|v| v.up()).map(|v| &v.addr) else {
-                        continue;
-                    };
+                for (_, member) in live_members(view, *group) {
                     self.calls
-                        .send(Method::POST, addr, "/admin/preferred-leader", &body)
+                        .send(Method::POST, &member.addr, "/admin/preferred-leader", &body)
                         .await?;
                 }
                 Ok(())
@@ -233,15 +238,7 @@ impl Driver {
         node: u64,
     ) -> Result<(), StepError> {
         let target = self.addr(view, node)?;
-        let members = view
-            .groups
-            .get(&group)
-            .map(|g| g.members())
-            .unwrap_or_default();
-        for m in members {
-            let Some(member) = view.nodes.get(&m).filter(|v| v.up()) else {
-                continue;
-            };
+        for (m, member) in live_members(view, group) {
             let to_target = PeerRequest {
                 id: m,
                 addr: member.addr.clone(),
