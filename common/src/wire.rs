@@ -18,8 +18,8 @@
 //!   reply [`InternalReply`] whose `Ok` bytes are the state machine's encoded answer.
 //! - `GET /internal/groups`: reply `Vec<GroupInfo>` (bincode), one per hosted group.
 //! - `GET /admin/status`: reply [`NodeStatus`] (JSON).
-//! - `POST /admin/partition` (JSON [`PartitionRequest`]), `POST /admin/heal`: the transport
-//!   fault filter used for chaos tests.
+//! - `POST /admin/partition` (JSON [`PartitionRequest`]), `POST /admin/delay` (JSON
+//!   [`DelayRequest`]), `POST /admin/heal`: the transport fault filter used for chaos tests.
 //! - `POST /admin/transfer-leader` (JSON [`TransferLeaderRequest`]).
 //!
 //! Propose and read take the caller's remaining time budget in the [`TIMEOUT_HEADER`]
@@ -262,6 +262,17 @@ pub struct NodeStatus {
 pub struct PartitionRequest {
     pub blocked: Vec<u64>,
 }
+
+/// `POST /admin/delay`: hold every Raft message this node sends for `ms` milliseconds
+/// (at most [`MAX_FAULT_DELAY_MS`]; 0 clears it, and so does `POST /admin/heal`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelayRequest {
+    pub ms: u64,
+}
+
+/// The longest fault delay `POST /admin/delay` accepts (10 s): past Raft's election
+/// timeout many times over, a longer one only tests patience.
+pub const MAX_FAULT_DELAY_MS: u64 = 10_000;
 
 /// `POST /admin/transfer-leader`: ask this node's replica of `group`, if it leads, to hand
 /// leadership to node `to`.

@@ -151,16 +151,7 @@ impl Host {
     /// from the group first and decided this node joins again as a new member.
     pub fn create(&self, group: u64, joined_at: u64) -> Result<bool, HostError> {
         let _one = self.creating.lock();
-        let failed = self
-            .replicas
-            .get(group)
-            .and_then(|h| h.failure())
-            .or_else(|| {
-                self.replicas
-                    .stopped(group)
-                    .filter(|s| s.state == ReplicaState::Failed)
-                    .map(|s| s.reason)
-            });
+        let failed = self.failure(group);
         if self.replicas.hosts(group) && failed.is_none() {
             return Ok(false);
         }
@@ -189,6 +180,41 @@ impl Host {
         self.replicas
             .insert(replica.start(placement::group_kind(group)));
         tracing::info!(group, "empty replica created; waiting for the leader's log");
+        Ok(true)
+    }
+
+    /// Why this node's replica of `group` failed (lost data, a damaged log), if it did:
+    /// it stopped on the failure, or never started.
+    pub fn failure(&self, group: u64) -> Option<String> {
+        self.replicas
+            .get(group)
+            .and_then(|h| h.failure())
+            .or_else(|| {
+                self.replicas
+                    .stopped(group)
+                    .filter(|s| s.state == ReplicaState::Failed)
+                    .map(|s| s.reason)
+            })
+    }
+
+    /// Deletes this node's failed replica of `group` the way a removed replica goes:
+    /// tombstone first (a restart must not reopen the damaged data), then its data. No
+    /// actor runs to do it, so it is done here, before answering. `false` when the
+    /// replica did not fail (a running one is destroyed by its own actor).
+    pub fn destroy_failed(&self, group: u64) -> Result<bool, HostError> {
+        let _one = self.creating.lock();
+        let Some(reason) = self.failure(group) else {
+            return Ok(false);
+        };
+        let tombstone = tombstone_path(&self.data_dir, group);
+        common::fs::write_atomic(&tombstone, b"removed\n").map_err(io(&tombstone))?;
+        self.replicas.forget(group);
+        let dir = self.group_dir(group);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        common::fs::sync_dir(&self.data_dir).map_err(io(&self.data_dir))?;
+        tracing::warn!(group, %reason, "failed replica deleted; tombstone left");
         Ok(true)
     }
 

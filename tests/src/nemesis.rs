@@ -18,6 +18,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use common::wire::ReplicaState;
+
 use crate::cluster::Cluster;
 use crate::faults::members::{replace_replica, Rejoin};
 use crate::faults::{FaultError, Netem};
@@ -72,6 +74,10 @@ pub enum FaultKind {
     NetRouterCut,
     /// 30 % of a random node's outgoing packets dropped.
     NetLoss,
+    /// Every Raft message a random node sends held 50-600 ms (the transport
+    /// filter's delay: this kernel has no `netem` qdisc for `tc netem delay`;
+    /// router traffic is not delayed).
+    Delay,
     /// Power loss of a random node: SIGKILL with every write it had not
     /// fsynced gone (nodes run in the lose-unsynced storage mode); restarted
     /// at the heal.
@@ -95,10 +101,17 @@ pub enum FaultKind {
     /// Raft id replays its earlier incarnation's removal and destroys
     /// itself). Not in `all` until that is fixed.
     MemberRejoinLog,
+    /// Mid-log corruption of one replica: a follower of a random shard group
+    /// killed, bytes flipped in the middle of its WAL for that group,
+    /// restarted; its WAL recovery must refuse the log (the replica fails,
+    /// serving nothing) while the group goes on. Then the operator's repair:
+    /// the failed replica deleted and replaced as in `member-replace`; the
+    /// window lasts until the group is whole again.
+    Corrupt,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::PauseMajority,
@@ -110,11 +123,13 @@ impl FaultKind {
         FaultKind::NetOneWay,
         FaultKind::NetRouterCut,
         FaultKind::NetLoss,
+        FaultKind::Delay,
         FaultKind::PowerCut,
         FaultKind::MemberReplace,
         FaultKind::MemberDuringPartition,
         FaultKind::MemberDuringKill,
         FaultKind::MemberRejoinLog,
+        FaultKind::Corrupt,
     ];
 
     /// Whether the fault needs the nodes and routers in network namespaces
@@ -148,11 +163,13 @@ impl FaultKind {
             FaultKind::NetOneWay => "net-one-way",
             FaultKind::NetRouterCut => "net-router-cut",
             FaultKind::NetLoss => "net-loss",
+            FaultKind::Delay => "delay",
             FaultKind::PowerCut => "power-cut",
             FaultKind::MemberReplace => "member-replace",
             FaultKind::MemberDuringPartition => "member-during-partition",
             FaultKind::MemberDuringKill => "member-during-kill",
             FaultKind::MemberRejoinLog => "member-rejoin-log",
+            FaultKind::Corrupt => "corrupt",
         }
     }
 
@@ -176,6 +193,7 @@ impl FaultKind {
             FaultKind::NetOneWay => "netns: one node's packets to another dropped (root)",
             FaultKind::NetRouterCut => "netns: one router cannot reach one node (root)",
             FaultKind::NetLoss => "netns: 30 % of one node's packets dropped (root)",
+            FaultKind::Delay => "every raft message of a random node held 50-600 ms",
             FaultKind::PowerCut => "SIGKILL losing every unsynced write (lose-unsynced mode)",
             FaultKind::MemberReplace => {
                 "a shard follower's replica removed, recreated empty, re-added, promoted"
@@ -186,6 +204,9 @@ impl FaultKind {
             FaultKind::MemberDuringKill => "member-replace while the group's leader is killed",
             FaultKind::MemberRejoinLog => {
                 "member-replace re-adding at once (known finding; not in `all`)"
+            }
+            FaultKind::Corrupt => {
+                "bytes flipped mid-WAL of a follower's replica; it must fail; then replaced"
             }
         }
     }
@@ -229,9 +250,10 @@ impl FaultKind {
     pub fn hold(self, rng: &mut StdRng) -> Duration {
         match self {
             // The window is the replacement itself: the heal waits for it.
-            FaultKind::LeaderTransfer | FaultKind::MemberReplace | FaultKind::MemberRejoinLog => {
-                Duration::ZERO
-            }
+            FaultKind::LeaderTransfer
+            | FaultKind::MemberReplace
+            | FaultKind::MemberRejoinLog
+            | FaultKind::Corrupt => Duration::ZERO,
             FaultKind::PauseMajority => Duration::from_millis(rng.gen_range(2000..8000)),
             _ if rng.gen_bool(0.2) => Duration::from_millis(rng.gen_range(5000..9000)),
             _ => Duration::from_millis(rng.gen_range(300..4000)),
@@ -289,6 +311,14 @@ impl FaultKind {
                 (
                     vec![leader],
                     format!("node {leader} (leader of group {group}) cut off"),
+                )
+            }
+            FaultKind::Delay => {
+                let ms = rng.gen_range(50..600);
+                cluster.delay(any, ms).await;
+                (
+                    vec![any],
+                    format!("node {any}'s raft messages held {ms} ms"),
                 )
             }
             FaultKind::PowerCut => {
@@ -388,6 +418,15 @@ impl FaultKind {
                     ),
                 )
             }
+            FaultKind::Corrupt => {
+                let (group, node, leader) = replace_target(cluster, rng).await;
+                let outcome = corrupt_replica(cluster, group, node).await;
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                (
+                    vec![node],
+                    format!("group {group}: node {node}'s WAL {outcome} (leader {leader:?})"),
+                )
+            }
             FaultKind::LeaderTransfer => {
                 let group = *cluster.shard_groups().choose(rng).expect("shard groups");
                 match cluster.find_leader(group, &cluster.running()).await {
@@ -429,6 +468,40 @@ async fn replace_target(cluster: &Cluster, rng: &mut StdRng) -> (u64, u64, Optio
         .collect();
     let node = *followers.choose(rng).expect("a group has followers");
     (group, node, leader)
+}
+
+/// Kills `node`, flips bytes mid-way through its WAL of `group`, restarts
+/// it and says what became of the replica. A replica that still runs on a
+/// damaged log is not an anomaly by itself (the bytes may lie in a segment
+/// recovery no longer reads, behind a snapshot), but whatever it then serves
+/// goes through the run's history and digest checks.
+async fn corrupt_replica(cluster: &Cluster, group: u64, node: u64) -> String {
+    cluster.kill_node(node);
+    let corrupted = cluster.corrupt_wal(node, group);
+    cluster.spawn_node(node);
+    cluster.wait_node_up(node, RESTART_PATIENCE).await;
+    let at = match corrupted {
+        Ok(c) => format!(
+            "corrupted at {}+{} ({} segments)",
+            c.file.display(),
+            c.offset,
+            c.segments
+        ),
+        Err(e) => return format!("not corrupted ({e})"),
+    };
+    match cluster.replica(node, group).await {
+        Some(r) if r.state == ReplicaState::Failed => {
+            format!(
+                "{at}: replica failed as it must ({})",
+                r.error.unwrap_or_default()
+            )
+        }
+        Some(r) => format!(
+            "{at}: replica {:?} (damage outside the log it reads)",
+            r.state
+        ),
+        None => format!("{at}: no status from the node"),
+    }
 }
 
 /// A replica replacement running in the background.
@@ -509,8 +582,12 @@ impl ActiveFault {
             }
             FaultKind::PartitionMinority
             | FaultKind::PartitionLeader
+            | FaultKind::Delay
             | FaultKind::MemberDuringPartition => cluster.heal().await,
-            FaultKind::LeaderTransfer | FaultKind::MemberReplace | FaultKind::MemberRejoinLog => {}
+            FaultKind::LeaderTransfer
+            | FaultKind::MemberReplace
+            | FaultKind::MemberRejoinLog
+            | FaultKind::Corrupt => {}
             FaultKind::NetPartition
             | FaultKind::NetBridge
             | FaultKind::NetOneWay

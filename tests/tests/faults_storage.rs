@@ -1,6 +1,7 @@
 //! Storage faults through the router (issue 12): power cuts of nodes running
 //! in the lose-unsynced storage mode (`tests::faults::power`) under write
-//! load, and mid-log WAL corruption of one replica (`tests::faults::corrupt`).
+//! load, and mid-log WAL corruption of one replica (`tests::faults::corrupt`),
+//! then its repair.
 //! Both need no root. No acknowledged write may be lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use common::wire::{InternalError, ReplicaState};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tests::cluster::NodeProgram;
+use tests::faults::members::{replace_replica, voter_set_problems, Rejoin};
 use tests::faults::power::power_loss_program;
 use tests::{Client, Cluster, ClusterOptions};
 
@@ -146,11 +148,13 @@ async fn wait_state(
 /// its node is down, with writes acknowledged meanwhile: the node detects it
 /// (CRC), that replica stays failed and serves nothing, the node's other
 /// replicas and the group's other two run on, no acknowledged write is lost.
+/// Then the operator replaces it under writes and the group is whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
     let cluster = Cluster::start(ClusterOptions {
         wal_segment_bytes: Some(4096),
         request_timeout_ms: 5_000,
+        snapshot_interval_entries: Some(40),
         ..ClusterOptions::default()
     })
     .await;
@@ -219,4 +223,29 @@ async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
         still.applied, 0,
         "a failed replica applies nothing: {still:?}"
     );
+
+    // The operator's repair: the failed replica removed from its group and
+    // deleted (`DELETE /admin/replicas/{group}` deletes a failed replica
+    // too), an empty one added, caught up from a snapshot and promoted.
+    // Writers run through it: the new replica must catch up from a snapshot
+    // taken after its removal, and only writes make one.
+    let stop = Arc::new(AtomicBool::new(false));
+    let during = Arc::new(Mutex::new(Vec::new()));
+    let writers = spawn_writers(&c, &col, 2, &stop, &during);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let replaced = replace_replica(&cluster, group, victim, Rejoin::BySnapshot, deadline).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    eprintln!(
+        "replaced: {}",
+        replaced.expect("the damaged replica is replaced")
+    );
+    acked.extend(during.lock().iter().cloned());
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
+    assert_eq!(voter_set_problems(&cluster).await, Vec::<String>::new());
+    assert_all_present(&c, &col, &acked).await;
 }

@@ -572,3 +572,55 @@ async fn whole_cluster_kill_and_restart_keeps_acknowledged_writes() {
         .await;
     checks.finish();
 }
+
+/// The transport filter's delay (the fallback for `tc netem delay`, which
+/// this kernel lacks): with every node's Raft messages held, a write, which
+/// needs a round trip from its leader to a follower, cannot be acknowledged
+/// sooner than the delay; it still succeeds; after the heal the cluster
+/// works on. A delay past the documented limit is refused and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_delay_holds_commits_and_heals() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let c = cluster.client_with_timeout(0, Duration::from_secs(20));
+    let id = c.new_collection("delayed", json!({})).await;
+    let first: Vec<String> = (0..6).map(|i| format!("d{i}")).collect();
+    c.add_ok(&id, &records_body(&first, "before")).await;
+
+    let refused = cluster
+        .admin_json(
+            1,
+            reqwest::Method::POST,
+            "/admin/delay",
+            Some(&json!({ "ms": common::wire::MAX_FAULT_DELAY_MS + 1 })),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Some((s, _)) if s.as_u16() == 400),
+        "a delay past the limit is refused: {refused:?}"
+    );
+
+    // Below the 500 ms election timeout: leaders keep their followers.
+    const DELAY: Duration = Duration::from_millis(250);
+    for n in cluster.ids() {
+        cluster.delay(n, DELAY.as_millis() as u64).await;
+    }
+    let held: Vec<String> = (0..6).map(|i| format!("h{i}")).collect();
+    let started = Instant::now();
+    c.add_ok(&id, &records_body(&held, "held")).await;
+    let took = started.elapsed();
+    eprintln!("add with {DELAY:?} on every node's raft messages took {took:?}");
+    assert!(
+        took >= DELAY,
+        "a write was acknowledged in {took:?}, sooner than the {DELAY:?} raft delay"
+    );
+
+    cluster.heal().await;
+    let after: Vec<String> = (0..6).map(|i| format!("a{i}")).collect();
+    c.add_ok(&id, &records_body(&after, "after")).await;
+    let all: Vec<String> = first.iter().chain(&held).chain(&after).cloned().collect();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(c.present_ids(&id, &all).await, want);
+    cluster.wait_converged(LONG).await;
+}

@@ -1,11 +1,11 @@
 //! Operator endpoints (JSON): status with a per-replica digest (`?digest=false`: without,
 //! cheap), the transport fault filter
-//! (`partition` / `heal`), leadership transfer and the preferred leader.
+//! (`partition` / `delay` / `heal`), leadership transfer and the preferred leader.
 
 use actix_web::{web, HttpResponse};
 use common::wire::{
-    NodeStatus, PartitionRequest, PreferredLeaderRequest, ReplicaState, ReplicaStatus,
-    TransferLeaderRequest,
+    DelayRequest, NodeStatus, PartitionRequest, PreferredLeaderRequest, ReplicaState,
+    ReplicaStatus, TransferLeaderRequest, MAX_FAULT_DELAY_MS,
 };
 
 use super::ApiState;
@@ -14,6 +14,7 @@ use crate::raft::messages::{SetPreferredLeader, TransferLeader};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/status", web::get().to(status))
         .route("/admin/partition", web::post().to(partition))
+        .route("/admin/delay", web::post().to(delay))
         .route("/admin/heal", web::post().to(heal))
         .route("/admin/transfer-leader", web::post().to(transfer_leader))
         .route("/admin/preferred-leader", web::post().to(preferred_leader));
@@ -107,6 +108,21 @@ async fn partition(body: web::Json<PartitionRequest>, state: web::Data<ApiState>
     HttpResponse::Ok().json(PartitionRequest {
         blocked: filter.blocked(),
     })
+}
+
+async fn delay(body: web::Json<DelayRequest>, state: web::Data<ApiState>) -> HttpResponse {
+    let ms = body.ms;
+    if ms > MAX_FAULT_DELAY_MS {
+        return HttpResponse::BadRequest().json(serde_json::json!({
+            "error": format!("a fault delay is at most {MAX_FAULT_DELAY_MS} ms, got {ms}")
+        }));
+    }
+    state
+        .transport
+        .filter()
+        .set_delay(std::time::Duration::from_millis(ms));
+    tracing::warn!(ms, "fault filter: every raft message sent is delayed");
+    HttpResponse::Ok().json(DelayRequest { ms })
 }
 
 async fn heal(state: web::Data<ApiState>) -> HttpResponse {

@@ -12,7 +12,8 @@
 //! - `DELETE /admin/replicas/{group}`: stop this node's replica, delete its data, leave a
 //!   tombstone (sent, like every non-GET node request, as `application/json`, e.g. `{}`).
 //!   For a replica its group no longer counts (the caller checks the leader's
-//!   configuration first); a leader refuses (409).
+//!   configuration first); a leader refuses (409). A failed replica (a damaged log) is
+//!   deleted the same way.
 //! - `POST /admin/peers` ([`PeerRequest`]): the address of a node (new, or moved).
 
 use std::time::{Duration, Instant};
@@ -137,6 +138,17 @@ async fn create_replica(
 
 async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse {
     let group = group.into_inner();
+    // A failed replica has no working actor to destroy it: the host deletes it.
+    let host = state.host.clone();
+    let destroyed = match web::block(move || host.destroy_failed(group)).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match destroyed {
+        Ok(true) => return HttpResponse::Ok().json(json!({ "group": group })),
+        Ok(false) => {}
+        Err(e) => return HttpResponse::InternalServerError().json(json!({ "error": e })),
+    }
     let Some(h) = state.replicas.get(group) else {
         return no_replica(group);
     };

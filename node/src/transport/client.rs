@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::ArbiterHandle;
 use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
@@ -60,6 +60,8 @@ struct Outgoing {
     group: u64,
     snapshot: bool,
     bytes: Vec<u8>,
+    /// When it was queued (the fault filter's delay counts from here).
+    queued: Instant,
 }
 
 /// Counters (reported by `/admin/status`).
@@ -274,6 +276,7 @@ impl Transport {
                 group,
                 snapshot,
                 bytes,
+                queued: Instant::now(),
             };
             let queue = if snapshot {
                 &lanes.snapshots
@@ -308,6 +311,12 @@ impl PeerSender {
             }
         };
         while let Some(first) = rx.recv().await {
+            let delay = self.filter.delay();
+            if !delay.is_zero() {
+                // Whatever is queued behind the head is younger: it goes in the
+                // head's batch, never before it.
+                tokio::time::sleep_until((first.queued + delay).into()).await;
+            }
             let mut size = first.bytes.len();
             let mut batch = vec![first];
             while size < self.options.max_batch_bytes {

@@ -1,10 +1,10 @@
-//! Requests that change a running node: the fault filter (partitions),
-//! leadership transfer; and raw requests to the internal API.
+//! Requests that change a running node: the fault filter (partitions,
+//! delay), leadership transfer; and raw requests to the internal API.
 
 use std::time::{Duration, Instant};
 
 use common::wire::{
-    self, InternalError, InternalReply, PartitionRequest, TransferLeaderRequest,
+    self, DelayRequest, InternalError, InternalReply, PartitionRequest, TransferLeaderRequest,
     BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
 };
 
@@ -28,6 +28,12 @@ impl Cluster {
             self.admin_post(id, "partition", &PartitionRequest { blocked })
                 .await;
         }
+    }
+
+    /// Holds every Raft message node `id` sends for `ms` milliseconds (the
+    /// transport filter's delay; [`Cluster::heal`] clears it).
+    pub async fn delay(&self, id: u64, ms: u64) {
+        self.admin_post(id, "delay", &DelayRequest { ms }).await;
     }
 
     /// Clears the fault filter on every running node.
