@@ -95,6 +95,12 @@ pub struct RaftSection {
     pub max_size_per_msg: u64,
     /// A replica's WAL starts a new segment file past this size (default 64 MiB).
     pub wal_segment_bytes: u64,
+    /// A shard replica acknowledges a write once it is applied to the records and
+    /// indexes it in the background; queries scan the not yet indexed record versions
+    /// exactly. Past this many of them the replica waits before applying more writes
+    /// (writes slow to the indexer's pace; 0: no limit). Default 20,000: a query's scan
+    /// of that many 128-d vectors is about 2 ms.
+    pub max_index_lag: u64,
 }
 
 impl Default for RaftSection {
@@ -108,6 +114,7 @@ impl Default for RaftSection {
             max_inflight_msgs: 256,
             max_size_per_msg: 1 << 20,
             wal_segment_bytes: 64 << 20,
+            max_index_lag: 20_000,
         }
     }
 }

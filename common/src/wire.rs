@@ -199,6 +199,10 @@ pub struct ReplicaStatus {
     pub digest: String,
     /// Records held, when the state machine counts them.
     pub records: Option<u64>,
+    /// Shard replicas: record versions applied (and acknowledged) but not yet in the
+    /// HNSW graph; queries scan them exactly. Writes wait above `[raft] max_index_lag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_lag: Option<u64>,
     /// Node ids of the group's voters.
     pub voters: Vec<u64>,
     /// Node ids of the group's learners (replicas catching up before they vote).
@@ -236,6 +240,7 @@ impl ReplicaStatus {
             snapshot_index: 0,
             digest: String::new(),
             records: None,
+            index_lag: None,
             voters: Vec::new(),
             learners: Vec::new(),
             voters_outgoing: Vec::new(),

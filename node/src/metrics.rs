@@ -293,6 +293,12 @@ fn group_families(status: &NodeStatus) -> prometheus::Result<Vec<MetricFamily>> 
         "Records held by this node's replica of a shard group",
         &["group"],
     )?;
+    let index_lag = gauge(
+        &r,
+        "vdb_shard_index_lag",
+        "Record versions applied but not yet in the HNSW graph (queries scan them exactly)",
+        &["group"],
+    )?;
     for rep in &status.replicas {
         let g = rep.group.to_string();
         let kind = kind_label(rep.kind);
@@ -320,6 +326,9 @@ fn group_families(status: &NodeStatus) -> prometheus::Result<Vec<MetricFamily>> 
             .set(as_gauge(rep.last_index.saturating_sub(rep.snapshot_index)));
         if let Some(n) = rep.records.filter(|_| rep.kind == GroupKind::Shard) {
             records.with_label_values(&[&g]).set(as_gauge(n));
+        }
+        if let Some(lag) = rep.index_lag {
+            index_lag.with_label_values(&[&g]).set(as_gauge(lag));
         }
     }
     Ok(r.gather())

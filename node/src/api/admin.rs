@@ -3,6 +3,7 @@
 //! (`partition` / `delay` / `heal`), leadership transfer and the preferred leader.
 
 use actix_web::{web, HttpResponse};
+use common::placement::GroupKind;
 use common::wire::{
     DelayRequest, NodeStatus, PartitionRequest, PreferredLeaderRequest, ReplicaState,
     ReplicaStatus, TransferLeaderRequest, MAX_FAULT_DELAY_MS,
@@ -63,6 +64,9 @@ pub fn node_status(state: &ApiState, digests: Digests) -> NodeStatus {
                         status.digest = format!("{:016x}", sm.digest());
                     }
                     status.records = sm.record_count();
+                    if status.kind == GroupKind::Shard {
+                        status.index_lag = Some(sm.background_lag());
+                    }
                 }
             }
             status

@@ -15,10 +15,12 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use raft::prelude::{Entry, EntryType};
 
+use super::indexer::IndexerLink;
 use super::snapshot_files::SnapshotFiles;
 use super::state_machine::{AppliedPosition, SharedStateMachine};
 use crate::{panic_guard, priority};
@@ -148,6 +150,8 @@ pub struct ApplyWorker {
     since: SinceSnapshot,
     report: Box<dyn Fn(ApplyReport) + Send>,
     stopped: StopFlag,
+    /// The replica's background indexer: woken after applies, waited for above its lag limit.
+    indexer: Option<Arc<IndexerLink>>,
 }
 
 impl ApplyWorker {
@@ -168,7 +172,22 @@ impl ApplyWorker {
             policy,
             report,
             stopped: StopFlag::default(),
+            indexer: None,
         }
+    }
+
+    /// Starts the replica's background indexer thread beside this one (ended when this
+    /// one ends); commands wait while its lag is above `max_lag` (0: no limit).
+    pub fn with_indexer(mut self, max_lag: u64) -> Self {
+        let link = IndexerLink::new(self.sm.clone(), max_lag);
+        match link.spawn(self.group, self.stopped.clone()) {
+            Ok(()) => self.indexer = Some(link),
+            // Without it nothing is indexed: refuse nothing, but say so loudly.
+            Err(e) => {
+                tracing::error!(group = self.group, error = %e, "cannot start the indexer thread")
+            }
+        }
+        self
     }
 
     /// Where the worker records that the state machine must not be used any more (set
@@ -185,7 +204,11 @@ impl ApplyWorker {
             .name(format!("apply-{}", self.group))
             .spawn(move || {
                 priority::lower_this_thread();
-                self.run(tasks)
+                let indexer = self.indexer.clone();
+                self.run(tasks);
+                if let Some(link) = indexer {
+                    link.stop();
+                }
             })
             .map(|_| ())
     }
@@ -276,11 +299,14 @@ impl ApplyWorker {
         let mut done = Vec::new();
         let mut applied = (0, 0);
         for e in entries {
+            let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
+            if let Some(link) = self.indexer.as_ref().filter(|_| command) {
+                link.wait_below();
+            }
             let mut sm = self.sm.write();
             if e.index <= sm.applied().index {
                 continue;
             }
-            let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
             let at = AppliedPosition {
                 index: e.index,
                 term: e.term,
@@ -330,6 +356,9 @@ impl ApplyWorker {
     }
 
     fn send_applied(&self, applied: (u64, u64), entries: Vec<AppliedEntry>, restored: Option<u64>) {
+        if let Some(link) = &self.indexer {
+            link.wake();
+        }
         (self.report)(ApplyReport::Applied {
             applied,
             entries,

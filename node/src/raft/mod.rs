@@ -10,6 +10,8 @@
 //!   reads a proposal's envelope (`common::wire::Proposal`) before the actor proposes it.
 //! - [`apply`]: the replica's apply thread: committed entries into the state machine,
 //!   outcomes back to the actor, snapshot files.
+//! - [`indexer`]: the replica's background thread (the shard's vector indexer behind the
+//!   applied position) and the apply thread's wait when it lags too far.
 //! - [`inbound`]: checks on a peer's message before it is stepped (what raft-rs would
 //!   panic on, senders that are not voters).
 //! - [`pending`]: callers waiting on proposals and ReadIndex.
@@ -24,6 +26,7 @@
 pub mod apply;
 pub mod dedup;
 pub mod inbound;
+pub mod indexer;
 pub mod logger;
 pub mod messages;
 pub mod pending;

@@ -110,6 +110,19 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
         None
     }
 
+    /// The next piece of work the state machine does behind its applied position,
+    /// taken under the read lock and run by the replica's background thread without
+    /// any lock of the replica (`raft::indexer`; the shard's vector indexer). `None`:
+    /// caught up.
+    fn background_job(&self) -> Option<BackgroundJob> {
+        None
+    }
+    /// How far that work is behind (the shard: record versions not yet indexed). The
+    /// apply thread waits while it is above `[raft] max_index_lag`.
+    fn background_lag(&self) -> u64 {
+        0
+    }
+
     /// The content for a backup (`common::backup`): every item after the header, in a
     /// deterministic order, handed to `out` one at a time (a bounded batch of records
     /// each, never the whole group), with records only if `include_records`. Returns the
@@ -186,6 +199,10 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError>;
     fn digest(&self) -> u64;
     fn record_count(&self) -> Option<u64>;
+    /// See [`StateMachine::background_job`].
+    fn background_job(&self) -> Option<BackgroundJob>;
+    /// See [`StateMachine::background_lag`].
+    fn background_lag(&self) -> u64;
     /// See [`StateMachine::export`].
     fn export(
         &self,
@@ -196,6 +213,10 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     /// once, when it opens (its actor never takes the state machine's lock).
     fn proposal_reader(&self) -> ProposalReader;
 }
+
+/// Work a state machine hands to its replica's background thread (see
+/// [`StateMachine::background_job`]).
+pub type BackgroundJob = Box<dyn FnOnce() + Send>;
 
 /// Decodes a proposal's bytes: its header, or the encoded outcome that refuses it (the
 /// proposal is then answered without entering the log).
@@ -315,6 +336,14 @@ impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
 
     fn record_count(&self) -> Option<u64> {
         self.0.record_count()
+    }
+
+    fn background_job(&self) -> Option<BackgroundJob> {
+        self.0.background_job()
+    }
+
+    fn background_lag(&self) -> u64 {
+        self.0.background_lag()
     }
 
     fn export(

@@ -5,7 +5,8 @@
 //! Every write validates the whole command first and mutates only after, so
 //! a rejected command leaves nothing behind (architecture.md, promise 7).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use common::command::{apply_metadata_patch, AddMode, ApplyOutcome, IndexConfig, RecordWrite};
 use common::record::Metadata;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::digest;
 use super::index::{PointId, VectorIndex};
+use super::indexer::{IndexCell, IndexJob};
 use super::metadata_index::MetadataIndex;
 
 /// A record as a replica stores it.
@@ -39,11 +41,13 @@ pub struct CollectionState {
 
 pub struct CollectionShard {
     pub(super) state: CollectionState,
-    /// Point id → record id, for mapping index hits back to records.
-    pub(super) point_to_id: HashMap<PointId, String>,
+    /// Point id → record id of every current record version, for mapping index
+    /// hits back to records; ordered, so the unindexed tail is a range of it.
+    pub(super) point_to_id: BTreeMap<PointId, String>,
     /// Scalar metadata values → points, for selective filters.
     pub(super) metadata_index: MetadataIndex,
-    pub(super) index: Option<VectorIndex>,
+    /// The graph, filled in the background (`indexer.rs`).
+    pub(super) index: Arc<IndexCell>,
 }
 
 /// A write that passed validation, ready to be applied without failure.
@@ -61,15 +65,16 @@ impl CollectionShard {
                 next_point: 0,
                 records: BTreeMap::new(),
             },
-            point_to_id: HashMap::new(),
+            point_to_id: BTreeMap::new(),
             metadata_index: MetadataIndex::default(),
-            index: None,
+            index: Arc::default(),
         }
     }
 
     /// Rebuilds the derived maps around restored state; `index` is a persisted
-    /// index that was already checked to match the records, or None to rebuild.
-    pub fn from_state(state: CollectionState, index: Option<VectorIndex>) -> Self {
+    /// index with its watermark, already checked to hold exactly the live
+    /// records below it, or None to rebuild the whole graph now.
+    pub fn from_state(state: CollectionState, index: Option<(VectorIndex, PointId)>) -> Self {
         let point_to_id = state
             .records
             .iter()
@@ -79,13 +84,15 @@ impl CollectionShard {
         for r in state.records.values() {
             metadata_index.insert(r.point, r.metadata.as_ref());
         }
+        let rebuild = index.is_none();
+        let (index, through) = index.map_or((None, 0), |(i, t)| (Some(i), t));
         let mut shard = CollectionShard {
             state,
             point_to_id,
             metadata_index,
-            index,
+            index: Arc::new(IndexCell::with_index(index, through)),
         };
-        if shard.index.is_none() {
+        if rebuild {
             shard.rebuild_index();
         }
         shard
@@ -95,8 +102,31 @@ impl CollectionShard {
         &self.state
     }
 
-    pub fn index(&self) -> Option<&VectorIndex> {
-        self.index.as_ref()
+    pub fn index(&self) -> &IndexCell {
+        &self.index
+    }
+
+    /// Record versions applied but not yet in the graph (an upper bound: dead
+    /// versions in the tail are counted until the indexer passes them).
+    pub fn index_lag(&self) -> u64 {
+        self.index.lag(self.state.next_point)
+    }
+
+    /// The next chunk of the unindexed tail for the background indexer.
+    pub fn index_job(&self) -> Option<IndexJob> {
+        let tail = self
+            .point_to_id
+            .range(self.index.through()..)
+            .filter_map(|(p, id)| {
+                let r = self.state.records.get(id)?;
+                Some((*p, r.embedding.as_slice()))
+            });
+        self.index.next_job(
+            self.state.dimension,
+            &self.state.config,
+            self.state.next_point,
+            tail,
+        )
     }
 
     pub fn len(&self) -> usize {
@@ -108,15 +138,13 @@ impl CollectionShard {
     }
 
     pub fn set_config(&mut self, config: IndexConfig) {
-        if let Some(index) = self.index.as_mut() {
-            index.set_ef_search(config.ef_search);
-        }
+        self.index.set_ef_search(config.ef_search);
         self.state.config = config;
     }
 
+    /// Builds the whole graph now (at open, when no persisted graph matches).
     fn rebuild_index(&mut self) {
         let Some(dim) = self.state.dimension else {
-            self.index = None;
             return;
         };
         let mut index = VectorIndex::new(dim, &self.state.config, self.state.records.len());
@@ -127,7 +155,8 @@ impl CollectionShard {
             .map(|r| (r.point, r.embedding.as_slice()))
             .collect();
         index.insert_batch(&points);
-        self.index = Some(index);
+        index.set_ef_search(self.state.config.ef_search);
+        self.index = Arc::new(IndexCell::with_index(Some(index), self.state.next_point));
     }
 
     /// Checks ids are unique and embeddings are finite and of one dimension
@@ -232,7 +261,7 @@ impl CollectionShard {
 
     /// Applies a validated plan; cannot fail.
     fn execute(&mut self, plan: Vec<Planned<'_>>, dim: Option<usize>) {
-        let mut new_points: Vec<PointId> = Vec::new();
+        let mut stored_embedding = false;
         for step in plan {
             match step {
                 Planned::Insert(w, embedding) => {
@@ -251,7 +280,7 @@ impl CollectionShard {
                     self.point_to_id.insert(point, w.id.clone());
                     self.metadata_index.insert(point, record.metadata.as_ref());
                     self.state.records.insert(w.id.clone(), record);
-                    new_points.push(point);
+                    stored_embedding = true;
                 }
                 Planned::Merge(w) => {
                     let fresh_point = w.embedding.as_ref().map(|_| self.allocate_point());
@@ -277,10 +306,8 @@ impl CollectionShard {
                         record.embedding = e.clone();
                         self.point_to_id.remove(&old);
                         self.point_to_id.insert(point, w.id.clone());
-                        if let Some(index) = self.index.as_mut() {
-                            index.remove(old);
-                        }
-                        new_points.push(point);
+                        self.index.removed(old);
+                        stored_embedding = true;
                     }
                     if reindex {
                         self.metadata_index
@@ -289,42 +316,17 @@ impl CollectionShard {
                 }
             }
         }
-        // The dimension is fixed by the first embedding actually stored.
-        if self.state.dimension.is_none() && !new_points.is_empty() {
+        // The dimension is fixed by the first embedding actually stored. The
+        // new points are the index's tail: the background indexer inserts them.
+        if self.state.dimension.is_none() && stored_embedding {
             self.state.dimension = dim;
         }
-        self.index_points(&new_points);
     }
 
     fn allocate_point(&mut self) -> PointId {
         let p = self.state.next_point;
         self.state.next_point += 1;
         p
-    }
-
-    fn index_points(&mut self, points: &[PointId]) {
-        if points.is_empty() {
-            return;
-        }
-        let Some(dim) = self.state.dimension else {
-            return;
-        };
-        let config = &self.state.config;
-        let index = self
-            .index
-            .get_or_insert_with(|| VectorIndex::new(dim, config, points.len()));
-        let mut batch = Vec::with_capacity(points.len());
-        for p in points {
-            if let Some(r) = self
-                .point_to_id
-                .get(p)
-                .and_then(|id| self.state.records.get(id))
-            {
-                batch.push((*p, r.embedding.as_slice()));
-            }
-        }
-        index.insert_batch(&batch);
-        index.maintain();
     }
 
     /// Deletes the records selected by `ids` (when given) that pass `filter`,
@@ -344,13 +346,8 @@ impl CollectionShard {
             if let Some(r) = self.state.records.remove(id) {
                 self.point_to_id.remove(&r.point);
                 self.metadata_index.remove(r.point, r.metadata.as_ref());
-                if let Some(index) = self.index.as_mut() {
-                    index.remove(r.point);
-                }
+                self.index.removed(r.point);
             }
-        }
-        if let Some(index) = self.index.as_mut() {
-            index.maintain();
         }
         ApplyOutcome::Deleted(victims.len() as u64)
     }

@@ -7,6 +7,7 @@ pub mod digest;
 pub mod error;
 pub mod export;
 pub mod index;
+pub mod indexer;
 pub mod metadata_index;
 pub mod read;
 pub mod replicated;

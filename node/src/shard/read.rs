@@ -29,6 +29,7 @@ use common::Filter;
 
 use super::collection::{CollectionShard, StoredRecord};
 use super::index::PointId;
+use super::indexer::IndexView;
 
 /// When a filter leaves at most this many candidates, they are scanned
 /// exactly: the scan is cheaper than a graph walk that would have to skip
@@ -294,7 +295,7 @@ impl CollectionShard {
             .filter_map(|id| self.state.records.get(id))
             .filter(|r| self.passes(r, &req.filter))
             .collect();
-        let plan = if candidates.len() <= EXACT_SCAN_MAX_CANDIDATES || self.index.is_none() {
+        let plan = if candidates.len() <= EXACT_SCAN_MAX_CANDIDATES {
             Plan::Exact(candidates)
         } else {
             let mut allowed: Vec<PointId> = candidates.iter().map(|r| r.point).collect();
@@ -330,18 +331,58 @@ impl CollectionShard {
                 .current_record(p)
                 .is_some_and(|r| self.passes(r, &req.filter)),
         };
+        let filter: Option<&(dyn Fn(PointId) -> bool + Sync)> = match plan {
+            Plan::GraphFiltered(_) => Some(&allow),
+            _ => None,
+        };
+        let view = self.index.view();
         req.embeddings
             .iter()
             .map(|q| {
-                let scored = match (plan, &self.index) {
-                    (Plan::Exact(c), _) => exact_top_k(c, q, k, space),
-                    (Plan::Graph, Some(index)) => index.search(q, k, None),
-                    (Plan::GraphFiltered(_), Some(index)) => index.search(q, k, Some(&allow)),
-                    (_, None) => Vec::new(),
+                let scored = match plan {
+                    Plan::Exact(c) => exact_top_k(c, q, k, space),
+                    Plan::Graph | Plan::GraphFiltered(_) => {
+                        self.graph_and_tail(&view, q, k, filter)
+                    }
                 };
                 self.hits(scored, req.include)
             })
             .collect()
+    }
+
+    /// Top-k over the graph and, exactly, over the tail the indexer has not
+    /// reached yet, both restricted to `filter`: every applied record version
+    /// is in exactly one of the two (`indexer.rs`). Graph hits that are no
+    /// longer a record's current version (replaced or deleted, tombstone still
+    /// queued) are kept out of the search, so they cannot take a place in the
+    /// top k.
+    fn graph_and_tail(
+        &self,
+        view: &IndexView<'_>,
+        q: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(PointId) -> bool + Sync)>,
+    ) -> Vec<(PointId, f32)> {
+        let allowed = |p: PointId| filter.is_none_or(|f| f(p));
+        let current = |p: PointId| self.current_record(p).is_some() && allowed(p);
+        let mut scored = match view.index() {
+            Some(index) if view.stale_possible => index.search(q, k, Some(&current)),
+            Some(index) => index.search(q, k, filter),
+            None => Vec::new(),
+        };
+        let space = self.state.config.space;
+        let tail = self
+            .point_to_id
+            .range(view.through..)
+            .filter(|(p, _)| allowed(**p))
+            .filter_map(|(p, id)| Some((*p, self.state.records.get(id)?)))
+            .map(|(p, r)| (p, space.distance(q, &r.embedding)));
+        let graph_hits = scored.len();
+        scored.extend(tail);
+        if scored.len() == graph_hits {
+            return scored; // no tail: the graph's answer is already the top k in order
+        }
+        top_k(scored, k)
     }
 
     /// Estimates how many records pass `filter` from a sample, without a
@@ -407,10 +448,15 @@ fn exact_top_k(
     k: usize,
     space: common::Space,
 ) -> Vec<(PointId, f32)> {
-    let mut scored: Vec<(PointId, f32)> = candidates
+    let scored: Vec<(PointId, f32)> = candidates
         .iter()
         .map(|r| (r.point, space.distance(q, &r.embedding)))
         .collect();
+    top_k(scored, k)
+}
+
+/// The first `k` of `scored` by (distance, point id).
+fn top_k(mut scored: Vec<(PointId, f32)>, k: usize) -> Vec<(PointId, f32)> {
     let by_distance =
         |a: &(PointId, f32), b: &(PointId, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
     if scored.len() > k {

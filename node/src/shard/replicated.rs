@@ -14,6 +14,7 @@ use super::snapshot::{read_snapshot, write_snapshot};
 use super::state_machine::ReadInProgress;
 use super::{AppliedPosition, ShardError, ShardStateMachine};
 use crate::raft::dedup::RequestDedup;
+use crate::raft::state_machine::BackgroundJob;
 use crate::raft::StateMachine;
 
 fn read_error(e: ShardError) -> ShardReadError {
@@ -83,6 +84,15 @@ impl StateMachine for ShardStateMachine {
 
     fn record_count(&self) -> Option<u64> {
         Some(ShardStateMachine::record_count(self) as u64)
+    }
+
+    fn background_job(&self) -> Option<BackgroundJob> {
+        self.index_job()
+            .map(|job| -> BackgroundJob { Box::new(move || job.run()) })
+    }
+
+    fn background_lag(&self) -> u64 {
+        self.index_lag()
     }
 
     fn export(

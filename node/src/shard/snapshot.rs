@@ -27,6 +27,9 @@ use common::command::ApplyOutcome;
 const MAGIC: &[u8; 8] = b"VDBSNAP1";
 const STATE_SECTION: &str = "state";
 const END_SECTION: &str = "END";
+/// `indexed/{i}`: the watermark of collection `i`'s graph (u64 LE); a graph
+/// without one (written before the background indexer) holds every record.
+const INDEXED_PREFIX: &str = "indexed/";
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotState {
@@ -113,7 +116,17 @@ fn write_snapshot_file(
     out.write_all(MAGIC).map_err(io_err(path))?;
     write_section(&mut out, STATE_SECTION, &state_bytes).map_err(io_err(path))?;
     for (i, (_, c)) in sm.collections.iter().enumerate() {
-        let Some(index) = c.index() else { continue };
+        // The graph and its watermark of one hold of its lock: the points at and
+        // above the watermark are indexed again (in the background) after a restore.
+        let (Some(index), through) = c.index().read() else {
+            continue;
+        };
+        write_section(
+            &mut out,
+            &format!("{INDEXED_PREFIX}{i}"),
+            &through.to_le_bytes(),
+        )
+        .map_err(io_err(path))?;
         let dir = staging.join(i.to_string());
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         index.save(&dir)?;
@@ -239,7 +252,18 @@ fn restore_collections(
             has_index = true;
         }
         let index = if has_index {
-            load_matching_index(&dir, &state)
+            let through = match sections
+                .iter()
+                .find(|(n, _)| *n == format!("{INDEXED_PREFIX}{i}"))
+            {
+                Some((_, bytes)) => u64::from_le_bytes(
+                    (*bytes)
+                        .try_into()
+                        .map_err(|_| corrupt(format!("bad section {INDEXED_PREFIX}{i}")))?,
+                ),
+                None => state.next_point,
+            };
+            load_matching_index(&dir, &state, through).map(|index| (index, through))
         } else {
             None
         };
@@ -248,27 +272,40 @@ fn restore_collections(
     Ok(collections)
 }
 
-/// Loads a persisted index if it is valid and holds exactly the live records.
-fn load_matching_index(dir: &Path, state: &CollectionState) -> Option<VectorIndex> {
-    match VectorIndex::load(dir, &state.config) {
-        Ok(index)
-            if index.len_live() == state.records.len() && Some(index.dim()) == state.dimension =>
-        {
-            Some(index)
-        }
-        Ok(index) => {
-            tracing::warn!(
-                live = index.len_live(),
-                records = state.records.len(),
-                "persisted index does not match the records; rebuilding"
-            );
-            None
-        }
+/// Loads a persisted index if it is valid and, once the versions replaced or
+/// deleted before the snapshot (their tombstones were still queued) are
+/// tombstoned, holds exactly the live records below its watermark `through`.
+fn load_matching_index(dir: &Path, state: &CollectionState, through: u64) -> Option<VectorIndex> {
+    let mut index = match VectorIndex::load(dir, &state.config) {
+        Ok(index) => index,
         Err(e) => {
             tracing::warn!(error = %e, "persisted index is unusable; rebuilding");
-            None
+            return None;
+        }
+    };
+    let current: std::collections::HashSet<u64> = state.records.values().map(|r| r.point).collect();
+    let mut above_watermark = false;
+    for p in index.live_points() {
+        if !current.contains(&p) {
+            index.remove(p);
+        } else if p >= through {
+            above_watermark = true;
         }
     }
+    let below = state.records.values().filter(|r| r.point < through).count();
+    let matches = !above_watermark
+        && index.len_live() == below
+        && Some(index.dim()) == state.dimension
+        && through <= state.next_point;
+    if matches {
+        return Some(index);
+    }
+    tracing::warn!(
+        live = index.len_live(),
+        records_below_watermark = below,
+        "persisted index does not match the records; rebuilding"
+    );
+    None
 }
 
 #[cfg(test)]

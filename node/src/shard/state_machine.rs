@@ -9,6 +9,7 @@ use common::read::{GetRequest, QueryHit, QueryRequest, RecordView, ShardRead, Sh
 
 use super::collection::CollectionShard;
 use super::error::ShardError;
+use super::indexer::IndexJob;
 use super::read::{GetProgress, QueryProgress};
 use crate::raft::dedup::RequestDedup;
 pub use crate::raft::AppliedPosition;
@@ -201,6 +202,30 @@ impl ShardStateMachine {
         self.collections
             .iter()
             .fold(0u64, |acc, (id, c)| c.digest(id, acc))
+    }
+
+    /// Record versions applied but not yet in their collection's graph, over
+    /// every collection (see [`CollectionShard::index_lag`]).
+    pub fn index_lag(&self) -> u64 {
+        self.collections
+            .values()
+            .map(CollectionShard::index_lag)
+            .sum()
+    }
+
+    /// The next chunk for the background indexer: of the collection furthest
+    /// behind, so one busy collection does not starve the others' tails.
+    pub fn index_job(&self) -> Option<IndexJob> {
+        let mut by_lag: Vec<&CollectionShard> = self.collections.values().collect();
+        by_lag.sort_by_key(|c| std::cmp::Reverse(c.index_lag()));
+        by_lag.into_iter().find_map(CollectionShard::index_job)
+    }
+
+    /// Indexes every tail now, on this thread (tests, and tools without a replica).
+    pub fn index_everything(&self) {
+        while let Some(job) = self.index_job() {
+            job.run();
+        }
     }
 
     pub fn record_count(&self) -> usize {

@@ -180,6 +180,8 @@ pub struct Replica {
     /// Index of the snapshot file the state machine was opened from.
     opened_snapshot: u64,
     snapshot_policy: SnapshotPolicy,
+    /// `[raft] max_index_lag`, for the apply thread.
+    max_index_lag: u64,
     /// The apply thread's queue (set when the actor starts).
     apply: Option<ApplySender>,
     tick: Duration,

@@ -131,6 +131,7 @@ impl Replica {
             reads: PendingReads::default(),
             applied,
             opened_snapshot: chosen.unwrap_or(0),
+            max_index_lag: rc.max_index_lag,
             snapshot_policy: SnapshotPolicy {
                 every_entries: rc.snapshot_interval_entries,
                 min_bytes: rc.snapshot_interval_bytes,
@@ -189,7 +190,8 @@ impl Replica {
             self.opened_snapshot,
             Box::new(move |report| addr.do_send(report)),
         )
-        .with_stop_flag(self.stopped.clone());
+        .with_stop_flag(self.stopped.clone())
+        .with_indexer(self.max_index_lag);
         match worker.spawn(rx) {
             Ok(()) => self.apply = Some(tx),
             Err(e) => {

@@ -151,6 +151,12 @@ impl VectorIndex {
         self.active.store.slot_of(id).is_some()
     }
 
+    /// Every live point id, in slot order.
+    pub fn live_points(&self) -> Vec<PointId> {
+        let store = &self.active.store;
+        store.live_slots().map(|s| store.id(s)).collect()
+    }
+
     pub fn len_live(&self) -> usize {
         self.active.store.live_count()
     }

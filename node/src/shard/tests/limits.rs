@@ -60,8 +60,8 @@ fn out_of_range_hnsw_parameters_are_capped_and_the_index_works() {
             ..config
         },
     });
-    let index = d.sm.collection(COLLECTION).unwrap().index().unwrap();
-    assert_eq!(index.ef_search(), *limits::HNSW_EF_SEARCH.end());
+    let (index, _) = d.sm.collection(COLLECTION).unwrap().index().read();
+    assert_eq!(index.unwrap().ef_search(), *limits::HNSW_EF_SEARCH.end());
     assert_eq!(d.query(&[3.0, 3.0, 3.0, 0.03], 5, Filter::default()), hits);
 }
 

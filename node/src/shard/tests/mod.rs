@@ -6,3 +6,4 @@ mod oracle;
 mod restore;
 mod rules;
 mod steps;
+mod tail;

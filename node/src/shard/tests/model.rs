@@ -140,7 +140,16 @@ impl Driver {
         d
     }
 
+    /// Applies `command` and lets the indexer catch up, as a replica whose
+    /// indexer keeps pace does.
     pub fn apply(&mut self, command: ShardCommand) -> common::command::ApplyOutcome {
+        let outcome = self.apply_unindexed(command);
+        self.sm.index_everything();
+        outcome
+    }
+
+    /// Applies `command` only: its record versions stay in the unindexed tail.
+    pub fn apply_unindexed(&mut self, command: ShardCommand) -> common::command::ApplyOutcome {
         let index = self.next_index;
         self.next_index += 1;
         self.sm.apply(

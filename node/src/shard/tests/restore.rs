@@ -180,7 +180,7 @@ fn snapshot_round_trip_reuses_the_index_and_rejects_damage() {
     let restored = read_snapshot(&path).unwrap();
     assert_eq!(restored.digest(), d.sm.digest());
     let c = restored.collection(COLLECTION).unwrap();
-    assert_eq!(c.index().map(|i| i.len_live()), Some(c.len()));
+    assert_eq!(c.index().read().0.map(|i| i.len_live()), Some(c.len()));
 
     let bytes = std::fs::read(&path).unwrap();
     for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {

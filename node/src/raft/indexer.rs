@@ -1,0 +1,157 @@
+//! A replica's background thread: runs its state machine's background jobs (the shard's
+//! vector indexer, `shard::indexer`) behind the applied position, so an entry is
+//! acknowledged once it is durable and applied to the records, not once it is indexed.
+//!
+//! The thread takes a job under the state machine's read lock and runs it without any
+//! lock of the replica. The apply thread wakes it after applying, and before applying a
+//! command waits while the state machine's lag is above `[raft] max_index_lag` (see
+//! [`IndexerLink::wait_below`]): writes slow down to the indexer's pace instead of the
+//! unindexed tail, which every query scans exactly, growing without bound.
+//!
+//! Test knob: with the environment variable `VDB_TEST_INDEXER_PAUSED=1` a node's
+//! indexers run no job (the tail grows until the lag limit), so tests can check that
+//! queries see what the graph does not hold yet.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::apply::StopFlag;
+use super::state_machine::SharedStateMachine;
+use crate::{panic_guard, priority};
+
+/// The environment variable that pauses every indexer of a node (tests only).
+pub const PAUSE_ENV: &str = "VDB_TEST_INDEXER_PAUSED";
+
+/// How long a waiting side sleeps without a signal before it looks again (a
+/// missed signal costs at most this).
+const RECHECK: Duration = Duration::from_millis(100);
+
+/// A wake-up between the apply thread and the indexer: a counter bumped by the
+/// notifier, so a signal given before the wait starts is not lost.
+#[derive(Default)]
+struct Signal {
+    count: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Signal {
+    fn notify(&self) {
+        *self.count.lock() += 1;
+        self.cond.notify_all();
+    }
+
+    fn count(&self) -> u64 {
+        *self.count.lock()
+    }
+
+    /// Waits until notified after `seen` was read, or [`RECHECK`] passed.
+    fn wait_after(&self, seen: u64) {
+        let mut count = self.count.lock();
+        if *count == seen {
+            self.cond.wait_for(&mut count, RECHECK);
+        }
+    }
+}
+
+/// What the apply thread and the indexer thread of one replica share.
+pub struct IndexerLink {
+    sm: SharedStateMachine,
+    /// Set by the apply thread after applying: there may be work.
+    work: Signal,
+    /// Set by the indexer after each job: the lag went down.
+    progress: Signal,
+    stop: AtomicBool,
+    max_lag: u64,
+}
+
+impl IndexerLink {
+    /// `max_lag`: see [`Self::wait_below`]; 0 means no limit.
+    pub fn new(sm: SharedStateMachine, max_lag: u64) -> Arc<Self> {
+        Arc::new(IndexerLink {
+            sm,
+            work: Signal::default(),
+            progress: Signal::default(),
+            stop: AtomicBool::new(false),
+            max_lag,
+        })
+    }
+
+    /// Starts the indexer thread of `group`; it ends after [`Self::stop`].
+    /// `stopped`: the replica's stop flag (a failed apply left the state machine
+    /// unusable; no job is taken from it).
+    pub fn spawn(self: &Arc<Self>, group: u64, stopped: StopFlag) -> std::io::Result<()> {
+        let link = self.clone();
+        let paused = std::env::var(PAUSE_ENV).is_ok_and(|v| v == "1");
+        std::thread::Builder::new()
+            .name(format!("index-{group}"))
+            .spawn(move || {
+                priority::lower_this_thread();
+                link.run(group, paused, &stopped)
+            })
+            .map(|_| ())
+    }
+
+    fn run(&self, group: u64, paused: bool, stopped: &StopFlag) {
+        if paused {
+            tracing::warn!(group, "indexer paused ({PAUSE_ENV}=1): tests only");
+        }
+        while !self.stop.load(Ordering::Acquire) {
+            let seen = self.work.count();
+            let job = if paused {
+                None
+            } else {
+                let sm = self.sm.read();
+                // Checked under the lock, as readers do: a failed apply marks it first.
+                if stopped.lock().is_some() {
+                    return;
+                }
+                sm.background_job()
+            };
+            let Some(job) = job else {
+                self.work.wait_after(seen);
+                continue;
+            };
+            if let Err(panic) = panic_guard::catch(job) {
+                // Queries stay correct (the tail is scanned exactly); writes stop once
+                // the lag limit is reached, as they would behind a stopped apply.
+                tracing::error!(group, %panic, "indexer job panicked; this replica's indexer stops");
+                return;
+            }
+            self.progress.notify();
+        }
+    }
+
+    /// The apply thread applied entries: there may be work.
+    pub fn wake(&self) {
+        self.work.notify();
+    }
+
+    /// Blocks the apply thread while the state machine's lag is above the limit,
+    /// with no lock held, until the indexer brings it down. Waiting (rather than
+    /// refusing) is the only choice here: the entry is committed and every
+    /// replica must apply it; its proposer sees a slower write, within the
+    /// router's deadline as any slow write, never an error of its own.
+    pub fn wait_below(&self) {
+        if self.max_lag == 0 {
+            return;
+        }
+        loop {
+            let seen = self.progress.count();
+            if self.sm.read().background_lag() <= self.max_lag || self.stop.load(Ordering::Acquire)
+            {
+                return;
+            }
+            self.work.notify();
+            self.progress.wait_after(seen);
+        }
+    }
+
+    /// Ends the indexer thread (the apply thread ended).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.work.notify();
+    }
+}
