@@ -187,6 +187,15 @@ async fn hostile_requests_at_the_edge() {
                         .post("/api/v2/reset", &json!({}))
                         .await
                         .expect_error(401, "AuthError", "anonymous reset");
+                    // The refusal carries Chroma's trace id like every answer.
+                    let r = anonymous
+                        .http()
+                        .get(anonymous.url(&collections))
+                        .send()
+                        .await
+                        .expect("anonymous get");
+                    assert_eq!(r.status(), 401);
+                    assert_trace_id(&r);
                     for headers in [
                         vec![("Authorization", "Bearer not-a-token")],
                         vec![("Authorization", "bearer admin-token-1")],
@@ -264,6 +273,15 @@ async fn hostile_requests_at_the_edge() {
                     bob.get(&format!("{}/collections", db_path("acme", "db%32")))
                         .await
                         .expect_error(403, "AuthorizationError", "percent-encoded db2");
+                    let other = format!("{}/collections", db_path("acme", "db2"));
+                    let r = bob
+                        .http()
+                        .get(bob.url(&other))
+                        .send()
+                        .await
+                        .expect("bob get");
+                    assert_eq!(r.status(), 403);
+                    assert_trace_id(&r);
                     bob.post("/api/v2/tenants/acme/databases", &json!({"name": "db3"}))
                         .await
                         .expect_error(403, "AuthorizationError", "bob creates a database");
@@ -485,6 +503,7 @@ async fn hostile_requests_at_the_edge() {
                 assert_eq!(status_of(&raw_reply), 429, "{raw_reply}");
                 assert!(raw_reply.to_ascii_lowercase().contains("retry-after: 1"), "{raw_reply}");
                 assert_eq!(json_of(&raw_reply)["error"], "RateLimitError", "{raw_reply}");
+                assert!(raw_reply.to_ascii_lowercase().contains("\r\nchroma-trace-id: "), "{raw_reply}");
                 // The probes are not counted: health checks answer under load.
                 admin.get("/api/v2/healthcheck").await.expect_status(200, "healthcheck under load");
                 drop(held);
@@ -520,4 +539,19 @@ async fn hostile_requests_at_the_edge() {
         })
         .await;
     checks.finish();
+}
+
+/// Chroma's `chroma-trace-id` header is on the answer (refusals by the
+/// authentication and in-flight middlewares included): 32 hex digits.
+#[track_caller]
+fn assert_trace_id(r: &reqwest::Response) {
+    let id = r
+        .headers()
+        .get("chroma-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no chroma-trace-id on {} {}", r.status(), r.url()));
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
 }
