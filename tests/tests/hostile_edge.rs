@@ -188,14 +188,8 @@ async fn hostile_requests_at_the_edge() {
                         .await
                         .expect_error(401, "AuthError", "anonymous reset");
                     // The refusal carries Chroma's trace id like every answer.
-                    let r = anonymous
-                        .http()
-                        .get(anonymous.url(&collections))
-                        .send()
-                        .await
-                        .expect("anonymous get");
-                    assert_eq!(r.status(), 401);
-                    assert_trace_id(&r);
+                    let anonymous_get = anonymous.http().get(anonymous.url(&collections));
+                    expect_trace_id(anonymous_get, 401).await;
                     for headers in [
                         vec![("Authorization", "Bearer not-a-token")],
                         vec![("Authorization", "bearer admin-token-1")],
@@ -274,14 +268,7 @@ async fn hostile_requests_at_the_edge() {
                         .await
                         .expect_error(403, "AuthorizationError", "percent-encoded db2");
                     let other = format!("{}/collections", db_path("acme", "db2"));
-                    let r = bob
-                        .http()
-                        .get(bob.url(&other))
-                        .send()
-                        .await
-                        .expect("bob get");
-                    assert_eq!(r.status(), 403);
-                    assert_trace_id(&r);
+                    expect_trace_id(bob.http().get(bob.url(&other)), 403).await;
                     bob.post("/api/v2/tenants/acme/databases", &json!({"name": "db3"}))
                         .await
                         .expect_error(403, "AuthorizationError", "bob creates a database");
@@ -541,10 +528,11 @@ async fn hostile_requests_at_the_edge() {
     checks.finish();
 }
 
-/// Chroma's `chroma-trace-id` header is on the answer (refusals by the
-/// authentication and in-flight middlewares included): 32 hex digits.
-#[track_caller]
-fn assert_trace_id(r: &reqwest::Response) {
+/// Sends the request: answered `status` with Chroma's `chroma-trace-id` header
+/// (refusals by the authentication middleware included), 32 hex digits.
+async fn expect_trace_id(req: reqwest::RequestBuilder, status: u16) {
+    let r = req.send().await.expect("send");
+    assert_eq!(r.status(), status, "{}", r.url());
     let id = r
         .headers()
         .get("chroma-trace-id")
