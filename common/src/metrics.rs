@@ -74,6 +74,24 @@ impl RequestTimer {
     }
 }
 
+/// The request-timing middleware of the router and the node (outermost, so refused
+/// requests are counted too): `from_fn(|req, next| track(&METRICS.http, req, next))`.
+#[cfg(feature = "http")]
+pub async fn track<B: actix_web::body::MessageBody>(
+    metrics: &HttpMetrics,
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<actix_web::dev::ServiceResponse<B>, actix_web::Error> {
+    let timer = RequestTimer::start(req.match_pattern(), req.method().as_str());
+    let response = next.call(req).await;
+    let status = match &response {
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    timer.finish(metrics, status.as_u16());
+    response
+}
+
 /// The endpoint label of a request that matched no route.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 

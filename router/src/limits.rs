@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
@@ -39,26 +39,26 @@ impl InFlight {
 pub async fn limit_in_flight(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let permit = match state {
         Some(state) if !is_probe(req.path()) => {
-            let permit = state
-                .in_flight
-                .slots
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| {
-                    ApiError::Overloaded(format!(
+            match state.in_flight.slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    // Answered as a response (not an error), so the outer
+                    // middlewares still see it: it gets `chroma-trace-id`.
+                    let e = ApiError::Overloaded(format!(
                         "The router is serving its maximum of {} requests at once; retry shortly",
                         state.in_flight.max
-                    ))
-                })?;
-            Some(permit)
+                    ));
+                    return Ok(req.error_response(e).map_into_right_body());
+                }
+            }
         }
         _ => None,
     };
     let response = next.call(req).await;
     drop(permit);
-    response
+    response.map(ServiceResponse::map_into_left_body)
 }

@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use common::metrics::{HttpMetrics, ProcessMetrics, RequestTimer, CONTENT_TYPE};
+use common::metrics::{HttpMetrics, ProcessMetrics, CONTENT_TYPE};
 use prometheus::Registry;
 
 struct RouterMetrics {
@@ -50,12 +50,5 @@ pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let timer = RequestTimer::start(req.match_pattern(), req.method().as_str());
-    let response = next.call(req).await;
-    let status = match &response {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
-    };
-    timer.finish(&METRICS.http, status.as_u16());
-    response
+    common::metrics::track(&METRICS.http, req, next).await
 }

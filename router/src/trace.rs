@@ -1,6 +1,6 @@
 //! A request id for every request: made here, answered in Chroma's `chroma-trace-id`
-//! header (on every response the routes give, errors included; not on refusals by the
-//! authentication and in-flight middlewares), logged in a `request` span around the
+//! header (on every response, errors included: the authentication and in-flight
+//! middlewares answer their refusals as responses, inside this one), logged in a `request` span around the
 //! handling, and sent to the nodes ([`common::logging::REQUEST_ID_HEADER`], by
 //! [`common::group_client`]) so their logs of the request carry it too.
 
@@ -34,9 +34,8 @@ pub async fn trace(
     let result = REQUEST_ID
         .scope(id.clone(), next.call(req).instrument(span.clone()))
         .await;
-    // A refusal by a middleware (authentication, the in-flight limit) comes back as an
-    // error without the request (routing needs the only handle on it, so none can be
-    // kept here): it goes out as it is, without the header.
+    // An error here (none of ours: refusals are responses) has no request to
+    // build a response with (routing needs the only handle on it); it goes out as it is.
     let mut response = result?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {
         let name = HeaderName::from_static(TRACE_ID_HEADER);

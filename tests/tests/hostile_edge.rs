@@ -187,6 +187,9 @@ async fn hostile_requests_at_the_edge() {
                         .post("/api/v2/reset", &json!({}))
                         .await
                         .expect_error(401, "AuthError", "anonymous reset");
+                    // The refusal carries Chroma's trace id like every answer.
+                    let anonymous_get = anonymous.http().get(anonymous.url(&collections));
+                    expect_trace_id(anonymous_get, 401).await;
                     for headers in [
                         vec![("Authorization", "Bearer not-a-token")],
                         vec![("Authorization", "bearer admin-token-1")],
@@ -264,6 +267,8 @@ async fn hostile_requests_at_the_edge() {
                     bob.get(&format!("{}/collections", db_path("acme", "db%32")))
                         .await
                         .expect_error(403, "AuthorizationError", "percent-encoded db2");
+                    let other = format!("{}/collections", db_path("acme", "db2"));
+                    expect_trace_id(bob.http().get(bob.url(&other)), 403).await;
                     bob.post("/api/v2/tenants/acme/databases", &json!({"name": "db3"}))
                         .await
                         .expect_error(403, "AuthorizationError", "bob creates a database");
@@ -485,6 +490,7 @@ async fn hostile_requests_at_the_edge() {
                 assert_eq!(status_of(&raw_reply), 429, "{raw_reply}");
                 assert!(raw_reply.to_ascii_lowercase().contains("retry-after: 1"), "{raw_reply}");
                 assert_eq!(json_of(&raw_reply)["error"], "RateLimitError", "{raw_reply}");
+                assert!(raw_reply.to_ascii_lowercase().contains("\r\nchroma-trace-id: "), "{raw_reply}");
                 // The probes are not counted: health checks answer under load.
                 admin.get("/api/v2/healthcheck").await.expect_status(200, "healthcheck under load");
                 drop(held);
@@ -520,4 +526,20 @@ async fn hostile_requests_at_the_edge() {
         })
         .await;
     checks.finish();
+}
+
+/// Sends the request: answered `status` with Chroma's `chroma-trace-id` header
+/// (refusals by the authentication middleware included), 32 hex digits.
+async fn expect_trace_id(req: reqwest::RequestBuilder, status: u16) {
+    let r = req.send().await.expect("send");
+    assert_eq!(r.status(), status, "{}", r.url());
+    let id = r
+        .headers()
+        .get("chroma-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no chroma-trace-id on {} {}", r.status(), r.url()));
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
 }

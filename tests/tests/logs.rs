@@ -104,8 +104,7 @@ async fn json_logs_and_request_ids() {
         .await
         .expect("no route");
     trace_id(&nowhere);
-    // Refused before any handler (authentication is a middleware error): answered, but
-    // without the id (see router/src/trace.rs).
+    // Refused before any handler (by the authentication middleware): with an id too.
     let refused = http
         .get(
             cluster
@@ -116,6 +115,7 @@ async fn json_logs_and_request_ids() {
         .await
         .expect("unauthenticated");
     assert_eq!(refused.status(), 401);
+    assert_ne!(trace_id(&refused), add_id);
 
     // The router's log is JSON and has the add's lines in its span.
     let router_lines = json_lines(&cluster.router_log(0));

@@ -7,7 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use common::metrics::{RequestTimer, CONTENT_TYPE};
+use common::metrics::CONTENT_TYPE;
 
 use super::admin::{node_status, Digests};
 use super::ApiState;
@@ -34,12 +34,5 @@ pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let timer = RequestTimer::start(req.match_pattern(), req.method().as_str());
-    let response = next.call(req).await;
-    let status = match &response {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
-    };
-    timer.finish(&crate::metrics::get().http, status.as_u16());
-    response
+    common::metrics::track(&crate::metrics::get().http, req, next).await
 }

@@ -12,7 +12,7 @@
 mod access;
 mod users;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
@@ -169,7 +169,20 @@ fn check(identity: &Identity, access: &Access) -> Result<(), ApiError> {
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // A refusal is answered here as a response (not an error), so the outer
+    // middlewares still see it: the trace middleware gives it `chroma-trace-id`.
+    match admit(&req) {
+        Ok(()) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// 401/403 unless the request may go on; its user goes into its extensions.
+fn admit(req: &ServiceRequest) -> Result<(), ApiError> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     if let Some(auth) = state.as_ref().and_then(|s| s.settings.auth.as_ref()) {
         let needs = access(req.path());
@@ -184,7 +197,7 @@ pub async fn authenticate(
             req.extensions_mut().insert(identity);
         }
     }
-    next.call(req).await
+    Ok(())
 }
 
 /// The authenticated user of a request; `None` when the API is open.
