@@ -260,6 +260,11 @@ pub struct NodeStatus {
     pub blocked: Vec<u64>,
     /// Raft messages dropped by the transport (full queue, failed send, fault filter).
     pub dropped_messages: u64,
+    /// Whether the node's registration in the cluster map was accepted; `None` for a node
+    /// that follows no map (test key/value state machines). A node that has not
+    /// registered yet proposes its registration again, so the catalogue is not quiet.
+    #[serde(default)]
+    pub registered: Option<bool>,
 }
 
 /// `POST /admin/partition`: drop all Raft traffic to and from these nodes.

@@ -167,6 +167,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         .iter()
         .map(|n| (n.id, n.addr.clone()))
         .collect();
+    let registered = opts
+        .cluster_map
+        .then(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
     let api_state = web::Data::new(ApiState {
         cluster: api::ClusterAccess {
             metadata: metadata.clone(),
@@ -180,6 +183,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         default_timeout: Duration::from_millis(config.router.request_timeout_ms),
         max_timeout: Duration::from_secs(600),
         exports: crate::api::backup::Exports::new(data_dir.join("backup-scratch")),
+        registered: registered.clone(),
     });
     let inbound = transport_server::Inbound {
         node_id: me.id,
@@ -271,13 +275,14 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             state_machines: opts.state_machines.clone(),
         }));
     }
-    if opts.cluster_map {
+    if let Some(registered) = registered {
         actix::spawn(register_and_follow(Registrar {
             node_id: me.id,
             addr: me.addr.clone(),
             incarnation,
             client: metadata.clone(),
             transport: transport.clone(),
+            registered,
         }));
         actix::spawn(
             Driver {

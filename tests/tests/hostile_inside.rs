@@ -238,9 +238,12 @@ async fn every_node_endpoint_refuses_a_caller_without_the_secret() {
         );
     }
     let after = snapshot_state(&cluster).await;
-    for (key, (applied, digest, _)) in &before {
-        let (applied_now, digest_now, _) = &after[key];
-        assert_eq!(applied_now, applied, "{key:?}: something was applied");
+    for (key, (applied, digest, term)) in &before {
+        let (applied_now, digest_now, term_now) = &after[key];
+        assert_eq!(
+            applied_now, applied,
+            "{key:?}: something was applied (term {term} -> {term_now})"
+        );
         assert_eq!(digest_now, digest, "{key:?}: data changed");
     }
     assert_eq!(client.count(&collection).await, 3);

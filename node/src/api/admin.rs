@@ -89,6 +89,10 @@ pub fn node_status(state: &ApiState, digests: Digests) -> NodeStatus {
             .stats()
             .dropped_messages
             .load(std::sync::atomic::Ordering::Relaxed),
+        registered: state
+            .registered
+            .as_ref()
+            .map(|r| r.load(std::sync::atomic::Ordering::Acquire)),
     }
 }
 

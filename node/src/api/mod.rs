@@ -57,6 +57,8 @@ pub struct ApiState {
     pub max_timeout: Duration,
     /// Backups in progress and their spill directory.
     pub exports: backup::Exports,
+    /// Whether the cluster map accepted this node; `None` when it follows no map.
+    pub registered: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Registers the internal and admin routes.

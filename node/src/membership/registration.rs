@@ -1,5 +1,6 @@
 //! Registering with the metadata group and following the cluster map.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ pub struct Registrar {
     pub incarnation: u64,
     pub client: Arc<ClusterClient>,
     pub transport: Arc<Transport>,
+    /// Set once the metadata group accepted the registration (shown in `/admin/status`).
+    pub registered: Arc<AtomicBool>,
 }
 
 /// Registers this node (retrying until the metadata group accepts or refuses it), then
@@ -45,6 +48,7 @@ pub async fn register_and_follow(r: Registrar) {
                     ?how,
                     "registered in the cluster map"
                 );
+                r.registered.store(true, Ordering::Release);
                 break;
             }
             Ok(Ok(other)) => {

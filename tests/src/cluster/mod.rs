@@ -245,6 +245,7 @@ impl Cluster {
             cluster.spawn_node(id);
         }
         cluster.wait_all_leaders(START_TIMEOUT).await;
+        cluster.wait_registered(START_TIMEOUT).await;
         for (i, r) in opts.routers.iter().enumerate() {
             let url = cluster.spawn_router(i, r);
             cluster.router_urls.push(url);

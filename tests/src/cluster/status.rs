@@ -77,6 +77,29 @@ impl Cluster {
         }
     }
 
+    /// Waits until every running node's registration in the cluster map was accepted.
+    /// A node retries its registration every second until then, so a test that
+    /// watches the catalogue's log for changes starts after this.
+    pub async fn wait_registered(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for id in self.running() {
+            loop {
+                // `None` inside: the node follows no map (key/value test nodes).
+                if let Some(status) = self.status(id).await {
+                    if status.registered != Some(false) {
+                        break;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {id}: not registered in the cluster map after {timeout:?}; log tail:\n{}",
+                    self.node_log_tail(id, 10)
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     /// Waits until every group (catalogue and shards) that has a quorum of
     /// running nodes has a leader among them; returns group -> leader.
     pub async fn wait_all_leaders(&self, timeout: Duration) -> BTreeMap<u64, u64> {

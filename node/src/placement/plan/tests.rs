@@ -45,6 +45,7 @@ impl Builder {
                     replicas: Vec::new(),
                     blocked: Vec::new(),
                     dropped_messages: 0,
+                    registered: Some(true),
                 };
                 let view = NodeView {
                     id,
