@@ -326,3 +326,97 @@ async fn a_change_overwritten_by_a_new_leader_is_not_answered_as_applied() {
         "the removal was never made: {r:?}"
     );
 }
+
+/// Long-tier run s19b, seed 1033 (issue 12), fixed: a node added again to a group it
+/// had left, led now by a replica that itself joined by snapshot after it. The leader's
+/// newest snapshot was the one it joined by, from before the node's removal: a voter
+/// there, so the leader sent it, and the new replica took that snapshot's configuration,
+/// in which the leader is only a learner. It then refused every message of its leader
+/// ("not another voter") and campaigned: stuck for good. Now a leader sends only a
+/// snapshot in whose configuration, and every one since, the node is a member (else it
+/// takes a fresh one), and a replica that has not reached the entry that added it
+/// (`joined_at`) takes its leader's messages whatever its configuration says and neither
+/// votes nor campaigns.
+#[tokio::test]
+async fn a_node_added_again_catches_up_from_a_leader_that_joined_after_its_removal() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(ClusterOptions {
+        snapshot_interval_entries: Some(40),
+        ..options()
+    })
+    .await;
+    put_range(&cluster, 0, 100).await;
+
+    // Node 4 joins by snapshot: in the configuration of that snapshot, 1, 2 and 3 vote
+    // and node 4 is a learner.
+    cluster.create_replica(4, GROUP).await;
+    cluster
+        .change_members(GROUP, &[MemberChange::AddLearner(4)], LONG)
+        .await;
+    cluster
+        .wait_group_converged(GROUP, &[1, 2, 3, 4], LONG)
+        .await;
+    let joined_by = cluster.replica(4, GROUP).await.unwrap().snapshot_index;
+    assert!(joined_by > 0, "node 4 joined by a snapshot");
+    cluster
+        .change_members(GROUP, &[MemberChange::Promote(4)], LONG)
+        .await;
+    put_range(&cluster, 100, 110).await;
+
+    // Node 3 leaves; node 4 leads.
+    let gone = 3;
+    cluster
+        .change_members(GROUP, &[MemberChange::Remove(gone)], LONG)
+        .await;
+    cluster.destroy_replica(gone, GROUP).await;
+    let members = [1, 2, 4];
+    let leader = cluster.wait_leader(GROUP, &members, LONG).await;
+    if leader != 4 {
+        cluster.transfer_leader(leader, GROUP, 4).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    while cluster.find_leader(GROUP, &members).await != Some(4) {
+        assert!(std::time::Instant::now() < deadline, "node 4 never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cluster.replica(4, GROUP).await.unwrap().snapshot_index,
+        joined_by,
+        "the leader's newest snapshot is still the one it joined by (the case shown)"
+    );
+
+    // Node 3 is added again, knowing the index of its addition.
+    let added = cluster
+        .change_members(GROUP, &[MemberChange::AddLearner(gone)], LONG)
+        .await;
+    let joined_at = added.index.expect("the addition's index");
+    cluster.create_replica_joined(gone, GROUP, joined_at).await;
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let r = cluster
+            .replica(gone, GROUP)
+            .await
+            .expect("node 3's new replica");
+        if r.records == Some(110) && r.voters.contains(&4) && r.learners.contains(&gone) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 3 never caught up under node 4: {r:?}; log:\n{}",
+            cluster.node_log_tail(gone, 20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster
+        .change_members(GROUP, &[MemberChange::Promote(gone)], LONG)
+        .await;
+    put_range(&cluster, 110, 120).await;
+    let all = [1, 2, 3, 4];
+    cluster.wait_group_converged(GROUP, &all, LONG).await;
+    for (id, voters, learners) in voters_on(&cluster, &all).await {
+        assert_eq!(voters, all, "node {id}");
+        assert!(learners.is_empty(), "node {id}");
+    }
+    assert_all_keys(&cluster, 120).await;
+    assert!(cluster.exited().is_empty(), "{:?}", cluster.exited());
+}

@@ -16,9 +16,13 @@
 //! So only the message types replicas of this cluster send each other pass, from a member
 //! of the group other than this node (what a leader sends: from a voter; votes: asked by
 //! a voter; answers: from any member, learners included), with fields a correct peer could
-//! have set. A replica without a configuration yet (created empty, waiting for the
-//! leader's log or snapshot) takes what a leader sends from any peer, and never votes: it
-//! may have lost a log it voted with. What a correct peer never sends here is refused even
+//! have set. A replica that is not settled in its group yet takes what a leader sends from
+//! any peer, and never votes: it may have lost a log it voted with. Not settled means
+//! without a configuration (created empty, waiting for the leader's log or snapshot), or
+//! with only one from before its addition: on its way to the entry that added it, it
+//! replays the group's history, whose configurations may not hold the current leader and
+//! may even hold this node as a voter from an earlier membership (removed, then added
+//! again). What a correct peer never sends here is refused even
 //! when harmless (a dropped message is retransmitted by Raft if it was real): snapshot
 //! requests, forwarded proposals, reads and leadership transfers (this cluster only starts
 //! those on the leader), legacy (v1) or undecodable configuration-change entries, and
@@ -55,8 +59,29 @@ pub fn is_uninitialized(conf: &ConfState) -> bool {
     conf.voters.is_empty() && conf.learners.is_empty() && conf.voters_outgoing.is_empty()
 }
 
-/// Whether `m` may be stepped on `raft`, whose group's configuration is `conf`.
-pub fn check<S: Storage>(raft: &Raft<S>, conf: &ConfState, m: &Message) -> Result<(), Refusal> {
+/// What a replica knows of its own place in the group, for [`check`].
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// The replica's configuration.
+    pub conf: &'a ConfState,
+    /// Whether `conf` is one this replica is a settled member under: false while it has
+    /// none, or only one from before the entry that added it (see the module's doc).
+    pub settled: bool,
+}
+
+impl<'a> Standing<'a> {
+    /// `conf` took effect at `conf_index`; the replica was added to the group at
+    /// `joined_at` (0 for a founding member).
+    pub fn new(conf: &'a ConfState, conf_index: u64, joined_at: u64) -> Self {
+        Standing {
+            conf,
+            settled: !is_uninitialized(conf) && conf_index >= joined_at,
+        }
+    }
+}
+
+/// Whether `m` may be stepped on `raft`, whose place in its group is `standing`.
+pub fn check<S: Storage>(raft: &Raft<S>, standing: Standing, m: &Message) -> Result<(), Refusal> {
     use MessageType::*;
     if m.to != raft.id {
         return Err(format!("addressed to node {}", m.to));
@@ -65,18 +90,19 @@ pub fn check<S: Storage>(raft: &Raft<S>, conf: &ConfState, m: &Message) -> Resul
         return Err("from this node itself".into());
     }
     let t = m.get_msg_type();
-    let uninitialized = is_uninitialized(conf);
+    let conf = standing.conf;
+    let settled = standing.settled;
     match t {
-        MsgRequestVote | MsgRequestPreVote if uninitialized => {
-            return Err("this replica has no configuration yet and never votes".into())
+        MsgRequestVote | MsgRequestPreVote if !settled => {
+            return Err("this replica is not settled in the group yet and never votes".into())
         }
         MsgRequestVote | MsgRequestPreVote | MsgTimeoutNow if !is_voter(conf, m.from) => {
             return Err(format!("node {} is not another voter of the group", m.from))
         }
-        MsgAppend | MsgHeartbeat | MsgSnapshot if !uninitialized && !is_voter(conf, m.from) => {
+        MsgAppend | MsgHeartbeat | MsgSnapshot if settled && !is_voter(conf, m.from) => {
             return Err(format!("node {} is not another voter of the group", m.from))
         }
-        _ if !uninitialized && !is_member(conf, m.from) => {
+        _ if settled && !is_member(conf, m.from) => {
             return Err(format!("node {} is not a member of the group", m.from))
         }
         _ => {}
@@ -378,7 +404,10 @@ mod tests {
     fn hostile_messages_are_refused() {
         for (name, m, panics_unchecked) in hostile() {
             let (node, conf) = follower();
-            assert!(check(&node.raft, &conf, &m).is_err(), "{name} passed");
+            assert!(
+                check(&node.raft, Standing::new(&conf, 0, 0), &m).is_err(),
+                "{name} passed"
+            );
             if panics_unchecked {
                 let (mut node, _) = follower();
                 let stepped = catch_unwind(AssertUnwindSafe(|| node.step(m.clone())));
@@ -407,14 +436,21 @@ mod tests {
             .unwrap()
             .into();
         append.entries.push(cc);
-        assert_eq!(check(&node.raft, &empty, &append), Ok(()));
         assert_eq!(
-            check(&node.raft, &empty, &message(MsgHeartbeat, 7, 3)),
+            check(&node.raft, Standing::new(&empty, 0, 0), &append),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &node.raft,
+                Standing::new(&empty, 0, 0),
+                &message(MsgHeartbeat, 7, 3)
+            ),
             Ok(())
         );
         for t in [MsgRequestVote, MsgRequestPreVote] {
             assert!(
-                check(&node.raft, &empty, &message(t, 7, 3)).is_err(),
+                check(&node.raft, Standing::new(&empty, 0, 0), &message(t, 7, 3)).is_err(),
                 "{t:?}"
             );
         }
@@ -423,8 +459,39 @@ mod tests {
         let mut cs = joins.get_snapshot().get_metadata().get_conf_state().clone();
         cs.learners = vec![1];
         joins.mut_snapshot().mut_metadata().set_conf_state(cs);
-        assert_eq!(check(&node.raft, &empty, &joins), Ok(()));
-        assert!(check(&node.raft, &empty, &snapshot_message(vec![7])).is_err());
+        assert_eq!(
+            check(&node.raft, Standing::new(&empty, 0, 0), &joins),
+            Ok(())
+        );
+        assert!(check(
+            &node.raft,
+            Standing::new(&empty, 0, 0),
+            &snapshot_message(vec![7])
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_replica_replaying_history_from_before_its_addition_takes_the_leader_and_never_votes() {
+        use MessageType::*;
+        // Long-tier seed 1033: the replica of node 1, added again at index 40 after an
+        // earlier membership, took a snapshot at index 12 whose configuration holds it as
+        // a voter and not node 7, the group's leader now.
+        let (node, conf) = follower();
+        let replaying = Standing::new(&conf, 12, 40);
+        assert!(!replaying.settled);
+        let mut heartbeat = message(MsgHeartbeat, 7, 3);
+        heartbeat.commit = 5;
+        assert_eq!(check(&node.raft, replaying, &heartbeat), Ok(()));
+        for t in [MsgRequestVote, MsgRequestPreVote] {
+            let mut vote = message(t, 2, 3);
+            vote.index = 9;
+            vote.log_term = 3;
+            assert!(check(&node.raft, replaying, &vote).is_err(), "{t:?}");
+        }
+        // Once the entry that added it is applied, it is settled: the usual rules.
+        let settled = Standing::new(&conf, 40, 40);
+        assert!(check(&node.raft, settled, &heartbeat).is_err());
     }
 
     #[test]
@@ -434,17 +501,24 @@ mod tests {
         conf.learners = vec![4];
         let mut response = message(MsgAppendResponse, 4, 2);
         response.index = 3;
-        assert_eq!(check(&node.raft, &conf, &response), Ok(()));
+        assert_eq!(
+            check(&node.raft, Standing::new(&conf, 0, 0), &response),
+            Ok(())
+        );
         for t in [MsgHeartbeat, MsgAppend, MsgRequestVote, MsgTimeoutNow] {
             assert!(
-                check(&node.raft, &conf, &message(t, 4, 3)).is_err(),
+                check(&node.raft, Standing::new(&conf, 0, 0), &message(t, 4, 3)).is_err(),
                 "{t:?}"
             );
         }
         // A voter of the outgoing half of a joint configuration still leads.
         conf.voters_outgoing = vec![1, 2, 5];
         assert_eq!(
-            check(&node.raft, &conf, &message(MsgHeartbeat, 5, 3)),
+            check(
+                &node.raft,
+                Standing::new(&conf, 0, 0),
+                &message(MsgHeartbeat, 5, 3)
+            ),
             Ok(())
         );
     }
@@ -469,7 +543,11 @@ mod tests {
         let snapshot = snapshot_message(vec![3, 2, 1]);
         for m in [heartbeat, append, below_commit, vote, snapshot] {
             let t = m.get_msg_type();
-            assert_eq!(check(&node.raft, &conf, &m), Ok(()), "{t:?}");
+            assert_eq!(
+                check(&node.raft, Standing::new(&conf, 0, 0), &m),
+                Ok(()),
+                "{t:?}"
+            );
             let (mut node, _) = follower();
             node.step(m).unwrap();
         }
@@ -623,7 +701,7 @@ mod tests {
                     ready_round(&mut node);
                 }
                 for m in messages {
-                    if check(&node.raft, &conf, &m).is_err() {
+                    if check(&node.raft, Standing::new(&conf, 0, 0), &m).is_err() {
                         continue;
                     }
                     let described = format!("{m:?}");

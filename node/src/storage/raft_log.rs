@@ -499,22 +499,35 @@ impl Storage for RaftLogStorage {
     }
 
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let meta = self.latest_snapshot_metadata();
+        let core = self.inner.core.read();
+        let meta = core.snapshot.clone();
         let unavailable = raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
         if meta.index == 0 || meta.index < request_index {
             return Err(unavailable);
         }
         // A snapshot from before `to` joined cannot make it a member: it would refuse it.
-        let cs = meta.get_conf_state();
-        let holds = [
-            &cs.voters,
-            &cs.learners,
-            &cs.voters_outgoing,
-            &cs.learners_next,
-        ]
-        .iter()
-        .any(|ids| ids.contains(&to));
-        if !holds {
+        // Nor can one from an earlier membership of the same node (removed, then added
+        // again): its configuration is not the group's any more and may not hold the
+        // current leader. So `to` must be a member at the snapshot's index and in every
+        // configuration since.
+        let holds = |cs: &ConfState| {
+            [
+                &cs.voters,
+                &cs.learners,
+                &cs.voters_outgoing,
+                &cs.learners_next,
+            ]
+            .iter()
+            .any(|ids| ids.contains(&to))
+        };
+        let current = holds(meta.get_conf_state())
+            && core
+                .conf_changes
+                .iter()
+                .filter(|(i, _)| *i > meta.index)
+                .all(|(_, cs)| holds(cs));
+        drop(core);
+        if !current {
             self.inner.snapshot_wanted.store(true, Ordering::Relaxed);
             return Err(unavailable);
         }

@@ -43,8 +43,9 @@ impl Handler<StepBatch> for Replica {
             return;
         }
         let conf = self.storage.conf_state();
+        let standing = inbound::Standing::new(&conf, self.storage.conf_index(), self.joined_at);
         for m in msg.0 {
-            if let Err(why) = inbound::check(&self.raw.raft, &conf, &m) {
+            if let Err(why) = inbound::check(&self.raw.raft, standing, &m) {
                 tracing::warn!(
                     group = self.group,
                     from = m.from,

@@ -48,7 +48,12 @@ impl Replica {
             return;
         }
         self.ticks += 1;
-        self.raw.tick();
+        // A replica still replaying the group's history from before its addition may
+        // hold a configuration in which it is a voter (an earlier membership): its
+        // election timer must not run until it reaches the entry that added it.
+        if self.storage.conf_index() >= self.joined_at {
+            self.raw.tick();
+        }
         let now = Instant::now();
         let err = self.expiry_error();
         self.proposals.expire(now, || err.clone());
