@@ -371,7 +371,7 @@ impl FaultKind {
                 let rejoin = if self == FaultKind::MemberRejoinLog {
                     Rejoin::ByLog
                 } else {
-                    Rejoin::BySnapshot
+                    Rejoin::JoinedAt
                 };
                 replacement = Some(Replacement::start(cluster, group, node, rejoin));
                 (
@@ -390,7 +390,7 @@ impl FaultKind {
                         .collect(),
                 };
                 cluster.partition(&side).await;
-                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::JoinedAt));
                 (
                     side.clone(),
                     format!(
@@ -401,7 +401,7 @@ impl FaultKind {
             }
             FaultKind::MemberDuringKill => {
                 let (group, node, _) = replace_target(cluster, rng).await;
-                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::JoinedAt));
                 // Into the replacement: the removal, the creation or the
                 // catch-up, depending on the machine's speed.
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1500))).await;
@@ -421,7 +421,7 @@ impl FaultKind {
             FaultKind::Corrupt => {
                 let (group, node, leader) = replace_target(cluster, rng).await;
                 let outcome = corrupt_replica(cluster, group, node).await;
-                replacement = Some(Replacement::start(cluster, group, node, Rejoin::BySnapshot));
+                replacement = Some(Replacement::start(cluster, group, node, Rejoin::JoinedAt));
                 (
                     vec![node],
                     format!("group {group}: node {node}'s WAL {outcome} (leader {leader:?})"),

@@ -233,7 +233,7 @@ async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
     let during = Arc::new(Mutex::new(Vec::new()));
     let writers = spawn_writers(&c, &col, 2, &stop, &during);
     let deadline = Instant::now() + Duration::from_secs(90);
-    let replaced = replace_replica(&cluster, group, victim, Rejoin::BySnapshot, deadline).await;
+    let replaced = replace_replica(&cluster, group, victim, Rejoin::JoinedAt, deadline).await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.expect("writer");

@@ -11,14 +11,13 @@
 //! 2. `DELETE /admin/replicas/{group}` on the node: the old replica stops and
 //!    its data is deleted (a 404 means it already removed itself), then a wait
 //!    until its directory is gone from the node's data dir;
-//! 3. `POST /admin/replicas` on the node: an empty replica, without a
-//!    configuration, that does not vote;
-//! 4. ([`Rejoin::BySnapshot`]) a wait until every other voter has a
-//!    snapshot taken after the removal (chaos clusters snapshot every 200
-//!    entries), and a leadership transfer until the group's term is past
-//!    every term the old replica could have sent a message in;
-//! 5. `AddLearner(node)`: the leader sends it that snapshot (or a newer one
-//!    it forces), then the log after it;
+//! 3. ([`Rejoin::JoinedAt`]) a leadership transfer until the group's term is
+//!    past every term the old replica could have sent a message in;
+//! 4. `AddLearner(node)`, answered with the index of the change;
+//! 5. `POST /admin/replicas` on the node with `joined_at` = that index: an
+//!    empty replica, without a configuration, that does not vote, and to which
+//!    every configuration before its addition is history; the leader sends it
+//!    a snapshot or the log;
 //! 6. `Promote(node)`, accepted once the learner has caught up;
 //! 7. a wait until the new replica itself runs with the full voter set.
 //!
@@ -32,13 +31,18 @@
 //!   the replica is gone from the node's table; a replica created meanwhile
 //!   in the same directory had its files deleted under it (lost at the next
 //!   restart: "holds no Raft log");
-//! - step 4's snapshot: a new replica that catches up from a log (or a
+//! - step 5's `joined_at`: a new replica that catches up from a log (or a
 //!   snapshot) older than its own removal replays its earlier incarnation's
 //!   configurations: a member, then removed, and destroys itself on that old
 //!   removal while the leader counts it (`Promote` then makes a dead voter).
-//!   [`Rejoin::ByLog`] skips both step-4 waits to show it
-//!   (`member-rejoin-log`);
-//! - step 4's term: append responses the old replica sent in the removal's
+//!   [`Rejoin::ByLog`] creates the replica first, without `joined_at`, and
+//!   skips step 3, to show it (`member-rejoin-log`). Until it reaches that
+//!   index the replica takes its leader's messages whatever the history's
+//!   configuration says, and neither votes nor campaigns; and a leader sends
+//!   it only a snapshot after its last removal (long-tier run s19b, seed
+//!   1033: a snapshot from the node's earlier membership made it refuse its
+//!   leader for good; `node/tests/membership.rs`);
+//! - step 3's term: append responses the old replica sent in the removal's
 //!   term, arriving after `AddLearner`, are credited to the new one: the
 //!   leader believes it holds entries it never received, takes its
 //!   rejections as stale and its heartbeats carry a commit index past the
@@ -59,9 +63,15 @@ const RETRY: Duration = Duration::from_millis(200);
 /// How the new replica may catch up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejoin {
-    /// Only from a snapshot taken after its removal (step 4 of the module
-    /// docs): what an operator must do while a Raft id is reused.
-    BySnapshot,
+    /// The placement driver's way: a leadership transfer until the group's
+    /// term is past every term the old replica could have sent in, then
+    /// `AddLearner` first and the replica created with `joined_at` = the
+    /// index of that addition, so that the configurations before it (its own
+    /// earlier removal) are history to it, whatever log or snapshot it gets.
+    /// (The earlier way, a wait for a snapshot taken after the removal on
+    /// every voter, never finished on a group with too little traffic to
+    /// take one: long-tier run s19, seed 1010.)
+    JoinedAt,
     /// Added back at once, the leader's log possibly still holding the
     /// removal: shows the finding.
     ByLog,
@@ -91,23 +101,40 @@ pub async fn replace_replica(
     // The old replica is gone: every message it sent carries a term at most
     // the highest term now.
     let (_, old_term) = highest_applied(cluster, group).await;
-    let create = json!({ "group": group });
-    admin_until(
-        cluster,
-        node,
-        Method::POST,
-        "/admin/replicas",
-        create,
-        deadline,
-    )
-    .await?;
-    if rejoin == Rejoin::BySnapshot {
-        wait_voter_snapshots(cluster, group, node, removed_at, deadline).await?;
-        new_term(cluster, group, node, old_term, deadline).await?;
+    match rejoin {
+        Rejoin::JoinedAt => {
+            new_term(cluster, group, node, old_term, deadline).await?;
+            let added = cluster
+                .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
+                .await?;
+            let joined_at = added.index.unwrap_or(removed_at);
+            let create = json!({ "group": group, "joined_at": joined_at });
+            admin_until(
+                cluster,
+                node,
+                Method::POST,
+                "/admin/replicas",
+                create,
+                deadline,
+            )
+            .await?;
+        }
+        Rejoin::ByLog => {
+            let create = json!({ "group": group });
+            admin_until(
+                cluster,
+                node,
+                Method::POST,
+                "/admin/replicas",
+                create,
+                deadline,
+            )
+            .await?;
+            cluster
+                .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
+                .await?;
+        }
     }
-    cluster
-        .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
-        .await?;
     let reply = cluster
         .try_change_members(group, &[MemberChange::Promote(node)], deadline)
         .await?;
@@ -197,42 +224,6 @@ async fn new_term(
     }
     Err(format!(
         "group {group}: no leader in a term past {term} in time; last seen (leader, term) {seen:?}"
-    ))
-}
-
-/// Waits until every voter of `group` but `node` has a snapshot at `index`
-/// or later: whichever of them leads when the new replica joins sends it a
-/// snapshot from after the removal (a wait on the leader alone was undone
-/// by a later leader change: finding 1 again, long-tier run 4).
-async fn wait_voter_snapshots(
-    cluster: &Cluster,
-    group: u64,
-    node: u64,
-    index: u64,
-    deadline: Instant,
-) -> Result<(), String> {
-    let voters: Vec<u64> = cluster
-        .replicas_of(group)
-        .into_iter()
-        .filter(|&v| v != node)
-        .collect();
-    let mut behind = Vec::new();
-    while Instant::now() < deadline {
-        behind.clear();
-        for &v in &voters {
-            let at = cluster.replica(v, group).await.map(|r| r.snapshot_index);
-            if at.is_none_or(|i| i < index) {
-                behind.push((v, at));
-            }
-        }
-        if behind.is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(RETRY).await;
-    }
-    Err(format!(
-        "group {group}: voters without a snapshot at or after the removal (index {index}) \
-         in time: (voter, snapshot index) {behind:?}"
     ))
 }
 
