@@ -369,10 +369,11 @@ impl ApplyWorker {
     fn restore(&mut self, index: u64, term: u64, path: PathBuf) -> Result<(), String> {
         let started = Instant::now();
         // Snapshots from the leader can arrive back to back (a learner catching up while
-        // the leader forces one per request): the log installs the next one, deleting this
-        // file (`retain_from`), before this task runs. That newer snapshot's own restore
-        // is queued behind this one (the log sends it after writing the file), so this
-        // one is skipped rather than stopping the replica on a missing file.
+        // the leader forces one per request). Their files are deleted only here, after a
+        // newer one is restored, so a queued restore finds its file; should one be gone all
+        // the same (deleted by hand, or by a newer local snapshot's compaction), a newer
+        // snapshot's restore is queued behind this one, so this one is skipped rather than
+        // stopping the replica on a missing file.
         if !path.exists() && self.files.list().iter().any(|&newer| newer > index) {
             tracing::info!(
                 group = self.group,
@@ -392,6 +393,7 @@ impl ApplyWorker {
             ));
         }
         drop(sm);
+        self.files.retain_from(index);
         self.since = SinceSnapshot::at(&self.files, index);
         tracing::info!(
             group = self.group,
@@ -718,6 +720,42 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(next_restored(&r), ((7, 1), 7));
+        assert_eq!(r.sm.read().digest(), leader.digest());
+    }
+
+    #[test]
+    fn older_snapshot_files_go_only_once_a_newer_one_is_restored() {
+        let r = start(NO_SNAPSHOTS);
+        let mut leader = Encoded(KvStateMachine::new());
+        let mut paths = Vec::new();
+        for i in 1..=7 {
+            leader_put(&mut leader, i);
+            if i == 5 || i == 7 {
+                paths.push((i, r.files.write_from(i, &leader).unwrap()));
+            }
+        }
+        // Both installed by the log before either restore ran (long-tier s20, seed 1027:
+        // the log used to delete 5's file when it installed 7, under the restore of 5).
+        // A reader holds the state machine meanwhile, as a query would.
+        let reading = r.sm.read();
+        for (index, path) in paths {
+            r.tasks
+                .send(ApplyTask::Restore {
+                    index,
+                    term: 1,
+                    path,
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            r.files.list(),
+            vec![5, 7],
+            "nothing deleted before the restores"
+        );
+        drop(reading);
+        assert_eq!(next_restored(&r), ((5, 1), 5));
+        assert_eq!(next_restored(&r), ((7, 1), 7));
+        assert_eq!(r.files.list(), vec![7]);
         assert_eq!(r.sm.read().digest(), leader.digest());
     }
 

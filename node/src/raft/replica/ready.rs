@@ -184,7 +184,10 @@ impl Replica {
             .map_err(ReplicaError::Snapshot)?;
         self.storage.install_snapshot(&meta)?;
         self.note_conf_state(meta.index, meta.get_conf_state());
-        self.files.retain_from(meta.index);
+        // Older files are deleted by the apply thread once this one is restored: a restore
+        // of an older snapshot may still be queued, or under way (long-tier run s20, seed
+        // 1027: a file deleted here while the apply thread was opening it failed the
+        // replica).
         self.send_to_apply(ApplyTask::Restore {
             index: meta.index,
             term: meta.term,
