@@ -143,7 +143,7 @@ impl ClusterClient {
         let election =
             Duration::from_millis(config.raft.tick_ms * config.raft.election_ticks as u64);
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(crate::wire::NODE_CLIENT_POOL_IDLE)
             .tcp_nodelay(true)
             .build()?;
         Ok(ClusterClient {

@@ -25,6 +25,8 @@
 //! Propose and read take the caller's remaining time budget in the [`TIMEOUT_HEADER`]
 //! header (milliseconds); without it the node uses the config's `router.request_timeout_ms`.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -266,6 +268,17 @@ pub struct NodeStatus {
     #[serde(default)]
     pub registered: Option<bool>,
 }
+
+/// How long a node's HTTP server keeps an idle connection open (keep-alive).
+pub const NODE_KEEP_ALIVE: Duration = Duration::from_secs(75);
+
+/// How long a client of a node (peers, routers, the placement driver, tools, tests)
+/// keeps an idle pooled connection: shorter than [`NODE_KEEP_ALIVE`], so the client
+/// always drops an idle connection first. The other way round (actix's 5 s keep-alive
+/// against reqwest's 30-90 s pools), a request sent on a connection at the moment the
+/// node closes it fails before any answer (hyper's "IncompleteMessage"; long-tier run
+/// s21, seed 1000: a heal refused that way).
+pub const NODE_CLIENT_POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// `POST /admin/partition`: drop all Raft traffic to and from these nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

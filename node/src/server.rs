@@ -208,6 +208,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             .wrap(from_fn(api::metrics::track))
     })
     .workers(opts.http_workers.max(1))
+    .keep_alive(common::wire::NODE_KEEP_ALIVE)
     .shutdown_timeout(5)
     .bind(&me.addr)
     .map_err(|source| NodeError::Bind {

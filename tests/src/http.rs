@@ -66,12 +66,18 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Idle pooled connections to a router are dropped after this: below the router's
+/// keep-alive (actix's default, 5 s), so a request never goes out on a connection the
+/// router is closing at that moment (see `common::wire::NODE_CLIENT_POOL_IDLE`).
+const ROUTER_POOL_IDLE: Duration = Duration::from_secs(2);
+
 impl Client {
     /// `base` is `http://host:port`. Requests time out after `timeout` so a
     /// hung server fails a test instead of stalling it.
     pub fn new(base: String, timeout: Duration) -> Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(ROUTER_POOL_IDLE)
             .timeout(timeout)
             .build()
             .expect("http client");
@@ -89,6 +95,7 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(ROUTER_POOL_IDLE)
             .timeout(timeout)
             .default_headers(map)
             .build()

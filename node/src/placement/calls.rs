@@ -64,7 +64,7 @@ impl NodeCalls {
     ) -> Result<NodeCalls, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(1)))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(common::wire::NODE_CLIENT_POOL_IDLE)
             .build()?;
         Ok(NodeCalls {
             http,

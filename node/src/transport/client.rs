@@ -88,7 +88,7 @@ pub(crate) fn node_client(options: &TransportOptions) -> reqwest::Result<reqwest
     reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(common::wire::NODE_CLIENT_POOL_IDLE)
         .build()
 }
 

@@ -32,6 +32,7 @@ impl GroupFetcher {
             .map_err(|e| BackupError::Setup(e.to_string()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(common::wire::NODE_CLIENT_POOL_IDLE)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| BackupError::Setup(format!("HTTP client: {e}")))?;

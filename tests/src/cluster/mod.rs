@@ -225,6 +225,7 @@ impl Cluster {
         );
         let admin = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(common::wire::NODE_CLIENT_POOL_IDLE)
             .timeout(Duration::from_secs(2))
             .default_headers(headers)
             .build()
