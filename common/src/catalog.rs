@@ -205,6 +205,11 @@ pub enum CatalogRead {
     Version,
     /// The cluster map (nodes and group replicas).
     ClusterMap,
+    /// Collections of every tenant and database, ordered by id, at most `limit` (the
+    /// router's dashboard). Last in the enum so older variants keep their encoding.
+    AllCollections {
+        limit: u32,
+    },
 }
 
 /// What a read found.

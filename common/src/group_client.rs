@@ -25,7 +25,9 @@ use crate::config::ClusterConfig;
 use crate::placement::{self, METADATA_GROUP};
 use crate::registry::ClusterMap;
 use crate::secret::{ClusterSecret, SecretError, CLUSTER_SECRET_HEADER};
-use crate::wire::{self, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
+use crate::wire::{
+    self, InternalError, InternalReply, NodeStatus, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER,
+};
 use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -64,6 +66,19 @@ pub enum ClientInitError {
     Secret(#[from] SecretError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+}
+
+/// Why a node's admin status could not be read ([`ClusterClient::node_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StatusError {
+    #[error("node {node} is not in the cluster map")]
+    UnknownNode { node: u64 },
+    #[error("node {node} unreachable: {reason}")]
+    Unreachable { node: u64, reason: String },
+    #[error("node {node} answered {status}")]
+    Refused { node: u64, status: u16 },
+    #[error("node {node} sent an undecodable status: {reason}")]
+    Undecodable { node: u64, reason: String },
 }
 
 /// Which internal endpoint a call goes to.
@@ -235,6 +250,58 @@ impl ClusterClient {
             .collect();
         all.sort();
         all
+    }
+
+    /// Group → node ids of its replicas, as last followed, by group.
+    pub fn group_replicas(&self) -> Vec<(u64, Vec<u64>)> {
+        let t = self.topology.read();
+        let mut all: Vec<(u64, Vec<u64>)> =
+            t.replicas.iter().map(|(&g, r)| (g, r.clone())).collect();
+        all.sort();
+        all
+    }
+
+    /// `GET /admin/status` of `node` (with each replica's digest if `digests`: hashing
+    /// costs time in the size of the data), within `timeout`.
+    pub async fn node_status(
+        &self,
+        node: u64,
+        digests: bool,
+        timeout: Duration,
+    ) -> Result<NodeStatus, StatusError> {
+        let base = self.topology.read().nodes.get(&node).cloned();
+        let base = base.ok_or(StatusError::UnknownNode { node })?;
+        // reqwest's own text names the URL and little else; the kind is what an
+        // operator needs.
+        let unreachable = |e: reqwest::Error| StatusError::Unreachable {
+            node,
+            reason: if e.is_timeout() {
+                format!("no answer within {timeout:?}")
+            } else if e.is_connect() {
+                "cannot connect".to_owned()
+            } else {
+                e.to_string()
+            },
+        };
+        let response = self
+            .http
+            .get(format!("{base}/admin/status?digest={digests}"))
+            .header(CLUSTER_SECRET_HEADER, self.secret.header_value())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Err(StatusError::Refused {
+                node,
+                status: response.status().as_u16(),
+            });
+        }
+        let body = response.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&body).map_err(|e| StatusError::Undecodable {
+            node,
+            reason: e.to_string(),
+        })
     }
 
     /// Proposes `command` (bincode) to `group`; decodes the state machine's outcome.

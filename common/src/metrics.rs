@@ -24,7 +24,14 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// request's arrival to its response head). `_count` is the number of requests.
 pub struct HttpMetrics {
     requests: HistogramVec,
+    /// Told of every request too (the router's dashboard keeps per-second samples).
+    observer: Option<RequestObserver>,
 }
+
+/// A second listener of every timed request: its endpoint label, status and latency.
+/// A plain function, so it can only reach process-wide state (a static), which is what
+/// a middleware outliving every handler needs anyway.
+pub type RequestObserver = fn(endpoint: &str, status: u16, elapsed: Duration);
 
 impl HttpMetrics {
     /// Registers `{prefix}_http_request_duration_seconds{endpoint, method, status}`.
@@ -38,7 +45,18 @@ impl HttpMetrics {
             &["endpoint", "method", "status"],
         )?;
         registry.register(Box::new(requests.clone()))?;
-        Ok(HttpMetrics { requests })
+        Ok(HttpMetrics {
+            requests,
+            observer: None,
+        })
+    }
+
+    /// The same metrics, also reporting every request to `observer`.
+    pub fn observed_by(self, observer: RequestObserver) -> HttpMetrics {
+        HttpMetrics {
+            observer: Some(observer),
+            ..self
+        }
     }
 
     /// One request. `endpoint` is the matched route pattern (e.g.
@@ -48,6 +66,9 @@ impl HttpMetrics {
         self.requests
             .with_label_values(&[endpoint, method, &status.to_string()])
             .observe(elapsed.as_secs_f64());
+        if let Some(observer) = self.observer {
+            observer(endpoint, status, elapsed);
+        }
     }
 }
 
@@ -198,6 +219,22 @@ mod tests {
                 .and_then(|v| v.parse::<u64>().ok());
             assert!(rss.is_some_and(|b| b > 0), "{text}");
         }
+    }
+
+    #[test]
+    fn an_observer_sees_every_request() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEEN_MS: AtomicU64 = AtomicU64::new(0);
+        fn observer(endpoint: &str, status: u16, elapsed: Duration) {
+            assert_eq!((endpoint, status), ("/b", 503));
+            SEEN_MS.fetch_add(elapsed.as_millis() as u64, Ordering::Relaxed);
+        }
+        let http = HttpMetrics::register(&Registry::new(), "test")
+            .unwrap()
+            .observed_by(observer);
+        http.observe("/b", "GET", 503, Duration::from_millis(7));
+        http.observe("/b", "POST", 503, Duration::from_millis(5));
+        assert_eq!(SEEN_MS.load(Ordering::Relaxed), 12);
     }
 
     #[test]

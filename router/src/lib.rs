@@ -8,7 +8,7 @@
 //! metadata group's view with a collection cache, `settings` the router's
 //! options, `auth` token authentication, `limits` the bound on requests in
 //! flight, `metrics` the Prometheus `/metrics`, `tls` the optional HTTPS
-//! setup, `trace` request ids (`chroma-trace-id`), `error` the one error type
+//! setup, `dashboard` the live cluster page (`/dashboard`), `trace` request ids (`chroma-trace-id`), `error` the one error type
 //! and its Chroma JSON form, `server` startup, `embedding` all-MiniLM-L6-v2
 //! document embeddings (candle), `backup` the backup and restore of a whole
 //! cluster (the `backup` binary).
@@ -18,6 +18,7 @@ pub mod auth;
 pub mod backup;
 pub mod catalog;
 pub mod cluster;
+pub mod dashboard;
 pub mod embedding;
 pub mod error;
 pub mod limits;

@@ -6,6 +6,7 @@ use common::config::ClusterConfig;
 
 use crate::api::{self, AppState};
 use crate::auth;
+use crate::dashboard::{self, Dashboard};
 use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
 use crate::metrics;
@@ -33,14 +34,18 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     // Nodes that joined and replicas that moved are found through the cluster map.
     state.cluster.clone().follow_map_every(MAP_REFRESH);
     let state = web::Data::new(state);
+    // One for every worker, so its cached state is shared.
+    let dashboard = web::Data::new(Dashboard::default());
     let server = HttpServer::new(move || {
         // The last `wrap` runs first: a request gets its id (trace), is timed
         // (metrics), takes an in-flight slot, then is authenticated; bodies are
         // read (bounded) by `api::body::JsonBody`.
         App::new()
             .app_data(state.clone())
+            .app_data(dashboard.clone())
             .configure(api::configure)
             .configure(metrics::configure)
+            .configure(dashboard::configure)
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
             .wrap(from_fn(metrics::track))

@@ -18,6 +18,7 @@
 //! (`cargo build --workspace --bins`; `scripts/test` does it). Set
 //! `KEEP_CLUSTER=1` to keep a failed test's cluster dir (config, data, logs).
 
+pub mod browser;
 pub mod chaos_run;
 pub mod checker;
 pub mod checks;

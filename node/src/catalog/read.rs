@@ -73,6 +73,11 @@ impl CatalogState {
                 .ok_or_else(|| CatalogError::collection_not_found(id)),
             CatalogRead::Version => Ok(CatalogReadValue::Version(self.version)),
             CatalogRead::ClusterMap => Ok(CatalogReadValue::ClusterMap(Box::new(self.map.clone()))),
+            CatalogRead::AllCollections { limit } => Ok(CatalogReadValue::Collections(page(
+                self.collections.values().cloned(),
+                Some(*limit),
+                0,
+            ))),
         }
     }
 }

@@ -22,8 +22,16 @@ pub enum Access {
     Tenant(String),
     /// A token that may use this database of this tenant.
     Database(String, String),
-    /// A token for every tenant and database (reset wipes them all).
+    /// A token for every tenant and database (reset wipes them all; the dashboard
+    /// shows them all).
     Unrestricted,
+}
+
+/// The live cluster page and its data show every tenant's collections and the whole
+/// cluster: with token auth on, only a token for every tenant and database may see them.
+fn is_dashboard(path: &str) -> bool {
+    path.strip_prefix(crate::dashboard::PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Whether `path` is one of the open probes (also exempt from the in-flight
@@ -34,6 +42,9 @@ pub fn is_probe(path: &str) -> bool {
 }
 
 pub fn access(path: &str) -> Access {
+    if is_dashboard(path) {
+        return Access::Unrestricted;
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Access::Authenticated;
     };
@@ -103,6 +114,10 @@ mod tests {
             assert!(!is_probe(closed));
         }
         assert_eq!(access("/api/v2/reset"), Access::Unrestricted);
+        for dashboard in ["/dashboard", "/dashboard/state", "/dashboard/page.js"] {
+            assert_eq!(access(dashboard), Access::Unrestricted, "{dashboard}");
+        }
+        assert_eq!(access("/dashboards"), Access::Authenticated);
         assert_eq!(access("/api/v2/tenants/t"), Access::Tenant("t".into()));
         assert_eq!(
             access("/api/v2/tenants/t/databases"),

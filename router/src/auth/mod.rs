@@ -157,7 +157,7 @@ fn check(identity: &Identity, access: &Access) -> Result<(), ApiError> {
         Access::Unrestricted if identity.is_unrestricted() => Ok(()),
         Access::Unrestricted => Err(forbidden(
             identity,
-            "reset (it needs every tenant and database)",
+            "this path (reset and the dashboard need every tenant and database)",
         )),
     }
 }

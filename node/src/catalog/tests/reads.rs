@@ -174,6 +174,15 @@ fn list_and_count_collections_by_id_with_paging() {
     assert_eq!(count(&h, DEFAULT_TENANT, "other"), 1);
     assert_eq!(count(&h, DEFAULT_TENANT, "missing"), 0);
     assert_eq!(count(&h, "nobody", DEFAULT_DATABASE), 0);
+
+    // Every tenant and database at once (the router's dashboard), by id, up to the limit.
+    let every = |limit| match h.read(CatalogRead::AllCollections { limit }) {
+        Ok(CatalogReadValue::Collections(cs)) => cs.into_iter().map(|c| c.name).collect(),
+        other => panic!("{other:?}"),
+    };
+    let every_one: Vec<String> = every(10);
+    assert_eq!(every_one, ["elsewhere", "zzz", "mmm", "aaa", "bbb", "eee"]);
+    assert_eq!(every(2), ["elsewhere", "zzz"]);
 }
 
 #[test]
