@@ -697,9 +697,9 @@ mod tests {
         assert_eq!(r.sm.read().digest(), leader.digest());
     }
 
-    #[test]
-    fn a_snapshot_superseded_before_its_restore_is_skipped_for_the_newer_one() {
-        let r = start(NO_SNAPSHOTS);
+    /// A "leader's" state machine after 7 puts, with snapshot files of it at 5 and 7 in
+    /// the worker's directory, as the log writes them when the leader sends them.
+    fn leader_snapshots_at_5_and_7(r: &Running) -> (Encoded<KvStateMachine>, Vec<(u64, PathBuf)>) {
         let mut leader = Encoded(KvStateMachine::new());
         let mut paths = Vec::new();
         for i in 1..=7 {
@@ -708,8 +708,10 @@ mod tests {
                 paths.push((i, r.files.write_from(i, &leader).unwrap()));
             }
         }
-        // The log installed 7 after 5 and deleted 5's file before 5 was restored.
-        r.files.retain_from(7);
+        (leader, paths)
+    }
+
+    fn queue_restores(r: &Running, paths: Vec<(u64, PathBuf)>) {
         for (index, path) in paths {
             r.tasks
                 .send(ApplyTask::Restore {
@@ -719,6 +721,15 @@ mod tests {
                 })
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_snapshot_superseded_before_its_restore_is_skipped_for_the_newer_one() {
+        let r = start(NO_SNAPSHOTS);
+        let (leader, paths) = leader_snapshots_at_5_and_7(&r);
+        // The log installed 7 after 5 and deleted 5's file before 5 was restored.
+        r.files.retain_from(7);
+        queue_restores(&r, paths);
         assert_eq!(next_restored(&r), ((7, 1), 7));
         assert_eq!(r.sm.read().digest(), leader.digest());
     }
@@ -726,27 +737,12 @@ mod tests {
     #[test]
     fn older_snapshot_files_go_only_once_a_newer_one_is_restored() {
         let r = start(NO_SNAPSHOTS);
-        let mut leader = Encoded(KvStateMachine::new());
-        let mut paths = Vec::new();
-        for i in 1..=7 {
-            leader_put(&mut leader, i);
-            if i == 5 || i == 7 {
-                paths.push((i, r.files.write_from(i, &leader).unwrap()));
-            }
-        }
+        let (leader, paths) = leader_snapshots_at_5_and_7(&r);
         // Both installed by the log before either restore ran (long-tier s20, seed 1027:
         // the log used to delete 5's file when it installed 7, under the restore of 5).
         // A reader holds the state machine meanwhile, as a query would.
         let reading = r.sm.read();
-        for (index, path) in paths {
-            r.tasks
-                .send(ApplyTask::Restore {
-                    index,
-                    term: 1,
-                    path,
-                })
-                .unwrap();
-        }
+        queue_restores(&r, paths);
         assert_eq!(
             r.files.list(),
             vec![5, 7],

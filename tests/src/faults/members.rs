@@ -109,27 +109,10 @@ pub async fn replace_replica(
                 .await?;
             let joined_at = added.index.unwrap_or(removed_at);
             let create = json!({ "group": group, "joined_at": joined_at });
-            admin_until(
-                cluster,
-                node,
-                Method::POST,
-                "/admin/replicas",
-                create,
-                deadline,
-            )
-            .await?;
+            create_replica(cluster, node, create, deadline).await?;
         }
         Rejoin::ByLog => {
-            let create = json!({ "group": group });
-            admin_until(
-                cluster,
-                node,
-                Method::POST,
-                "/admin/replicas",
-                create,
-                deadline,
-            )
-            .await?;
+            create_replica(cluster, node, json!({ "group": group }), deadline).await?;
             cluster
                 .try_change_members(group, &[MemberChange::AddLearner(node)], deadline)
                 .await?;
@@ -258,6 +241,24 @@ async fn wait_member(
     Err(format!(
         "node {node}'s new replica of group {group} does not run with voters {voters:?} in time: {last:?}"
     ))
+}
+
+/// `POST /admin/replicas` on `node` with `body`, retried until `deadline`.
+async fn create_replica(
+    cluster: &Cluster,
+    node: u64,
+    body: serde_json::Value,
+    deadline: Instant,
+) -> Result<(), String> {
+    admin_until(
+        cluster,
+        node,
+        Method::POST,
+        "/admin/replicas",
+        body,
+        deadline,
+    )
+    .await
 }
 
 /// One admin request to `node`, retried while the node does not answer, or
