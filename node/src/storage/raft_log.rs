@@ -510,16 +510,7 @@ impl Storage for RaftLogStorage {
         // again): its configuration is not the group's any more and may not hold the
         // current leader. So `to` must be a member at the snapshot's index and in every
         // configuration since.
-        let holds = |cs: &ConfState| {
-            [
-                &cs.voters,
-                &cs.learners,
-                &cs.voters_outgoing,
-                &cs.learners_next,
-            ]
-            .iter()
-            .any(|ids| ids.contains(&to))
-        };
+        let holds = |cs: &ConfState| crate::raft::inbound::is_member(cs, to);
         let current = holds(meta.get_conf_state())
             && core
                 .conf_changes
