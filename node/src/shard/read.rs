@@ -364,10 +364,17 @@ impl CollectionShard {
         filter: Option<&(dyn Fn(PointId) -> bool + Sync)>,
     ) -> Vec<(PointId, f32)> {
         let allowed = |p: PointId| filter.is_none_or(|f| f(p));
-        let current = |p: PointId| self.current_record(p).is_some() && allowed(p);
+        // Points at or above the watermark belong to the tail, even when a
+        // chunk being linked has put them in the graph already.
+        let indexed = |p: PointId| p < view.through && allowed(p);
+        let current = |p: PointId| indexed(p) && self.current_record(p).is_some();
+        let in_graph: &(dyn Fn(PointId) -> bool + Sync) = if view.stale_possible {
+            &current
+        } else {
+            &indexed
+        };
         let mut scored = match view.index() {
-            Some(index) if view.stale_possible => index.search(q, k, Some(&current)),
-            Some(index) => index.search(q, k, filter),
+            Some(index) => index.search(q, k, Some(in_graph)),
             None => Vec::new(),
         };
         let space = self.state.config.space;

@@ -43,6 +43,12 @@ use segment::Segment;
 /// fresh one to every version it writes.
 pub type PointId = u64;
 
+/// Points in the index's store, not yet in its graph ([`VectorIndex::try_stage_batch`]).
+#[must_use = "staged points are in no graph until linked"]
+pub struct Staged {
+    slots: std::ops::Range<usize>,
+}
+
 /// When [`VectorIndex::maintain`] starts a background rebuild.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RebuildPolicy {
@@ -121,20 +127,38 @@ impl VectorIndex {
     /// Like [`insert_batch`](Self::insert_batch), but inserts nothing and
     /// returns an error if any vector has the wrong dimension.
     pub fn try_insert_batch(&mut self, points: &[(PointId, &[f32])]) -> Result<(), IndexError> {
+        let staged = self.try_stage_batch(points)?;
+        self.link(staged);
+        Ok(())
+    }
+
+    /// The first half of an insert that lets searches run while the graph
+    /// grows: the points join the store, live (an exact scan of the index
+    /// finds them), but not the graph; [`link`](Self::link) puts them there
+    /// under a shared borrow. Until it returns, searches may or may not meet
+    /// them in the graph: a caller that must see each point once filters them
+    /// out (the indexer's watermark does). Nothing is staged on an error.
+    pub fn try_stage_batch(&mut self, points: &[(PointId, &[f32])]) -> Result<Staged, IndexError> {
         if let Some((_, v)) = points.iter().find(|(_, v)| v.len() != self.dim) {
             return Err(IndexError::Dimension {
                 expected: self.dim,
                 got: v.len(),
             });
         }
-        if points.is_empty() {
-            return Ok(());
-        }
-        self.active.insert_batch(points);
+        let slots = self.active.stage(points);
         if let Some(rb) = &mut self.rebuild {
             rb.record_inserts(points);
         }
-        Ok(())
+        Ok(Staged { slots })
+    }
+
+    /// Links staged points into the graph. Call it before anything else
+    /// changes the index: a rebuild installed in between (by
+    /// [`maintain`](Self::maintain)) would own other slots.
+    pub fn link(&self, staged: Staged) {
+        if !staged.slots.is_empty() {
+            self.active.link(staged.slots);
+        }
     }
 
     /// Tombstones `id`: no search returns it again. Unknown ids are ignored.

@@ -4,6 +4,8 @@
 //! `DataId`); tombstones live only in the store. The index has one active
 //! segment; a rebuild produces a new, compacted one.
 
+use std::ops::Range;
+
 use super::graph::{Graph, GraphParams};
 use super::store::VectorStore;
 use super::PointId;
@@ -52,14 +54,26 @@ impl Segment {
     /// Inserts the points (dimensions already checked). An id that is already
     /// live is replaced.
     pub fn insert_batch(&mut self, points: &[(PointId, &[f32])]) {
+        let staged = self.stage(points);
+        self.link(staged);
+    }
+
+    /// Appends the points to the store (live, replacing a live id), not yet in
+    /// the graph; [`link`](Self::link) puts the returned slots there.
+    pub fn stage(&mut self, points: &[(PointId, &[f32])]) -> Range<usize> {
         let first = self.store.slots();
         for &(id, v) in points {
             self.store.push(id, v);
         }
+        first..self.store.slots()
+    }
+
+    /// Inserts staged slots into the graph. A shared borrow: hnsw_rs inserts
+    /// under its own per-point locks, so searches may run meanwhile (and may
+    /// meet the slots being linked).
+    pub fn link(&self, slots: Range<usize>) {
         let store = &self.store;
-        let items: Vec<(&[f32], usize)> = (first..store.slots())
-            .map(|s| (store.vector(s), s))
-            .collect();
+        let items: Vec<(&[f32], usize)> = slots.map(|s| (store.vector(s), s)).collect();
         self.graph.insert(&items);
     }
 

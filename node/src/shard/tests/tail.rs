@@ -156,3 +156,32 @@ fn a_snapshot_keeps_the_watermark_and_the_tail_is_indexed_after_restore() {
     assert_eq!(d.sm.index_lag(), 0);
     assert_eq!(d.query(&q(-1.0), 5, Filter::default()), before);
 }
+
+#[test]
+fn a_query_while_a_chunk_is_linked_sees_each_point_once() {
+    let mut d = indexed_driver();
+    let records = (0..600)
+        .map(|i| rec(&format!("n{i}"), i as f32, 0))
+        .collect();
+    d.apply_unindexed(upsert(records));
+    // The first chunk (n0..n255) is in the graph, the watermark still below it:
+    // the indexer's state while it links, with queries running.
+    let job = d.sm.index_job().expect("a job");
+    job.stage_and_link();
+    assert_eq!(d.sm.index_lag(), 600);
+    let hits = d.query(&q(0.0), 5, Filter::default());
+    let ids: Vec<&str> = hits.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(ids, ["n0", "n1", "n2", "n3", "n4"]);
+    let all = d.query(&q(0.0), 700, Filter::default());
+    let unique: std::collections::HashSet<&str> = all.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(unique.len(), all.len(), "a point answered twice: {all:?}");
+    assert_eq!(all.len(), 700);
+    assert_eq!(d.query(&q(0.0), 3, tag(0))[2].0, "n2");
+    job.finish_linked();
+    assert_eq!(d.sm.index_lag(), 600 - 256);
+    // Now n0..n255 answer from the graph (approximately: points on a line are
+    // HNSW's worst case, so only uniqueness is exact here).
+    let all = d.query(&q(0.0), 700, Filter::default());
+    let unique: std::collections::HashSet<&str> = all.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!((unique.len(), all.len()), (700, 700));
+}
