@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::state_machine::EncodedStateMachine;
+use super::state_machine::{EncodedStateMachine, SnapshotError, SnapshotWrite};
 
 const SUFFIX: &str = ".snap";
 /// Temporary names: one per writer, since the replica actor (a snapshot received from the
@@ -17,6 +17,22 @@ const SUFFIX: &str = ".snap";
 const TMP_RECEIVED: &str = "received.tmp";
 const TMP_LOCAL: &str = "local.tmp";
 const TMP_SUFFIX: &str = ".tmp";
+
+/// A captured snapshot whose file is not written yet (see [`SnapshotFiles::capture`]).
+pub struct PendingSnapshot {
+    files: SnapshotFiles,
+    index: u64,
+    tmp: PathBuf,
+    write: SnapshotWrite<SnapshotError>,
+}
+
+impl PendingSnapshot {
+    /// Writes the file and publishes it as the snapshot file for its index.
+    pub fn write(self) -> Result<PathBuf, String> {
+        (self.write)().map_err(|e| e.to_string())?;
+        self.files.publish(&self.tmp, self.index)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SnapshotFiles {
@@ -84,9 +100,25 @@ impl SnapshotFiles {
 
     /// Writes the state machine's snapshot as the file for `index`.
     pub fn write_from(&self, index: u64, sm: &dyn EncodedStateMachine) -> Result<PathBuf, String> {
+        self.capture(index, sm)?.write()
+    }
+
+    /// Captures the state machine's snapshot for `index` (under the caller's lock of it);
+    /// [`PendingSnapshot::write`] writes the file later, without that lock. One at a time:
+    /// they share the temporary name.
+    pub fn capture(
+        &self,
+        index: u64,
+        sm: &dyn EncodedStateMachine,
+    ) -> Result<PendingSnapshot, String> {
         let tmp = self.dir.join(TMP_LOCAL);
-        sm.write_snapshot(&tmp).map_err(|e| e.to_string())?;
-        self.publish(&tmp, index)
+        let write = sm.capture_snapshot(&tmp).map_err(|e| e.to_string())?;
+        Ok(PendingSnapshot {
+            files: self.clone(),
+            index,
+            tmp,
+            write,
+        })
     }
 
     /// Writes received snapshot bytes as the file for `index`.

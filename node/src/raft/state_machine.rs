@@ -100,6 +100,18 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     /// Writes the whole state (including `applied()` and the dedup window) to one file at
     /// `path`. The replica then fsyncs the file and renames it into place.
     fn write_snapshot(&self, path: &Path) -> Result<(), Self::SnapshotError>;
+    /// Captures the state for a snapshot file at `path` under the read lock, and returns
+    /// what writes the file later, without any lock of the state machine, while applies
+    /// go on (the apply thread hands it to a thread of its own). What it writes is the
+    /// state at the capture. The default writes the file at once, under the lock: right
+    /// for a small state machine.
+    fn capture_snapshot(
+        &self,
+        path: &Path,
+    ) -> Result<SnapshotWrite<Self::SnapshotError>, Self::SnapshotError> {
+        self.write_snapshot(path)?;
+        Ok(Box::new(|| Ok(())))
+    }
     /// The state machine of a snapshot file written by `write_snapshot` on this or another
     /// replica.
     fn read_snapshot(path: &Path) -> Result<Self, Self::SnapshotError>;
@@ -195,6 +207,8 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
         }
     }
     fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError>;
+    /// See [`StateMachine::capture_snapshot`].
+    fn capture_snapshot(&self, path: &Path) -> Result<SnapshotWrite<SnapshotError>, SnapshotError>;
     /// Replaces the whole state with the snapshot file at `path`.
     fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError>;
     fn digest(&self) -> u64;
@@ -213,6 +227,9 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     /// once, when it opens (its actor never takes the state machine's lock).
     fn proposal_reader(&self) -> ProposalReader;
 }
+
+/// The second half of a snapshot, see [`StateMachine::capture_snapshot`].
+pub type SnapshotWrite<E> = Box<dyn FnOnce() -> Result<(), E> + Send>;
 
 /// Work a state machine hands to its replica's background thread (see
 /// [`StateMachine::background_job`]).
@@ -246,6 +263,15 @@ fn read_proposal<S: StateMachine>(data: &[u8]) -> Result<ProposalHeader, Vec<u8>
     decode_proposal::<S>(data)
         .map(|p| p.header())
         .map_err(|rejected| encode(&rejected))
+}
+
+/// The error of a snapshot file at `path` that could not be written.
+fn write_error<E: Error + Send + Sync + 'static>(path: &Path) -> impl FnOnce(E) -> SnapshotError {
+    let path = path.to_owned();
+    move |e| SnapshotError::Write {
+        path,
+        source: Box::new(e),
+    }
 }
 
 /// [`EncodedStateMachine::apply`] on a typed state machine: the encoded outcome of the
@@ -314,12 +340,13 @@ impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
     }
 
     fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError> {
-        self.0
-            .write_snapshot(path)
-            .map_err(|e| SnapshotError::Write {
-                path: path.to_owned(),
-                source: Box::new(e),
-            })
+        self.0.write_snapshot(path).map_err(write_error(path))
+    }
+
+    fn capture_snapshot(&self, path: &Path) -> Result<SnapshotWrite<SnapshotError>, SnapshotError> {
+        let write = self.0.capture_snapshot(path).map_err(write_error(path))?;
+        let on_error = write_error(path);
+        Ok(Box::new(move || write().map_err(on_error)))
     }
 
     fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError> {

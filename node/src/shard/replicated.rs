@@ -10,11 +10,11 @@ use common::backup::{BackupItem, CollectionCount};
 use common::command::{ApplyOutcome, ShardCommand};
 use common::read::{ShardRead, ShardReadError, ShardReadReply};
 
-use super::snapshot::{read_snapshot, write_snapshot};
+use super::snapshot::{capture, read_snapshot, write_snapshot};
 use super::state_machine::ReadInProgress;
 use super::{AppliedPosition, ShardError, ShardStateMachine};
 use crate::raft::dedup::RequestDedup;
-use crate::raft::state_machine::BackgroundJob;
+use crate::raft::state_machine::{BackgroundJob, SnapshotWrite};
 use crate::raft::StateMachine;
 
 fn read_error(e: ShardError) -> ShardReadError {
@@ -72,6 +72,12 @@ impl StateMachine for ShardStateMachine {
 
     fn write_snapshot(&self, path: &Path) -> Result<(), ShardError> {
         write_snapshot(self, path).map(|_| ())
+    }
+
+    fn capture_snapshot(&self, path: &Path) -> Result<SnapshotWrite<ShardError>, ShardError> {
+        let captured = capture(self)?;
+        let path = path.to_owned();
+        Ok(Box::new(move || captured.write(&path).map(|_| ())))
     }
 
     fn read_snapshot(path: &Path) -> Result<Self, ShardError> {

@@ -188,7 +188,7 @@ impl Replica {
             self.files.clone(),
             self.snapshot_policy,
             self.opened_snapshot,
-            Box::new(move |report| addr.do_send(report)),
+            move |report| addr.do_send(report),
         )
         .with_stop_flag(self.stopped.clone())
         .with_indexer(self.max_index_lag);

@@ -5,7 +5,7 @@ use common::command::{AddMode, RecordWrite, ShardCommand};
 use common::{Filter, MetadataValue, Space};
 
 use super::model::{Driver, COLLECTION};
-use crate::shard::snapshot::{read_snapshot, write_snapshot};
+use crate::shard::snapshot::{capture, read_snapshot, write_snapshot};
 
 const DIM: usize = 4;
 
@@ -184,4 +184,73 @@ fn a_query_while_a_chunk_is_linked_sees_each_point_once() {
     let all = d.query(&q(0.0), 700, Filter::default());
     let unique: std::collections::HashSet<&str> = all.iter().map(|h| h.0.as_str()).collect();
     assert_eq!((unique.len(), all.len()), (700, 700));
+}
+
+/// A record off the line the other tests use (a line is HNSW's worst case, and
+/// this test needs the graph to find what it holds): `(x, 3 sin x, 3 cos x, 3 sin 2x)`.
+fn spread(id: &str, x: f32) -> RecordWrite {
+    let mut r = rec(id, x, 0);
+    r.embedding = Some(spread_at(x));
+    r
+}
+
+fn spread_at(x: f32) -> Vec<f32> {
+    vec![x, 3.0 * x.sin(), 3.0 * x.cos(), 3.0 * (2.0 * x).sin()]
+}
+
+#[test]
+fn a_snapshot_is_of_its_capture_while_the_graph_moves_on() {
+    let mut d = indexed_driver();
+    let records = (0..600)
+        .map(|i| spread(&format!("n{i}"), i as f32))
+        .collect();
+    d.apply_unindexed(upsert(records));
+    d.sm.index_job().expect("a job").run(); // the first chunk in the graph
+    let digest = d.sm.digest();
+    let captured = capture(&d.sm).unwrap();
+
+    // Between the capture and the file: deletes of indexed and unindexed records,
+    // an update, a new record, and the indexer catching up with all of it.
+    for id in ["g1", "n10", "n400"] {
+        d.apply_unindexed(ShardCommand::Delete {
+            collection: COLLECTION.into(),
+            ids: Some(vec![id.into()]),
+            filter: Filter::default(),
+            limit: None,
+        });
+    }
+    d.apply_unindexed(upsert(vec![spread("n20", 700.0), spread("late", 701.0)]));
+    d.sm.index_everything();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.snap");
+    captured.write(&path).unwrap();
+    let restored = read_snapshot(&path).unwrap();
+    assert_eq!(restored.digest(), digest, "the records of the capture");
+    let c = restored.collection(COLLECTION).unwrap();
+    let (index, through) = c.index().read();
+    let index = index.expect("a graph");
+    assert_eq!(through, c.state().next_point, "nothing left to index");
+    assert_eq!(index.len_live(), c.state().records.len());
+    assert!(
+        index.tombstones() > 0,
+        "the saved graph is reused (reconciled), not rebuilt"
+    );
+    drop(index);
+    d.sm = restored;
+    // Every record of the capture answers from the graph at its own vector, the
+    // later ones do not exist.
+    for (id, v) in [
+        ("g1", q(1001.0)),
+        ("n10", spread_at(10.0)),
+        ("n20", spread_at(20.0)),
+        ("n400", spread_at(400.0)),
+    ] {
+        assert_eq!(d.query(&v, 1, Filter::default())[0], (id.to_owned(), 0.0));
+    }
+    let hits = d.query(&spread_at(700.5), 3, Filter::default());
+    assert!(
+        hits.iter().all(|h| h.0 != "late" && h.0 != "n20"),
+        "{hits:?}"
+    );
 }
