@@ -17,6 +17,7 @@ use crate::config::ClusterConfig;
 pub const METADATA_GROUP: u64 = 0;
 
 /// What a Raft group replicates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupKind {

@@ -145,6 +145,7 @@ pub enum InternalError {
 pub type InternalReply = Result<Vec<u8>, InternalError>;
 
 /// Raft role of a replica.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RaftRole {
@@ -168,6 +169,7 @@ pub struct GroupInfo {
 }
 
 /// Whether a replica runs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReplicaState {

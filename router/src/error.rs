@@ -8,12 +8,24 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use common::catalog::CatalogError;
 use common::CommonError;
-use serde_json::json;
+use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 /// What an overloaded router tells clients to wait before retrying: requests
 /// are short, so a slot is usually free within a second.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Chroma's error JSON, the body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErrorResponse)]
+pub struct ErrorBody {
+    /// The error's name, which Chroma's clients map to an exception class
+    /// (e.g. `InvalidArgumentError`, `NotFoundError`).
+    pub error: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ApiError {
@@ -121,7 +133,10 @@ impl ResponseError for ApiError {
         if let ApiError::Overloaded(_) = self {
             response.insert_header((RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
         }
-        response.json(json!({ "error": self.name(), "message": self.to_string() }))
+        response.json(ErrorBody {
+            error: self.name(),
+            message: self.to_string(),
+        })
     }
 }
 

@@ -168,9 +168,13 @@ pub fn opt_count(map: &Map<String, Value>, key: &str) -> Result<Option<usize>, A
 }
 
 /// `limit` and `offset` of a list endpoint's query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// At most this many items (all when absent).
     pub limit: Option<u32>,
+    /// Items to skip first (0 when absent).
+    #[param(required = false)]
     pub offset: u32,
 }
 

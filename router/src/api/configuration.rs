@@ -12,9 +12,14 @@ use common::catalog::{
 };
 use common::command::IndexConfig;
 use common::{Metadata, MetadataValue, Space};
-use serde_json::{json, Map, Number, Value};
+use serde_json::{Map, Number, Value};
 
+pub use self::json::{
+    ConfigurationJson, CreateConfiguration, HnswJson, SpannJson, UpdateConfiguration,
+};
 use crate::error::ApiError;
+
+mod json;
 
 /// The HNSW fields fixed at creation; with [`HNSW_UPDATABLE`], the fields
 /// Chroma's `HnswConfiguration` accepts on create.
@@ -314,15 +319,11 @@ pub fn parse_update(update: &Map<String, Value>) -> Result<ConfigurationUpdate, 
     Ok(parsed)
 }
 
-fn spann_json(spann: &SpannConfiguration) -> Value {
-    let mut fields = Map::new();
-    if let Some(n) = spann.search_nprobe {
-        fields.insert("search_nprobe".into(), n.into());
+fn spann_json(spann: &SpannConfiguration) -> SpannJson {
+    SpannJson {
+        search_nprobe: spann.search_nprobe,
+        ef_search: spann.ef_search,
     }
-    if let Some(n) = spann.ef_search {
-        fields.insert("ef_search".into(), n.into());
-    }
-    Value::Object(fields)
 }
 
 /// The embedding function object as the client gave it (null if the stored
@@ -333,26 +334,22 @@ pub fn embedding_function_json(ef: Option<&EmbeddingFunction>) -> Value {
 }
 
 /// A collection's `configuration_json`.
-pub fn render(configuration: &CollectionConfiguration) -> Value {
+pub fn render(configuration: &CollectionConfiguration) -> ConfigurationJson {
     let h = &configuration.hnsw;
-    let mut hnsw = Map::new();
-    hnsw.insert("space".into(), h.index.space.as_str().into());
-    hnsw.insert("ef_construction".into(), h.index.ef_construction.into());
-    hnsw.insert("ef_search".into(), h.index.ef_search.into());
-    hnsw.insert("max_neighbors".into(), h.index.max_neighbors.into());
-    hnsw.insert("resize_factor".into(), number_json(h.resize_factor));
-    hnsw.insert("sync_threshold".into(), number_json(h.sync_threshold));
-    if let Some(n) = h.num_threads {
-        hnsw.insert("num_threads".into(), number_json(n));
+    ConfigurationJson {
+        hnsw: HnswJson {
+            space: h.index.space.as_str(),
+            ef_construction: h.index.ef_construction,
+            ef_search: h.index.ef_search,
+            max_neighbors: h.index.max_neighbors,
+            resize_factor: number_json(h.resize_factor),
+            sync_threshold: number_json(h.sync_threshold),
+            num_threads: h.num_threads.map(number_json),
+            batch_size: h.batch_size.map(number_json),
+        },
+        spann: configuration.spann.as_ref().map(spann_json),
+        embedding_function: embedding_function_json(configuration.embedding_function.as_ref()),
     }
-    if let Some(n) = h.batch_size {
-        hnsw.insert("batch_size".into(), number_json(n));
-    }
-    json!({
-        "hnsw": hnsw,
-        "spann": configuration.spann.as_ref().map(spann_json),
-        "embedding_function": embedding_function_json(configuration.embedding_function.as_ref()),
-    })
 }
 
 /// Whether the server embeds a collection's documents itself, from the
@@ -397,6 +394,12 @@ pub fn document_embedding(configuration: &CollectionConfiguration) -> DocumentEm
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The rendering as a client reads it.
+    fn render(configuration: &CollectionConfiguration) -> Value {
+        serde_json::to_value(super::render(configuration)).unwrap()
+    }
 
     fn created(configuration: Option<&Value>, metadata: Option<&Metadata>) -> Value {
         render(&parse_create(configuration, metadata).unwrap())

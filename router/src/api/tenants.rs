@@ -2,49 +2,86 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use common::catalog::{
     validate_database_name, validate_tenant_name, CatalogCommand, CatalogRead, CatalogReadValue,
     CatalogSuccess,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::{self, JsonBody, Paging};
 use super::collections::drop_shard_parts;
-use super::models::{database_json, tenant_json};
-use super::AppState;
+use super::models::{Database, Tenant};
+use super::{failures, AppState};
 use crate::auth;
 use crate::catalog::unexpected;
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tenants", web::post().to(create_tenant))
-        .route("/tenants/{tenant}", web::get().to(get_tenant))
-        .route(
-            "/tenants/{tenant}/databases",
-            web::post().to(create_database),
-        )
-        .route("/tenants/{tenant}/databases", web::get().to(list_databases))
-        .route(
-            "/tenants/{tenant}/databases/{database}",
-            web::get().to(get_database),
-        )
-        .route(
-            "/tenants/{tenant}/databases/{database}",
-            web::delete().to(delete_database),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_tenant)
+        .service(get_tenant)
+        .service(create_database)
+        .service(list_databases)
+        .service(get_database)
+        .service(delete_database);
 }
+
+/// The body of a create: a tenant's or a database's name.
+#[derive(Debug, ToSchema)]
+pub struct CreateNamePayload {
+    name: String,
+}
+
+impl CreateNamePayload {
+    fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        Ok(CreateNamePayload {
+            name: body::string(&body::object(bytes)?, "name")?,
+        })
+    }
+}
+
+/// What a create, modify or delete of a tenant, database or collection answers.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct EmptyResponse {}
 
 fn empty_object() -> HttpResponse {
-    HttpResponse::Ok().json(json!({}))
+    HttpResponse::Ok().json(EmptyResponse {})
 }
 
+/// The path of one tenant.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TenantPath {
+    /// The tenant's name.
+    tenant: String,
+}
+
+/// The path of one database.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct DatabasePath {
+    /// The tenant's name.
+    tenant: String,
+    /// The database's name.
+    database: String,
+}
+
+#[utoipa::path(
+    tag = "tenants",
+    request_body = CreateNamePayload,
+    responses((status = 200, description = "The tenant was created", body = EmptyResponse), failures::CatalogueWrite)
+)]
+#[post("/api/v2/tenants")]
 async fn create_tenant(
     req: HttpRequest,
     state: web::Data<AppState>,
     bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body::string(&body::object(&bytes)?, "name")?;
+    let CreateNamePayload { name } = CreateNamePayload::parse(&bytes)?;
     auth::authorize(&req, &name, None)?;
     validate_tenant_name(&name)?;
     state
@@ -54,6 +91,12 @@ async fn create_tenant(
     Ok(empty_object())
 }
 
+#[utoipa::path(
+    tag = "tenants",
+    params(TenantPath),
+    responses((status = 200, description = "The tenant", body = Tenant), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}")]
 async fn get_tenant(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -62,18 +105,25 @@ async fn get_tenant(
         name: path.into_inner(),
     };
     match state.catalog().read(read, state.deadline()).await? {
-        CatalogReadValue::Tenant(t) => Ok(HttpResponse::Ok().json(tenant_json(&t))),
+        CatalogReadValue::Tenant(t) => Ok(HttpResponse::Ok().json(Tenant::from(&t))),
         other => Err(unexpected(&other)),
     }
 }
 
+#[utoipa::path(
+    tag = "tenants",
+    params(TenantPath),
+    request_body = CreateNamePayload,
+    responses((status = 200, description = "The database was created", body = EmptyResponse), failures::CatalogueWrite)
+)]
+#[post("/api/v2/tenants/{tenant}/databases")]
 async fn create_database(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     bytes: JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body::string(&body::object(&bytes)?, "name")?;
+    let CreateNamePayload { name } = CreateNamePayload::parse(&bytes)?;
     let tenant = path.into_inner();
     auth::authorize(&req, &tenant, Some(&name))?;
     validate_database_name(&name)?;
@@ -86,6 +136,12 @@ async fn create_database(
     Ok(empty_object())
 }
 
+#[utoipa::path(
+    tag = "tenants",
+    params(TenantPath, Paging),
+    responses((status = 200, description = "The tenant's databases, a page of them with limit and offset", body = Vec<Database>), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases")]
 async fn list_databases(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -99,12 +155,18 @@ async fn list_databases(
     };
     match state.catalog().read(read, state.deadline()).await? {
         CatalogReadValue::Databases(list) => {
-            Ok(HttpResponse::Ok().json(list.iter().map(database_json).collect::<Vec<Value>>()))
+            Ok(HttpResponse::Ok().json(list.iter().map(Database::from).collect::<Vec<_>>()))
         }
         other => Err(unexpected(&other)),
     }
 }
 
+#[utoipa::path(
+    tag = "tenants",
+    params(DatabasePath),
+    responses((status = 200, description = "The database", body = Database), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases/{database}")]
 async fn get_database(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -115,11 +177,18 @@ async fn get_database(
         .read(CatalogRead::GetDatabase { tenant, name }, state.deadline())
         .await?
     {
-        CatalogReadValue::Database(d) => Ok(HttpResponse::Ok().json(database_json(&d))),
+        CatalogReadValue::Database(d) => Ok(HttpResponse::Ok().json(Database::from(&d))),
         other => Err(unexpected(&other)),
     }
 }
 
+/// Deletes the database and every collection in it, on every shard.
+#[utoipa::path(
+    tag = "tenants",
+    params(DatabasePath),
+    responses((status = 200, description = "The database and its collections were deleted", body = EmptyResponse), failures::PathOnly)
+)]
+#[delete("/api/v2/tenants/{tenant}/databases/{database}")]
 async fn delete_database(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -47,7 +47,8 @@ pub enum UsersError {
 
 /// The user a request authenticated as: what `/auth/identity` answers and
 /// what authorization checks.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = GetUserIdentityResponse)]
 pub struct Identity {
     pub user_id: String,
     pub tenant: String,
