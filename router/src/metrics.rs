@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, HttpResponse};
 use common::metrics::{HttpMetrics, ProcessMetrics, CONTENT_TYPE};
 use prometheus::Registry;
 
@@ -34,10 +34,20 @@ static METRICS: LazyLock<RouterMetrics> = LazyLock::new(|| {
 
 pub const METRICS_PATH: &str = "/metrics";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(METRICS_PATH, web::get().to(metrics));
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(metrics);
 }
 
+/// The router's Prometheus metrics (`METRICS_PATH`).
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 500, description = "The registry could not be rendered (a bug)", content_type = "text/plain", body = String),
+        crate::api::failures::Token
+    )
+)]
+#[get("/metrics")]
 async fn metrics() -> HttpResponse {
     let m = &*METRICS;
     match common::metrics::render(&m.registry, &m.process, Vec::new()) {

@@ -6,10 +6,11 @@ use common::config::ClusterConfig;
 
 use crate::api::{self, AppState};
 use crate::auth;
-use crate::dashboard::{self, Dashboard};
+use crate::dashboard::Dashboard;
 use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
 use crate::metrics;
+use utoipa_actix_web::AppExt;
 use crate::settings::RouterSettings;
 use crate::trace;
 
@@ -36,16 +37,21 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let state = web::Data::new(state);
     // One for every worker, so its cached state is shared.
     let dashboard = web::Data::new(Dashboard::default());
+    let document = api::document()
+        .to_json()
+        .map_err(std::io::Error::other)?;
+    let document = web::Data::new(api::OpenApiJson(document));
     let server = HttpServer::new(move || {
         // The last `wrap` runs first: a request gets its id (trace), is timed
         // (metrics), takes an in-flight slot, then is authenticated; bodies are
         // read (bounded) by `api::body::JsonBody`.
         App::new()
+            .into_utoipa_app()
             .app_data(state.clone())
             .app_data(dashboard.clone())
+            .app_data(document.clone())
             .configure(api::configure)
-            .configure(metrics::configure)
-            .configure(dashboard::configure)
+            .into_app()
             .wrap(from_fn(auth::authenticate))
             .wrap(from_fn(limits::limit_in_flight))
             .wrap(from_fn(metrics::track))

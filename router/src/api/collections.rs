@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpResponse};
 use common::catalog::{
     canonical_uuid, validate_collection_metadata, validate_collection_name, CatalogCommand,
     CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
@@ -14,33 +14,81 @@ use common::catalog::{
 use common::command::ShardCommand;
 use common::record::metadata_from_json;
 use common::Metadata;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::{self, JsonBody, Paging};
 use super::models::collection_json;
-use super::{configuration, AppState};
+use super::configuration::{self, CreateConfiguration, UpdateConfiguration};
+use super::models::CollectionSchema;
+use super::tenants::{empty_object, DatabasePath, EmptyResponse};
+use super::{failures, AppState};
 use crate::catalog::unexpected;
 use crate::error::ApiError;
 use crate::shards::{on_every_group, CollectionShards};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let base = "/tenants/{tenant}/databases/{database}";
-    cfg.route(&format!("{base}/collections"), web::post().to(create))
-        .route(&format!("{base}/collections"), web::get().to(list))
-        .route(&format!("{base}/collections_count"), web::get().to(count))
-        .route(
-            &format!("{base}/collections/by-id/{{id}}"),
-            web::get().to(get_by_id),
-        )
-        .route(
-            &format!("{base}/collections/{{name}}"),
-            web::get().to(get_by_name),
-        )
-        .route(&format!("{base}/collections/{{id}}"), web::put().to(modify))
-        .route(
-            &format!("{base}/collections/{{name}}"),
-            web::delete().to(delete),
-        );
+pub fn configure(cfg: &mut ServiceConfig) {
+    // by-id before the by-name GET, whose `{collection}` would also match `by-id`.
+    cfg.service(create)
+        .service(list)
+        .service(count)
+        .service(get_by_id)
+        .service(get_by_name)
+        .service(modify)
+        .service(delete);
+}
+
+/// The path of one collection. Chroma's clients name the collection by name to get
+/// or delete it and by id to modify it; one parameter name for the three, as OpenAPI
+/// forbids two templates of one path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CollectionPath {
+    /// The tenant's name.
+    tenant: String,
+    /// The database's name.
+    database: String,
+    /// The collection's name (get, delete) or id (modify, any UUID form).
+    collection: String,
+}
+
+/// The path of one collection, by id.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CollectionIdPath {
+    /// The tenant's name.
+    tenant: String,
+    /// The database's name.
+    database: String,
+    /// The collection's id, any UUID text form.
+    id: String,
+}
+
+/// The body of a create.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateCollectionPayload {
+    /// 3-512 characters of `[a-zA-Z0-9._-]`, starting and ending with a letter or digit.
+    name: String,
+    #[schema(value_type = Option<crate::api::schemas::Metadata>)]
+    metadata: (),
+    configuration: Option<CreateConfiguration>,
+    /// Answer the existing collection of that name instead of 409.
+    get_or_create: Option<bool>,
+}
+
+/// The body of a modify; absent or null fields are left as they are.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateCollectionPayload {
+    new_name: Option<String>,
+    /// Replaces the collection's metadata.
+    #[schema(value_type = Option<crate::api::schemas::Metadata>)]
+    new_metadata: (),
+    new_configuration: Option<UpdateConfiguration>,
 }
 
 /// A collection id from a path: any UUID text form, canonicalised.
@@ -68,6 +116,13 @@ fn collection_response(model: &CollectionModel) -> HttpResponse {
     HttpResponse::Ok().json(collection_json(model))
 }
 
+#[utoipa::path(
+    tag = "collections",
+    params(DatabasePath),
+    request_body = CreateCollectionPayload,
+    responses((status = 200, description = "The collection created (or, with get_or_create, found)", body = CollectionSchema), failures::CatalogueWrite)
+)]
+#[post("/api/v2/tenants/{tenant}/databases/{database}/collections")]
 async fn create(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -183,6 +238,12 @@ async fn keep_dropping(state: web::Data<AppState>, drop: ShardCommand, mut group
     }
 }
 
+#[utoipa::path(
+    tag = "collections",
+    params(DatabasePath, Paging),
+    responses((status = 200, description = "The database's collections, a page of them with limit and offset", body = Vec<CollectionSchema>), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases/{database}/collections")]
 async fn list(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -204,6 +265,13 @@ async fn list(
     }
 }
 
+#[utoipa::path(
+    tag = "collections",
+    operation_id = "count_collections",
+    params(DatabasePath),
+    responses((status = 200, description = "How many collections the database has", body = u64), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases/{database}/collections_count")]
 async fn count(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -216,6 +284,13 @@ async fn count(
     }
 }
 
+#[utoipa::path(
+    tag = "collections",
+    operation_id = "get_collection",
+    params(CollectionPath),
+    responses((status = 200, description = "The collection of that name", body = CollectionSchema), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}")]
 async fn get_by_name(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -232,6 +307,13 @@ async fn get_by_name(
     }
 }
 
+#[utoipa::path(
+    tag = "collections",
+    operation_id = "get_collection_by_id",
+    params(CollectionIdPath),
+    responses((status = 200, description = "The collection of that id", body = CollectionSchema), failures::PathOnly)
+)]
+#[get("/api/v2/tenants/{tenant}/databases/{database}/collections/by-id/{id}")]
 async fn get_by_id(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -249,6 +331,14 @@ async fn get_by_id(
     Ok(collection_response(&model))
 }
 
+#[utoipa::path(
+    tag = "collections",
+    operation_id = "update_collection",
+    params(CollectionPath),
+    request_body = UpdateCollectionPayload,
+    responses((status = 200, description = "The collection was modified", body = EmptyResponse), failures::CatalogueWrite)
+)]
+#[put("/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}")]
 async fn modify(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -303,9 +393,17 @@ async fn modify(
             shards.propose(*group, &command).await?;
         }
     }
-    Ok(HttpResponse::Ok().json(json!({})))
+    Ok(empty_object())
 }
 
+/// Deletes the collection from the catalogue, then its part on every shard.
+#[utoipa::path(
+    tag = "collections",
+    operation_id = "delete_collection",
+    params(CollectionPath),
+    responses((status = 200, description = "The collection was deleted", body = EmptyResponse), failures::PathOnly)
+)]
+#[delete("/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}")]
 async fn delete(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -320,7 +418,7 @@ async fn delete(
     match state.catalog().propose(command, deadline).await? {
         CatalogSuccess::CollectionDeleted(c) => {
             drop_shard_parts(&state, std::slice::from_ref(&c), deadline).await?;
-            Ok(HttpResponse::Ok().json(json!({})))
+            Ok(empty_object())
         }
         other => Err(unexpected(&other)),
     }

@@ -144,13 +144,8 @@ failure_set!(
 
 failure_set!(
     /// A route that needs any valid token and touches no group (identity,
-    /// pre-flight, /metrics).
+    /// pre-flight, /metrics, /openapi.json).
     Token = [Unauthenticated, Overloaded]
-);
-
-failure_set!(
-    /// /openapi.json: open, but counted in flight.
-    Open = [Overloaded]
 );
 
 failure_set!(

@@ -10,15 +10,20 @@
 pub mod body;
 mod collections;
 pub mod configuration;
+pub(crate) mod failures;
 pub mod models;
 mod records;
+pub(crate) mod schemas;
 mod system;
 mod tenants;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::web;
+use actix_web::{get, web, App, HttpResponse};
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 use common::config::ClusterConfig;
 use common::placement;
 
@@ -68,13 +73,242 @@ impl AppState {
     }
 }
 
-/// Every route, under `/api/v2`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v2")
-            .configure(system::configure)
-            .configure(tenants::configure)
-            .configure(collections::configure)
-            .configure(records::configure),
-    );
+/// Every route the router serves: Chroma's API under `/api/v2`, `/metrics`, the
+/// dashboard and `/openapi.json`. Each is a handler with its `#[utoipa::path]`,
+/// registered through utoipa-actix-web, so serving it documents it
+/// (`tests::every_route_is_documented` refuses plain actix registrations).
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(system::configure)
+        .configure(tenants::configure)
+        .configure(collections::configure)
+        .configure(records::configure)
+        .configure(crate::metrics::configure)
+        .configure(crate::dashboard::configure)
+        .service(openapi_json);
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Router API",
+        description = "Chroma's v2 HTTP API as this cluster's router serves it, with its \
+            extensions: `query_texts` embedded by the router, the router's add_existing \
+            mode for add, /metrics, the dashboard. Errors are Chroma's \
+            `{\"error\", \"message\"}`."
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&TokenAuth)
+)]
+struct ApiDoc;
+
+/// Chroma's token headers; the router checks them only when token auth is on.
+struct TokenAuth;
+
+impl utoipa::Modify for TokenAuth {
+    fn modify(&self, doc: &mut OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+        use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "x-chroma-token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-chroma-token"))),
+        );
+        // Either header; an empty requirement too, as a cluster without token auth is open.
+        doc.security = Some(vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("x-chroma-token", Vec::<String>::new()),
+            SecurityRequirement::default(),
+        ]);
+    }
+}
+
+/// The OpenAPI 3.1 document of [`configure`]'s routes, built from the same
+/// registrations the server makes.
+pub fn document() -> OpenApi {
+    use utoipa::OpenApi as _;
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts();
+    doc
+}
+
+/// The document as served, rendered once.
+pub struct OpenApiJson(pub String);
+
+/// This document. Like every path outside Chroma's open probes, it needs a token
+/// when token auth is on.
+#[utoipa::path(
+    tag = "system",
+    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json", body = schemas::AnyObject), failures::Token)
+)]
+#[get("/openapi.json")]
+async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    use super::*;
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// The code before its `#[cfg(test)]` module: tests build apps of their own.
+    fn non_test(text: &str) -> &str {
+        text.split("#[cfg(test)]").next().unwrap_or(text)
+    }
+
+    /// The `(method, path)` of every actix route macro (`#[get("/x")]`,
+    /// `#[actix_web::post("/y")]`) in the router's code.
+    fn route_macros() -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let mut routes = Vec::new();
+        for (_, text) in &files {
+            for line in non_test(text).lines() {
+                let line = line.trim();
+                let Some(attr) = line.strip_prefix("#[") else {
+                    continue;
+                };
+                let attr = attr.strip_prefix("actix_web::").unwrap_or(attr);
+                for method in METHODS {
+                    if let Some(rest) = attr.strip_prefix(&format!("{method}(\"")) {
+                        let path = rest.split('"').next().unwrap();
+                        routes.push((method.to_owned(), path.to_owned()));
+                    }
+                }
+            }
+        }
+        routes.sort();
+        routes
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    ops.push((method.to_owned(), path.clone()));
+                }
+            }
+        }
+        ops.sort();
+        ops
+    }
+
+    /// The drift check: the routes served are the routes documented. Route macros and
+    /// the document's operations must be the same set, and no route may be registered
+    /// the plain actix way (`.route`, `web::resource`, `web::scope`), which would serve
+    /// it without documenting it.
+    #[test]
+    fn every_route_is_documented() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(operations(&doc), route_macros());
+        assert!(route_macros().len() >= 30, "{:?}", route_macros());
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let plain = [
+            ".route(",
+            "web::resource(",
+            "web::scope(",
+            "Resource::new(",
+            "web::get()",
+            "web::post()",
+            "web::put()",
+            "web::delete()",
+        ];
+        for (file, text) in &files {
+            for pattern in plain {
+                assert!(
+                    !non_test(text).contains(pattern),
+                    "{file} registers a route with {pattern}: use a route macro with \
+                     #[utoipa::path] and utoipa_actix_web's ServiceConfig"
+                );
+            }
+        }
+        // After `into_app()` the server must add no service of its own.
+        let server = include_str!("../server.rs");
+        let after = server.split("into_app()").nth(1).unwrap();
+        assert!(!after.split("wrap(").next().unwrap().contains(".service("));
+    }
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    /// What schemathesis and other tools need of the document: 3.1, every path with
+    /// operations whose path parameters are declared, every `$ref` resolving.
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        let text = document().to_json().unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let templates: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            let mut n = 0;
+            for method in METHODS {
+                let Some(op) = item.get(method) else { continue };
+                n += 1;
+                assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .map(|p| p["name"].as_str().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut want = templates.clone();
+                let mut got = declared.clone();
+                want.sort();
+                got.sort();
+                assert_eq!(got, want, "{method} {path}");
+            }
+            assert!(n > 0, "{path} has no operation");
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            let pointer = r.strip_prefix('#').unwrap();
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
 }

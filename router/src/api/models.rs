@@ -3,18 +3,71 @@
 
 use common::catalog::{CollectionModel, DatabaseModel, TenantModel};
 use common::record::metadata_to_json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::configuration;
+use super::configuration::{self, ConfigurationJson};
+#[allow(unused_imports)] // named by the schema derive's `value_type`s
+use super::schemas::{AnyObject, Metadata};
 
-/// Chroma's `GetTenantResponse`: `{"name", "resource_name"}`.
-pub fn tenant_json(tenant: &TenantModel) -> Value {
-    json!({ "name": tenant.name, "resource_name": null })
+/// Chroma's `GetTenantResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tenant {
+    pub name: String,
+    /// Chroma Cloud's resource name; always null here.
+    #[schema(value_type = Option<String>)]
+    pub resource_name: (),
 }
 
-/// Chroma's `Database`: `{"id", "name", "tenant"}`.
-pub fn database_json(database: &DatabaseModel) -> Value {
-    json!({ "id": database.id, "name": database.name, "tenant": database.tenant })
+impl From<&TenantModel> for Tenant {
+    fn from(t: &TenantModel) -> Self {
+        Tenant {
+            name: t.name.clone(),
+            resource_name: (),
+        }
+    }
+}
+
+/// Chroma's `Database`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Database {
+    pub id: String,
+    pub name: String,
+    pub tenant: String,
+}
+
+impl From<&DatabaseModel> for Database {
+    fn from(d: &DatabaseModel) -> Self {
+        Database {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            tenant: d.tenant.clone(),
+        }
+    }
+}
+
+/// The schema of what [`collection_json`] renders (that builds the JSON directly:
+/// `schema` is a large fixed shape of which Chroma's clients read a few keys).
+#[derive(ToSchema)]
+#[schema(as = Collection)]
+#[allow(dead_code)]
+pub struct CollectionSchema {
+    id: String,
+    name: String,
+    /// Chroma's index schema (which keys are indexed how), derived from the configuration.
+    #[schema(value_type = AnyObject)]
+    schema: (),
+    configuration_json: ConfigurationJson,
+    #[schema(value_type = Option<Metadata>)]
+    metadata: (),
+    /// The embedding dimension, fixed by the first write; null before it.
+    dimension: Option<u32>,
+    tenant: String,
+    database: String,
+    /// Always 0: there is no log position to show.
+    log_position: i64,
+    version: i64,
 }
 
 /// The collection model: `{"id", "name", "configuration_json", "schema",
@@ -22,7 +75,7 @@ pub fn database_json(database: &DatabaseModel) -> Value {
 /// (`Collection`'s serde shape). `schema` is derived from the index settings
 /// ([`schema_json`]).
 pub fn collection_json(c: &CollectionModel) -> Value {
-    let configuration = configuration::render(&c.configuration);
+    let configuration = json!(configuration::render(&c.configuration));
     json!({
         "id": c.id,
         "name": c.name,
@@ -142,7 +195,7 @@ mod tests {
     #[test]
     fn tenant_and_database_json() {
         assert_eq!(
-            tenant_json(&TenantModel { name: "t".into() }),
+            serde_json::to_value(Tenant::from(&TenantModel { name: "t".into() })).unwrap(),
             json!({"name": "t", "resource_name": null})
         );
         let d = DatabaseModel {
@@ -151,7 +204,7 @@ mod tests {
             tenant: "t".into(),
         };
         assert_eq!(
-            database_json(&d),
+            serde_json::to_value(Database::from(&d)).unwrap(),
             json!({"id": "i", "name": "n", "tenant": "t"})
         );
     }

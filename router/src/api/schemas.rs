@@ -56,7 +56,7 @@ json_schema!(
             "Keys are non-empty and do not start with `#` or `chroma:`; values are strings, \
              numbers, booleans or non-empty lists of one of those",
         ))
-        .additional_properties(Some(metadata_value()))
+        .additional_properties(Some(Schema::from(metadata_value())))
 );
 
 json_schema!(
@@ -68,7 +68,7 @@ json_schema!(
             "As Metadata; on update and upsert it is merged key by key into the stored one, \
              and a key set to null is removed",
         ))
-        .additional_properties(Some(metadata_value().item(of_type(Type::Null))))
+        .additional_properties(Some(Schema::from(metadata_value().item(of_type(Type::Null)))))
 );
 
 json_schema!(

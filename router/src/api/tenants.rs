@@ -46,7 +46,7 @@ impl CreateNamePayload {
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct EmptyResponse {}
 
-fn empty_object() -> HttpResponse {
+pub fn empty_object() -> HttpResponse {
     HttpResponse::Ok().json(EmptyResponse {})
 }
 

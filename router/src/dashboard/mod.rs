@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use tokio::sync::Mutex;
 
 use self::state::DashboardState;
@@ -60,10 +60,8 @@ impl Dashboard {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, web::get().to(page))
-        .route(&format!("{PATH}/page.js"), web::get().to(script))
-        .route(&format!("{PATH}/state"), web::get().to(state));
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(page).service(script).service(state_json);
 }
 
 fn embedded(content_type: &str, body: &'static str) -> HttpResponse {
@@ -75,15 +73,34 @@ fn embedded(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// The live cluster page (`PATH`).
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The page", content_type = "text/html; charset=utf-8", body = String), crate::api::failures::Dashboard)
+)]
+#[get("/dashboard")]
 async fn page() -> HttpResponse {
     embedded("text/html; charset=utf-8", PAGE)
 }
 
+/// The page's script.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The script", content_type = "text/javascript; charset=utf-8", body = String), crate::api::failures::Dashboard)
+)]
+#[get("/dashboard/page.js")]
 async fn script() -> HttpResponse {
     embedded("text/javascript; charset=utf-8", SCRIPT)
 }
 
-async fn state(app: web::Data<AppState>, dashboard: web::Data<Dashboard>) -> HttpResponse {
+/// What the page shows: nodes, shard groups, collections, traffic.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "dashboard_state",
+    responses((status = 200, description = "The cluster's state, as the page reads it", body = crate::api::schemas::AnyObject), crate::api::failures::Dashboard)
+)]
+#[get("/dashboard/state")]
+async fn state_json(app: web::Data<AppState>, dashboard: web::Data<Dashboard>) -> HttpResponse {
     let state = dashboard.state(&app).await;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -98,7 +115,9 @@ mod tests {
 
     #[actix_web::test]
     async fn the_page_and_its_script_are_served_locked_down() {
-        let app = test::init_service(App::new().configure(configure)).await;
+        use utoipa_actix_web::AppExt;
+        let app = test::init_service(App::new().into_utoipa_app().configure(configure).into_app())
+            .await;
         for (path, content_type) in [
             ("/dashboard", "text/html; charset=utf-8"),
             ("/dashboard/page.js", "text/javascript; charset=utf-8"),

@@ -6,24 +6,29 @@ use common::read::{QueryHit, RecordView};
 use common::record::metadata_to_json;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::parse::Included;
 
-#[derive(Debug, Serialize)]
+/// The records found, column by column; a column not included is null.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct GetResult {
     ids: Vec<String>,
     embeddings: Option<Vec<Vec<f32>>>,
     documents: Option<Vec<Option<String>>>,
+    #[schema(value_type = Option<Vec<Option<crate::api::schemas::Metadata>>>)]
     metadatas: Option<Vec<Value>>,
     uris: Option<Vec<Option<String>>>,
     include: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One list per query embedding, nearest first; a column not included is null.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct QueryResult {
     ids: Vec<Vec<String>>,
     embeddings: Option<Vec<Vec<Vec<f32>>>>,
     documents: Option<Vec<Vec<Option<String>>>>,
+    #[schema(value_type = Option<Vec<Vec<Option<crate::api::schemas::Metadata>>>>)]
     metadatas: Option<Vec<Vec<Value>>>,
     uris: Option<Vec<Vec<Option<String>>>>,
     distances: Option<Vec<Vec<f32>>>,
