@@ -10,9 +10,9 @@ use crate::dashboard::Dashboard;
 use crate::embedding::{default_model_dir, EmbeddingService};
 use crate::limits;
 use crate::metrics;
-use utoipa_actix_web::AppExt;
 use crate::settings::RouterSettings;
 use crate::trace;
+use utoipa_actix_web::AppExt;
 
 /// How often the router reads the cluster map (nodes, group replicas).
 pub const MAP_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -37,9 +37,7 @@ pub async fn run(config: ClusterConfig, settings: RouterSettings) -> std::io::Re
     let state = web::Data::new(state);
     // One for every worker, so its cached state is shared.
     let dashboard = web::Data::new(Dashboard::default());
-    let document = api::document()
-        .to_json()
-        .map_err(std::io::Error::other)?;
+    let document = api::document().to_json().map_err(std::io::Error::other)?;
     let document = web::Data::new(api::OpenApiJson(document));
     let server = HttpServer::new(move || {
         // The last `wrap` runs first: a request gets its id (trace), is timed

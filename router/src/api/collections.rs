@@ -19,10 +19,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::{self, JsonBody, Paging};
-use super::models::collection_json;
 use super::configuration::{self, CreateConfiguration, UpdateConfiguration};
+use super::models::collection_json;
 use super::models::CollectionSchema;
-use super::tenants::{empty_object, DatabasePath, EmptyResponse};
+use super::tenants::{empty_object, EmptyResponse};
 use super::{failures, AppState};
 use crate::catalog::unexpected;
 use crate::error::ApiError;
@@ -39,22 +39,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete);
 }
 
-/// The path of one collection. Chroma's clients name the collection by name to get
-/// or delete it and by id to modify it; one parameter name for the three, as OpenAPI
-/// forbids two templates of one path.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct CollectionPath {
-    /// The tenant's name.
-    tenant: String,
-    /// The database's name.
-    database: String,
-    /// The collection's name (get, delete) or id (modify, any UUID form).
-    collection: String,
-}
+// Chroma's clients name the collection by name to get or delete it and by id to
+// modify it; the three share the template `{collection}`, as OpenAPI forbids two
+// templates of one path.
 
-/// The path of one collection, by id.
+/// The path of one collection by id, for the record routes (whose `RecordPath`
+/// argument utoipa does not see through).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
@@ -118,7 +108,6 @@ fn collection_response(model: &CollectionModel) -> HttpResponse {
 
 #[utoipa::path(
     tag = "collections",
-    params(DatabasePath),
     request_body = CreateCollectionPayload,
     responses((status = 200, description = "The collection created (or, with get_or_create, found)", body = CollectionSchema), failures::CatalogueWrite)
 )]
@@ -240,7 +229,7 @@ async fn keep_dropping(state: web::Data<AppState>, drop: ShardCommand, mut group
 
 #[utoipa::path(
     tag = "collections",
-    params(DatabasePath, Paging),
+    params(Paging),
     responses((status = 200, description = "The database's collections, a page of them with limit and offset", body = Vec<CollectionSchema>), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections")]
@@ -268,7 +257,6 @@ async fn list(
 #[utoipa::path(
     tag = "collections",
     operation_id = "count_collections",
-    params(DatabasePath),
     responses((status = 200, description = "How many collections the database has", body = u64), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections_count")]
@@ -287,7 +275,6 @@ async fn count(
 #[utoipa::path(
     tag = "collections",
     operation_id = "get_collection",
-    params(CollectionPath),
     responses((status = 200, description = "The collection of that name", body = CollectionSchema), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}")]
@@ -310,7 +297,6 @@ async fn get_by_name(
 #[utoipa::path(
     tag = "collections",
     operation_id = "get_collection_by_id",
-    params(CollectionIdPath),
     responses((status = 200, description = "The collection of that id", body = CollectionSchema), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections/by-id/{id}")]
@@ -334,7 +320,6 @@ async fn get_by_id(
 #[utoipa::path(
     tag = "collections",
     operation_id = "update_collection",
-    params(CollectionPath),
     request_body = UpdateCollectionPayload,
     responses((status = 200, description = "The collection was modified", body = EmptyResponse), failures::CatalogueWrite)
 )]
@@ -400,7 +385,6 @@ async fn modify(
 #[utoipa::path(
     tag = "collections",
     operation_id = "delete_collection",
-    params(CollectionPath),
     responses((status = 200, description = "The collection was deleted", body = EmptyResponse), failures::PathOnly)
 )]
 #[delete("/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}")]

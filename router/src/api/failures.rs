@@ -80,7 +80,9 @@ fn when(e: &ApiError) -> &'static str {
             "a shard or the metadata group has no leader with a quorum before the deadline; \
              the message names it"
         }
-        ApiError::Internal(_) => "a bug, or a collection that needs the embedding model when it is not there",
+        ApiError::Internal(_) => {
+            "a bug, or a collection that needs the embedding model when it is not there"
+        }
     }
 }
 

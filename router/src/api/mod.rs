@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{get, web, App, HttpResponse};
+use common::config::ClusterConfig;
+use common::placement;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
-use common::config::ClusterConfig;
-use common::placement;
 
 use crate::catalog::{Catalog, CollectionCache};
 use crate::cluster::ClusterClient;
@@ -186,7 +186,10 @@ mod tests {
     /// `#[actix_web::post("/y")]`) in the router's code.
     fn route_macros() -> Vec<(String, String)> {
         let mut files = Vec::new();
-        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         let mut routes = Vec::new();
         for (_, text) in &files {
             for line in non_test(text).lines() {
@@ -230,7 +233,10 @@ mod tests {
         assert_eq!(operations(&doc), route_macros());
         assert!(route_macros().len() >= 30, "{:?}", route_macros());
         let mut files = Vec::new();
-        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         let plain = [
             ".route(",
             "web::resource(",

@@ -8,7 +8,7 @@ use common::catalog::{
     CatalogSuccess,
 };
 use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::body::{self, JsonBody, Paging};
@@ -50,25 +50,8 @@ pub fn empty_object() -> HttpResponse {
     HttpResponse::Ok().json(EmptyResponse {})
 }
 
-/// The path of one tenant.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct TenantPath {
-    /// The tenant's name.
-    tenant: String,
-}
-
-/// The path of one database.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-pub struct DatabasePath {
-    /// The tenant's name.
-    tenant: String,
-    /// The database's name.
-    database: String,
-}
+// The path parameters of each operation come from its `web::Path` argument (utoipa's
+// actix_extras), named by the route's template.
 
 #[utoipa::path(
     tag = "tenants",
@@ -93,7 +76,6 @@ async fn create_tenant(
 
 #[utoipa::path(
     tag = "tenants",
-    params(TenantPath),
     responses((status = 200, description = "The tenant", body = Tenant), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}")]
@@ -112,7 +94,6 @@ async fn get_tenant(
 
 #[utoipa::path(
     tag = "tenants",
-    params(TenantPath),
     request_body = CreateNamePayload,
     responses((status = 200, description = "The database was created", body = EmptyResponse), failures::CatalogueWrite)
 )]
@@ -138,7 +119,7 @@ async fn create_database(
 
 #[utoipa::path(
     tag = "tenants",
-    params(TenantPath, Paging),
+    params(Paging),
     responses((status = 200, description = "The tenant's databases, a page of them with limit and offset", body = Vec<Database>), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases")]
@@ -163,7 +144,6 @@ async fn list_databases(
 
 #[utoipa::path(
     tag = "tenants",
-    params(DatabasePath),
     responses((status = 200, description = "The database", body = Database), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}")]
@@ -185,7 +165,6 @@ async fn get_database(
 /// Deletes the database and every collection in it, on every shard.
 #[utoipa::path(
     tag = "tenants",
-    params(DatabasePath),
     responses((status = 200, description = "The database and its collections were deleted", body = EmptyResponse), failures::PathOnly)
 )]
 #[delete("/api/v2/tenants/{tenant}/databases/{database}")]

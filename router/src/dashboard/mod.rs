@@ -116,8 +116,8 @@ mod tests {
     #[actix_web::test]
     async fn the_page_and_its_script_are_served_locked_down() {
         use utoipa_actix_web::AppExt;
-        let app = test::init_service(App::new().into_utoipa_app().configure(configure).into_app())
-            .await;
+        let app =
+            test::init_service(App::new().into_utoipa_app().configure(configure).into_app()).await;
         for (path, content_type) in [
             ("/dashboard", "text/html; charset=utf-8"),
             ("/dashboard/page.js", "text/javascript; charset=utf-8"),
