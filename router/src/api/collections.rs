@@ -257,7 +257,7 @@ async fn list(
 #[utoipa::path(
     tag = "collections",
     operation_id = "count_collections",
-    responses((status = 200, description = "How many collections the database has", body = u64), failures::PathOnly)
+    responses((status = 200, description = "How many collections the database has", content_type = "application/json", body = u64), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections_count")]
 async fn count(

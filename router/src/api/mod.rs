@@ -282,6 +282,20 @@ mod tests {
         let text = document().to_json().unwrap();
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        // utoipa documents a bare string or number as text/plain; the API answers JSON.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/api/v2") {
+                continue;
+            }
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if let Some(content) = response["content"].as_object() {
+                        let types: Vec<&String> = content.keys().collect();
+                        assert_eq!(types, ["application/json"], "{method} {path} {status}");
+                    }
+                }
+            }
+        }
         for (path, item) in doc["paths"].as_object().unwrap() {
             let templates: Vec<&str> = path
                 .split('/')

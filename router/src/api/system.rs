@@ -60,7 +60,7 @@ async fn heartbeat() -> HttpResponse {
 #[utoipa::path(
     tag = "system",
     security(()),
-    responses((status = 200, description = "Chroma's version string", body = String, example = json!(CHROMA_API_VERSION)))
+    responses((status = 200, description = "Chroma's version string", content_type = "application/json", body = String, example = json!(CHROMA_API_VERSION)))
 )]
 #[get("/api/v2/version")]
 async fn version() -> HttpResponse {
@@ -135,7 +135,7 @@ async fn healthcheck(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     description = "Wipes every collection on every shard and recreates the default tenant and \
         database. Only with the router option allow_reset (else 403 `ChromaError`), and only \
         for a token whose user may use every tenant and database.",
-    responses((status = 200, description = "Everything was wiped", body = bool), failures::Reset)
+    responses((status = 200, description = "Everything was wiped", content_type = "application/json", body = bool), failures::Reset)
 )]
 #[post("/api/v2/reset")]
 async fn reset(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -135,7 +135,7 @@ async fn collection_shards<'a>(
     tag = "records",
     operation_id = "collection_count",
     params(CollectionIdPath),
-    responses((status = 200, description = "How many records the collection has", body = u64), failures::PathOnly)
+    responses((status = 200, description = "How many records the collection has", content_type = "application/json", body = u64), failures::PathOnly)
 )]
 #[get("/api/v2/tenants/{tenant}/databases/{database}/collections/{id}/count")]
 async fn count(state: web::Data<AppState>, path: RecordPath) -> Result<HttpResponse, ApiError> {
