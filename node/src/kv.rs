@@ -347,7 +347,7 @@ mod tests {
             a.apply(at(i + 1, 2), 0, &put(&format!("k{i}"), &format!("v{i}")));
         }
         let path = dir.path().join("s");
-        a.write_snapshot(&path).unwrap();
+        a.0.write_snapshot(&path).unwrap();
         let mut b = Encoded(KvStateMachine::new());
         b.restore_snapshot(&path).unwrap();
         assert_eq!(b.applied(), at(50, 2));

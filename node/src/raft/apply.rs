@@ -293,9 +293,7 @@ impl ApplyWorker {
     }
 
     fn stop(&self, error: String) {
-        tracing::error!(group = self.group, %error, "apply stopped");
-        self.stopped.lock().get_or_insert_with(|| error.clone());
-        (self.report)(ApplyReport::Failed(error));
+        report_stop(self.group, &self.stopped, &*self.report, error);
     }
 
     fn handle(&mut self, task: ApplyTask) -> Result<(), String> {
@@ -500,9 +498,7 @@ impl ApplyWorker {
                 }
                 Err(e) => {
                     let reason = format!("snapshot at {index} (term {term}): {e}");
-                    tracing::error!(group, %reason, "apply stopped");
-                    stopped.lock().get_or_insert_with(|| reason.clone());
-                    report(ApplyReport::Failed(reason));
+                    report_stop(group, &stopped, &*report, reason);
                     None
                 }
             }
@@ -536,6 +532,14 @@ impl ApplyWorker {
             }
         }
     }
+}
+
+/// Marks the state machine stopped (unless an earlier failure did) and tells the replica:
+/// the end of the apply thread, or of its snapshot writer.
+fn report_stop(group: u64, stopped: &StopFlag, report: &dyn Fn(ApplyReport), error: String) {
+    tracing::error!(group, %error, "apply stopped");
+    stopped.lock().get_or_insert_with(|| error.clone());
+    report(ApplyReport::Failed(error));
 }
 
 /// The sending half the replica keeps.
@@ -660,9 +664,6 @@ mod tests {
         }
         fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
             self.kv.read_step(request, cursor)
-        }
-        fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError> {
-            self.kv.write_snapshot(path)
         }
         fn capture_snapshot(
             &self,

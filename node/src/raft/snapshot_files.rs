@@ -98,7 +98,9 @@ impl SnapshotFiles {
             .find(|i| (lo..=hi).contains(i))
     }
 
-    /// Writes the state machine's snapshot as the file for `index`.
+    /// Writes the state machine's snapshot as the file for `index` (tests: the apply
+    /// thread captures under the lock and writes apart, see `apply.rs`).
+    #[cfg(test)]
     pub fn write_from(&self, index: u64, sm: &dyn EncodedStateMachine) -> Result<PathBuf, String> {
         self.capture(index, sm)?.write()
     }

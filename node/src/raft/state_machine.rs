@@ -206,7 +206,6 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
             }
         }
     }
-    fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError>;
     /// See [`StateMachine::capture_snapshot`].
     fn capture_snapshot(&self, path: &Path) -> Result<SnapshotWrite<SnapshotError>, SnapshotError>;
     /// Replaces the whole state with the snapshot file at `path`.
@@ -337,10 +336,6 @@ impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
 
     fn read_step(&self, request: &[u8], cursor: &mut ReadCursor) -> Option<Vec<u8>> {
         read_step_bytes(&self.0, request, cursor)
-    }
-
-    fn write_snapshot(&self, path: &Path) -> Result<(), SnapshotError> {
-        self.0.write_snapshot(path).map_err(write_error(path))
     }
 
     fn capture_snapshot(&self, path: &Path) -> Result<SnapshotWrite<SnapshotError>, SnapshotError> {
