@@ -111,6 +111,20 @@ pub enum CatalogCommand {
         group: u64,
         replicas: Vec<u64>,
     },
+    /// The placement driver creates a shard group (see
+    /// [`crate::registry::ClusterMap::create_group`]); answered with
+    /// [`CatalogSuccess::ShardGroupCreated`].
+    CreateShardGroup {
+        /// The first group id the config does not use (`shard_count + 1`).
+        first_free: u64,
+        voters: Vec<u64>,
+        leader: u64,
+    },
+    /// A group created at run time has a leader and its replicas: new collections may
+    /// use it.
+    ShardGroupReady {
+        group: u64,
+    },
 }
 
 impl CatalogCommand {
@@ -121,6 +135,8 @@ impl CatalogCommand {
             CatalogCommand::RegisterNode { .. }
                 | CatalogCommand::SetNodeState { .. }
                 | CatalogCommand::SetGroupReplicas { .. }
+                | CatalogCommand::CreateShardGroup { .. }
+                | CatalogCommand::ShardGroupReady { .. }
         )
     }
 }
@@ -158,6 +174,11 @@ pub enum CatalogSuccess {
     NodeRegistered(Registration),
     /// The cluster map after the change.
     ClusterMapChanged {
+        version: u64,
+    },
+    /// A shard group was created at run time.
+    ShardGroupCreated {
+        group: u64,
         version: u64,
     },
 }

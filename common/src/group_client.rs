@@ -126,6 +126,12 @@ struct Topology {
     replicas: HashMap<u64, Vec<u64>>,
     /// The version of the cluster map last followed.
     map_version: u64,
+    /// The config's shard groups (`1..=shard_count`), which the map may not list yet.
+    initial_shards: Vec<u64>,
+    /// Shard groups new collections may use ([`ClusterMap::shard_pool`]).
+    shard_pool: Vec<u64>,
+    /// Every shard group, ready or not.
+    all_shards: Vec<u64>,
 }
 
 pub struct ClusterClient {
@@ -161,12 +167,16 @@ impl ClusterClient {
             .pool_idle_timeout(crate::wire::NODE_CLIENT_POOL_IDLE)
             .tcp_nodelay(true)
             .build()?;
+        let initial_shards: Vec<u64> = placement::shard_groups(config).collect();
         Ok(ClusterClient {
             http,
             topology: RwLock::new(Topology {
                 nodes,
                 replicas,
                 map_version: 0,
+                shard_pool: initial_shards.clone(),
+                all_shards: initial_shards.clone(),
+                initial_shards,
             }),
             leaders: Mutex::new(HashMap::new()),
             attempt_budget: (election * 3).max(Duration::from_secs(1)),
@@ -187,8 +197,21 @@ impl ClusterClient {
         for (&group, replicas) in &map.groups {
             t.replicas.insert(group, replicas.clone());
         }
+        t.shard_pool = map.shard_pool(t.initial_shards.iter().copied());
+        t.all_shards = map.all_shard_groups(t.initial_shards.iter().copied());
         t.map_version = map.version;
         true
+    }
+
+    /// The shard groups new collections may be spread over, as of the map last followed.
+    pub fn shard_pool(&self) -> Vec<u64> {
+        self.topology.read().shard_pool.clone()
+    }
+
+    /// Every shard group of the cluster (a reset clears them all), as of the map last
+    /// followed.
+    pub fn all_shard_groups(&self) -> Vec<u64> {
+        self.topology.read().all_shards.clone()
     }
 
     /// The cluster map, read from the metadata group.

@@ -3,7 +3,9 @@
 //! replicas move (the placement driver) and the cluster map records where they are; the
 //! nodes added later (`join` in the config) take no part in this first placement.
 //!
-//! Group 0 is the metadata (catalog) group; groups `1..=shard_count` are the shard groups.
+//! Group 0 is the metadata (catalog) group; groups `1..=shard_count` are the shard groups
+//! the cluster is born with (the placement driver adds more as nodes join, see
+//! `crate::registry::GroupBirth`).
 //! Group `g` is replicated on `replication_factor` consecutive nodes in config order,
 //! starting at index `g mod n` (wrapping); the first of them is the group's preferred leader.
 
@@ -74,6 +76,20 @@ pub fn hosted_groups(config: &ClusterConfig, node: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The shard groups a new collection is spread over: `count` of the `pool` (ascending),
+/// consecutive from a position drawn from the collection's id, so collections spread
+/// evenly over a pool that grew with the cluster while each keeps a fixed fan-out; the
+/// whole pool when it has no more than `count`.
+pub fn shards_for_collection(pool: &[u64], count: usize, collection_id: &str) -> Vec<u64> {
+    if pool.len() <= count {
+        return pool.to_vec();
+    }
+    let start = (crate::hash::stable_hash(collection_id.as_bytes()) % pool.len() as u64) as usize;
+    let mut chosen: Vec<u64> = (0..count).map(|i| pool[(start + i) % pool.len()]).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +153,23 @@ mod tests {
             assert!(!hosted_groups(&c, node).is_empty());
         }
         assert_eq!(hosted_groups(&c, 19), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_collection_takes_count_consecutive_groups_of_the_pool() {
+        assert_eq!(shards_for_collection(&[1, 2, 3], 3, "c"), vec![1, 2, 3]);
+        assert_eq!(shards_for_collection(&[1, 2], 3, "c"), vec![1, 2]);
+        let pool = [1, 2, 3, 4, 5, 6];
+        let mut uses = [0usize; 7];
+        for i in 0..600 {
+            let chosen = shards_for_collection(&pool, 3, &format!("collection-{i}"));
+            assert_eq!(chosen.len(), 3);
+            assert!(chosen.windows(2).all(|w| w[0] < w[1]), "{chosen:?}");
+            for g in chosen {
+                uses[g as usize] += 1;
+            }
+        }
+        // 300 uses per group expected; every group well used.
+        assert!(uses[1..].iter().all(|&u| u > 200), "{uses:?}");
     }
 }

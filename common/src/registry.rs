@@ -45,6 +45,22 @@ pub struct NodeRecord {
     pub rejoins: u64,
 }
 
+/// A shard group the placement driver created at run time (the groups of the config,
+/// `1..=shard_count`, are born with the cluster and have no birth record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupBirth {
+    /// Its first voters, each with the incarnation it had when chosen. Only that
+    /// incarnation of a node may bootstrap its replica: a node that lost its disk since
+    /// would otherwise vote in the group with an empty log (it joins as a new member
+    /// instead, like any replacement).
+    pub voters: Vec<(u64, u64)>,
+    /// The voter meant to lead it first.
+    pub leader: u64,
+    /// The group has a leader and every first voter that could bootstrap did: new
+    /// collections may be placed on it.
+    pub ready: bool,
+}
+
 /// The cluster map.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMap {
@@ -54,6 +70,32 @@ pub struct ClusterMap {
     /// Bumped by every change of the map (apart from the catalogue's version, so routers'
     /// catalogue caches are not thrown away by membership changes).
     pub version: u64,
+    /// Shard groups created at run time, by id.
+    pub born: BTreeMap<u64, GroupBirth>,
+    /// No group id below this is handed out again (ids are never reused: a node may
+    /// still hold a tombstone or a stray message of a group that had the id).
+    pub next_group: u64,
+}
+
+/// The cluster map as stop 21 and earlier wrote it into catalogue snapshots (before
+/// shard groups could be created at run time).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMapV1 {
+    pub nodes: BTreeMap<u64, NodeRecord>,
+    pub groups: BTreeMap<u64, Vec<u64>>,
+    pub version: u64,
+}
+
+impl From<ClusterMapV1> for ClusterMap {
+    fn from(v1: ClusterMapV1) -> Self {
+        ClusterMap {
+            nodes: v1.nodes,
+            groups: v1.groups,
+            version: v1.version,
+            born: BTreeMap::new(),
+            next_group: 0,
+        }
+    }
 }
 
 /// Why a change of the map was refused.
@@ -185,6 +227,102 @@ impl ClusterMap {
         Ok(())
     }
 
+    /// Allocates a new shard group with `voters` as its first members (each registered
+    /// and up), `leader` among them; its id is the lowest free one at or above
+    /// `first_free` (the first id the config does not use). The group is recorded with
+    /// those replicas and is not ready until [`ClusterMap::mark_group_ready`].
+    pub fn create_group(
+        &mut self,
+        first_free: u64,
+        voters: &[u64],
+        leader: u64,
+    ) -> Result<u64, RegistryError> {
+        let mut sorted = voters.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.is_empty() || sorted.len() != voters.len() || sorted.len() > MAX_GROUP_REPLICAS {
+            return Err(RegistryError::Invalid(format!(
+                "a new group needs 1 to {MAX_GROUP_REPLICAS} distinct voters, got {voters:?}"
+            )));
+        }
+        if !sorted.contains(&leader) {
+            return Err(RegistryError::Invalid(format!(
+                "the first leader {leader} is not among the voters {voters:?}"
+            )));
+        }
+        let mut with_incarnation = Vec::with_capacity(sorted.len());
+        for &id in &sorted {
+            let n = self.nodes.get(&id).ok_or(RegistryError::UnknownNode(id))?;
+            if n.state != NodeState::Up {
+                return Err(RegistryError::Invalid(format!(
+                    "node {id} is {:?}: it takes no new replicas",
+                    n.state
+                )));
+            }
+            with_incarnation.push((id, n.incarnation));
+        }
+        if self.groups.len() >= MAX_GROUPS {
+            return Err(RegistryError::Full(format!("{MAX_GROUPS} groups")));
+        }
+        let above = |k: Option<&u64>| k.map_or(0, |&g| g.saturating_add(1));
+        let id = first_free
+            .max(self.next_group)
+            .max(above(self.groups.keys().next_back()))
+            .max(above(self.born.keys().next_back()))
+            .max(1);
+        if id == u64::MAX {
+            return Err(RegistryError::Full("group ids".into()));
+        }
+        self.born.insert(
+            id,
+            GroupBirth {
+                voters: with_incarnation,
+                leader,
+                ready: false,
+            },
+        );
+        self.groups.insert(id, sorted);
+        self.next_group = id + 1;
+        self.bump();
+        Ok(id)
+    }
+
+    /// Marks a group created at run time ready for new collections.
+    pub fn mark_group_ready(&mut self, group: u64) -> Result<(), RegistryError> {
+        let birth = self.born.get_mut(&group).ok_or_else(|| {
+            RegistryError::Invalid(format!("group {group} was not created at run time"))
+        })?;
+        if !birth.ready {
+            birth.ready = true;
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// The shard groups new collections may be placed on: `initial` (the config's
+    /// `1..=shard_count`) and the groups created at run time that are ready, ascending.
+    pub fn shard_pool(&self, initial: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut pool: Vec<u64> = initial
+            .into_iter()
+            .chain(self.born.iter().filter(|(_, b)| b.ready).map(|(&g, _)| g))
+            .collect();
+        pool.sort_unstable();
+        pool.dedup();
+        pool
+    }
+
+    /// Every shard group there is, ready or not: `initial` and those created at run
+    /// time, ascending.
+    pub fn all_shard_groups(&self, initial: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut all: Vec<u64> = initial
+            .into_iter()
+            .chain(self.born.keys().copied())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// The address of every node not removed.
     pub fn addresses(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
         self.nodes
@@ -204,6 +342,13 @@ impl ClusterMap {
                 .groups
                 .values()
                 .all(|r| !r.is_empty() && r.len() <= MAX_GROUP_REPLICAS)
+            && self.born.iter().all(|(&g, b)| {
+                g != 0
+                    && g < self.next_group
+                    && !b.voters.is_empty()
+                    && b.voters.len() <= MAX_GROUP_REPLICAS
+                    && b.voters.iter().any(|&(n, _)| n == b.leader)
+            })
     }
 
     fn bump(&mut self) {
@@ -271,5 +416,42 @@ mod tests {
         map.set_group(3, &[]).unwrap();
         assert!(!map.groups.contains_key(&3));
         assert!(map.set_group(3, &[1; 16]).is_err());
+    }
+
+    #[test]
+    fn groups_created_at_run_time_get_fresh_ids_and_join_the_pool_once_ready() {
+        let mut map = ClusterMap::default();
+        for id in 1..=4 {
+            map.register(id, &format!("127.0.0.1:900{id}"), 10 + id)
+                .unwrap();
+        }
+        map.set_group(1, &[1, 2, 3]).unwrap();
+        // The config's groups 1..=3 are reserved even before the map records them all.
+        let g = map.create_group(4, &[4, 1, 2], 4).unwrap();
+        assert_eq!(g, 4);
+        assert_eq!(map.groups[&4], vec![1, 2, 4]);
+        assert_eq!(map.born[&4].voters, vec![(1, 11), (2, 12), (4, 14)]);
+        assert_eq!(map.shard_pool(1..=3), vec![1, 2, 3], "not ready yet");
+        assert_eq!(map.all_shard_groups(1..=3), vec![1, 2, 3, 4]);
+        map.mark_group_ready(4).unwrap();
+        assert_eq!(map.shard_pool(1..=3), vec![1, 2, 3, 4]);
+        // A group that is gone leaves its id used.
+        map.set_group(4, &[]).unwrap();
+        assert_eq!(map.create_group(4, &[1, 2, 3], 1), Ok(5));
+        assert!(map.is_consistent());
+
+        assert!(map.create_group(4, &[], 1).is_err());
+        assert!(map.create_group(4, &[1, 1, 2], 1).is_err());
+        assert!(
+            map.create_group(4, &[1, 2], 3).is_err(),
+            "leader not a voter"
+        );
+        assert_eq!(
+            map.create_group(4, &[1, 9], 1),
+            Err(RegistryError::UnknownNode(9))
+        );
+        map.set_state(3, NodeState::Draining).unwrap();
+        assert!(map.create_group(4, &[1, 3], 1).is_err(), "draining node");
+        assert!(map.mark_group_ready(2).is_err(), "a config group");
     }
 }

@@ -349,6 +349,24 @@ pub struct CreateReplicaRequest {
     /// to the new replica. 0: none (a replica created before it is added).
     #[serde(default)]
     pub joined_at: u64,
+    /// For a first voter of a group created at run time: bootstrap the replica with the
+    /// group's first configuration instead of waiting for a leader's log.
+    #[serde(default)]
+    pub bootstrap: Option<BootstrapReplica>,
+}
+
+/// How a first voter of a group created at run time starts its replica (see
+/// [`crate::registry::GroupBirth`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapReplica {
+    /// The group's first voters (the receiving node among them).
+    pub voters: Vec<u64>,
+    /// The incarnation the receiving node had when it was chosen: a node that has
+    /// another one lost its disk since, and refuses (it must not vote with an empty log
+    /// in a group that may have moved on).
+    pub incarnation: u64,
+    /// The voter meant to lead first.
+    pub leader: u64,
 }
 
 /// `POST /admin/preferred-leader`: the node this replica hands leadership to whenever it

@@ -45,6 +45,9 @@ pub enum HostError {
     },
     #[error("cannot open the replica: {0}")]
     Open(String),
+    /// The bootstrap of a run-time group was refused (see [`Host::bootstrap`]).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Opens this node's replicas: from placement at start, created empty at run time.
@@ -180,6 +183,42 @@ impl Host {
         self.replicas
             .insert(replica.start(placement::group_kind(group)));
         tracing::info!(group, "empty replica created; waiting for the leader's log");
+        Ok(true)
+    }
+
+    /// Hosts a first voter of a shard group created at run time: the replica bootstraps
+    /// the group's first configuration (`voters`) and may vote at once; nothing if it
+    /// runs already. Refused where this node held a replica of `group` before (a
+    /// tombstone: it was removed and may only come back as a new member, added by the
+    /// leader) or when `voters` leaves this node out. The caller checked that this node
+    /// still has the incarnation it had when the group was created.
+    pub fn bootstrap(&self, group: u64, voters: Vec<u64>, leader: u64) -> Result<bool, HostError> {
+        let _one = self.creating.lock();
+        if !voters.contains(&self.node_id) {
+            return Err(HostError::Refused(format!(
+                "node {} is not among group {group}'s first voters {voters:?}",
+                self.node_id
+            )));
+        }
+        if self.is_removed(group) {
+            return Err(HostError::Refused(format!(
+                "this node's replica of group {group} was removed; it cannot bootstrap it again"
+            )));
+        }
+        if self.replicas.hosts(group) || self.failure(group).is_some() {
+            return Ok(false);
+        }
+        let dir = self.group_dir(group);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // The marker first: a crash before the bootstrap entries are written reopens an
+        // empty replica that waits for the leader's log (it never voted, so it may).
+        let marker = dir.join(CREATED_FILE);
+        let text = format!("bootstrapped at run time with voters {voters:?}\n{JOINED_AT} 0\n");
+        common::fs::write_atomic(&marker, text.as_bytes()).map_err(io(&marker))?;
+        let replica = self.open(self.params(group, voters, Some(leader), 0))?;
+        self.replicas
+            .insert(replica.start(placement::group_kind(group)));
+        tracing::info!(group, "replica of a new group bootstrapped");
         Ok(true)
     }
 

@@ -177,6 +177,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             seeds: seeds.clone(),
         },
         node_id: me.id,
+        incarnation,
         replicas: replicas.clone(),
         transport: transport.clone(),
         host: host.clone(),
@@ -292,6 +293,8 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
                 rules: Rules {
                     replication_factor: config.cluster.replication_factor,
                     down_after: Duration::from_secs(config.placement.down_after_secs),
+                    shard_count: config.cluster.shard_count as u64,
+                    initial_nodes: config.initial_nodes().count(),
                 },
                 metadata,
                 calls,

@@ -121,7 +121,8 @@ impl<'a> Catalog<'a> {
             CatalogSuccess::TenantCreated(_)
             | CatalogSuccess::DatabaseCreated(_)
             | CatalogSuccess::NodeRegistered(_)
-            | CatalogSuccess::ClusterMapChanged { .. } => {}
+            | CatalogSuccess::ClusterMapChanged { .. }
+            | CatalogSuccess::ShardGroupCreated { .. } => {}
         }
     }
 

@@ -2,8 +2,9 @@
 //! leader replaces the replicas of a node whose data directory was wiped (it rejoins every
 //! group as a new member, never voting with a lost log), rebuilds the replicas of a node
 //! down past `placement.down_after_secs` on a spare node, gives a node that joined later
-//! replicas, and empties a drained node — all while a client keeps writing, and nothing
-//! acknowledged is lost; a whole-cluster restart keeps the new membership.
+//! replicas and a shard group of its own that new collections use, and empties a drained
+//! node — all while a client keeps writing, and nothing acknowledged is lost; a
+//! whole-cluster restart keeps the new membership and the new group.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -89,7 +90,8 @@ async fn wait_placement(
     while Instant::now() < deadline {
         if let Some(r) = report(cluster).await {
             let groups = r["groups"].as_array().cloned().unwrap_or_default();
-            let done = groups.len() == cluster.groups().len()
+            // The config's groups, and any the driver created as nodes joined.
+            let done = groups.len() >= cluster.groups().len()
                 && groups.iter().all(|g| {
                     let replicas: Vec<u64> = g["replicas"]
                         .as_array()
@@ -243,5 +245,97 @@ async fn a_drained_node_is_emptied_and_marked_removed() {
         |r| node_entry(r, 2)["state"] == "removed",
     )
     .await;
+    check_writes(&client, &collection, stop, writes).await;
+}
+
+/// The groups of a report, by id.
+fn group_ids(report: &Value) -> Vec<u64> {
+    report["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|g| g["id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// Records held by node `node`'s replica of `group`, if it answers and hosts one.
+async fn records_on(cluster: &Cluster, node: u64, group: u64) -> Option<u64> {
+    let (_, status) = cluster
+        .admin_json(node, Method::GET, "/admin/status", None)
+        .await?;
+    status["replicas"]
+        .as_array()?
+        .iter()
+        .find(|r| r["group"] == group)?["records"]
+        .as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_joins_brings_a_shard_group_that_new_collections_use() {
+    let cluster = Cluster::start(options(3, 1)).await;
+    let (client, collection, stop, writes) = start_writes(&cluster).await;
+    // Three shard groups for three nodes; a fourth node brings a fourth group (id 4,
+    // the first the config does not use), bootstrapped on three nodes while writes go on.
+    cluster.spawn_node(4);
+    let report = wait_placement(
+        &cluster,
+        "a shard group for node 4",
+        Duration::from_secs(120),
+        |r| r.len() == 3,
+        |r| group_ids(r) == [0, 1, 2, 3, 4] && node_entry(r, 4)["leaders"].as_u64() >= Some(1),
+    )
+    .await;
+    let group = 4;
+    let holders: Vec<u64> = report["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["id"] == group))
+        .and_then(|g| g["replicas"].as_array())
+        .map(|r| r.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert_eq!(holders.len(), 3, "{report:#}");
+
+    // Once marked ready and followed by the router (every 2 s), new collections are
+    // spread over three of the four groups: ten of them miss group 4 with
+    // probability 4^-10.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut made = Vec::new();
+    loop {
+        let c = client
+            .new_collection(&format!("grown-{}", made.len()), json!({}))
+            .await;
+        let ids: Vec<String> = (0..30).map(|i| format!("g{i}")).collect();
+        let embeddings: Vec<Vec<f64>> = (0..30).map(|i| vec![i as f64, 0.5, 1.0]).collect();
+        client
+            .add_ok(&c, &json!({"ids": ids, "embeddings": embeddings}))
+            .await;
+        made.push(c);
+        if made.len() >= 10 && records_on(&cluster, holders[0], group).await > Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new collection uses group {group}\n{}",
+            cluster.log_tails(30)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A whole-cluster restart reopens the new group's replicas (bootstrapped at run
+    // time, so not in any config placement) with their records.
+    for id in [1, 2, 3, 4] {
+        cluster.kill_node(id);
+    }
+    for id in [1, 2, 3, 4] {
+        cluster.spawn_node(id);
+    }
+    wait_placement(
+        &cluster,
+        "the grown cluster after a restart",
+        Duration::from_secs(90),
+        |r| r.len() == 3,
+        |r| group_ids(r) == [0, 1, 2, 3, 4],
+    )
+    .await;
+    for c in &made {
+        assert_eq!(client.count(c).await, 30, "collection {c}");
+    }
     check_writes(&client, &collection, stop, writes).await;
 }

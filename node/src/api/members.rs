@@ -8,7 +8,9 @@
 //!   leader before it committed (retry), 400 a change that cannot be
 //!   made, 504 not applied within the node's request timeout (it may still apply).
 //! - `POST /admin/replicas` ([`CreateReplicaRequest`]): host a new, empty replica of the
-//!   group (201; 200 if one runs already).
+//!   group (201; 200 if one runs already); with `bootstrap`, a first voter of a group
+//!   the placement driver created (409 when this node lost its disk since it was chosen,
+//!   or held a replica of the group before).
 //! - `DELETE /admin/replicas/{group}`: stop this node's replica, delete its data, leave a
 //!   tombstone (sent, like every non-GET node request, as `application/json`, e.g. `{}`).
 //!   For a replica its group no longer counts (the caller checks the leader's
@@ -19,11 +21,15 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use common::registry::plausible_addr;
-use common::wire::{CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest};
+use common::placement::METADATA_GROUP;
+use common::registry::{plausible_addr, MAX_GROUP_REPLICAS};
+use common::wire::{
+    BootstrapReplica, CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
+};
 use serde_json::json;
 
 use super::ApiState;
+use crate::hosting::HostError;
 use crate::raft::messages::{ChangeMembership, Destroy};
 use crate::raft::MembershipError;
 
@@ -126,14 +132,50 @@ async fn create_replica(
     body: web::Json<CreateReplicaRequest>,
     state: web::Data<ApiState>,
 ) -> HttpResponse {
-    let CreateReplicaRequest { group, joined_at } = body.into_inner();
+    let CreateReplicaRequest {
+        group,
+        joined_at,
+        bootstrap,
+    } = body.into_inner();
     // On this worker, not the blocking pool: the replica's arbiter is started from an
     // actix thread (a few small fsynced files are written first; a rare admin call).
-    match state.host.create(group, joined_at) {
+    let created = match bootstrap {
+        None => state.host.create(group, joined_at),
+        Some(b) => {
+            if let Err(why) = bootstrap_refusal(group, &b, state.incarnation) {
+                return HttpResponse::Conflict().json(json!({ "error": why }));
+            }
+            state.host.bootstrap(group, b.voters, b.leader)
+        }
+    };
+    match created {
         Ok(true) => HttpResponse::Created().json(json!({ "group": group })),
         Ok(false) => HttpResponse::Ok().json(json!({ "group": group })),
+        Err(e @ HostError::Refused(_)) => {
+            HttpResponse::Conflict().json(json!({ "error": e.to_string() }))
+        }
         Err(e) => HttpResponse::InternalServerError().json(json!({ "error": e.to_string() })),
     }
+}
+
+/// Why a bootstrap request may not be carried out here, if it may not.
+fn bootstrap_refusal(group: u64, b: &BootstrapReplica, incarnation: u64) -> Result<(), String> {
+    if group == METADATA_GROUP {
+        return Err("the metadata group is never bootstrapped at run time".into());
+    }
+    if b.voters.is_empty() || b.voters.len() > MAX_GROUP_REPLICAS || !b.voters.contains(&b.leader) {
+        return Err(format!(
+            "a bootstrap needs 1 to {MAX_GROUP_REPLICAS} voters including its first leader"
+        ));
+    }
+    if b.incarnation != incarnation {
+        return Err(format!(
+            "this node is incarnation {incarnation}, not {} chosen for group {group}: it lost its \
+             disk since and joins as a new member instead",
+            b.incarnation
+        ));
+    }
+    Ok(())
 }
 
 async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse {

@@ -47,6 +47,8 @@ pub struct ClusterAccess {
 pub struct ApiState {
     pub cluster: ClusterAccess,
     pub node_id: u64,
+    /// This node's incarnation (see `common::registry`).
+    pub incarnation: u64,
     pub replicas: Arc<Replicas>,
     pub transport: Arc<Transport>,
     /// Creates replicas at run time (`POST /admin/replicas`).

@@ -110,6 +110,23 @@ impl CatalogState {
                 .set_group(*group, replicas)
                 .map(|()| self.map_changed())
                 .map_err(registry_error),
+            CatalogCommand::CreateShardGroup {
+                first_free,
+                voters,
+                leader,
+            } => self
+                .map
+                .create_group(*first_free, voters, *leader)
+                .map(|group| CatalogSuccess::ShardGroupCreated {
+                    group,
+                    version: self.map.version,
+                })
+                .map_err(registry_error),
+            CatalogCommand::ShardGroupReady { group } => self
+                .map
+                .mark_group_ready(*group)
+                .map(|()| self.map_changed())
+                .map_err(registry_error),
         }
     }
 

@@ -26,9 +26,13 @@ use super::state::{name_key, CatalogState};
 use super::state_machine::{AppliedPosition, CatalogStateMachine};
 use crate::raft::dedup::RequestDedup;
 use common::catalog::CatalogOutcome;
-use common::registry::ClusterMap;
+use common::registry::{ClusterMap, ClusterMapV1};
 
-const MAGIC: &[u8; 8] = b"VDBCAT01";
+/// Written since shard groups can be created at run time (the cluster map gained
+/// `born` and `next_group`).
+const MAGIC: &[u8; 8] = b"VDBCAT02";
+/// Written before: decoded into [`SnapshotDataV1`] and converted.
+const MAGIC_V1: &[u8; 8] = b"VDBCAT01";
 const HEADER_LEN: usize = 8 + 8 + 4;
 
 #[derive(Serialize, Deserialize)]
@@ -40,6 +44,32 @@ struct SnapshotData {
     collections: Vec<CollectionModel>,
     dedup: RequestDedup<CatalogOutcome>,
     map: ClusterMap,
+}
+
+/// [`SnapshotData`] as `VDBCAT01` snapshots hold it.
+#[derive(Serialize, Deserialize)]
+struct SnapshotDataV1 {
+    applied: AppliedPosition,
+    version: u64,
+    tenants: Vec<String>,
+    databases: Vec<DatabaseModel>,
+    collections: Vec<CollectionModel>,
+    dedup: RequestDedup<CatalogOutcome>,
+    map: ClusterMapV1,
+}
+
+impl From<SnapshotDataV1> for SnapshotData {
+    fn from(v1: SnapshotDataV1) -> Self {
+        SnapshotData {
+            applied: v1.applied,
+            version: v1.version,
+            tenants: v1.tenants,
+            databases: v1.databases,
+            collections: v1.collections,
+            dedup: v1.dedup,
+            map: v1.map.into(),
+        }
+    }
 }
 
 fn corrupt(msg: impl Into<String>) -> CatalogSnapshotError {
@@ -79,11 +109,16 @@ pub(super) fn encode(sm: &CatalogStateMachine) -> Result<Vec<u8>, CatalogSnapsho
         dedup: sm.dedup.clone(),
         map: state.map.clone(),
     };
+    framed(MAGIC, &data)
+}
+
+/// `data` encoded behind the header.
+fn framed(magic: &[u8; 8], data: &impl Serialize) -> Result<Vec<u8>, CatalogSnapshotError> {
     let payload = codec()
-        .serialize(&data)
+        .serialize(data)
         .map_err(|e| corrupt(format!("encoding state: {e}")))?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -99,7 +134,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<CatalogStateMachine, CatalogSnapsho
         )));
     }
     let (header, payload) = bytes.split_at(HEADER_LEN);
-    if &header[..8] != MAGIC {
+    let v1 = &header[..8] == MAGIC_V1;
+    if &header[..8] != MAGIC && !v1 {
         return Err(corrupt("bad magic"));
     }
     let mut len = [0u8; 8];
@@ -116,10 +152,15 @@ pub(super) fn decode(bytes: &[u8]) -> Result<CatalogStateMachine, CatalogSnapsho
     if crc32fast::hash(payload) != u32::from_le_bytes(crc) {
         return Err(corrupt("checksum mismatch"));
     }
-    let data: SnapshotData = codec()
-        .with_limit(payload.len() as u64)
-        .deserialize(payload)
-        .map_err(|e| corrupt(format!("decoding state: {e}")))?;
+    let limited = codec().with_limit(payload.len() as u64);
+    let data: SnapshotData = if v1 {
+        limited
+            .deserialize::<SnapshotDataV1>(payload)
+            .map(SnapshotData::from)
+    } else {
+        limited.deserialize(payload)
+    }
+    .map_err(|e| corrupt(format!("decoding state: {e}")))?;
     rebuild(data)
 }
 
@@ -207,4 +248,51 @@ pub(super) fn write_file(
 pub(super) fn read_file(path: &Path) -> Result<CatalogStateMachine, CatalogSnapshotError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     decode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use common::catalog::{CatalogCommand, CatalogProposal};
+
+    use crate::raft::state_machine::StateMachine;
+
+    use super::*;
+
+    /// A catalogue snapshot written before groups could be created at run time (stop 21
+    /// and earlier) still opens: its cluster map gets no run-time groups.
+    #[test]
+    fn a_version_1_snapshot_is_read() {
+        let mut sm = CatalogStateMachine::new();
+        let register = CatalogCommand::RegisterNode {
+            id: 1,
+            addr: "127.0.0.1:9001".into(),
+            incarnation: 5,
+        };
+        let position = AppliedPosition { index: 1, term: 1 };
+        let proposal = CatalogProposal {
+            request_id: 1,
+            deadline_ms: 0,
+            command: register,
+        };
+        sm.apply(position, 10_000, &proposal).unwrap();
+        let map = sm.state.map.clone();
+        let v1 = SnapshotDataV1 {
+            applied: sm.applied,
+            version: sm.state.version,
+            tenants: sm.state.tenants.iter().cloned().collect(),
+            databases: Vec::new(),
+            collections: Vec::new(),
+            dedup: sm.dedup.clone(),
+            map: ClusterMapV1 {
+                nodes: map.nodes.clone(),
+                groups: map.groups.clone(),
+                version: map.version,
+            },
+        };
+        let bytes = framed(MAGIC_V1, &v1).unwrap();
+        let restored = decode(&bytes).unwrap();
+        assert_eq!(restored.state.map, map);
+        assert_eq!(restored.applied, sm.applied);
+        assert!(decode(&framed(b"VDBCAT09", &v1).unwrap()).is_err());
+    }
 }

@@ -9,14 +9,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::catalog::{CatalogCommand, CatalogOutcome};
+use common::catalog::{CatalogCommand, CatalogOutcome, CatalogSuccess};
 use common::config::PlacementSection;
 use common::group_client::{ClusterClient, ClusterError};
 use common::placement::METADATA_GROUP;
 use common::registry::NodeState;
 use common::wire::{
-    CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
-    PreferredLeaderRequest, RaftRole,
+    BootstrapReplica, CreateReplicaRequest, MemberChange, MembersReply, MembersRequest,
+    PeerRequest, PreferredLeaderRequest, RaftRole,
 };
 use reqwest::Method;
 
@@ -92,9 +92,8 @@ impl Driver {
             let move_due = last_move.is_none_or(|t| {
                 t.elapsed() >= Duration::from_millis(self.settings.move_interval_ms)
             });
-            let (records, changes): (Vec<Step>, Vec<Step>) = steps
-                .into_iter()
-                .partition(|s| matches!(s, Step::Record { .. }));
+            let (records, changes): (Vec<Step>, Vec<Step>) =
+                steps.into_iter().partition(Step::is_bookkeeping);
             for step in records
                 .iter()
                 .chain(changes.iter().filter(|s| move_due || !s.is_move()).take(1))
@@ -127,12 +126,10 @@ impl Driver {
             .ok_or(StepError::Unknown(node))
     }
 
-    async fn propose(&self, command: CatalogCommand) -> Result<(), StepError> {
+    async fn propose(&self, command: CatalogCommand) -> Result<CatalogSuccess, StepError> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let outcome: CatalogOutcome = self.metadata.propose_catalog(command, deadline).await?;
-        outcome
-            .map(drop)
-            .map_err(|e| StepError::Refused(e.to_string()))
+        outcome.map_err(|e| StepError::Refused(e.to_string()))
     }
 
     /// One membership change on the group's leader (following a hint once); the log
@@ -185,13 +182,13 @@ impl Driver {
     async fn make(&self, view: &ClusterView, step: &Step) -> Result<(), StepError> {
         tracing::info!(?step, "placement step");
         match step {
-            Step::Record { group, replicas } => {
-                self.propose(CatalogCommand::SetGroupReplicas {
+            Step::Record { group, replicas } => self
+                .propose(CatalogCommand::SetGroupReplicas {
                     group: *group,
                     replicas: replicas.clone(),
                 })
                 .await
-            }
+                .map(drop),
             Step::Remove { group, node, .. } => {
                 self.change(view, *group, MemberChange::Remove(*node))
                     .await?;
@@ -216,14 +213,81 @@ impl Driver {
                 }
                 Ok(())
             }
-            Step::MarkRemoved { node } => {
-                self.propose(CatalogCommand::SetNodeState {
+            Step::MarkRemoved { node } => self
+                .propose(CatalogCommand::SetNodeState {
                     id: *node,
                     state: NodeState::Removed,
                 })
                 .await
+                .map(drop),
+            Step::CreateGroup { voters, leader } => {
+                let created = self
+                    .propose(CatalogCommand::CreateShardGroup {
+                        first_free: self.rules.shard_count + 1,
+                        voters: voters.clone(),
+                        leader: *leader,
+                    })
+                    .await?;
+                tracing::info!(?created, "shard group created; its replicas bootstrap next");
+                Ok(())
             }
+            Step::Bootstrap { group, node } => self.bootstrap(view, *group, *node).await,
+            Step::MarkReady { group } => self
+                .propose(CatalogCommand::ShardGroupReady { group: *group })
+                .await
+                .map(drop),
         }
+    }
+
+    /// Tells `node` and the group's other first voters each other's addresses, then has
+    /// `node` bootstrap its replica of the group created at run time.
+    async fn bootstrap(&self, view: &ClusterView, group: u64, node: u64) -> Result<(), StepError> {
+        let birth = view.map.born.get(&group).ok_or(StepError::Unknown(group))?;
+        let incarnation = birth
+            .voters
+            .iter()
+            .find(|&&(n, _)| n == node)
+            .map(|&(_, i)| i)
+            .ok_or(StepError::Unknown(node))?;
+        let target = self.addr(view, node)?;
+        for &(m, _) in birth.voters.iter().filter(|&&(m, _)| m != node) {
+            let Some(member) = view.nodes.get(&m).filter(|v| v.up()) else {
+                continue;
+            };
+            self.introduce(&target, node, &member.addr, m).await?;
+        }
+        let request = CreateReplicaRequest {
+            group,
+            joined_at: 0,
+            bootstrap: Some(BootstrapReplica {
+                voters: birth.voters.iter().map(|&(n, _)| n).collect(),
+                incarnation,
+                leader: birth.leader,
+            }),
+        };
+        self.calls
+            .send(Method::POST, &target, "/admin/replicas", &request)
+            .await?;
+        Ok(())
+    }
+
+    /// Teaches nodes `a` (at `a_addr`) and `b` (at `b_addr`) each other's addresses.
+    async fn introduce(&self, a_addr: &str, a: u64, b_addr: &str, b: u64) -> Result<(), StepError> {
+        let to_a = PeerRequest {
+            id: b,
+            addr: b_addr.to_owned(),
+        };
+        self.calls
+            .send(Method::POST, a_addr, "/admin/peers", &to_a)
+            .await?;
+        let to_b = PeerRequest {
+            id: a,
+            addr: a_addr.to_owned(),
+        };
+        self.calls
+            .send(Method::POST, b_addr, "/admin/peers", &to_b)
+            .await?;
+        Ok(())
     }
 
     /// Teaches the new replica's node and the group's members each other's addresses,
@@ -239,20 +303,7 @@ impl Driver {
     ) -> Result<(), StepError> {
         let target = self.addr(view, node)?;
         for (m, member) in live_members(view, group) {
-            let to_target = PeerRequest {
-                id: m,
-                addr: member.addr.clone(),
-            };
-            self.calls
-                .send(Method::POST, &target, "/admin/peers", &to_target)
-                .await?;
-            let to_member = PeerRequest {
-                id: node,
-                addr: target.clone(),
-            };
-            self.calls
-                .send(Method::POST, &member.addr, "/admin/peers", &to_member)
-                .await?;
+            self.introduce(&target, node, &member.addr, m).await?;
         }
         // Already a learner (an earlier round added it and then failed to create the
         // replica): the leader's commit is past that addition, and every configuration
@@ -267,7 +318,11 @@ impl Driver {
                 Method::POST,
                 &target,
                 "/admin/replicas",
-                &CreateReplicaRequest { group, joined_at },
+                &CreateReplicaRequest {
+                    group,
+                    joined_at,
+                    bootstrap: None,
+                },
             )
             .await?;
         Ok(())

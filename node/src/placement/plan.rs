@@ -40,12 +40,27 @@ pub enum Step {
     PreferLeader { group: u64, to: u64 },
     /// A draining node holds nothing any more.
     MarkRemoved { node: u64 },
+    /// A new shard group on `voters`, first led by `leader` (the cluster grew).
+    CreateGroup { voters: Vec<u64>, leader: u64 },
+    /// A first voter of a group created at run time starts its replica.
+    Bootstrap { group: u64, node: u64 },
+    /// A group created at run time runs: new collections may use it.
+    MarkReady { group: u64 },
 }
 
 impl Step {
-    /// Whether the step builds a new replica (rate-limited).
+    /// Whether the step builds new replicas (rate-limited).
     pub fn is_move(&self) -> bool {
-        matches!(self, Step::AddReplica { .. })
+        matches!(self, Step::AddReplica { .. } | Step::CreateGroup { .. })
+    }
+
+    /// Whether the step only records or completes what was decided already: every such
+    /// step of a round is made, not just the most urgent change.
+    pub fn is_bookkeeping(&self) -> bool {
+        matches!(
+            self,
+            Step::Record { .. } | Step::Bootstrap { .. } | Step::MarkReady { .. }
+        )
     }
 }
 
@@ -55,6 +70,11 @@ pub struct Rules {
     pub replication_factor: usize,
     /// A node silent this long is down: its replicas are rebuilt elsewhere.
     pub down_after: Duration,
+    /// The config's `shard_count`: the shard groups `1..=shard_count` the cluster was
+    /// born with, on `initial_nodes` nodes.
+    pub shard_count: u64,
+    /// How many nodes the config starts the cluster with (those without `join`).
+    pub initial_nodes: usize,
 }
 
 /// How long a node whose running replica of a group was removed gets no new replica of
@@ -72,6 +92,18 @@ impl Rules {
     /// May hold new replicas and leaders.
     fn usable(&self, n: &NodeView) -> bool {
         n.up() && n.state == NodeState::Up
+    }
+
+    /// How many shard groups a cluster of `usable` nodes keeps: as many per node as the
+    /// config gave the first nodes (`shard_count / initial_nodes`, rounded up overall),
+    /// never fewer than `shard_count`. So a node that joins brings its share of groups,
+    /// and with them leaders; groups are not taken away when nodes leave (their
+    /// replicas move).
+    pub fn target_shard_groups(&self, usable: usize) -> u64 {
+        let initial = self.initial_nodes.max(1) as u64;
+        (self.shard_count * usable as u64)
+            .div_ceil(initial)
+            .max(self.shard_count)
     }
 }
 
@@ -92,7 +124,7 @@ pub fn plan(view: &ClusterView, rules: &Rules, cooling: &HashSet<(u64, u64)>) ->
     let members = view.memberships();
     let leaders = view.leaderships();
     for g in view.groups.values() {
-        if g.leader.is_none() || g.joint {
+        if g.leader.is_none() || g.joint || view.unborn(g.group) {
             continue;
         }
         let replicas = g.members();
@@ -104,11 +136,17 @@ pub fn plan(view: &ClusterView, rules: &Rules, cooling: &HashSet<(u64, u64)>) ->
         }
         steps.extend(group_steps(view, rules, g, &members, &leaders, cooling));
     }
+    let growing = birth_steps(view, rules);
+    let settling = !growing.is_empty();
+    steps.extend(growing);
     for n in view.nodes.values() {
         let holds = view.groups.values().any(|g| g.is_member(n.id));
         if n.state == NodeState::Draining && !holds {
             steps.push(Step::MarkRemoved { node: n.id });
         }
+    }
+    if !settling && steps.iter().all(|s| matches!(s, Step::Record { .. })) {
+        steps.extend(new_group(view, rules, &members, &leaders));
     }
     if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
         steps.extend(balance_replicas(view, rules, &members, cooling));
@@ -206,6 +244,77 @@ fn group_steps(
         }
     }
     Vec::new()
+}
+
+/// The steps that finish the groups created at run time and not ready yet: a bootstrap
+/// for each first voter that answers, still has the incarnation it was chosen with and
+/// hosts no replica of the group; once none is left to wait for (a voter that lost its
+/// disk or stayed down past the timeout is replaced later, like any lost replica) and
+/// the group has a leader, the group is marked ready.
+fn birth_steps(view: &ClusterView, rules: &Rules) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (&group, birth) in view.map.born.iter().filter(|(_, b)| !b.ready) {
+        let mut waiting = false;
+        for &(n, incarnation) in &birth.voters {
+            let same = view
+                .map
+                .nodes
+                .get(&n)
+                .is_some_and(|r| r.incarnation == incarnation && r.state == NodeState::Up);
+            let Some(node) = view.nodes.get(&n).filter(|_| same) else {
+                continue;
+            };
+            if node.up() && node.replica(group).is_none() {
+                steps.push(Step::Bootstrap { group, node: n });
+                waiting = true;
+            } else if !node.up() && !rules.down(node) {
+                waiting = true;
+            }
+        }
+        let led = view.groups.get(&group).is_some_and(|g| g.leader.is_some());
+        if !waiting && led {
+            steps.push(Step::MarkReady { group });
+        }
+    }
+    steps
+}
+
+/// A new shard group when the cluster has fewer than its target
+/// ([`Rules::target_shard_groups`]): on the replication factor's least-loaded usable
+/// nodes, first led by the one of them leading fewest groups.
+fn new_group(
+    view: &ClusterView,
+    rules: &Rules,
+    members: &HashMap<u64, usize>,
+    leaders: &HashMap<u64, usize>,
+) -> Option<Step> {
+    let usable: Vec<&NodeView> = view.nodes.values().filter(|n| rules.usable(n)).collect();
+    let mut shard_groups: Vec<u64> = view
+        .map
+        .all_shard_groups(1..=rules.shard_count)
+        .into_iter()
+        .chain(view.groups.keys().copied())
+        .chain(view.map.groups.keys().copied())
+        .filter(|&g| g != common::placement::METADATA_GROUP)
+        .collect();
+    shard_groups.sort_unstable();
+    shard_groups.dedup();
+    if usable.len() < rules.replication_factor
+        || shard_groups.len() as u64 >= rules.target_shard_groups(usable.len())
+    {
+        return None;
+    }
+    let mut chosen: Vec<u64> = usable.iter().map(|n| n.id).collect();
+    chosen.sort_by_key(|n| (members.get(n).copied().unwrap_or(0), *n));
+    chosen.truncate(rules.replication_factor);
+    let leader = *chosen
+        .iter()
+        .min_by_key(|n| (leaders.get(n).copied().unwrap_or(0), **n))?;
+    chosen.sort_unstable();
+    Some(Step::CreateGroup {
+        voters: chosen,
+        leader,
+    })
 }
 
 fn least_loaded(

@@ -118,6 +118,13 @@ impl ClusterView {
         }
     }
 
+    /// Whether `group` was created at run time and is not ready yet: the placement
+    /// rules leave it to its birth steps (a first voter whose bootstrap is still to come
+    /// must not look like a replica that lost its data).
+    pub fn unborn(&self, group: u64) -> bool {
+        self.map.born.get(&group).is_some_and(|b| !b.ready)
+    }
+
     /// Whether node `n` holds a running, caught-up replica of `group`.
     pub fn caught_up(&self, n: u64, group: &GroupView) -> bool {
         self.nodes.get(&n).is_some_and(|node| {

@@ -125,14 +125,15 @@ async fn create(
     let configuration = configuration::parse_create(map.get("configuration"), metadata.as_ref())?;
     let get_or_create = body::opt_bool(&map, "get_or_create")?.unwrap_or(false);
     let deadline = state.deadline();
+    let id = uuid::Uuid::new_v4().to_string();
     let command = CatalogCommand::CreateCollection {
         tenant,
         database,
-        id: uuid::Uuid::new_v4().to_string(),
+        shards: state.shards_for(&id),
+        id,
         name,
         metadata,
         configuration,
-        shards: state.shard_groups.clone(),
         get_or_create,
     };
     match state.catalog().propose(command, deadline).await? {

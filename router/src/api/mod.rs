@@ -38,8 +38,9 @@ pub struct AppState {
     pub settings: RouterSettings,
     pub cluster: Arc<ClusterClient>,
     pub cache: CollectionCache,
-    /// The shard groups a new collection is spread over: all of them.
-    pub shard_groups: Vec<u64>,
+    /// How many shard groups a new collection is spread over (the config's
+    /// `shard_count`), picked from the cluster's pool ([`AppState::shards_for`]).
+    pub shards_per_collection: usize,
     /// Document embeddings for collections with Chroma's default embedding
     /// function; the model loads on first use.
     pub embedder: EmbeddingService,
@@ -59,12 +60,21 @@ impl AppState {
             settings,
             cluster: Arc::new(ClusterClient::new(config)?),
             cache: CollectionCache::default(),
-            shard_groups: placement::shard_groups(config).collect(),
+            shards_per_collection: config.cluster.shard_count,
         })
     }
 
     pub fn catalog(&self) -> Catalog<'_> {
         Catalog::new(&self.cluster, &self.cache)
+    }
+
+    /// The shard groups of a new collection with id `collection_id`.
+    pub fn shards_for(&self, collection_id: &str) -> Vec<u64> {
+        placement::shards_for_collection(
+            &self.cluster.shard_pool(),
+            self.shards_per_collection,
+            collection_id,
+        )
     }
 
     /// The deadline of a request that starts now.

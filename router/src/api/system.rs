@@ -153,7 +153,7 @@ async fn reset(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     }
     let failed = on_every_group(
         &*state.cluster,
-        &state.shard_groups,
+        &state.cluster.all_shard_groups(),
         &ShardCommand::Reset,
         deadline,
     )

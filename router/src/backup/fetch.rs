@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::backup::BackupRequest;
 use common::config::ClusterConfig;
+use common::group_client::ClusterClient;
 use common::placement;
 use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use common::wire::{self, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
@@ -22,7 +23,9 @@ pub struct GroupFetcher {
     http: reqwest::Client,
     /// Node id → `http://host:port`.
     nodes: HashMap<u64, String>,
-    config: ClusterConfig,
+    /// Group → node ids of its replicas: the config's first placement until
+    /// [`GroupFetcher::follow`] takes the cluster map's.
+    replicas: HashMap<u64, Vec<u64>>,
     secret: ClusterSecret,
 }
 
@@ -43,9 +46,20 @@ impl GroupFetcher {
                 .iter()
                 .map(|n| (n.id, format!("http://{}", n.addr)))
                 .collect(),
-            config: config.clone(),
+            replicas: placement::groups(config)
+                .map(|g| (g, placement::replicas(config, g)))
+                .collect(),
             secret,
         })
+    }
+
+    /// Takes node addresses and group replicas from the cluster map `cluster` follows
+    /// (replicas move, nodes join, groups are created at run time).
+    pub fn follow(&mut self, cluster: &ClusterClient) {
+        for (id, addr) in cluster.node_addrs() {
+            self.nodes.insert(id, format!("http://{addr}"));
+        }
+        self.replicas.extend(cluster.group_replicas());
     }
 
     /// Streams `group`'s backup into `sink`; returns the bytes streamed. An error after
@@ -57,11 +71,11 @@ impl GroupFetcher {
         deadline: Instant,
         sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64, BackupError> {
-        let replicas = placement::replicas(&self.config, group);
+        let replicas = self.replicas.get(&group).cloned().unwrap_or_default();
         if replicas.is_empty() {
             return Err(BackupError::Node {
                 group,
-                reason: "no such group in the cluster config".into(),
+                reason: "no such group in the cluster".into(),
             });
         }
         let body = wire::encode(&BackupRequest { include_records })

@@ -313,7 +313,7 @@ impl Restorer<'_> {
         &self,
         backup: &CatalogueContent,
         target: &CatalogueContent,
-        shards: &[u64],
+        shards: impl Fn(&str) -> Vec<u64>,
     ) -> Result<BTreeMap<String, CollectionModel>, BackupError> {
         for tenant in backup
             .tenants
@@ -347,7 +347,7 @@ impl Restorer<'_> {
                     name: c.name.clone(),
                     metadata: c.metadata.clone(),
                     configuration: c.configuration.clone(),
-                    shards: shards.to_vec(),
+                    shards: shards(&c.id),
                     get_or_create: false,
                 })
                 .await?;
@@ -553,8 +553,18 @@ pub async fn restore(
 
     let timeout = Duration::from_millis(config.router.request_timeout_ms.max(1000));
     let patience = timeout * 3;
-    let fetcher = GroupFetcher::new(config)?;
+    let mut fetcher = GroupFetcher::new(config)?;
     let cluster = ClusterClient::new(config).map_err(|e| BackupError::Setup(e.to_string()))?;
+    // Where the target's groups are now (replicas move; it may have grown since it
+    // started).
+    cluster
+        .refresh_map(Instant::now() + patience)
+        .await
+        .map_err(|e| BackupError::Node {
+            group: METADATA_GROUP,
+            reason: format!("reading the cluster map: {e}"),
+        })?;
+    fetcher.follow(&cluster);
     let target = read_catalogue(
         summary_stream(&fetcher, METADATA_GROUP, Instant::now() + patience)
             .await?
@@ -579,8 +589,15 @@ pub async fn restore(
             "--force: replaced the cluster's collections that had a backup collection's id or name"
         );
     }
-    let shards: Vec<u64> = placement::shard_groups(config).collect();
-    let models = restorer.create_catalogue(&backup, &target, &shards).await?;
+    // Each restored collection is spread over the target's groups as a new one would be.
+    let pool = cluster.shard_pool();
+    let per_collection = config.cluster.shard_count;
+    let models = restorer
+        .create_catalogue(&backup, &target, |id| {
+            placement::shards_for_collection(&pool, per_collection, id)
+        })
+        .await?;
+    let shards = cluster.all_shard_groups();
 
     let mut writer = RecordWriter::new(&cluster, timeout);
     let mut bytes = 0;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::backup::{verify, CollectionCount, FORMAT_VERSION};
 use common::config::ClusterConfig;
-use common::placement::{self, GroupKind};
+use common::group_client::ClusterClient;
+use common::placement::{self, GroupKind, METADATA_GROUP};
 
 use super::fetch::GroupFetcher;
 use super::manifest::{hex64, CollectionEntry, GroupEntry, Manifest};
@@ -66,16 +67,28 @@ async fn fetch_to_file(
 /// Takes a backup of every group into `dir` (new or empty). The manifest is written last.
 pub async fn take_backup(config: &ClusterConfig, dir: &Path) -> Result<Manifest, BackupError> {
     prepare_dir(dir)?;
-    let fetcher = GroupFetcher::new(config)?;
+    let mut fetcher = GroupFetcher::new(config)?;
     let started = SystemTime::now();
     let clock = Instant::now();
     // Finding a leader gets a few request timeouts; the stream itself is not cut.
     let patience = Duration::from_millis(config.router.request_timeout_ms.max(1000) * 3);
+    // Where every group is now, and the groups created at run time.
+    let cluster = ClusterClient::new(config).map_err(|e| BackupError::Setup(e.to_string()))?;
+    let map = cluster
+        .refresh_map(Instant::now() + patience)
+        .await
+        .map_err(|e| BackupError::Node {
+            group: METADATA_GROUP,
+            reason: format!("reading the cluster map: {e}"),
+        })?;
+    fetcher.follow(&cluster);
+    let every_group = std::iter::once(METADATA_GROUP)
+        .chain(map.all_shard_groups(placement::shard_groups(config)));
     let mut groups = Vec::new();
     let mut per_collection: BTreeMap<String, CollectionCount> = BTreeMap::new();
     // The catalogue first: a collection created during the backup then has no entry
     // and is left out of a restore, rather than restored without its records.
-    for group in placement::groups(config) {
+    for group in every_group {
         let file = format!("group-{group}.vdbbak");
         let path = dir.join(&file);
         let (bytes, sha256) =

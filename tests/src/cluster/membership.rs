@@ -70,7 +70,11 @@ impl Cluster {
     /// index `joined_at` added (so the group's history before it, where `id` may
     /// have been removed, is not news to the replica).
     pub async fn create_replica_joined(&self, id: u64, group: u64, joined_at: u64) {
-        let body = CreateReplicaRequest { group, joined_at };
+        let body = CreateReplicaRequest {
+            group,
+            joined_at,
+            bootstrap: None,
+        };
         self.admin_ok(id, Method::POST, "/admin/replicas", &body, &[])
             .await;
     }

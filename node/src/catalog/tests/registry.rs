@@ -6,6 +6,7 @@ use common::catalog::{CatalogCommand, CatalogRead, CatalogReadValue, CatalogSucc
 use common::registry::{ClusterMap, NodeState, Registration};
 
 use super::{create_default, uuid, Harness};
+use crate::catalog::state_machine::CatalogStateMachine;
 
 fn map(h: &Harness) -> ClusterMap {
     match h.read(CatalogRead::ClusterMap) {
@@ -79,4 +80,37 @@ fn a_reset_keeps_the_cluster_map() {
     h.ok(CatalogCommand::Reset);
     assert_eq!(map(&h), before);
     assert!(h.collection("col").is_err());
+}
+
+#[test]
+fn a_group_created_at_run_time_is_in_the_map_and_survives_a_snapshot() {
+    let mut h = Harness::new();
+    for id in 1..=3 {
+        h.ok(register(id, 10 + id));
+    }
+    let version = h.version();
+    let created = h.ok(CatalogCommand::CreateShardGroup {
+        first_free: 4,
+        voters: vec![3, 1, 2],
+        leader: 2,
+    });
+    let CatalogSuccess::ShardGroupCreated { group, .. } = created else {
+        panic!("unexpected {created:?}");
+    };
+    assert_eq!(group, 4);
+    h.err(CatalogCommand::ShardGroupReady { group: 9 });
+    h.err(CatalogCommand::CreateShardGroup {
+        first_free: 4,
+        voters: vec![1, 7],
+        leader: 1,
+    });
+    h.ok(CatalogCommand::ShardGroupReady { group });
+    assert_eq!(h.version(), version, "routers' catalogue caches stay valid");
+    let m = map(&h);
+    assert_eq!(m.shard_pool(1..=3), vec![1, 2, 3, 4]);
+    assert_eq!(m.born[&4].voters, vec![(1, 11), (2, 12), (3, 13)]);
+
+    let restored =
+        CatalogStateMachine::from_snapshot_bytes(&h.sm.snapshot_bytes().unwrap()).unwrap();
+    assert_eq!(restored.state.cluster_map(), &m);
 }

@@ -172,7 +172,7 @@ fn corrupt_snapshots_are_errors_not_panics() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(corrupt(&longer).contains("header says"));
-    assert_eq!(corrupt(b"VDBCAT02\0\0\0\0\0\0\0\0\0\0\0\0"), "bad magic");
+    assert_eq!(corrupt(b"VDBCAT99\0\0\0\0\0\0\0\0\0\0\0\0"), "bad magic");
 
     // A payload that passes the CRC but is not a catalogue.
     for payload in [

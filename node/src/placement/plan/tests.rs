@@ -10,9 +10,13 @@ use common::wire::{NodeStatus, RaftRole, ReplicaState, ReplicaStatus};
 use super::*;
 use crate::placement::view::{ClusterView, NodeView};
 
+/// Born with 3 shard groups on 4 nodes: no test view below calls for a new group
+/// unless it says so.
 const RULES: Rules = Rules {
     replication_factor: 3,
     down_after: Duration::from_secs(60),
+    shard_count: 3,
+    initial_nodes: 4,
 };
 
 /// A running replica of `group` whose configuration is `voters` / `learners`.
@@ -279,5 +283,114 @@ fn a_node_that_just_lost_a_running_replica_of_a_group_gets_no_new_one_of_it_yet(
             node: 4,
             why: "fewer healthy replicas than the replication factor"
         }
+    );
+}
+
+/// Born with 3 shard groups on 3 nodes.
+const GROWING: Rules = Rules {
+    shard_count: 3,
+    initial_nodes: 3,
+    ..RULES
+};
+
+/// Registers every node of `view` in its map, node `n` as incarnation `100 + n`.
+fn registered(mut view: ClusterView) -> ClusterView {
+    for &id in view.nodes.keys() {
+        view.map
+            .register(id, &format!("127.0.0.1:{}", 9000 + id), 100 + id)
+            .unwrap();
+    }
+    view
+}
+
+#[test]
+fn the_target_number_of_shard_groups_grows_with_the_nodes() {
+    assert_eq!(GROWING.target_shard_groups(2), 3, "never below shard_count");
+    assert_eq!(GROWING.target_shard_groups(3), 3);
+    assert_eq!(GROWING.target_shard_groups(4), 4);
+    assert_eq!(GROWING.target_shard_groups(6), 6);
+    let two_each = Rules {
+        shard_count: 6,
+        ..GROWING
+    };
+    assert_eq!(two_each.target_shard_groups(5), 10);
+}
+
+#[test]
+fn a_node_that_joins_brings_a_new_group_on_the_least_loaded_nodes() {
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(0, &[1, 2, 3], &[])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .view();
+    // Node 4 holds nothing and leads nothing: in the new group, and its first leader.
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![Step::CreateGroup {
+            voters: vec![1, 2, 4],
+            leader: 4
+        }]
+    );
+    // Enough groups for four nodes: the usual evening out instead.
+    let view = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .group(7, &[1, 2, 3], &[])
+        .view();
+    assert!(matches!(
+        plan(&view, &GROWING, &HashSet::new()).as_slice(),
+        [Step::AddReplica { node: 4, .. }]
+    ));
+}
+
+#[test]
+fn a_new_group_bootstraps_on_its_first_voters_then_is_ready() {
+    let b = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[]);
+    let mut view = registered(b.view());
+    let group = view.map.create_group(4, &[1, 2, 4], 4).unwrap();
+    let steps = plan(&view, &GROWING, &HashSet::new());
+    assert_eq!(
+        steps,
+        vec![
+            Step::Bootstrap { group, node: 1 },
+            Step::Bootstrap { group, node: 2 },
+            Step::Bootstrap { group, node: 4 },
+        ],
+        "no other step while a group is being born (its voters are not lost replicas)"
+    );
+
+    // Two bootstrapped and elected a leader; the third has not started yet.
+    let b = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .group(group, &[4, 1], &[]);
+    let map = view.map.clone();
+    let mut view = b.view();
+    view.map = map;
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![Step::Bootstrap { group, node: 2 }]
+    );
+
+    // Node 2 lost its disk since it was chosen: not waited for; ready once led.
+    view.map.register(2, "127.0.0.1:9002", 999).unwrap();
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![Step::MarkReady { group }]
+    );
+    view.map.mark_group_ready(group).unwrap();
+    // Ready: the usual rules take over (node 2 is a voter without a replica: lost).
+    let steps = plan(&view, &GROWING, &HashSet::new());
+    assert!(
+        steps
+            .iter()
+            .all(|s| !matches!(s, Step::Bootstrap { .. } | Step::MarkReady { .. })),
+        "{steps:?}"
     );
 }
