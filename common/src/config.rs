@@ -101,6 +101,13 @@ pub struct RaftSection {
     /// (writes slow to the indexer's pace; 0: no limit). Default 20,000: a query's scan
     /// of that many 128-d vectors is about 2 ms.
     pub max_index_lag: u64,
+    /// A group whose leader has had nothing to do for this many ticks (every entry
+    /// committed, applied and on every replica; no request, read, transfer or conf
+    /// change) hibernates: it stops ticking and heartbeating until a request or a
+    /// message wakes it, and its followers wake by themselves when the leader's node
+    /// goes silent for an election timeout (node-level keepalives). Default 20 (2 s);
+    /// 0: never.
+    pub hibernate_after_ticks: u64,
 }
 
 impl Default for RaftSection {
@@ -115,6 +122,7 @@ impl Default for RaftSection {
             max_size_per_msg: 1 << 20,
             wal_segment_bytes: 64 << 20,
             max_index_lag: 20_000,
+            hibernate_after_ticks: 20,
         }
     }
 }

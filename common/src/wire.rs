@@ -222,6 +222,10 @@ pub struct ReplicaStatus {
     /// [`PreferredLeaderRequest`]).
     #[serde(default)]
     pub preferred_leader: Option<u64>,
+    /// The group is idle and this replica stopped ticking until something wakes it
+    /// (`raft.hibernate_after_ticks`).
+    #[serde(default)]
+    pub hibernating: bool,
     /// Why the replica is not running (e.g. `WAL damaged: <file> at offset N: ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -250,6 +254,7 @@ impl ReplicaStatus {
             voters_outgoing: Vec::new(),
             state,
             preferred_leader: None,
+            hibernating: false,
             error,
         }
     }
@@ -264,6 +269,10 @@ pub struct NodeStatus {
     pub blocked: Vec<u64>,
     /// Raft messages dropped by the transport (full queue, failed send, fault filter).
     pub dropped_messages: u64,
+    /// Raft messages the transport delivered to other nodes since the node started
+    /// (idle groups hibernate: this stops growing when nothing happens).
+    #[serde(default)]
+    pub sent_messages: u64,
     /// Whether the node's registration in the cluster map was accepted; `None` for a node
     /// that follows no map (test key/value state machines). A node that has not
     /// registered yet proposes its registration again, so the catalogue is not quiet.

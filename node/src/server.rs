@@ -140,6 +140,9 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         TransportOptions {
             secret: Some(secret.clone()),
             max_snapshot_bytes: config.security.max_raft_snapshot_bytes,
+            keepalive: Duration::from_millis(
+                config.raft.tick_ms * config.raft.heartbeat_ticks.max(1) as u64,
+            ),
             ..opts.transport.clone()
         },
         &transport_arbiter.handle(),
@@ -187,6 +190,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         registered: registered.clone(),
     });
     let inbound = transport_server::Inbound {
+        liveness: transport.liveness().clone(),
         node_id: me.id,
         peers: book,
         filter,

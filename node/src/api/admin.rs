@@ -89,6 +89,11 @@ pub fn node_status(state: &ApiState, digests: Digests) -> NodeStatus {
             .stats()
             .dropped_messages
             .load(std::sync::atomic::Ordering::Relaxed),
+        sent_messages: state
+            .transport
+            .stats()
+            .sent_messages
+            .load(std::sync::atomic::Ordering::Relaxed),
         registered: state
             .registered
             .as_ref()

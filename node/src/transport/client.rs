@@ -39,6 +39,10 @@ pub struct TransportOptions {
     /// A snapshot message larger than this is not sent (the receiver would refuse it:
     /// `security.max_raft_snapshot_bytes`).
     pub max_snapshot_bytes: usize,
+    /// A message lane idle this long sends an empty batch, so the peer knows this node
+    /// is alive while all their groups are quiet ([`super::PeerLiveness`]). The Raft
+    /// heartbeat interval (`tick_ms * heartbeat_ticks`); zero: none.
+    pub keepalive: Duration,
 }
 
 impl Default for TransportOptions {
@@ -52,6 +56,7 @@ impl Default for TransportOptions {
             retry_backoff: Duration::from_millis(50),
             secret: None,
             max_snapshot_bytes: common::config::SecuritySection::default().max_raft_snapshot_bytes,
+            keepalive: Duration::from_millis(200),
         }
     }
 }
@@ -105,6 +110,7 @@ pub struct Transport {
     stats: Arc<TransportStats>,
     mailboxes: Arc<dyn Mailboxes>,
     max_snapshot_bytes: usize,
+    liveness: Arc<super::PeerLiveness>,
 }
 
 impl Transport {
@@ -129,6 +135,7 @@ impl Transport {
             mailboxes,
             max_snapshot_bytes,
             arbiter: arbiter.clone(),
+            liveness: Arc::new(super::PeerLiveness::default()),
         });
         for (id, addr) in transport.book.all() {
             transport.start_lanes(id, &addr);
@@ -175,6 +182,7 @@ impl Transport {
             mailboxes: self.mailboxes.clone(),
             options: TransportOptions {
                 max_batch_bytes: 0,
+                keepalive: Duration::ZERO,
                 ..options.clone()
             },
             ..sender
@@ -200,6 +208,11 @@ impl Transport {
 
     pub fn stats(&self) -> &TransportStats {
         &self.stats
+    }
+
+    /// When each peer node was last heard from (the receiving side records it).
+    pub fn liveness(&self) -> &Arc<super::PeerLiveness> {
+        &self.liveness
     }
 
     /// Asks `peer` whether it ever received a Raft message from this node
@@ -310,7 +323,19 @@ impl PeerSender {
                 return;
             }
         };
-        while let Some(first) = rx.recv().await {
+        loop {
+            let next = if self.options.keepalive.is_zero() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(self.options.keepalive, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_idle) => {
+                        self.keepalive(&client).await;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = next else { break };
             let delay = self.filter.delay();
             if !delay.is_zero() {
                 // Whatever is queued behind the head is younger: it goes in the
@@ -346,6 +371,16 @@ impl PeerSender {
                 self.mailboxes
                     .report(m.group, self.to, SendReport::SnapshotFinished);
             }
+        }
+    }
+
+    /// An empty batch: nothing but "this node is alive" for the peer's liveness.
+    async fn keepalive(&self, client: &reqwest::Client) {
+        if self.filter.is_blocked(self.to) {
+            return;
+        }
+        if let Err(e) = self.post(client, &[]).await {
+            tracing::trace!(to = self.to, error = %e, "keepalive not delivered");
         }
     }
 

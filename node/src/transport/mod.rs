@@ -6,12 +6,14 @@
 //!   messages to its replica through [`Mailboxes`].
 //! - [`peers`]: the address book, updatable at run time (nodes join).
 //! - [`filter`]: the fault filter behind `POST /admin/partition` and `/admin/heal`.
+//! - [`liveness`]: when each peer node was last heard from (node-level keepalives).
 //!
 //! The transport only delivers: it never interprets Raft messages beyond reporting failed
 //! sends back to the sending replica (Raft retransmits whatever is lost).
 
 pub mod client;
 pub mod filter;
+pub mod liveness;
 pub mod peers;
 pub mod server;
 
@@ -19,6 +21,7 @@ use raft::prelude::Message;
 
 pub use client::{Transport, TransportOptions};
 pub use filter::FaultFilter;
+pub use liveness::PeerLiveness;
 pub use peers::PeerBook;
 
 /// What the transport tells a replica about messages it sent.

@@ -36,6 +36,8 @@ pub struct Inbound {
     pub peers: Arc<PeerBook>,
     pub filter: Arc<FaultFilter>,
     pub mailboxes: Arc<dyn Mailboxes>,
+    /// Records the sender of every batch accepted (empty keepalives included).
+    pub liveness: Arc<super::PeerLiveness>,
     /// Body limit of [`BATCH_PATH`] (`security.max_raft_batch_bytes`).
     pub max_batch_bytes: usize,
     /// Snapshot message limit of [`SNAPSHOT_PATH`] (`security.max_raft_snapshot_bytes`).
@@ -161,6 +163,7 @@ async fn raft_batch(body: web::Bytes, inbound: web::Data<Inbound>, lane: Lane) -
     if inbound.filter.is_blocked(from) {
         return HttpResponse::ServiceUnavailable().body("partitioned");
     }
+    inbound.liveness.heard_from(from);
     for (group, messages) in runs {
         if !inbound.mailboxes.deliver(group, messages) {
             tracing::warn!(

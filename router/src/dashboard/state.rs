@@ -277,6 +277,7 @@ mod tests {
                 replicas,
                 blocked: vec![],
                 dropped_messages: 0,
+                sent_messages: 0,
                 registered: Some(true),
             }),
         )

@@ -49,6 +49,7 @@ impl Builder {
                     replicas: Vec::new(),
                     blocked: Vec::new(),
                     dropped_messages: 0,
+                    sent_messages: 0,
                     registered: Some(true),
                 };
                 let view = NodeView {

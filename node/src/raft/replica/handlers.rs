@@ -55,7 +55,11 @@ impl Handler<StepBatch> for Replica {
                 );
                 continue;
             }
-            let (from, kind) = (m.from, m.get_msg_type());
+            let (from, kind, term) = (m.from, m.get_msg_type(), m.term);
+            let quiet = hibernation::is_quiet_heartbeat(&m);
+            if !hibernation::is_pulse(&m) {
+                self.wake("a raft message");
+            }
             match panic_guard::catch(|| self.raw.step(m)) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -68,6 +72,9 @@ impl Handler<StepBatch> for Replica {
                     self.fail(ctx, e);
                     return;
                 }
+            }
+            if quiet {
+                self.on_quiet_heartbeat(from, term);
             }
         }
         self.schedule_ready(ctx);
@@ -85,6 +92,8 @@ impl Handler<Propose> for Replica {
         } = msg;
         let request_id = header.request_id;
         if self.role != StateRole::Leader || self.raw.raft.state != StateRole::Leader {
+            // A follower's election timer is not the caller's business: a quiet one
+            // wakes when its leader's node goes silent, not on a misrouted request.
             let _ = waiter.reply.send(Err(InternalError::NotLeader {
                 leader: self.leader_hint(),
             }));
@@ -104,6 +113,7 @@ impl Handler<Propose> for Replica {
             let _ = waiter.reply.send(Err(InternalError::Timeout));
             return;
         }
+        self.wake("a proposal");
         match self.raw.propose(stamp_context(now_ms), data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
@@ -137,6 +147,7 @@ impl Handler<ReadIndex> for Replica {
             }));
             return;
         }
+        self.wake("a read");
         self.reads.push(msg.waiter);
         self.schedule_ready(ctx);
     }
@@ -147,6 +158,7 @@ impl Handler<SetPreferredLeader> for Replica {
 
     fn handle(&mut self, msg: SetPreferredLeader, _ctx: &mut Context<Self>) {
         if self.preferred_leader != msg.to {
+            self.wake("a new preferred leader");
             tracing::info!(group = self.group, to = ?msg.to, "preferred leader set");
             self.preferred_leader = msg.to;
             self.publish_progress();
@@ -159,6 +171,7 @@ impl Handler<TransferLeader> for Replica {
 
     fn handle(&mut self, msg: TransferLeader, ctx: &mut Context<Self>) {
         if self.raw.raft.state == StateRole::Leader && msg.to != self.node_id {
+            self.wake("a leadership transfer");
             tracing::info!(
                 group = self.group,
                 to = msg.to,
@@ -221,6 +234,7 @@ impl Handler<ChangeMembership> for Replica {
         let result = if self.failed {
             Err(MembershipError::Stopped("the replica stopped".into()))
         } else {
+            self.wake("a membership change");
             self.propose_membership(&msg.changes)
         };
         let _ = msg.reply.send(result);

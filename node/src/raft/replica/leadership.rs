@@ -13,27 +13,10 @@ impl Replica {
     /// A leader that is not the group's preferred leader hands leadership to it once the
     /// preferred replica is active and has every entry.
     pub(super) fn maybe_transfer_to_preferred(&mut self) {
-        let Some(preferred) = self.preferred_leader else {
-            return;
-        };
-        if preferred == self.node_id
-            || self.role != StateRole::Leader
-            || self.raw.raft.lead_transferee.is_some()
-            || !self.ticks.is_multiple_of(self.transfer_every_ticks)
-        {
+        if !self.ticks.is_multiple_of(self.transfer_every_ticks) || !self.transfer_due() {
             return;
         }
-        let last = self.raw.raft.raft_log.last_index();
-        // Replicate state means the peer acknowledged recently: a failed send (peer down,
-        // partitioned, paused past the request timeout) puts it back in Probe. (Not
-        // `recent_active`: check_quorum clears it every election timeout.)
-        let caught_up = self
-            .raw
-            .raft
-            .prs()
-            .get(preferred)
-            .is_some_and(|pr| pr.matched == last && pr.state == ProgressState::Replicate);
-        if caught_up {
+        if let Some(preferred) = self.preferred_leader {
             tracing::info!(
                 group = self.group,
                 to = preferred,
@@ -43,9 +26,38 @@ impl Replica {
         }
     }
 
+    /// Whether this leader should hand leadership to its preferred leader: another
+    /// replica, active and holding every entry.
+    pub(super) fn transfer_due(&self) -> bool {
+        let Some(preferred) = self.preferred_leader else {
+            return false;
+        };
+        if preferred == self.node_id
+            || self.role != StateRole::Leader
+            || self.raw.raft.lead_transferee.is_some()
+        {
+            return false;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        // Replicate state means the peer acknowledged recently: a failed send (peer down,
+        // partitioned, paused past the request timeout) puts it back in Probe. (Not
+        // `recent_active`: check_quorum clears it every election timeout.)
+        self.raw
+            .raft
+            .prs()
+            .get(preferred)
+            .is_some_and(|pr| pr.matched == last && pr.state == ProgressState::Replicate)
+    }
+
     pub(super) fn on_tick(&mut self, ctx: &mut Context<Self>) {
         if self.failed {
             return;
+        }
+        if self.quiet {
+            if !self.quiet_follower_lost_leader() {
+                return;
+            }
+            self.wake("the leader's node went silent");
         }
         self.ticks += 1;
         // A replica still replaying the group's history from before its addition may
@@ -63,6 +75,7 @@ impl Replica {
             self.reads.requeue_stale(now, self.election_timeout);
         }
         self.maybe_transfer_to_preferred();
+        self.maybe_hibernate();
         if self.storage.take_snapshot_wanted() {
             // A new replica needs a snapshot that holds it; the apply thread writes one
             // (the log is then compacted to it, `on_snapshot_written`).

@@ -16,9 +16,11 @@
 //! state machine, start the actor and its apply thread), [`ready`] (the ready loop:
 //! persist, send, hand committed entries and conf changes over, compaction),
 //! [`leadership`] (ticks, leader spreading, published progress), [`membership`] (conf
-//! change proposals, removal), [`handlers`] (the actor's mailbox).
+//! change proposals, removal), [`handlers`] (the actor's mailbox), [`hibernation`] (idle
+//! groups stop ticking).
 
 mod handlers;
+mod hibernation;
 mod leadership;
 mod membership;
 mod open;
@@ -189,6 +191,12 @@ pub struct Replica {
     preferred_leader: Option<u64>,
     transfer_every_ticks: u64,
     ticks: u64,
+    /// `raft.hibernate_after_ticks` (0: never hibernate).
+    hibernate_after_ticks: u64,
+    /// Consecutive ticks a leader had nothing to do.
+    idle_ticks: u64,
+    /// Hibernating: not ticking ([`hibernation`]).
+    quiet: bool,
     role: StateRole,
     ready_scheduled: bool,
     failed: bool,

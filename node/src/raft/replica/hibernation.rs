@@ -1,0 +1,139 @@
+//! Hibernating groups (TiKV's hibernate regions, in a smaller form): a group with nothing
+//! to do stops ticking, so it sends no heartbeats and costs next to nothing, however many
+//! such groups a node hosts.
+//!
+//! - A leader goes quiet after `raft.hibernate_after_ticks` ticks in which it had nothing
+//!   to do: every entry committed, applied and matched by every replica (each in
+//!   Replicate state), no proposal, read, leadership transfer or conf change pending. It
+//!   tells its followers with one last heartbeat carrying [`QUIET`] as its context. (A
+//!   hand-over to the preferred leader waits until traffic wakes the group: leadership
+//!   is spread for the load, and an idle group has none.)
+//! - A follower goes quiet on that heartbeat, from the leader it follows, in its term.
+//! - Any Raft message but a heartbeat or its answer, a proposal, read, conf change or
+//!   transfer wakes a replica;
+//!   a quiet follower also wakes when nothing came from its leader's node for an
+//!   election timeout (the transport's node-level keepalives stop when that node dies
+//!   or is cut off), and then campaigns like any follower that lost its leader.
+//!
+//! Quiet only stops ticking, never stepping or persisting, so safety is raft-rs's; only
+//! the time to notice a dead leader grows (by at most one election timeout).
+
+use raft::eraftpb::MessageType;
+use raft::prelude::Message;
+use raft::ProgressState;
+
+use super::*;
+
+/// The context of the heartbeat that puts a group's followers to sleep (a heartbeat
+/// context otherwise carries ReadIndex ids: 8 bytes, never this).
+pub const QUIET: &[u8] = b"vdb-quiet";
+
+/// Whether `m` is a heartbeat or its answer: the pulse of a group, not work. It wakes
+/// nothing (a quiet follower needs no wake-up to answer it, and a leader's idle count
+/// would otherwise never get past one heartbeat interval).
+pub fn is_pulse(m: &Message) -> bool {
+    matches!(
+        m.get_msg_type(),
+        MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse
+    )
+}
+
+/// Whether `m` is the heartbeat that puts a follower to sleep.
+pub fn is_quiet_heartbeat(m: &Message) -> bool {
+    m.get_msg_type() == MessageType::MsgHeartbeat && m.context.as_ref() == QUIET
+}
+
+impl Replica {
+    /// Back to ticking.
+    pub(super) fn wake(&mut self, why: &'static str) {
+        self.idle_ticks = 0;
+        if self.quiet {
+            self.quiet = false;
+            tracing::debug!(group = self.group, why, "group woke");
+            self.progress.lock().hibernating = false;
+        }
+    }
+
+    fn sleep(&mut self) {
+        self.quiet = true;
+        self.progress.lock().hibernating = true;
+        tracing::debug!(group = self.group, "group hibernates");
+    }
+
+    /// Whether a quiet replica should tick again: a follower whose leader's node has
+    /// been silent for an election timeout.
+    pub(super) fn quiet_follower_lost_leader(&self) -> bool {
+        if self.raw.raft.state == StateRole::Leader {
+            return false;
+        }
+        match self.leader_hint() {
+            None => true,
+            Some(leader) => self.transport.liveness().silent_for(leader) >= self.election_timeout,
+        }
+    }
+
+    /// Whether the leader has nothing to do (see the module docs).
+    fn idle_leader(&self) -> bool {
+        let raft = &self.raw.raft;
+        let last = raft.raft_log.last_index();
+        raft.state == StateRole::Leader
+            && raft.lead_transferee.is_none()
+            && !raft.has_pending_conf()
+            && raft.raft_log.committed == last
+            && self.applied.0 == last
+            && self.proposals.is_empty()
+            && self.reads.is_empty()
+            && self.storage.conf_state().voters_outgoing.is_empty()
+            && raft
+                .prs()
+                .iter()
+                .all(|(_, pr)| pr.matched == last && pr.state == ProgressState::Replicate)
+    }
+
+    /// Counts a leader's idle ticks; after `hibernate_after_ticks` of them, tells every
+    /// follower and learner to sleep and sleeps.
+    pub(super) fn maybe_hibernate(&mut self) {
+        if self.hibernate_after_ticks == 0 || self.quiet {
+            return;
+        }
+        if !self.idle_leader() {
+            self.idle_ticks = 0;
+            return;
+        }
+        self.idle_ticks += 1;
+        if self.idle_ticks < self.hibernate_after_ticks {
+            return;
+        }
+        let raft = &self.raw.raft;
+        let committed = raft.raft_log.committed;
+        let messages: Vec<Message> = raft
+            .prs()
+            .iter()
+            .filter(|(&id, _)| id != self.node_id)
+            .map(|(&id, pr)| {
+                let mut m = Message::default();
+                m.set_msg_type(MessageType::MsgHeartbeat);
+                m.from = self.node_id;
+                m.to = id;
+                m.term = raft.term;
+                m.commit = pr.matched.min(committed);
+                m.context = QUIET.to_vec().into();
+                m
+            })
+            .collect();
+        self.transport.send(self.group, messages);
+        self.sleep();
+    }
+
+    /// A follower sleeps on its leader's quiet heartbeat (`from`, `term`), once stepped.
+    pub(super) fn on_quiet_heartbeat(&mut self, from: u64, term: u64) {
+        let raft = &self.raw.raft;
+        if self.hibernate_after_ticks > 0
+            && raft.state == StateRole::Follower
+            && term == raft.term
+            && self.leader_hint() == Some(from)
+        {
+            self.sleep();
+        }
+    }
+}
