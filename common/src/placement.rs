@@ -1,13 +1,30 @@
-//! The first placement of Raft groups on nodes, computed from the cluster config alone so
-//! that every node and every router derive the same answer at a first start. Afterwards
-//! replicas move (the placement driver) and the cluster map records where they are; the
-//! nodes added later (`join` in the config) take no part in this first placement.
+//! Where Raft groups and records live.
 //!
-//! Group 0 is the metadata (catalog) group; groups `1..=shard_count` are the shard groups
-//! the cluster is born with (the placement driver adds more as nodes join, see
-//! `crate::registry::GroupBirth`).
-//! Group `g` is replicated on `replication_factor` consecutive nodes in config order,
-//! starting at index `g mod n` (wrapping); the first of them is the group's preferred leader.
+//! **The first placement** is computed from the cluster config alone, so that every node
+//! and every router derive the same answer at a first start. Group 0 is the metadata
+//! (catalog) group; groups `1..=shard_count` are the shard groups the cluster is born
+//! with. Group `g` is replicated on `replication_factor` consecutive nodes in config
+//! order, starting at index `g mod n` (wrapping); the first of them is the group's
+//! preferred leader. Nodes added later (`join` in the config) take no part in it.
+//! Afterwards replicas move (the placement driver) and the cluster map records where they
+//! are.
+//!
+//! **Groups grow with the cluster.** The placement driver keeps
+//! `ceil(shard_count x usable nodes / initial nodes)` shard groups (at least
+//! `shard_count`): a node that joins brings its share of groups, and so of leaders. A
+//! group created at run time gets the next unused id (never reused), its first voters
+//! and their incarnations are recorded in the cluster map (`crate::registry::GroupBirth`),
+//! each of them bootstraps the same first configuration, and once it has a leader it is
+//! *ready*: part of the pool new collections are placed on.
+//!
+//! **Records to groups.** A collection is spread over `shard_count` groups chosen when
+//! it is created ([`shards_for_collection`]: consecutive groups of the ready pool from a
+//! position drawn from its id) and kept in its catalogue entry; a record goes to
+//! `shards[hash(collection, id) mod shards.len()]` ([`crate::hash::shard_index`]). The
+//! list never changes, so records never move between groups: growth shows in where new
+//! collections go and in replicas and leaders spreading over more nodes. Thousands of
+//! small collections share the pool's groups (a collection is a catalogue entry, not a
+//! Raft group), and groups with nothing to do hibernate.
 
 use std::ops::RangeInclusive;
 
