@@ -1,7 +1,7 @@
 //! The actor's mailbox: peer messages, proposals, reads, transfers, transport reports,
 //! apply reports.
 
-use actix::{Actor, AsyncContext, Context, Handler};
+use actix::{Actor, Context, Handler};
 use raft::SnapshotStatus;
 
 use super::*;
@@ -18,7 +18,7 @@ impl Actor for Replica {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.tick, |act, ctx| act.on_tick(ctx));
+        self.tick_every(ctx, self.tick);
         self.schedule_ready(ctx);
     }
 }
@@ -58,7 +58,7 @@ impl Handler<StepBatch> for Replica {
             let (from, kind, term) = (m.from, m.get_msg_type(), m.term);
             let quiet = hibernation::is_quiet_heartbeat(&m);
             if !hibernation::is_pulse(&m) {
-                self.wake("a raft message");
+                self.wake(ctx, "a raft message");
             }
             match panic_guard::catch(|| self.raw.step(m)) {
                 Ok(Ok(())) => {}
@@ -74,7 +74,7 @@ impl Handler<StepBatch> for Replica {
                 }
             }
             if quiet {
-                self.on_quiet_heartbeat(from, term);
+                self.on_quiet_heartbeat(ctx, from, term);
             }
         }
         self.schedule_ready(ctx);
@@ -113,7 +113,7 @@ impl Handler<Propose> for Replica {
             let _ = waiter.reply.send(Err(InternalError::Timeout));
             return;
         }
-        self.wake("a proposal");
+        self.wake(ctx, "a proposal");
         match self.raw.propose(stamp_context(now_ms), data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
@@ -147,7 +147,7 @@ impl Handler<ReadIndex> for Replica {
             }));
             return;
         }
-        self.wake("a read");
+        self.wake(ctx, "a read");
         self.reads.push(msg.waiter);
         self.schedule_ready(ctx);
     }
@@ -156,9 +156,9 @@ impl Handler<ReadIndex> for Replica {
 impl Handler<SetPreferredLeader> for Replica {
     type Result = ();
 
-    fn handle(&mut self, msg: SetPreferredLeader, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SetPreferredLeader, ctx: &mut Context<Self>) {
         if self.preferred_leader != msg.to {
-            self.wake("a new preferred leader");
+            self.wake(ctx, "a new preferred leader");
             tracing::info!(group = self.group, to = ?msg.to, "preferred leader set");
             self.preferred_leader = msg.to;
             self.publish_progress();
@@ -171,7 +171,7 @@ impl Handler<TransferLeader> for Replica {
 
     fn handle(&mut self, msg: TransferLeader, ctx: &mut Context<Self>) {
         if self.raw.raft.state == StateRole::Leader && msg.to != self.node_id {
-            self.wake("a leadership transfer");
+            self.wake(ctx, "a leadership transfer");
             tracing::info!(
                 group = self.group,
                 to = msg.to,
@@ -234,7 +234,7 @@ impl Handler<ChangeMembership> for Replica {
         let result = if self.failed {
             Err(MembershipError::Stopped("the replica stopped".into()))
         } else {
-            self.wake("a membership change");
+            self.wake(ctx, "a membership change");
             self.propose_membership(&msg.changes)
         };
         let _ = msg.reply.send(result);

@@ -18,6 +18,9 @@
 //! Quiet only stops ticking, never stepping or persisting, so safety is raft-rs's; only
 //! the time to notice a dead leader grows (by at most one election timeout).
 
+use std::time::Duration;
+
+use actix::{AsyncContext, Context};
 use raft::eraftpb::MessageType;
 use raft::prelude::Message;
 use raft::ProgressState;
@@ -44,20 +47,33 @@ pub fn is_quiet_heartbeat(m: &Message) -> bool {
 }
 
 impl Replica {
+    /// Runs [`Replica::on_tick`] every `every` (replacing the pace set before).
+    pub(super) fn tick_every(&mut self, ctx: &mut Context<Self>, every: Duration) {
+        if let Some(old) = self.tick_timer.take() {
+            ctx.cancel_future(old);
+        }
+        self.tick_timer = Some(ctx.run_interval(every, |act, ctx| act.on_tick(ctx)));
+    }
+
     /// Back to ticking.
-    pub(super) fn wake(&mut self, why: &'static str) {
+    pub(super) fn wake(&mut self, ctx: &mut Context<Self>, why: &'static str) {
         self.idle_ticks = 0;
         if self.quiet {
             self.quiet = false;
             tracing::debug!(group = self.group, why, "group woke");
             self.progress.lock().hibernating = false;
+            self.tick_every(ctx, self.tick);
         }
     }
 
-    fn sleep(&mut self) {
+    /// Stops ticking: the timer only looks, every half election timeout, whether a
+    /// follower's leader went silent (a sleeping leader has nothing to look for).
+    fn sleep(&mut self, ctx: &mut Context<Self>) {
         self.quiet = true;
         self.progress.lock().hibernating = true;
         tracing::debug!(group = self.group, "group hibernates");
+        let look = (self.election_timeout / 2).max(self.tick);
+        self.tick_every(ctx, look);
     }
 
     /// Whether a quiet replica should tick again: a follower whose leader's node has
@@ -92,7 +108,7 @@ impl Replica {
 
     /// Counts a leader's idle ticks; after `hibernate_after_ticks` of them, tells every
     /// follower and learner to sleep and sleeps.
-    pub(super) fn maybe_hibernate(&mut self) {
+    pub(super) fn maybe_hibernate(&mut self, ctx: &mut Context<Self>) {
         if self.hibernate_after_ticks == 0 || self.quiet {
             return;
         }
@@ -122,18 +138,18 @@ impl Replica {
             })
             .collect();
         self.transport.send(self.group, messages);
-        self.sleep();
+        self.sleep(ctx);
     }
 
     /// A follower sleeps on its leader's quiet heartbeat (`from`, `term`), once stepped.
-    pub(super) fn on_quiet_heartbeat(&mut self, from: u64, term: u64) {
+    pub(super) fn on_quiet_heartbeat(&mut self, ctx: &mut Context<Self>, from: u64, term: u64) {
         let raft = &self.raw.raft;
         if self.hibernate_after_ticks > 0
             && raft.state == StateRole::Follower
             && term == raft.term
             && self.leader_hint() == Some(from)
         {
-            self.sleep();
+            self.sleep(ctx);
         }
     }
 }

@@ -57,7 +57,7 @@ impl Replica {
             if !self.quiet_follower_lost_leader() {
                 return;
             }
-            self.wake("the leader's node went silent");
+            self.wake(ctx, "the leader's node went silent");
         }
         self.ticks += 1;
         // A replica still replaying the group's history from before its addition may
@@ -75,7 +75,7 @@ impl Replica {
             self.reads.requeue_stale(now, self.election_timeout);
         }
         self.maybe_transfer_to_preferred();
-        self.maybe_hibernate();
+        self.maybe_hibernate(ctx);
         if self.storage.take_snapshot_wanted() {
             // A new replica needs a snapshot that holds it; the apply thread writes one
             // (the log is then compacted to it, `on_snapshot_written`).

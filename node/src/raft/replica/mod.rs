@@ -197,6 +197,8 @@ pub struct Replica {
     idle_ticks: u64,
     /// Hibernating: not ticking ([`hibernation`]).
     quiet: bool,
+    /// The timer that runs `on_tick` (slower while quiet).
+    tick_timer: Option<actix::SpawnHandle>,
     role: StateRole,
     ready_scheduled: bool,
     failed: bool,

@@ -145,6 +145,7 @@ impl Replica {
             hibernate_after_ticks: rc.hibernate_after_ticks,
             idle_ticks: 0,
             quiet: false,
+            tick_timer: None,
             role: StateRole::Follower,
             ready_scheduled: false,
             failed: false,
