@@ -338,4 +338,28 @@ async fn a_node_that_joins_brings_a_shard_group_that_new_collections_use() {
         assert_eq!(client.count(c).await, 30, "collection {c}");
     }
     check_writes(&client, &collection, stop, writes).await;
+
+    // A backup finds the run-time group through the cluster map and takes its records.
+    let dir = tempfile::tempdir().expect("backup dir");
+    let out = std::process::Command::new(tests::cluster::binary("backup"))
+        .arg("backup")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&cluster.config_path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the backup binary");
+    assert!(
+        out.status.success(),
+        "backup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let backed_up: Vec<u64> = manifest["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|g| g["group"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(backed_up, [0, 1, 2, 3, 4], "{manifest:#}");
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use common::backup::BackupRequest;
 use common::config::ClusterConfig;
 use common::group_client::ClusterClient;
-use common::placement;
+use common::placement::{self, METADATA_GROUP};
+use common::registry::ClusterMap;
 use common::secret::{ClusterSecret, CLUSTER_SECRET_HEADER};
 use common::wire::{self, InternalError, InternalReply, BINCODE_CONTENT_TYPE, TIMEOUT_HEADER};
 
@@ -53,13 +54,26 @@ impl GroupFetcher {
         })
     }
 
-    /// Takes node addresses and group replicas from the cluster map `cluster` follows
-    /// (replicas move, nodes join, groups are created at run time).
-    pub fn follow(&mut self, cluster: &ClusterClient) {
+    /// Reads the cluster map through `cluster` and takes node addresses and group
+    /// replicas from it (replicas move, nodes join, groups are created at run time);
+    /// the map.
+    pub async fn follow(
+        &mut self,
+        cluster: &ClusterClient,
+        deadline: Instant,
+    ) -> Result<ClusterMap, BackupError> {
+        let map = cluster
+            .refresh_map(deadline)
+            .await
+            .map_err(|e| BackupError::Node {
+                group: METADATA_GROUP,
+                reason: format!("reading the cluster map: {e}"),
+            })?;
         for (id, addr) in cluster.node_addrs() {
             self.nodes.insert(id, format!("http://{addr}"));
         }
         self.replicas.extend(cluster.group_replicas());
+        Ok(map)
     }
 
     /// Streams `group`'s backup into `sink`; returns the bytes streamed. An error after

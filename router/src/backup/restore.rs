@@ -557,14 +557,7 @@ pub async fn restore(
     let cluster = ClusterClient::new(config).map_err(|e| BackupError::Setup(e.to_string()))?;
     // Where the target's groups are now (replicas move; it may have grown since it
     // started).
-    cluster
-        .refresh_map(Instant::now() + patience)
-        .await
-        .map_err(|e| BackupError::Node {
-            group: METADATA_GROUP,
-            reason: format!("reading the cluster map: {e}"),
-        })?;
-    fetcher.follow(&cluster);
+    fetcher.follow(&cluster, Instant::now() + patience).await?;
     let target = read_catalogue(
         summary_stream(&fetcher, METADATA_GROUP, Instant::now() + patience)
             .await?

@@ -74,14 +74,7 @@ pub async fn take_backup(config: &ClusterConfig, dir: &Path) -> Result<Manifest,
     let patience = Duration::from_millis(config.router.request_timeout_ms.max(1000) * 3);
     // Where every group is now, and the groups created at run time.
     let cluster = ClusterClient::new(config).map_err(|e| BackupError::Setup(e.to_string()))?;
-    let map = cluster
-        .refresh_map(Instant::now() + patience)
-        .await
-        .map_err(|e| BackupError::Node {
-            group: METADATA_GROUP,
-            reason: format!("reading the cluster map: {e}"),
-        })?;
-    fetcher.follow(&cluster);
+    let map = fetcher.follow(&cluster, Instant::now() + patience).await?;
     let every_group = std::iter::once(METADATA_GROUP)
         .chain(map.all_shard_groups(placement::shard_groups(config)));
     let mut groups = Vec::new();
