@@ -125,6 +125,15 @@ pub enum CatalogCommand {
     ShardGroupReady {
         group: u64,
     },
+    /// An operator pauses (or resumes) the placement driver.
+    SetPlacementPaused {
+        paused: bool,
+    },
+    /// The placement driver retires a group it created at run time that no collection
+    /// uses (refused while one does).
+    RetireShardGroup {
+        group: u64,
+    },
 }
 
 impl CatalogCommand {
@@ -137,6 +146,8 @@ impl CatalogCommand {
                 | CatalogCommand::SetGroupReplicas { .. }
                 | CatalogCommand::CreateShardGroup { .. }
                 | CatalogCommand::ShardGroupReady { .. }
+                | CatalogCommand::SetPlacementPaused { .. }
+                | CatalogCommand::RetireShardGroup { .. }
         )
     }
 }
@@ -231,6 +242,9 @@ pub enum CatalogRead {
     AllCollections {
         limit: u32,
     },
+    /// The shard groups some collection is spread over, ascending (the placement
+    /// driver retires only groups outside it).
+    ShardGroupsInUse,
 }
 
 /// What a read found.
@@ -245,6 +259,7 @@ pub enum CatalogReadValue {
     Count(u64),
     Version(u64),
     ClusterMap(Box<ClusterMap>),
+    Groups(Vec<u64>),
 }
 
 pub type CatalogReadReply = Result<CatalogReadValue, CatalogError>;

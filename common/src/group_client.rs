@@ -228,6 +228,20 @@ impl ClusterClient {
         }
     }
 
+    /// The shard groups some collection uses, read from the metadata group.
+    pub async fn shard_groups_in_use(&self, deadline: Instant) -> Result<Vec<u64>, ClusterError> {
+        let reply: CatalogReadReply = self
+            .read(METADATA_GROUP, &CatalogRead::ShardGroupsInUse, deadline)
+            .await?;
+        match reply {
+            Ok(CatalogReadValue::Groups(groups)) => Ok(groups),
+            other => Err(ClusterError::Failed {
+                group: METADATA_GROUP,
+                reason: format!("unexpected answer to a groups-in-use read: {other:?}"),
+            }),
+        }
+    }
+
     /// Proposes a catalogue command with a fresh request id (kept across the internal
     /// retries, so it applies once).
     pub async fn propose_catalog(

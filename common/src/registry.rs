@@ -7,7 +7,7 @@
 //! node that comes back with another incarnation lost its disk: whatever replicas its
 //! earlier incarnation held are gone, and it must rejoin each group as a new member.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,14 @@ pub struct ClusterMap {
     /// No group id below this is handed out again (ids are never reused: a node may
     /// still hold a tombstone or a stray message of a group that had the id).
     pub next_group: u64,
+    /// The operator paused the placement driver (`POST /admin/placement`): it observes
+    /// and reports but changes nothing until resumed.
+    pub placement_paused: bool,
+    /// Shard groups created at run time and retired since (no collection used them and
+    /// the cluster shrank, or their first voters could not form a quorum): out of the
+    /// map, their replicas deleted wherever they are still found; no collection may name
+    /// them.
+    pub retired: BTreeSet<u64>,
 }
 
 /// The cluster map as stop 21 and earlier wrote it into catalogue snapshots (before
@@ -94,6 +102,8 @@ impl From<ClusterMapV1> for ClusterMap {
             version: v1.version,
             born: BTreeMap::new(),
             next_group: 0,
+            placement_paused: false,
+            retired: BTreeSet::new(),
         }
     }
 }
@@ -287,6 +297,31 @@ impl ClusterMap {
         Ok(id)
     }
 
+    /// Pauses or resumes the placement driver.
+    pub fn set_placement_paused(&mut self, paused: bool) {
+        if self.placement_paused != paused {
+            self.placement_paused = paused;
+            self.bump();
+        }
+    }
+
+    /// Retires a group created at run time: out of the pool and the map for good (the
+    /// caller checked that no collection uses it). The config's groups are never retired.
+    pub fn retire_group(&mut self, group: u64) -> Result<(), RegistryError> {
+        if self.retired.contains(&group) {
+            return Ok(());
+        }
+        if self.born.remove(&group).is_none() {
+            return Err(RegistryError::Invalid(format!(
+                "group {group} was not created at run time: it cannot be retired"
+            )));
+        }
+        self.groups.remove(&group);
+        self.retired.insert(group);
+        self.bump();
+        Ok(())
+    }
+
     /// Marks a group created at run time ready for new collections.
     pub fn mark_group_ready(&mut self, group: u64) -> Result<(), RegistryError> {
         let birth = self.born.get_mut(&group).ok_or_else(|| {
@@ -349,6 +384,11 @@ impl ClusterMap {
                     && b.voters.len() <= MAX_GROUP_REPLICAS
                     && b.voters.iter().any(|&(n, _)| n == b.leader)
             })
+            && self.retired.len() <= MAX_GROUPS
+            && self
+                .retired
+                .iter()
+                .all(|g| *g != 0 && *g < self.next_group && !self.born.contains_key(g))
     }
 
     fn bump(&mut self) {
@@ -453,5 +493,28 @@ mod tests {
         map.set_state(3, NodeState::Draining).unwrap();
         assert!(map.create_group(4, &[1, 3], 1).is_err(), "draining node");
         assert!(map.mark_group_ready(2).is_err(), "a config group");
+    }
+
+    #[test]
+    fn a_retired_group_leaves_the_pool_and_its_id_is_never_used_again() {
+        let mut map = ClusterMap::default();
+        for id in 1..=3 {
+            map.register(id, &format!("127.0.0.1:900{id}"), 10 + id)
+                .unwrap();
+        }
+        let g = map.create_group(3, &[1, 2, 3], 1).unwrap();
+        map.mark_group_ready(g).unwrap();
+        assert!(map.retire_group(2).is_err(), "a config group stays");
+        let version = map.version;
+        map.retire_group(g).unwrap();
+        assert!(map.version > version);
+        assert_eq!(map.shard_pool(1..=2), vec![1, 2]);
+        assert_eq!(map.all_shard_groups(1..=2), vec![1, 2]);
+        assert!(!map.groups.contains_key(&g));
+        assert!(map.retired.contains(&g));
+        map.retire_group(g).unwrap();
+        assert!(map.mark_group_ready(g).is_err());
+        assert_eq!(map.create_group(3, &[1, 2, 3], 1), Ok(g + 1));
+        assert!(map.is_consistent());
     }
 }

@@ -364,6 +364,16 @@ pub struct CreateReplicaRequest {
     pub bootstrap: Option<BootstrapReplica>,
 }
 
+/// `DELETE /admin/replicas/{group}`'s body (`{}` or none: the defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyReplicaRequest {
+    /// The group was retired (the node checks the cluster map): the replica is deleted
+    /// even while it leads, since its group is gone as a whole.
+    #[serde(default)]
+    pub retired: bool,
+}
+
 /// How a first voter of a group created at run time starts its replica (see
 /// [`crate::registry::GroupBirth`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use common::catalog::{
-    CatalogCommand, CatalogRead, CatalogReadReply, CatalogReadValue, CatalogSuccess,
-    CollectionModel,
+    CatalogCommand, CatalogOutcome, CatalogRead, CatalogReadReply, CatalogReadValue,
+    CatalogSuccess, CollectionModel,
 };
 use common::placement::METADATA_GROUP;
 use parking_lot::RwLock;
@@ -80,14 +80,25 @@ impl<'a> Catalog<'a> {
         command: CatalogCommand,
         deadline: Instant,
     ) -> Result<CatalogSuccess, ApiError> {
+        Ok(self.propose_outcome(command, deadline).await??)
+    }
+
+    /// Proposes `command`; the catalogue's refusal is the caller's to look at (the
+    /// metadata group being unreachable is not).
+    pub async fn propose_outcome(
+        &self,
+        command: CatalogCommand,
+        deadline: Instant,
+    ) -> Result<CatalogOutcome, ApiError> {
         let outcome = self
             .cluster
             .propose_catalog(command, deadline)
             .await
             .map_err(metadata_unavailable)?;
-        let success = outcome?;
-        self.observe(&success);
-        Ok(success)
+        if let Ok(success) = &outcome {
+            self.observe(success);
+        }
+        Ok(outcome)
     }
 
     pub async fn read(

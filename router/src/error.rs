@@ -157,6 +157,9 @@ impl From<CatalogError> for ApiError {
             CatalogError::AlreadyExists(m) => ApiError::UniqueConstraint(m),
             CatalogError::NotFound(m) => ApiError::NotFound(m),
             CatalogError::InvalidArgument(m) => ApiError::InvalidArgument(m),
+            // Retried once by the create handler with a fresh pool; this far only
+            // when the pool changed twice meanwhile.
+            e @ CatalogError::ShardGroupRetired(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

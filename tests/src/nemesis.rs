@@ -87,6 +87,12 @@ pub enum FaultKind {
     /// learner, caught up (by snapshot), promoted; the window lasts the
     /// whole replacement.
     MemberReplace,
+    /// A random node killed, its data directory deleted, restarted as a new
+    /// incarnation; the placement driver (otherwise paused in chaos runs) is
+    /// resumed for the window and must remove the node's lost replicas and
+    /// rebuild them, under load; the window lasts until every group is back
+    /// at its full voter set, then the driver is paused again.
+    DriverWipe,
     /// A replacement (as `member-replace`) started while a partition
     /// (transport filter) is in place: the replaced node alone, the group's
     /// leader alone, or a random minority; it completes after the heal.
@@ -111,7 +117,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::PauseMajority,
@@ -130,6 +136,7 @@ impl FaultKind {
         FaultKind::MemberDuringKill,
         FaultKind::MemberRejoinLog,
         FaultKind::Corrupt,
+        FaultKind::DriverWipe,
     ];
 
     /// Whether the fault needs the nodes and routers in network namespaces
@@ -143,6 +150,12 @@ impl FaultKind {
                 | FaultKind::NetRouterCut
                 | FaultKind::NetLoss
         )
+    }
+
+    /// Whether the run needs the placement driver on (paused outside this
+    /// fault's windows).
+    pub fn needs_placement_driver(self) -> bool {
+        self == FaultKind::DriverWipe
     }
 
     /// Whether the nodes must run in the lose-unsynced storage mode.
@@ -170,6 +183,7 @@ impl FaultKind {
             FaultKind::MemberDuringKill => "member-during-kill",
             FaultKind::MemberRejoinLog => "member-rejoin-log",
             FaultKind::Corrupt => "corrupt",
+            FaultKind::DriverWipe => "driver-wipe",
         }
     }
 
@@ -207,6 +221,9 @@ impl FaultKind {
             }
             FaultKind::Corrupt => {
                 "bytes flipped mid-WAL of a follower's replica; it must fail; then replaced"
+            }
+            FaultKind::DriverWipe => {
+                "a node's data wiped and restarted; the placement driver rebuilds its replicas"
             }
         }
     }
@@ -253,7 +270,8 @@ impl FaultKind {
             FaultKind::LeaderTransfer
             | FaultKind::MemberReplace
             | FaultKind::MemberRejoinLog
-            | FaultKind::Corrupt => Duration::ZERO,
+            | FaultKind::Corrupt
+            | FaultKind::DriverWipe => Duration::ZERO,
             FaultKind::PauseMajority => Duration::from_millis(rng.gen_range(2000..8000)),
             _ if rng.gen_bool(0.2) => Duration::from_millis(rng.gen_range(5000..9000)),
             _ => Duration::from_millis(rng.gen_range(300..4000)),
@@ -427,6 +445,17 @@ impl FaultKind {
                     format!("group {group}: node {node}'s WAL {outcome} (leader {leader:?})"),
                 )
             }
+            FaultKind::DriverWipe => {
+                cluster.kill_node(any);
+                let dir = cluster.config.node_data_dir(any);
+                let wiped = std::fs::remove_dir_all(&dir);
+                cluster.spawn_node(any);
+                replacement = Some(Replacement::by_driver(cluster, any));
+                (
+                    vec![any],
+                    format!("node {any}'s data directory wiped ({wiped:?}), restarted"),
+                )
+            }
             FaultKind::LeaderTransfer => {
                 let group = *cluster.shard_groups().choose(rng).expect("shard groups");
                 match cluster.find_leader(group, &cluster.running()).await {
@@ -507,9 +536,27 @@ async fn corrupt_replica(cluster: &Cluster, group: u64, node: u64) -> String {
 /// A replica replacement running in the background.
 #[derive(Debug)]
 pub struct Replacement {
-    pub group: u64,
-    pub node: u64,
+    /// What it replaces, for its error.
+    what: String,
     task: tokio::task::JoinHandle<Result<String, String>>,
+}
+
+/// Pauses (`true`) or resumes the placement driver through any running
+/// node, trying until one accepts or `deadline`.
+pub async fn pause_placement(cluster: &Cluster, paused: bool, deadline: Instant) -> bool {
+    let body = serde_json::json!({ "paused": paused });
+    while Instant::now() < deadline {
+        for id in cluster.running() {
+            let answer = cluster
+                .admin_json(id, reqwest::Method::POST, "/admin/placement", Some(&body))
+                .await;
+            if answer.is_some_and(|(s, _)| s.is_success()) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
 
 impl Replacement {
@@ -520,7 +567,47 @@ impl Replacement {
             tokio::spawn(
                 async move { replace_replica(&cluster, group, node, rejoin, deadline).await },
             );
-        Replacement { group, node, task }
+        Replacement {
+            what: format!(
+                "group {group} not back at full size after replacing node {node}'s replica"
+            ),
+            task,
+        }
+    }
+
+    /// The placement driver, resumed, rebuilds the replicas wiped node `node`
+    /// lost; done when every group is at its full voter set again (then the
+    /// driver is paused again, also on failure).
+    fn by_driver(cluster: &Arc<Cluster>, node: u64) -> Replacement {
+        let cluster = cluster.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let deadline = started + REPLACE_PATIENCE;
+            if !pause_placement(&cluster, false, deadline).await {
+                return Err("the placement driver could not be resumed".to_owned());
+            }
+            let mut problems = Vec::new();
+            while Instant::now() < deadline {
+                problems = crate::faults::members::voter_set_problems(&cluster).await;
+                if problems.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let paused = pause_placement(&cluster, true, Instant::now() + RESTART_PATIENCE).await;
+            match (problems.is_empty(), paused) {
+                (true, true) => Ok(format!(
+                    "the placement driver rebuilt node {node}'s replicas in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                )),
+                (true, false) => Err("the placement driver could not be paused again".to_owned()),
+                (false, _) => Err(problems.join("; ")),
+            }
+        });
+        Replacement {
+            what: format!("node {node}'s wiped replicas not rebuilt by the placement driver"),
+            task,
+        }
     }
 
     /// Waits for the replacement: how the new replica caught up, or why the
@@ -553,15 +640,13 @@ impl ActiveFault {
         let Some(r) = self.replacement.take() else {
             return Ok(());
         };
-        let (group, node) = (r.group, r.node);
+        let what = r.what.clone();
         match r.finish().await {
             Ok(how) => {
                 self.detail += &format!("; {how}");
                 Ok(())
             }
-            Err(e) => Err(format!(
-                "group {group} not back at full size after replacing node {node}'s replica: {e}"
-            )),
+            Err(e) => Err(format!("{what}: {e}")),
         }
     }
 
@@ -587,7 +672,8 @@ impl ActiveFault {
             FaultKind::LeaderTransfer
             | FaultKind::MemberReplace
             | FaultKind::MemberRejoinLog
-            | FaultKind::Corrupt => {}
+            | FaultKind::Corrupt
+            | FaultKind::DriverWipe => {}
             FaultKind::NetPartition
             | FaultKind::NetBridge
             | FaultKind::NetOneWay

@@ -4,7 +4,8 @@
 //! down past `placement.down_after_secs` on a spare node, gives a node that joined later
 //! replicas and a shard group of its own that new collections use, and empties a drained
 //! node — all while a client keeps writing, and nothing acknowledged is lost; a
-//! whole-cluster restart keeps the new membership and the new group.
+//! whole-cluster restart keeps the new membership and the new group; a group no
+//! collection uses is retired when the node that brought it leaves.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -362,4 +363,79 @@ async fn a_node_that_joins_brings_a_shard_group_that_new_collections_use() {
         .map(|g| g.iter().filter_map(|g| g["group"].as_u64()).collect())
         .unwrap_or_default();
     assert_eq!(backed_up, [0, 1, 2, 3, 4], "{manifest:#}");
+}
+
+/// Whether a node hosts a replica of `group` (`None`: it did not answer).
+async fn hosts(cluster: &Cluster, node: u64, group: u64) -> Option<bool> {
+    let (_, status) = cluster
+        .admin_json(node, Method::GET, "/admin/status", None)
+        .await?;
+    Some(
+        status["replicas"]
+            .as_array()?
+            .iter()
+            .any(|r| r["group"] == group),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_no_collection_uses_is_retired_when_the_node_that_brought_it_leaves() {
+    let cluster = Cluster::start(options(3, 1)).await;
+    // The writer's collection is spread over the config's groups 1-3.
+    let (client, collection, stop, writes) = start_writes(&cluster).await;
+    cluster.spawn_node(4);
+    wait_placement(
+        &cluster,
+        "a shard group for node 4",
+        Duration::from_secs(120),
+        |r| r.len() == 3,
+        |r| group_ids(r) == [0, 1, 2, 3, 4],
+    )
+    .await;
+    let answer = cluster
+        .admin_json(1, Method::POST, "/admin/nodes/4/drain", Some(&json!({})))
+        .await;
+    assert!(
+        matches!(&answer, Some((s, _)) if s.is_success()),
+        "drain: {answer:?}"
+    );
+    // Three nodes call for three groups again: group 4, unused, is retired.
+    let report = wait_placement(
+        &cluster,
+        "node 4 removed and group 4 retired",
+        Duration::from_secs(120),
+        |r| !r.contains(&4) && r.len() == 3,
+        |r| {
+            node_entry(r, 4)["state"] == "removed"
+                && group_ids(r) == [0, 1, 2, 3]
+                && r["retired_groups"] == json!([4])
+        },
+    )
+    .await;
+    // Its replicas are deleted wherever they were.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut left = Vec::new();
+        for node in [1, 2, 3, 4] {
+            if hosts(&cluster, node, 4).await != Some(false) {
+                left.push(node);
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes {left:?} still host group 4 (or do not answer); {report:#}\n{}",
+            cluster.log_tails(30)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // New collections go to the config's groups only.
+    let c = client.new_collection("after-retirement", json!({})).await;
+    client
+        .add_ok(&c, &json!({"ids": ["a"], "embeddings": [[1.0, 2.0, 3.0]]}))
+        .await;
+    assert_eq!(client.count(&c).await, 1);
+    check_writes(&client, &collection, stop, writes).await;
 }

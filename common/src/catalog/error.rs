@@ -22,6 +22,10 @@ pub enum CatalogError {
     /// The command itself is invalid (name, metadata, configuration, ...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A new collection named a shard group retired since its router last read the
+    /// cluster map (the router reads it again and retries).
+    #[error("shard group {0} was retired")]
+    ShardGroupRetired(u64),
 }
 
 impl CatalogError {
@@ -31,6 +35,9 @@ impl CatalogError {
             CatalogError::AlreadyExists(m)
             | CatalogError::NotFound(m)
             | CatalogError::InvalidArgument(m) => m,
+            CatalogError::ShardGroupRetired(_) => {
+                "a shard group of the new collection was retired; retry"
+            }
         }
     }
 

@@ -15,7 +15,8 @@
 //!   tombstone (sent, like every non-GET node request, as `application/json`, e.g. `{}`).
 //!   For a replica its group no longer counts (the caller checks the leader's
 //!   configuration first); a leader refuses (409). A failed replica (a damaged log) is
-//!   deleted the same way.
+//!   deleted the same way. With `{"retired": true}` ([`DestroyReplicaRequest`]), for a
+//!   group the cluster map lists as retired (409 otherwise), even a leader is deleted.
 //! - `POST /admin/peers` ([`PeerRequest`]): the address of a node (new, or moved).
 
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ use actix_web::{web, HttpResponse};
 use common::placement::METADATA_GROUP;
 use common::registry::{plausible_addr, MAX_GROUP_REPLICAS};
 use common::wire::{
-    BootstrapReplica, CreateReplicaRequest, MemberChange, MembersReply, MembersRequest, PeerRequest,
+    BootstrapReplica, CreateReplicaRequest, DestroyReplicaRequest, MemberChange, MembersReply,
+    MembersRequest, PeerRequest,
 };
 use serde_json::json;
 
@@ -178,8 +180,33 @@ fn bootstrap_refusal(group: u64, b: &BootstrapReplica, incarnation: u64) -> Resu
     Ok(())
 }
 
-async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> HttpResponse {
+async fn destroy_replica(
+    group: web::Path<u64>,
+    body: web::Bytes,
+    state: web::Data<ApiState>,
+) -> HttpResponse {
     let group = group.into_inner();
+    let request: DestroyReplicaRequest = if body.is_empty() {
+        DestroyReplicaRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return HttpResponse::BadRequest().json(json!({ "error": e.to_string() })),
+        }
+    };
+    if request.retired {
+        let deadline = Instant::now() + state.default_timeout;
+        match state.cluster.metadata.cluster_map(deadline).await {
+            Ok(map) if map.retired.contains(&group) => {}
+            Ok(_) => {
+                return HttpResponse::Conflict()
+                    .json(json!({ "error": format!("group {group} is not retired") }))
+            }
+            Err(e) => {
+                return HttpResponse::ServiceUnavailable().json(json!({ "error": e.to_string() }))
+            }
+        }
+    }
     // A failed replica has no working actor to destroy it: the host deletes it.
     let host = state.host.clone();
     let destroyed = match web::block(move || host.destroy_failed(group)).await {
@@ -195,7 +222,10 @@ async fn destroy_replica(group: web::Path<u64>, state: web::Data<ApiState>) -> H
         return no_replica(group);
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
-    h.addr.do_send(Destroy { reply });
+    h.addr.do_send(Destroy {
+        retired: request.retired,
+        reply,
+    });
     match answer.await {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({ "group": group })),
         Ok(Err(MembershipError::NotLeader { .. })) => HttpResponse::Conflict().json(

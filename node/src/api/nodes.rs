@@ -5,6 +5,8 @@
 //!   their replica and leader counts; groups with their replicas, leader and health).
 //! - `POST /admin/nodes/{id}/drain`: node `id` is drained (its replicas and leaderships
 //!   move to other nodes, then it is marked removed). 404 for an unknown node.
+//! - `POST /admin/placement` (`{"paused": bool}`): pauses or resumes the placement driver
+//!   (kept in the cluster map, so it holds across metadata leader changes and restarts).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,29 @@ const BUDGET: Duration = Duration::from_secs(5);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/cluster", web::get().to(cluster))
-        .route("/admin/nodes/{id}/drain", web::post().to(drain));
+        .route("/admin/nodes/{id}/drain", web::post().to(drain))
+        .route("/admin/placement", web::post().to(placement));
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlacementRequest {
+    paused: bool,
+}
+
+async fn placement(body: web::Json<PlacementRequest>, state: web::Data<ApiState>) -> HttpResponse {
+    let paused = body.into_inner().paused;
+    let command = CatalogCommand::SetPlacementPaused { paused };
+    match state
+        .cluster
+        .metadata
+        .propose_catalog(command, Instant::now() + BUDGET)
+        .await
+    {
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({ "paused": paused })),
+        Ok(Err(e)) => HttpResponse::BadRequest().json(json!({ "error": e.to_string() })),
+        Err(e) => unavailable(e),
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> HttpResponse {

@@ -127,7 +127,29 @@ impl CatalogState {
                 .mark_group_ready(*group)
                 .map(|()| self.map_changed())
                 .map_err(registry_error),
+            CatalogCommand::SetPlacementPaused { paused } => {
+                self.map.set_placement_paused(*paused);
+                Ok(self.map_changed())
+            }
+            CatalogCommand::RetireShardGroup { group } => self.retire_shard_group(*group),
         }
+    }
+
+    fn retire_shard_group(&mut self, group: u64) -> CatalogOutcome {
+        if let Some(c) = self
+            .collections
+            .values()
+            .find(|c| c.shards.contains(&group))
+        {
+            return Err(CatalogError::invalid(format!(
+                "shard group {group} holds collection {}: it cannot be retired",
+                c.id
+            )));
+        }
+        self.map
+            .retire_group(group)
+            .map(|()| self.map_changed())
+            .map_err(registry_error)
     }
 
     fn create_tenant(&mut self, name: &str) -> CatalogOutcome {
@@ -201,6 +223,9 @@ impl CatalogState {
         let configuration = new.configuration.capped();
         configuration.validate()?;
         validate_shards(new.shards)?;
+        if let Some(&retired) = new.shards.iter().find(|g| self.map.retired.contains(g)) {
+            return Err(CatalogError::ShardGroupRetired(retired));
+        }
 
         if let Some(existing) = self.collection_by_name(new.tenant, new.database, new.name) {
             return if new.get_or_create {

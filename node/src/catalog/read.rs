@@ -78,6 +78,14 @@ impl CatalogState {
                 Some(*limit),
                 0,
             ))),
+            CatalogRead::ShardGroupsInUse => {
+                let used: std::collections::BTreeSet<u64> = self
+                    .collections
+                    .values()
+                    .flat_map(|c| c.shards.iter().copied())
+                    .collect();
+                Ok(CatalogReadValue::Groups(used.into_iter().collect()))
+            }
         }
     }
 }

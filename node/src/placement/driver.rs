@@ -5,7 +5,7 @@
 //! leader's driver starts from a fresh observation, so nothing is carried over but the
 //! cluster map. New replicas are started at most once per `placement.move_interval_ms`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,8 @@ use common::group_client::{ClusterClient, ClusterError};
 use common::placement::METADATA_GROUP;
 use common::registry::NodeState;
 use common::wire::{
-    BootstrapReplica, CreateReplicaRequest, MemberChange, MembersReply, MembersRequest,
-    PeerRequest, PreferredLeaderRequest, RaftRole,
+    BootstrapReplica, CreateReplicaRequest, DestroyReplicaRequest, MemberChange, MembersReply,
+    MembersRequest, PeerRequest, PreferredLeaderRequest, RaftRole,
 };
 use reqwest::Method;
 
@@ -85,7 +85,19 @@ impl Driver {
             let Ok(map) = self.metadata.cluster_map(Instant::now() + tick * 5).await else {
                 continue;
             };
-            let view = observe(&self.calls, map, &self.seeds, &mut silence).await;
+            if map.placement_paused {
+                continue;
+            }
+            let mut view = observe(&self.calls, map, &self.seeds, &mut silence).await;
+            if !view.map.born.is_empty() {
+                let deadline = Instant::now() + tick * 5;
+                view.in_use = self
+                    .metadata
+                    .shard_groups_in_use(deadline)
+                    .await
+                    .ok()
+                    .map(BTreeSet::from_iter);
+            }
             removed.retain(|_, at| at.elapsed() < REMOVED_COOLDOWN);
             let cooling: HashSet<(u64, u64)> = removed.keys().copied().collect();
             let steps = plan(&view, &self.rules, &cooling);
@@ -236,6 +248,19 @@ impl Driver {
                 .propose(CatalogCommand::ShardGroupReady { group: *group })
                 .await
                 .map(drop),
+            Step::Retire { group, .. } => self
+                .propose(CatalogCommand::RetireShardGroup { group: *group })
+                .await
+                .map(drop),
+            Step::DestroyRetired { group, node } => {
+                let target = self.addr(view, *node)?;
+                let path = format!("/admin/replicas/{group}");
+                let body = DestroyReplicaRequest { retired: true };
+                self.calls
+                    .send(Method::DELETE, &target, &path, &body)
+                    .await?;
+                Ok(())
+            }
         }
     }
 

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::registry::NodeState;
+use common::registry::{GroupBirth, NodeState};
 use common::wire::ReplicaState;
 
 use super::view::{ClusterView, GroupView, NodeView};
@@ -46,6 +46,10 @@ pub enum Step {
     Bootstrap { group: u64, node: u64 },
     /// A group created at run time runs: new collections may use it.
     MarkReady { group: u64 },
+    /// A group created at run time that no collection uses goes away for good.
+    Retire { group: u64, why: &'static str },
+    /// `node` still holds a replica of a retired group: it is deleted.
+    DestroyRetired { group: u64, node: u64 },
 }
 
 impl Step {
@@ -59,7 +63,10 @@ impl Step {
     pub fn is_bookkeeping(&self) -> bool {
         matches!(
             self,
-            Step::Record { .. } | Step::Bootstrap { .. } | Step::MarkReady { .. }
+            Step::Record { .. }
+                | Step::Bootstrap { .. }
+                | Step::MarkReady { .. }
+                | Step::DestroyRetired { .. }
         )
     }
 }
@@ -97,8 +104,8 @@ impl Rules {
     /// How many shard groups a cluster of `usable` nodes keeps: as many per node as the
     /// config gave the first nodes (`shard_count / initial_nodes`, rounded up overall),
     /// never fewer than `shard_count`. So a node that joins brings its share of groups,
-    /// and with them leaders; groups are not taken away when nodes leave (their
-    /// replicas move).
+    /// and with them leaders. When nodes leave, their replicas move; groups created at
+    /// run time that no collection uses are retired down to the target again.
     pub fn target_shard_groups(&self, usable: usize) -> u64 {
         let initial = self.initial_nodes.max(1) as u64;
         (self.shard_count * usable as u64)
@@ -149,11 +156,15 @@ pub fn plan(view: &ClusterView, rules: &Rules, cooling: &HashSet<(u64, u64)>) ->
         steps.extend(new_group(view, rules, &members, &leaders));
     }
     if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
+        steps.extend(retirement(view, rules));
+    }
+    if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
         steps.extend(balance_replicas(view, rules, &members, cooling));
     }
     if steps.iter().all(|s| matches!(s, Step::Record { .. })) {
         steps.extend(balance_leaders(view, rules, &leaders));
     }
+    steps.extend(leftovers_of_retired(view));
     steps
 }
 
@@ -254,6 +265,13 @@ fn group_steps(
 fn birth_steps(view: &ClusterView, rules: &Rules) -> Vec<Step> {
     let mut steps = Vec::new();
     for (&group, birth) in view.map.born.iter().filter(|(_, b)| !b.ready) {
+        if stillborn(view, rules, group, birth) {
+            steps.push(Step::Retire {
+                group,
+                why: "its first voters cannot form a quorum",
+            });
+            continue;
+        }
         let mut waiting = false;
         for &(n, incarnation) in &birth.voters {
             let same = view
@@ -277,6 +295,70 @@ fn birth_steps(view: &ClusterView, rules: &Rules) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// A group created at run time that no collection uses, retired when the cluster keeps
+/// more shard groups than its nodes in the map call for
+/// ([`Rules::target_shard_groups`] of the nodes `up` in the map, answering or not: a
+/// node silent for a while must not cost a group): the newest.
+fn retirement(view: &ClusterView, rules: &Rules) -> Option<Step> {
+    let in_use = view.in_use.as_ref()?;
+    let members = view
+        .map
+        .nodes
+        .values()
+        .filter(|n| n.state == NodeState::Up)
+        .count();
+    let groups = view.map.all_shard_groups(1..=rules.shard_count).len() as u64;
+    if groups <= rules.target_shard_groups(members) {
+        return None;
+    }
+    let group = *view.map.born.keys().rev().find(|g| !in_use.contains(g))?;
+    Some(Step::Retire {
+        group,
+        why: "more shard groups than the cluster's nodes call for",
+    })
+}
+
+/// A delete for every replica of a retired group a node still reports (it was down when
+/// the group was retired, or the delete did not reach it).
+fn leftovers_of_retired(view: &ClusterView) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for n in view.nodes.values() {
+        let Some(status) = &n.status else { continue };
+        for r in status
+            .replicas
+            .iter()
+            .filter(|r| view.map.retired.contains(&r.group))
+        {
+            steps.push(Step::DestroyRetired {
+                group: r.group,
+                node: n.id,
+            });
+        }
+    }
+    steps
+}
+
+/// Whether the birth of `group` cannot finish and no collection uses it (known): no
+/// leader, and fewer than a quorum of its first voters are still there with the
+/// incarnation they were chosen with and not down past the timeout.
+fn stillborn(view: &ClusterView, rules: &Rules, group: u64, birth: &GroupBirth) -> bool {
+    let unused = view.in_use.as_ref().is_some_and(|u| !u.contains(&group));
+    let led = view.groups.get(&group).is_some_and(|g| g.leader.is_some());
+    let viable = birth
+        .voters
+        .iter()
+        .filter(|&&(n, incarnation)| {
+            let same = view
+                .map
+                .nodes
+                .get(&n)
+                .is_some_and(|r| r.incarnation == incarnation && r.state == NodeState::Up);
+            same && view.nodes.get(&n).is_some_and(|v| !rules.down(v))
+        })
+        .count();
+    unused && !led && viable <= birth.voters.len() / 2
 }
 
 /// A new shard group when the cluster has fewer than its target

@@ -76,8 +76,12 @@ impl GroupView {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     pub nodes: BTreeMap<u64, NodeView>,
+    /// Every group but the retired ones (whose leftover replicas are only deleted).
     pub groups: BTreeMap<u64, GroupView>,
     pub map: ClusterMap,
+    /// The shard groups some collection uses; `None` when not read this round (then no
+    /// group is retired).
+    pub in_use: Option<BTreeSet<u64>>,
 }
 
 impl ClusterView {
@@ -89,7 +93,10 @@ impl ClusterView {
         for node in nodes.values() {
             let Some(status) = &node.status else { continue };
             for r in &status.replicas {
-                if r.state != ReplicaState::Running || r.error.is_some() {
+                if r.state != ReplicaState::Running
+                    || r.error.is_some()
+                    || map.retired.contains(&r.group)
+                {
                     continue;
                 }
                 let leads = r.role == RaftRole::Leader;
@@ -115,6 +122,7 @@ impl ClusterView {
             groups: best.into_iter().map(|(g, (.., v))| (g, v)).collect(),
             nodes,
             map,
+            in_use: None,
         }
     }
 
@@ -197,6 +205,8 @@ impl ClusterView {
                 })
                 .collect(),
             map_version: self.map.version,
+            placement_paused: self.map.placement_paused,
+            retired_groups: self.map.retired.iter().copied().collect(),
         }
     }
 }
@@ -207,6 +217,12 @@ pub struct ClusterReport {
     pub nodes: Vec<NodeReport>,
     pub groups: Vec<GroupReport>,
     pub map_version: u64,
+    /// The operator paused the placement driver (`POST /admin/placement`).
+    #[serde(default)]
+    pub placement_paused: bool,
+    /// Shard groups created at run time and retired since.
+    #[serde(default)]
+    pub retired_groups: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -71,6 +71,8 @@ impl actix::Message for ChangeMembership {
 /// caller has made sure the group no longer counts it (its leader's configuration does
 /// not hold this node); a leader refuses.
 pub struct Destroy {
+    /// Its group was retired: a leader is destroyed too.
+    pub retired: bool,
     pub reply: tokio::sync::oneshot::Sender<Result<(), MembershipError>>,
 }
 

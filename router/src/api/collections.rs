@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use actix_web::{delete, get, post, put, web, HttpResponse};
 use common::catalog::{
     canonical_uuid, validate_collection_metadata, validate_collection_name, CatalogCommand,
-    CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
+    CatalogError, CatalogRead, CatalogReadValue, CatalogSuccess, CollectionModel,
 };
 use common::command::ShardCommand;
 use common::record::metadata_from_json;
@@ -24,7 +24,7 @@ use super::models::collection_json;
 use super::models::CollectionSchema;
 use super::tenants::{empty_object, EmptyResponse};
 use super::{failures, AppState};
-use crate::catalog::unexpected;
+use crate::catalog::{metadata_unavailable, unexpected};
 use crate::error::ApiError;
 use crate::shards::{on_every_group, CollectionShards};
 
@@ -126,17 +126,32 @@ async fn create(
     let get_or_create = body::opt_bool(&map, "get_or_create")?.unwrap_or(false);
     let deadline = state.deadline();
     let id = uuid::Uuid::new_v4().to_string();
-    let command = CatalogCommand::CreateCollection {
-        tenant,
-        database,
-        shards: state.shards_for(&id),
-        id,
-        name,
-        metadata,
-        configuration,
+    let command = |shards| CatalogCommand::CreateCollection {
+        tenant: tenant.clone(),
+        database: database.clone(),
+        shards,
+        id: id.clone(),
+        name: name.clone(),
+        metadata: metadata.clone(),
+        configuration: configuration.clone(),
         get_or_create,
     };
-    match state.catalog().propose(command, deadline).await? {
+    let catalog = state.catalog();
+    let mut outcome = catalog
+        .propose_outcome(command(state.shards_for(&id)), deadline)
+        .await?;
+    if let Err(CatalogError::ShardGroupRetired(_)) = outcome {
+        // The pool this router knew had a group the placement driver retired since.
+        state
+            .cluster
+            .refresh_map(deadline)
+            .await
+            .map_err(metadata_unavailable)?;
+        outcome = catalog
+            .propose_outcome(command(state.shards_for(&id)), deadline)
+            .await?;
+    }
+    match outcome? {
         CatalogSuccess::CollectionCreated {
             collection,
             created,

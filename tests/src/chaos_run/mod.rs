@@ -190,10 +190,21 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     if cfg.faults.iter().any(|k| k.needs_power_loss_mode()) {
         node_program = crate::faults::power::power_loss_program(node_program);
     }
+    // The placement driver is on only for runs with its fault, and paused
+    // outside that fault's windows (the other membership faults move replicas
+    // themselves).
+    let driver = cfg.faults.iter().any(|k| k.needs_placement_driver());
+    let placement = driver.then_some(common::config::PlacementSection {
+        enabled: true,
+        tick_ms: 300,
+        down_after_secs: 3600,
+        move_interval_ms: 200,
+    });
     let cluster = Arc::new(
         Cluster::start(ClusterOptions {
             netns,
             node_program,
+            placement,
             nodes: cfg.nodes,
             request_timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
             snapshot_interval_entries: Some(SNAPSHOT_EVERY),
@@ -202,6 +213,15 @@ pub async fn run(cfg: &RunConfig) -> Summary {
         })
         .await,
     );
+    if driver {
+        let paused = crate::nemesis::pause_placement(
+            &cluster,
+            true,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await;
+        assert!(paused, "the placement driver could not be paused");
+    }
     let collection = cluster.client(0).new_collection("chaos", json!({})).await;
     let target = Target {
         collection,

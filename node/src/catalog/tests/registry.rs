@@ -2,7 +2,9 @@
 //! applied in log order, refused ones change nothing, and neither they nor a reset touch
 //! what the other side owns (the catalogue version / the map).
 
-use common::catalog::{CatalogCommand, CatalogRead, CatalogReadValue, CatalogSuccess};
+use common::catalog::{
+    CatalogCommand, CatalogError, CatalogRead, CatalogReadValue, CatalogSuccess,
+};
 use common::registry::{ClusterMap, NodeState, Registration};
 
 use super::{create_default, uuid, Harness};
@@ -105,11 +107,80 @@ fn a_group_created_at_run_time_is_in_the_map_and_survives_a_snapshot() {
         leader: 1,
     });
     h.ok(CatalogCommand::ShardGroupReady { group });
+    h.ok(CatalogCommand::SetPlacementPaused { paused: true });
     assert_eq!(h.version(), version, "routers' catalogue caches stay valid");
     let m = map(&h);
+    assert!(m.placement_paused);
     assert_eq!(m.shard_pool(1..=3), vec![1, 2, 3, 4]);
     assert_eq!(m.born[&4].voters, vec![(1, 11), (2, 12), (3, 13)]);
 
+    let restored =
+        CatalogStateMachine::from_snapshot_bytes(&h.sm.snapshot_bytes().unwrap()).unwrap();
+    assert_eq!(restored.state.cluster_map(), &m);
+}
+
+/// A collection on shard groups `shards`.
+fn create_on(id: &str, name: &str, shards: Vec<u64>) -> CatalogCommand {
+    match create_default(id, name) {
+        CatalogCommand::CreateCollection {
+            tenant,
+            database,
+            id,
+            name,
+            metadata,
+            configuration,
+            get_or_create,
+            ..
+        } => CatalogCommand::CreateCollection {
+            tenant,
+            database,
+            id,
+            name,
+            metadata,
+            configuration,
+            shards,
+            get_or_create,
+        },
+        other => other,
+    }
+}
+
+#[test]
+fn a_group_is_retired_only_while_no_collection_uses_it_and_then_no_collection_may() {
+    let mut h = Harness::new();
+    for id in 1..=3 {
+        h.ok(register(id, 10 + id));
+    }
+    for group in [4, 5] {
+        h.ok(CatalogCommand::CreateShardGroup {
+            first_free: 4,
+            voters: vec![1, 2, 3],
+            leader: 1,
+        });
+        h.ok(CatalogCommand::ShardGroupReady { group });
+    }
+    h.ok(create_on(&uuid(1), "on-four", vec![1, 4]));
+    h.err(CatalogCommand::RetireShardGroup { group: 4 });
+    h.err(CatalogCommand::RetireShardGroup { group: 2 });
+    assert_eq!(
+        h.read(CatalogRead::ShardGroupsInUse),
+        Ok(CatalogReadValue::Groups(vec![1, 4]))
+    );
+    h.ok(CatalogCommand::RetireShardGroup { group: 5 });
+    assert_eq!(
+        h.apply(create_on(&uuid(2), "on-five", vec![2, 5])),
+        Err(CatalogError::ShardGroupRetired(5)),
+        "a router that did not see the retirement yet is told to retry"
+    );
+    h.ok(CatalogCommand::DeleteCollection {
+        tenant: common::catalog::DEFAULT_TENANT.into(),
+        database: common::catalog::DEFAULT_DATABASE.into(),
+        name: "on-four".into(),
+    });
+    h.ok(CatalogCommand::RetireShardGroup { group: 4 });
+    let m = map(&h);
+    assert_eq!(m.shard_pool(1..=3), vec![1, 2, 3]);
+    assert_eq!(m.retired, [4, 5].into());
     let restored =
         CatalogStateMachine::from_snapshot_bytes(&h.sm.snapshot_bytes().unwrap()).unwrap();
     assert_eq!(restored.state.cluster_map(), &m);

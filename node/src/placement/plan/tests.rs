@@ -395,3 +395,98 @@ fn a_new_group_bootstraps_on_its_first_voters_then_is_ready() {
         "{steps:?}"
     );
 }
+
+/// Nodes 1-3 with the config's groups 1-3 and group 4, created at run time and ready,
+/// all on every node.
+fn shrunk_with_a_fourth_group() -> ClusterView {
+    let b = Builder::new(&[1, 2, 3])
+        .group(0, &[1, 2, 3], &[])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .group(4, &[2, 3, 1], &[]);
+    let mut view = registered(b.view());
+    view.map.groups.remove(&4);
+    let group = view.map.create_group(4, &[1, 2, 3], 1).unwrap();
+    assert_eq!(group, 4);
+    view.map.mark_group_ready(group).unwrap();
+    view
+}
+
+#[test]
+fn an_unused_group_created_at_run_time_is_retired_when_the_cluster_shrank() {
+    let mut view = shrunk_with_a_fourth_group();
+    // Three nodes call for three groups, but whether group 4 is free is not known.
+    assert_eq!(plan(&view, &GROWING, &HashSet::new()), vec![]);
+    view.in_use = Some([1, 2, 3, 4].into());
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![],
+        "a group a collection uses stays"
+    );
+    view.in_use = Some([1, 2].into());
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![Step::Retire {
+            group: 4,
+            why: "more shard groups than the cluster's nodes call for"
+        }]
+    );
+    // A fourth node in the map (down or not) keeps it.
+    view.map.register(9, "127.0.0.1:9009", 109).unwrap();
+    assert_eq!(plan(&view, &GROWING, &HashSet::new()), vec![]);
+}
+
+#[test]
+fn the_replicas_of_a_retired_group_are_deleted_wherever_they_are_found() {
+    let shrunk = shrunk_with_a_fourth_group();
+    let mut map = shrunk.map.clone();
+    map.retire_group(4).unwrap();
+    let mut view = ClusterView::new(shrunk.nodes, map);
+    view.in_use = Some([1, 2, 3].into());
+    assert!(!view.groups.contains_key(&4), "not a group any more");
+    assert_eq!(
+        plan(&view, &GROWING, &HashSet::new()),
+        vec![
+            Step::DestroyRetired { group: 4, node: 1 },
+            Step::DestroyRetired { group: 4, node: 2 },
+            Step::DestroyRetired { group: 4, node: 3 },
+        ]
+    );
+}
+
+#[test]
+fn a_group_whose_first_voters_cannot_form_a_quorum_is_retired() {
+    let b = Builder::new(&[1, 2, 3, 4])
+        .group(1, &[1, 2, 3], &[])
+        .group(2, &[2, 3, 1], &[])
+        .group(3, &[3, 1, 2], &[])
+        .group(7, &[4, 1, 2], &[]);
+    let mut view = registered(b.view());
+    let group = view.map.create_group(8, &[1, 2, 4], 4).unwrap();
+    view.in_use = Some([1, 2, 3].into());
+    // Node 2 lost its disk, node 4 is down past the timeout: one first voter is left.
+    view.map.register(2, "127.0.0.1:9002", 999).unwrap();
+    let n = view.nodes.get_mut(&4).unwrap();
+    n.status = None;
+    n.silent_for = Duration::from_secs(600);
+    let steps = plan(&view, &GROWING, &HashSet::new());
+    assert!(
+        steps.contains(&Step::Retire {
+            group,
+            why: "its first voters cannot form a quorum"
+        }),
+        "{steps:?}"
+    );
+    assert!(
+        !steps.contains(&Step::Bootstrap { group, node: 1 }),
+        "no bootstrap for a group that cannot be born: {steps:?}"
+    );
+    // With node 4 only briefly silent, its birth may still finish.
+    view.nodes.get_mut(&4).unwrap().silent_for = Duration::from_secs(1);
+    let steps = plan(&view, &GROWING, &HashSet::new());
+    assert!(
+        steps.iter().all(|s| !matches!(s, Step::Retire { .. })),
+        "{steps:?}"
+    );
+}

@@ -246,7 +246,7 @@ impl Handler<Destroy> for Replica {
     type Result = ();
 
     fn handle(&mut self, msg: Destroy, ctx: &mut Context<Self>) {
-        if self.raw.raft.state == StateRole::Leader {
+        if self.raw.raft.state == StateRole::Leader && !msg.retired {
             let _ = msg.reply.send(Err(MembershipError::NotLeader {
                 leader: Some(self.node_id),
             }));
