@@ -15,7 +15,8 @@
 //! group created at run time gets the next unused id (never reused), its first voters
 //! and their incarnations are recorded in the cluster map (`crate::registry::GroupBirth`),
 //! each of them bootstraps the same first configuration, and once it has a leader it is
-//! *ready*: part of the pool new collections are placed on.
+//! *ready*: part of the pool new collections are placed on. When nodes leave, a group
+//! created at run time that no collection uses is retired (its id is never used again).
 //!
 //! **Records to groups.** A collection is spread over `shard_count` groups chosen when
 //! it is created ([`shards_for_collection`]: consecutive groups of the ready pool from a
