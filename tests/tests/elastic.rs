@@ -257,16 +257,19 @@ fn group_ids(report: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// Records held by node `node`'s replica of `group`, if it answers and hosts one.
-async fn records_on(cluster: &Cluster, node: u64, group: u64) -> Option<u64> {
+/// Node `node`'s status of its replica of `group`: `None` when the node did not answer,
+/// `Some(None)` when it hosts no replica of the group.
+async fn replica_on(cluster: &Cluster, node: u64, group: u64) -> Option<Option<Value>> {
     let (_, status) = cluster
         .admin_json(node, Method::GET, "/admin/status", None)
         .await?;
-    status["replicas"]
-        .as_array()?
-        .iter()
-        .find(|r| r["group"] == group)?["records"]
-        .as_u64()
+    let replicas = status["replicas"].as_array()?;
+    Some(replicas.iter().find(|r| r["group"] == group).cloned())
+}
+
+/// Records held by node `node`'s replica of `group`, if it answers and hosts one.
+async fn records_on(cluster: &Cluster, node: u64, group: u64) -> Option<u64> {
+    replica_on(cluster, node, group).await.flatten()?["records"].as_u64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -367,15 +370,7 @@ async fn a_node_that_joins_brings_a_shard_group_that_new_collections_use() {
 
 /// Whether a node hosts a replica of `group` (`None`: it did not answer).
 async fn hosts(cluster: &Cluster, node: u64, group: u64) -> Option<bool> {
-    let (_, status) = cluster
-        .admin_json(node, Method::GET, "/admin/status", None)
-        .await?;
-    Some(
-        status["replicas"]
-            .as_array()?
-            .iter()
-            .any(|r| r["group"] == group),
-    )
+    replica_on(cluster, node, group).await.map(|r| r.is_some())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -274,11 +274,7 @@ fn birth_steps(view: &ClusterView, rules: &Rules) -> Vec<Step> {
         }
         let mut waiting = false;
         for &(n, incarnation) in &birth.voters {
-            let same = view
-                .map
-                .nodes
-                .get(&n)
-                .is_some_and(|r| r.incarnation == incarnation && r.state == NodeState::Up);
+            let same = still_chosen(view, n, incarnation);
             let Some(node) = view.nodes.get(&n).filter(|_| same) else {
                 continue;
             };
@@ -340,6 +336,15 @@ fn leftovers_of_retired(view: &ClusterView) -> Vec<Step> {
     steps
 }
 
+/// Whether first voter `n` of a group being born is still the node it was chosen as: up
+/// in the map with the incarnation it had then (not one that lost its disk since).
+fn still_chosen(view: &ClusterView, n: u64, incarnation: u64) -> bool {
+    view.map
+        .nodes
+        .get(&n)
+        .is_some_and(|r| r.incarnation == incarnation && r.state == NodeState::Up)
+}
+
 /// Whether the birth of `group` cannot finish and no collection uses it (known): no
 /// leader, and fewer than a quorum of its first voters are still there with the
 /// incarnation they were chosen with and not down past the timeout.
@@ -350,12 +355,7 @@ fn stillborn(view: &ClusterView, rules: &Rules, group: u64, birth: &GroupBirth) 
         .voters
         .iter()
         .filter(|&&(n, incarnation)| {
-            let same = view
-                .map
-                .nodes
-                .get(&n)
-                .is_some_and(|r| r.incarnation == incarnation && r.state == NodeState::Up);
-            same && view.nodes.get(&n).is_some_and(|v| !rules.down(v))
+            still_chosen(view, n, incarnation) && view.nodes.get(&n).is_some_and(|v| !rules.down(v))
         })
         .count();
     unused && !led && viable <= birth.voters.len() / 2

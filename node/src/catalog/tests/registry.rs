@@ -121,28 +121,11 @@ fn a_group_created_at_run_time_is_in_the_map_and_survives_a_snapshot() {
 
 /// A collection on shard groups `shards`.
 fn create_on(id: &str, name: &str, shards: Vec<u64>) -> CatalogCommand {
-    match create_default(id, name) {
-        CatalogCommand::CreateCollection {
-            tenant,
-            database,
-            id,
-            name,
-            metadata,
-            configuration,
-            get_or_create,
-            ..
-        } => CatalogCommand::CreateCollection {
-            tenant,
-            database,
-            id,
-            name,
-            metadata,
-            configuration,
-            shards,
-            get_or_create,
-        },
-        other => other,
+    let mut command = create_default(id, name);
+    if let CatalogCommand::CreateCollection { shards: s, .. } = &mut command {
+        *s = shards;
     }
+    command
 }
 
 #[test]
