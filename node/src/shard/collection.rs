@@ -14,7 +14,7 @@ use common::Filter;
 use serde::{Deserialize, Serialize};
 
 use super::digest;
-use super::index::{PointId, VectorIndex};
+use super::index::{PointId, Vector, VectorIndex};
 use super::indexer::{IndexCell, IndexJob};
 use super::metadata_index::MetadataIndex;
 
@@ -23,7 +23,8 @@ use super::metadata_index::MetadataIndex;
 pub struct StoredRecord {
     /// The index point of this version of the record; a new embedding gets a new point.
     pub point: PointId,
-    pub embedding: Vec<f32>,
+    /// Shared with the index (its store and graph), not copied into it.
+    pub embedding: Vector,
     pub metadata: Option<Metadata>,
     pub document: Option<String>,
     pub uri: Option<String>,
@@ -119,7 +120,7 @@ impl CollectionShard {
             .range(self.index.through()..)
             .filter_map(|(p, id)| {
                 let r = self.state.records.get(id)?;
-                Some((*p, r.embedding.as_slice()))
+                Some((*p, &r.embedding))
             });
         self.index.next_job(
             self.state.dimension,
@@ -148,11 +149,11 @@ impl CollectionShard {
             return;
         };
         let mut index = VectorIndex::new(dim, &self.state.config, self.state.records.len());
-        let points: Vec<(PointId, &[f32])> = self
+        let points: Vec<(PointId, Vector)> = self
             .state
             .records
             .values()
-            .map(|r| (r.point, r.embedding.as_slice()))
+            .map(|r| (r.point, r.embedding.clone()))
             .collect();
         index.insert_batch(&points);
         index.set_ef_search(self.state.config.ef_search);
@@ -272,7 +273,7 @@ impl CollectionShard {
                         .and_then(|p| apply_metadata_patch(None, p));
                     let record = StoredRecord {
                         point,
-                        embedding: embedding.to_vec(),
+                        embedding: Vector::from(embedding),
                         metadata,
                         document: w.document.clone(),
                         uri: w.uri.clone(),
@@ -303,7 +304,7 @@ impl CollectionShard {
                     }
                     if let (Some(e), Some(point)) = (&w.embedding, fresh_point) {
                         let old = std::mem::replace(&mut record.point, point);
-                        record.embedding = e.clone();
+                        record.embedding = Vector::from(e.as_slice());
                         self.point_to_id.remove(&old);
                         self.point_to_id.insert(point, w.id.clone());
                         self.index.removed(old);

@@ -31,7 +31,7 @@ impl ShardStateMachine {
                 for (record_id, r) in &state.records {
                     batch.push(BackupRecord {
                         id: record_id.clone(),
-                        embedding: r.embedding.clone(),
+                        embedding: r.embedding.to_vec(),
                         metadata: r.metadata.clone(),
                         document: r.document.clone(),
                         uri: r.uri.clone(),

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::command::IndexConfig;
 use parking_lot::{MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
-use super::index::{PointId, Staged, VectorIndex};
+use super::index::{PointId, Staged, Vector, VectorIndex};
 
 /// Points the indexer inserts per job: the watermark moves, and tombstones
 /// are applied, once per chunk (about 30 ms for 256 points of 128 dimensions
@@ -80,7 +80,7 @@ pub struct IndexJob {
     cell: std::sync::Arc<IndexCell>,
     dim: usize,
     config: IndexConfig,
-    points: Vec<(PointId, Vec<f32>)>,
+    points: Vec<(PointId, Vector)>,
     /// The watermark once the chunk is in.
     through: PointId,
 }
@@ -153,12 +153,12 @@ impl IndexCell {
         dim: Option<usize>,
         config: &IndexConfig,
         next_point: PointId,
-        tail: impl Iterator<Item = (PointId, &'a [f32])>,
+        tail: impl Iterator<Item = (PointId, &'a Vector)>,
     ) -> Option<IndexJob> {
         let dim = dim?;
-        let points: Vec<(PointId, Vec<f32>)> = tail
+        let points: Vec<(PointId, Vector)> = tail
             .take(INDEX_CHUNK)
-            .map(|(p, v)| (p, v.to_vec()))
+            .map(|(p, v)| (p, v.clone()))
             .collect();
         // A full chunk ends after its last point; a short one reached the end of the tail.
         let through = match points.last() {
@@ -218,14 +218,9 @@ impl IndexJob {
             }
             index
         });
-        let batch: Vec<(PointId, &[f32])> = self
-            .points
-            .iter()
-            .map(|(p, v)| (*p, v.as_slice()))
-            .collect();
         // The state machine validated every dimension: a mismatch is a bug, and
         // the panic stops this replica's indexer (`raft::indexer`), not the node.
-        match index.try_stage_batch(&batch) {
+        match index.try_stage_batch(&self.points) {
             Ok(staged) => staged,
             Err(e) => panic!("indexer: {e}"),
         }

@@ -96,7 +96,7 @@ pub struct QueryProgress {
 fn view(id: &str, r: &StoredRecord, include: Include) -> RecordView {
     RecordView {
         id: id.to_owned(),
-        embedding: include.embeddings.then(|| r.embedding.clone()),
+        embedding: include.embeddings.then(|| r.embedding.to_vec()),
         metadata: if include.metadatas {
             r.metadata.clone()
         } else {

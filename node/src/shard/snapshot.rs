@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::collection::{CollectionShard, CollectionState};
 use super::error::ShardError;
-use super::index::VectorIndex;
+use super::index::{Vector, VectorIndex};
 use super::indexer::IndexCell;
 use super::state_machine::{AppliedPosition, ShardStateMachine};
 use crate::raft::dedup::RequestDedup;
@@ -361,11 +361,11 @@ fn load_matching_index(
             index.remove(p);
         }
     }
-    let missing: Vec<(u64, &[f32])> = state
+    let missing: Vec<(u64, Vector)> = state
         .records
         .values()
         .filter(|r| r.point < through && !index.contains(r.point))
-        .map(|r| (r.point, r.embedding.as_slice()))
+        .map(|r| (r.point, r.embedding.clone()))
         .collect();
     if let Err(e) = index.try_insert_batch(&missing) {
         tracing::warn!(error = %e, "persisted index does not take the records; rebuilding");

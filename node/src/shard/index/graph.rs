@@ -11,9 +11,11 @@ use common::Space;
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::HnswIo;
+use parking_lot::Mutex;
 
 use super::distance::{GraphCosine, GraphIp, GraphL2};
 use super::error::IndexError;
+use super::Vector;
 
 /// Number of layers; hnsw_rs's dump refuses any other value than its maximum.
 const LAYERS: usize = 16;
@@ -45,19 +47,27 @@ impl GraphParams {
     }
 }
 
-pub(crate) enum Graph {
+pub(crate) struct Graph {
+    /// Declared first so that it is dropped first: its points may borrow `borrowed`.
+    hnsw: Spaced,
+    /// The vectors the graph's points borrow instead of copying
+    /// ([`Graph::insert`]): held here so that they outlive every point.
+    borrowed: Mutex<Vec<Vector>>,
+}
+
+enum Spaced {
     L2(Hnsw<'static, f32, GraphL2>),
     Cosine(Hnsw<'static, f32, GraphCosine>),
     Ip(Hnsw<'static, f32, GraphIp>),
 }
 
-/// Runs `$body` with `$h` bound to the inner `Hnsw`, whatever its distance type.
+/// Runs `$body` with `$h` bound to the graph's `Hnsw`, whatever its distance type.
 macro_rules! with_hnsw {
     ($graph:expr, $h:ident => $body:expr) => {
         match $graph {
-            Graph::L2($h) => $body,
-            Graph::Cosine($h) => $body,
-            Graph::Ip($h) => $body,
+            Spaced::L2($h) => $body,
+            Spaced::Cosine($h) => $body,
+            Spaced::Ip($h) => $body,
         }
     };
 }
@@ -69,39 +79,63 @@ impl Graph {
             capacity_hint.min(CAPACITY_HINT_MAX),
             params.ef_construction,
         );
-        match params.space {
-            Space::L2 => Graph::L2(Hnsw::new(m, cap, LAYERS, ef, GraphL2)),
-            Space::Cosine => Graph::Cosine(Hnsw::new(m, cap, LAYERS, ef, GraphCosine)),
-            Space::Ip => Graph::Ip(Hnsw::new(m, cap, LAYERS, ef, GraphIp)),
+        let hnsw = match params.space {
+            Space::L2 => Spaced::L2(Hnsw::new(m, cap, LAYERS, ef, GraphL2)),
+            Space::Cosine => Spaced::Cosine(Hnsw::new(m, cap, LAYERS, ef, GraphCosine)),
+            Space::Ip => Spaced::Ip(Hnsw::new(m, cap, LAYERS, ef, GraphIp)),
+        };
+        Graph::owning(hnsw)
+    }
+
+    fn owning(hnsw: Spaced) -> Self {
+        Graph {
+            hnsw,
+            borrowed: Mutex::new(Vec::new()),
         }
     }
 
     /// Number of points in the graph (live and tombstoned).
     pub fn len(&self) -> usize {
-        with_hnsw!(self, h => h.get_nb_point())
+        with_hnsw!(&self.hnsw, h => h.get_nb_point())
     }
 
-    /// Inserts `(vector, slot)` pairs; large batches in parallel.
-    pub fn insert(&self, items: &[(&[f32], usize)]) {
+    /// Inserts `(vector, slot)` pairs; large batches in parallel. The points
+    /// borrow the vectors (kept alive by the graph) rather than copy them.
+    pub fn insert(&self, items: &[(Vector, usize)]) {
+        self.borrowed
+            .lock()
+            .extend(items.iter().map(|(v, _)| Vector::clone(v)));
+        let items: Vec<(&'static [f32], usize)> = items
+            .iter()
+            // SAFETY: the slice is the contents of an `Arc<[f32]>` that
+            // `self.borrowed` now holds until the graph is dropped; an Arc's
+            // contents never move, and `hnsw` (whose points hold the slice) is
+            // dropped before `borrowed`. hnsw_rs only reads the slice.
+            .map(|(v, slot)| {
+                (
+                    unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) },
+                    *slot,
+                )
+            })
+            .collect();
         if items.len() >= PARALLEL_INSERT_MIN {
-            let items = items.to_vec();
-            with_hnsw!(self, h => h.parallel_insert_slice(&items));
+            with_hnsw!(&self.hnsw, h => h.parallel_insert_borrowed(&items));
         } else {
-            for &item in items {
-                with_hnsw!(self, h => h.insert_slice(item));
+            for &item in &items {
+                with_hnsw!(&self.hnsw, h => h.insert_borrowed(item));
             }
         }
     }
 
     /// Slots of up to `k` approximate nearest neighbours, nearest first.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Vec<usize> {
-        let found = with_hnsw!(self, h => h.search_filter(query, k, ef, None));
+        let found = with_hnsw!(&self.hnsw, h => h.search_filter(query, k, ef, None));
         found.into_iter().map(|n| n.d_id).collect()
     }
 
     /// Calls `f(slot, vector)` for every point of the graph.
     pub fn for_each_point(&self, mut f: impl FnMut(usize, &[f32])) {
-        with_hnsw!(self, h => {
+        with_hnsw!(&self.hnsw, h => {
             let points = h.get_point_indexation();
             for layer in 0..LAYERS {
                 // get_layer_nb_point is 0 for a layer that does not exist, which
@@ -121,7 +155,7 @@ impl Graph {
     /// rather than overwrite the files of a graph it reloaded).
     pub fn dump(&self, dir: &Path, basename: &str) -> Result<String, IndexError> {
         let res = catch_unwind(AssertUnwindSafe(
-            || with_hnsw!(self, h => h.file_dump(dir, basename)),
+            || with_hnsw!(&self.hnsw, h => h.file_dump(dir, basename)),
         ));
         match res {
             Ok(Ok(used)) => Ok(used),
@@ -150,7 +184,7 @@ impl Graph {
         };
         // A reloaded hnsw_rs graph extends candidate lists on insert, a fresh
         // one does not; keep later inserts behaving as in a fresh graph.
-        with_hnsw!(&mut graph, h => h.set_extend_candidates(false));
+        with_hnsw!(&mut graph.hnsw, h => h.set_extend_candidates(false));
         Ok(graph)
     }
 }
@@ -159,9 +193,9 @@ impl Graph {
 fn load_leaking(io: Box<HnswIo>, space: Space) -> Result<Graph, String> {
     let io: &'static mut HnswIo = Box::leak(io);
     let res = match space {
-        Space::L2 => io.load_hnsw::<f32, GraphL2>().map(Graph::L2),
-        Space::Cosine => io.load_hnsw::<f32, GraphCosine>().map(Graph::Cosine),
-        Space::Ip => io.load_hnsw::<f32, GraphIp>().map(Graph::Ip),
+        Space::L2 => io.load_hnsw::<f32, GraphL2>().map(Spaced::L2),
+        Space::Cosine => io.load_hnsw::<f32, GraphCosine>().map(Spaced::Cosine),
+        Space::Ip => io.load_hnsw::<f32, GraphIp>().map(Spaced::Ip),
     };
-    res.map_err(|e| e.to_string())
+    res.map(Graph::owning).map_err(|e| e.to_string())
 }

@@ -43,6 +43,45 @@ use segment::Segment;
 /// fresh one to every version it writes.
 pub type PointId = u64;
 
+/// A vector as the shard holds it: one allocation shared by the record, the
+/// index's store and the graph point (which borrows it), so that each vector
+/// is in memory once however many of them refer to it.
+pub type Vector = std::sync::Arc<[f32]>;
+
+/// What an insert takes as a point's vector: a shared [`Vector`] (kept, no
+/// copy), or a slice (copied once into a new one).
+pub trait IntoVector {
+    fn dim(&self) -> usize;
+    fn to_vector(&self) -> Vector;
+}
+
+impl IntoVector for Vector {
+    fn dim(&self) -> usize {
+        self.len()
+    }
+    fn to_vector(&self) -> Vector {
+        Vector::clone(self)
+    }
+}
+
+impl IntoVector for &[f32] {
+    fn dim(&self) -> usize {
+        self.len()
+    }
+    fn to_vector(&self) -> Vector {
+        Vector::from(*self)
+    }
+}
+
+impl IntoVector for &Vec<f32> {
+    fn dim(&self) -> usize {
+        self.len()
+    }
+    fn to_vector(&self) -> Vector {
+        Vector::from(self.as_slice())
+    }
+}
+
 /// Points in the index's store, not yet in its graph ([`VectorIndex::try_stage_batch`]).
 #[must_use = "staged points are in no graph until linked"]
 pub struct Staged {
@@ -118,7 +157,7 @@ impl VectorIndex {
     /// If a vector's length is not [`dim`](Self::dim); the state machine
     /// validates dimensions before applying. [`try_insert_batch`](Self::try_insert_batch)
     /// returns an error instead.
-    pub fn insert_batch(&mut self, points: &[(PointId, &[f32])]) {
+    pub fn insert_batch<V: IntoVector>(&mut self, points: &[(PointId, V)]) {
         if let Err(e) = self.try_insert_batch(points) {
             panic!("VectorIndex::insert_batch: {e}");
         }
@@ -126,7 +165,10 @@ impl VectorIndex {
 
     /// Like [`insert_batch`](Self::insert_batch), but inserts nothing and
     /// returns an error if any vector has the wrong dimension.
-    pub fn try_insert_batch(&mut self, points: &[(PointId, &[f32])]) -> Result<(), IndexError> {
+    pub fn try_insert_batch<V: IntoVector>(
+        &mut self,
+        points: &[(PointId, V)],
+    ) -> Result<(), IndexError> {
         let staged = self.try_stage_batch(points)?;
         self.link(staged);
         Ok(())
@@ -138,16 +180,21 @@ impl VectorIndex {
     /// under a shared borrow. Until it returns, searches may or may not meet
     /// them in the graph: a caller that must see each point once filters them
     /// out (the indexer's watermark does). Nothing is staged on an error.
-    pub fn try_stage_batch(&mut self, points: &[(PointId, &[f32])]) -> Result<Staged, IndexError> {
-        if let Some((_, v)) = points.iter().find(|(_, v)| v.len() != self.dim) {
+    pub fn try_stage_batch<V: IntoVector>(
+        &mut self,
+        points: &[(PointId, V)],
+    ) -> Result<Staged, IndexError> {
+        if let Some((_, v)) = points.iter().find(|(_, v)| v.dim() != self.dim) {
             return Err(IndexError::Dimension {
                 expected: self.dim,
-                got: v.len(),
+                got: v.dim(),
             });
         }
-        let slots = self.active.stage(points);
+        let points: Vec<(PointId, Vector)> =
+            points.iter().map(|(p, v)| (*p, v.to_vector())).collect();
+        let slots = self.active.stage(&points);
         if let Some(rb) = &mut self.rebuild {
-            rb.record_inserts(points);
+            rb.record_inserts(&points);
         }
         Ok(Staged { slots })
     }

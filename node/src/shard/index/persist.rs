@@ -40,7 +40,7 @@ use super::error::IndexError;
 use super::graph::{Graph, GraphParams};
 use super::segment::Segment;
 use super::store::VectorStore;
-use super::PointId;
+use super::{PointId, Vector};
 
 const MANIFEST: &str = "MANIFEST";
 const MAGIC: [u8; 8] = *b"VXIDXMF1";
@@ -180,29 +180,28 @@ pub(crate) fn load(dir: &Path, params: GraphParams) -> Result<Segment, IndexErro
             graph.len()
         )));
     }
-    let mut data = vec![0.0f32; slots * dim];
-    let mut seen = vec![false; slots];
+    let mut data: Vec<Option<Vector>> = vec![None; slots];
     let mut bad: Option<String> = None;
     graph.for_each_point(|slot, v| {
         if bad.is_some() {
             return;
         }
-        if slot >= slots || seen[slot] || v.len() != dim {
+        if slot >= slots || data[slot].is_some() || v.len() != dim {
             bad = Some(format!(
                 "unexpected point {slot} (dimension {}) in graph",
                 v.len()
             ));
             return;
         }
-        seen[slot] = true;
-        data[slot * dim..(slot + 1) * dim].copy_from_slice(v);
+        data[slot] = Some(Vector::from(v));
     });
     if let Some(msg) = bad {
         return Err(corrupt(msg));
     }
-    if let Some(missing) = seen.iter().position(|s| !s) {
+    if let Some(missing) = data.iter().position(Option::is_none) {
         return Err(corrupt(format!("slot {missing} missing from graph")));
     }
+    let data: Vec<Vector> = data.into_iter().flatten().collect();
     let store = VectorStore::from_parts(dim, data, m.ids, &m.dead).map_err(corrupt)?;
     Ok(Segment {
         store,

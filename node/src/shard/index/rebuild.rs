@@ -27,7 +27,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::segment::Segment;
-use super::PointId;
+use super::{PointId, Vector};
 
 /// Runs on the build thread before the build starts (tests use it to hold the
 /// build back while they write).
@@ -39,7 +39,7 @@ const CATCH_UP_TAIL: usize = 256;
 const CATCH_UP_ROUNDS: usize = 8;
 
 enum WriteOp {
-    Insert { id: PointId, vector: Box<[f32]> },
+    Insert { id: PointId, vector: Vector },
     Remove(PointId),
 }
 
@@ -93,11 +93,11 @@ impl Rebuild {
     }
 
     /// Records points just inserted into the active segment.
-    pub fn record_inserts(&mut self, points: &[(PointId, &[f32])]) {
+    pub fn record_inserts(&mut self, points: &[(PointId, Vector)]) {
         self.logged += points.len();
-        let ops = points.iter().map(|&(id, v)| WriteOp::Insert {
-            id,
-            vector: v.into(),
+        let ops = points.iter().map(|(id, v)| WriteOp::Insert {
+            id: *id,
+            vector: v.clone(),
         });
         self.queue.lock().extend(ops);
     }
@@ -145,10 +145,10 @@ impl Drop for Rebuild {
 
 /// Applies logged writes in order, inserting runs of inserts as one batch.
 fn apply(seg: &mut Segment, ops: &[WriteOp]) {
-    let mut batch: Vec<(PointId, &[f32])> = Vec::new();
+    let mut batch: Vec<(PointId, Vector)> = Vec::new();
     for op in ops {
         match op {
-            WriteOp::Insert { id, vector } => batch.push((*id, vector)),
+            WriteOp::Insert { id, vector } => batch.push((*id, vector.clone())),
             WriteOp::Remove(id) => {
                 if !batch.is_empty() {
                     seg.insert_batch(&batch);

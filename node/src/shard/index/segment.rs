@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::graph::{Graph, GraphParams};
 use super::store::VectorStore;
-use super::PointId;
+use super::{PointId, Vector};
 
 pub(crate) struct Segment {
     pub store: VectorStore,
@@ -40,7 +40,8 @@ impl Segment {
                 return None;
             }
             let end = (start + CHUNK).min(store.slots());
-            let items: Vec<(&[f32], usize)> = (start..end).map(|s| (store.vector(s), s)).collect();
+            let items: Vec<(Vector, usize)> =
+                (start..end).map(|s| (store.shared(s).clone(), s)).collect();
             graph.insert(&items);
             start = end;
         }
@@ -53,17 +54,17 @@ impl Segment {
 
     /// Inserts the points (dimensions already checked). An id that is already
     /// live is replaced.
-    pub fn insert_batch(&mut self, points: &[(PointId, &[f32])]) {
+    pub fn insert_batch(&mut self, points: &[(PointId, Vector)]) {
         let staged = self.stage(points);
         self.link(staged);
     }
 
     /// Appends the points to the store (live, replacing a live id), not yet in
     /// the graph; [`link`](Self::link) puts the returned slots there.
-    pub fn stage(&mut self, points: &[(PointId, &[f32])]) -> Range<usize> {
+    pub fn stage(&mut self, points: &[(PointId, Vector)]) -> Range<usize> {
         let first = self.store.slots();
-        for &(id, v) in points {
-            self.store.push(id, v);
+        for (id, v) in points {
+            self.store.push(*id, v.clone());
         }
         first..self.store.slots()
     }
@@ -73,7 +74,7 @@ impl Segment {
     /// meet the slots being linked).
     pub fn link(&self, slots: Range<usize>) {
         let store = &self.store;
-        let items: Vec<(&[f32], usize)> = slots.map(|s| (store.vector(s), s)).collect();
+        let items: Vec<(Vector, usize)> = slots.map(|s| (store.shared(s).clone(), s)).collect();
         self.graph.insert(&items);
     }
 

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use super::PointId;
+use super::{PointId, Vector};
 
 pub(crate) struct VectorStore {
     dim: usize,
-    /// Slot-major vectors: slot `s` is `data[s * dim..(s + 1) * dim]`.
-    data: Vec<f32>,
+    /// The vector of each slot: shared with the record it belongs to and with
+    /// the graph's point, so the index holds no copy of its own.
+    data: Vec<Vector>,
     /// Slot to point id (also for tombstoned slots).
     ids: Vec<PointId>,
     /// Slot to liveness.
@@ -25,7 +26,7 @@ impl VectorStore {
     pub fn with_capacity(dim: usize, capacity: usize) -> Self {
         VectorStore {
             dim,
-            data: Vec::with_capacity(dim.saturating_mul(capacity)),
+            data: Vec::with_capacity(capacity),
             ids: Vec::with_capacity(capacity),
             live: Vec::with_capacity(capacity),
             slot_of: HashMap::with_capacity(capacity),
@@ -35,15 +36,17 @@ impl VectorStore {
     /// Rebuilds a store from persisted parts; `dead` lists tombstoned slots.
     pub fn from_parts(
         dim: usize,
-        data: Vec<f32>,
+        data: Vec<Vector>,
         ids: Vec<PointId>,
         dead: &[u64],
     ) -> Result<Self, String> {
-        if data.len() != dim.saturating_mul(ids.len()) {
+        if data.len() != ids.len() {
+            return Err(format!("{} vectors for {} points", data.len(), ids.len()));
+        }
+        if let Some(v) = data.iter().find(|v| v.len() != dim) {
             return Err(format!(
-                "{} floats for {} points of dimension {dim}",
-                data.len(),
-                ids.len()
+                "a vector of dimension {} in a store of {dim}",
+                v.len()
             ));
         }
         let mut live = vec![true; ids.len()];
@@ -89,13 +92,13 @@ impl VectorStore {
 
     /// Appends a live point and returns its slot. An id that is already live
     /// is replaced: its old slot is tombstoned.
-    pub fn push(&mut self, id: PointId, vector: &[f32]) -> usize {
+    pub fn push(&mut self, id: PointId, vector: Vector) -> usize {
         debug_assert_eq!(vector.len(), self.dim);
         let slot = self.ids.len();
         if let Some(old) = self.slot_of.insert(id, slot) {
             self.live[old] = false;
         }
-        self.data.extend_from_slice(vector);
+        self.data.push(vector);
         self.ids.push(id);
         self.live.push(true);
         slot
@@ -114,7 +117,13 @@ impl VectorStore {
 
     #[inline]
     pub fn vector(&self, slot: usize) -> &[f32] {
-        &self.data[slot * self.dim..(slot + 1) * self.dim]
+        &self.data[slot]
+    }
+
+    /// The shared vector of `slot` (for a graph that borrows it).
+    #[inline]
+    pub fn shared(&self, slot: usize) -> &Vector {
+        &self.data[slot]
     }
 
     #[inline]
@@ -154,7 +163,7 @@ impl VectorStore {
     pub fn compacted(&self) -> VectorStore {
         let mut out = VectorStore::with_capacity(self.dim, self.live_count());
         for s in self.live_slots() {
-            out.push(self.ids[s], self.vector(s));
+            out.push(self.ids[s], self.data[s].clone());
         }
         out
     }
@@ -167,9 +176,9 @@ mod tests {
     #[test]
     fn push_replace_kill_compact() {
         let mut s = VectorStore::with_capacity(2, 0);
-        assert_eq!(s.push(7, &[1.0, 2.0]), 0);
-        assert_eq!(s.push(8, &[3.0, 4.0]), 1);
-        assert_eq!(s.push(7, &[5.0, 6.0]), 2); // replaces slot 0
+        assert_eq!(s.push(7, Vector::from([1.0, 2.0])), 0);
+        assert_eq!(s.push(8, Vector::from([3.0, 4.0])), 1);
+        assert_eq!(s.push(7, Vector::from([5.0, 6.0])), 2); // replaces slot 0
         assert_eq!((s.slots(), s.live_count(), s.tombstones()), (3, 2, 1));
         assert!(!s.is_live(0) && s.is_live(2) && !s.is_live(99));
         assert_eq!(s.kill(8), Some(1));
@@ -183,12 +192,13 @@ mod tests {
 
     #[test]
     fn from_parts_rejects_inconsistencies() {
-        let ok =
-            VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 1], &[0]).map(|s| s.live_count());
+        let two = || vec![Vector::from([0.0]), Vector::from([1.0])];
+        let ok = VectorStore::from_parts(1, two(), vec![1, 1], &[0]).map(|s| s.live_count());
         assert_eq!(ok, Ok(1));
-        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 1], &[]).is_err());
-        assert!(VectorStore::from_parts(1, vec![0.0], vec![1, 2], &[]).is_err());
-        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 2], &[2]).is_err());
-        assert!(VectorStore::from_parts(1, vec![0.0, 1.0], vec![1, 2], &[0, 0]).is_err());
+        assert!(VectorStore::from_parts(1, two(), vec![1, 1], &[]).is_err());
+        assert!(VectorStore::from_parts(1, vec![Vector::from([0.0])], vec![1, 2], &[]).is_err());
+        assert!(VectorStore::from_parts(2, two(), vec![1, 2], &[]).is_err());
+        assert!(VectorStore::from_parts(1, two(), vec![1, 2], &[2]).is_err());
+        assert!(VectorStore::from_parts(1, two(), vec![1, 2], &[0, 0]).is_err());
     }
 }

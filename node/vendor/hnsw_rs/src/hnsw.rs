@@ -186,36 +186,36 @@ pub struct Point<'b, T: Clone + Send + Sync> {
     /// a point id identifying point as stored in our structure
     p_id: PointId,
     /// neighbours info
-    pub(crate) neighbours: Arc<RwLock<Vec<Vec<Arc<PointWithOrder<'b, T>>>>>>,
+    pub(crate) neighbours: Arc<RwLock<Vec<Vec<PointWithOrder<'b, T>>>>>,
 }
 
 impl<'b, T: Clone + Send + Sync> Point<'b, T> {
     pub fn new(v: Vec<T>, origin_id: usize, p_id: PointId) -> Self {
-        let mut neighbours = Vec::with_capacity(NB_LAYER_MAX as usize);
-        // CAVEAT, perhaps pass nb layer as arg ?
-        for _ in 0..NB_LAYER_MAX {
-            neighbours.push(Vec::<Arc<PointWithOrder<T>>>::new());
-        }
         Point {
             data: PointData::new_v(v),
             origin_id,
             p_id,
-            neighbours: Arc::new(RwLock::new(neighbours)),
+            neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
         }
     }
 
     pub fn new_from_mmap(s: &'b [T], origin_id: usize, p_id: PointId) -> Self {
-        let mut neighbours = Vec::with_capacity(NB_LAYER_MAX as usize);
-        // CAVEAT, perhaps pass nb layer as arg ?
-        for _ in 0..NB_LAYER_MAX {
-            neighbours.push(Vec::<Arc<PointWithOrder<T>>>::new());
-        }
         Point {
             data: PointData::new_s(s),
             origin_id,
             p_id,
-            neighbours: Arc::new(RwLock::new(neighbours)),
+            neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
         }
+    }
+
+    // PATCH (vdb): one neighbour list per layer the point is on (its level + 1),
+    // not NB_LAYER_MAX of them: 15 unused list headers cost 360 bytes a point.
+    // A point gets a list above its level only as the entry point of a new top
+    // layer (`reverse_update_neighborhood_simple`); the insert descent no longer
+    // records its entry points above the new point's level, where nothing read them.
+    fn empty_layers(p_id: PointId) -> Vec<Vec<PointWithOrder<'b, T>>> {
+        let nb_layer = (p_id.0 as usize + 1).min(NB_LAYER_MAX as usize);
+        (0..nb_layer).map(|_| Vec::new()).collect()
     }
 
     /// get a reference to vector data
@@ -238,7 +238,9 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
     pub fn get_neighborhood_id(&self) -> Vec<Vec<Neighbour>> {
         let ref_neighbours = self.neighbours.read();
         let nb_layer = ref_neighbours.len();
-        let mut neighborhood = Vec::<Vec<Neighbour>>::with_capacity(nb_layer);
+        // PATCH (vdb): always NB_LAYER_MAX layers (empty above the point's
+        // level), the layer count the dump format expects of every point.
+        let mut neighborhood = Vec::<Vec<Neighbour>>::with_capacity(NB_LAYER_MAX as usize);
         for i in 0..nb_layer {
             let mut neighbours = Vec::<Neighbour>::new();
             let nb_ngbh = ref_neighbours[i].len();
@@ -254,6 +256,7 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
             }
             neighborhood.push(neighbours);
         }
+        neighborhood.resize_with(NB_LAYER_MAX as usize, Vec::new);
         neighborhood
     }
 
@@ -517,7 +520,11 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
     /// real insertion of point in point indexation
     // generate a new Point/ArcPoint (with neigbourhood info empty) and store it in global table
     // The function is called by Hnsw insert method
-    fn generate_new_point(&self, data: &[T], origin_id: usize) -> (Arc<Point<'b, T>>, usize) {
+    fn generate_new_point(
+        &self,
+        data: PointData<'b, T>,
+        origin_id: usize,
+    ) -> (Arc<Point<'b, T>>, usize) {
         // get a write lock at the beginning of the function
         let level = self.layer_g.generate();
         let new_point;
@@ -527,7 +534,12 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
             let mut p_id = PointId(level as u8, -1);
             p_id.1 = points_by_layer_ref[p_id.0 as usize].len() as i32;
             // make a Point and then an Arc<Point>
-            let point = Point::new(data.to_vec(), origin_id, p_id);
+            let point = Point {
+                data,
+                origin_id,
+                p_id,
+                neighbours: Arc::new(RwLock::new(Point::empty_layers(p_id))),
+            };
             new_point = Arc::new(point);
             trace!("definitive pushing of point {:?}", p_id);
             points_by_layer_ref[p_id.0 as usize].push(Arc::clone(&new_point));
@@ -943,7 +955,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         ef: usize,
         layer: u8,
         filter: Option<&dyn FilterT>,
-    ) -> BinaryHeap<Arc<PointWithOrder<'b, T>>> {
+    ) -> BinaryHeap<PointWithOrder<'b, T>> {
         //
         trace!(
             "entering search_layer with entry_point_id {:?} layer : {:?} ef {:?} ",
@@ -954,7 +966,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         // log2(skiplist_size) must be greater than 1.
         let skiplist_size = ef.max(2);
         // we will store positive distances in this one
-        let mut return_points = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
+        let mut return_points = BinaryHeap::<PointWithOrder<T>>::with_capacity(skiplist_size);
         //
         if entry_point.p_id.1 < 0 {
             trace!("search layer negative point id : {:?}", entry_point.p_id);
@@ -976,15 +988,15 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         let mut fresh: Vec<u32> = Vec::with_capacity(64);
         //
         let mut candidate_points =
-            BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
-        candidate_points.push(Arc::new(PointWithOrder::new(
+            BinaryHeap::<PointWithOrder<T>>::with_capacity(skiplist_size);
+        candidate_points.push(PointWithOrder::new(
             &entry_point,
             -dist_to_entry_point,
-        )));
-        return_points.push(Arc::new(PointWithOrder::new(
+        ));
+        return_points.push(PointWithOrder::new(
             &entry_point,
             dist_to_entry_point,
-        )));
+        ));
         // at the beginning candidate_points contains point passed as arg in layer entry_point_id.0
         while !candidate_points.is_empty() {
             // get nearest point in candidate_points
@@ -1011,13 +1023,18 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             // and optimize candidate_points so that it contains points with lowest distances to point arg
             //
             let neighbours_guard = c.point_ref.neighbours.read();
-            let neighbours_c_l = &neighbours_guard[layer as usize];
+            // PATCH (vdb): a point has no list above its level (see `Point::empty_layers`);
+            // one reached there (a lower entry point while a new top level forms) has no edges.
+            let Some(neighbours_c_l) = neighbours_guard.get(layer as usize) else {
+                continue;
+            };
             // PATCH (vdb): touch memory in stages so the cache misses of one
             // neighbour list overlap instead of following each other: every edge,
             // then the points not visited yet, then the start of their vectors.
-            for e in neighbours_c_l {
-                prefetch(Arc::as_ptr(e) as *const u8, 1);
-            }
+            prefetch(
+                neighbours_c_l.as_ptr() as *const u8,
+                std::mem::size_of_val(neighbours_c_l.as_slice()).div_ceil(64),
+            );
             fresh.clear();
             for (i, e) in neighbours_c_l.iter().enumerate() {
                 if visited_point_id.insert(Arc::as_ptr(&e.point_ref) as usize) {
@@ -1042,10 +1059,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
                     let f_dist_to_p = f.dist_to_ref;
                     if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
-                        let e_prime = Arc::new(PointWithOrder::new(&e.point_ref, e_dist_to_p));
+                        let e_prime = PointWithOrder::new(&e.point_ref, e_dist_to_p);
                         // a neighbour of neighbour is better, we insert it into candidate with the distance to point
                         candidate_points
-                            .push(Arc::new(PointWithOrder::new(&e.point_ref, -e_dist_to_p)));
+                            .push(PointWithOrder::new(&e.point_ref, -e_dist_to_p));
                         //
                         if let Some(f) = filter {
                             let id: &usize = &e_prime.point_ref.get_origin_id();
@@ -1056,10 +1073,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                                         return_points.clear()
                                     }
                                 }
-                                return_points.push(Arc::clone(&e_prime))
+                                return_points.push(e_prime)
                             }
                         } else {
-                            return_points.push(Arc::clone(&e_prime));
+                            return_points.push(e_prime);
                         }
 
                         if return_points.len() > ef {
@@ -1089,13 +1106,30 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     ///  The insertion method gives the point an internal id.  
     ///  The slice insertion makes integration with ndarray crate easier than the vector insertion
     pub fn insert_slice(&self, data_with_id: (&[T], usize)) {
-        //
         let (data, origin_id) = data_with_id;
+        self.insert_point(data, PointData::new_v(data.to_vec()), origin_id)
+    }
+
+    /// PATCH (vdb): inserts a point that borrows its vector instead of copying
+    /// it (as a point reloaded with mmap does): the caller keeps the vector
+    /// alive and in place for as long as the graph lives.
+    pub fn insert_borrowed(&self, data_with_id: (&'b [T], usize)) {
+        let (data, origin_id) = data_with_id;
+        self.insert_point(data, PointData::new_s(data), origin_id)
+    }
+
+    /// PATCH (vdb): [`insert_borrowed`](Self::insert_borrowed) in parallel (rayon).
+    pub fn parallel_insert_borrowed(&self, datas: &[(&'b [T], usize)]) {
+        datas.par_iter().for_each(|&item| self.insert_borrowed(item));
+    }
+
+    fn insert_point(&self, data: &[T], stored: PointData<'b, T>, origin_id: usize) {
+        //
         let keep_pruned = self.keep_pruned;
         // insert in indexation and get point_id adn generate a new entry_point if necessary
         let (new_point, point_rank) = self
             .layer_indexed_points
-            .generate_new_point(data, origin_id);
+            .generate_new_point(stored, origin_id);
         trace!("Hnsw insert generated new point {:?} ", new_point.p_id);
         // now real work begins
         // allocate a binary heap
@@ -1150,12 +1184,8 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             // sorted_points = from_positive_binaryheap_to_negative_binary_heap(&mut sorted_points);
             //
             if let Some(ep) = sorted_points.pop() {
-                // useful for projecting lower layer to upper layer. keep track of points encountered.
-                if new_point.neighbours.read()[l as usize].len()
-                    < self.get_max_nb_connection() as usize
-                {
-                    new_point.neighbours.write()[l as usize].push(Arc::clone(&ep));
-                }
+                // PATCH (vdb): upstream also pushed `ep` into the new point's list at
+                // this layer, above the point's level, where no search ever reads it.
                 // get the lowest distance point
                 let tmp_dist = self.dist_f.eval(data, ep.point_ref.data.get_v());
                 if tmp_dist < dist_to_entry {
@@ -1195,7 +1225,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     nb_conn = self.max_nb_connection;
                     extend_c = false;
                 }
-                let mut neighbours = Vec::<Arc<PointWithOrder<T>>>::with_capacity(nb_conn);
+                let mut neighbours = Vec::<PointWithOrder<T>>::with_capacity(nb_conn);
                 self.select_neighbours(
                     data,
                     &mut sorted_points,
@@ -1208,7 +1238,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 // sort neighbours
                 neighbours.sort_unstable();
                 // we must add bidirecti*onal from data i.e new_point_id to neighbours
-                new_point.neighbours.write()[l as usize].clone_from(&neighbours);
+                // PATCH (vdb): room for one more, so that the reverse update's push
+                // before it shrinks back to nb_conn never doubles the list.
+                let mut list = Vec::with_capacity(nb_conn + 1);
+                list.extend(neighbours.iter().cloned());
+                new_point.neighbours.write()[l as usize] = list;
                 // this reverse neighbour update could be done here but we put it at end to gather all code
                 // requiring a mutex guard for multi threading.
                 // update ep for loop iteration. As we sorted neighbours the nearest
@@ -1252,7 +1286,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     } // end of parallel_insert
 
     /// insert new_point in neighbourhood info of point
-    fn reverse_update_neighborhood_simple(&self, new_point: Arc<Point<T>>) {
+    fn reverse_update_neighborhood_simple(&self, new_point: Arc<Point<'b, T>>) {
         //  println!("reverse update neighbourhood for  new point {:?} ", new_point.p_id);
         trace!(
             "reverse update neighbourhood for  new point {:?} ",
@@ -1269,7 +1303,15 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     // fix from vidaunited (https://github.com/vidaunited), store potential reverse neighbout at correct layer
                     // This potential reverse add provide a symetric edge only if new_point is sufficiently close to q_point from q_point point of view
                     let l_n = l as usize;
-                    let already = q_point_neighbours[l_n]
+                    // PATCH (vdb): q may be below this layer: the entry point while
+                    // a new top level forms (see `search_layer`). It gets the list
+                    // upstream's fixed table gave it, so the new layer stays connected
+                    // through it (parallel inserts into a young graph rely on that).
+                    if q_point_neighbours.len() <= l_n {
+                        q_point_neighbours.resize_with(l_n + 1, Vec::new);
+                    }
+                    let list = &mut q_point_neighbours[l_n];
+                    let already = list
                         .iter()
                         .position(|old| old.point_ref.p_id == new_point.p_id);
                     if already.is_some() {
@@ -1279,22 +1321,40 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                         //   panic!();
                         continue;
                     }
-                    q_point_neighbours[l_n].push(Arc::new(n_to_add));
-                    let nbn_at_l = q_point_neighbours[l_n].len();
-                    //
                     // if l < level, update upward chaining, insert does a sort! t_q has a neighbour not yet in global table of points!
                     let threshold_shrinking = if l_n > 0 {
                         self.max_nb_connection
                     } else {
                         2 * self.max_nb_connection
                     };
+                    // PATCH (vdb): grow a full list to its bound + 1 exactly, not by doubling.
+                    if list.len() == list.capacity() {
+                        list.reserve_exact((threshold_shrinking + 1).saturating_sub(list.len()).max(1));
+                    }
+                    list.push(n_to_add);
+                    let nbn_at_l = list.len();
                     let shrink = nbn_at_l > threshold_shrinking;
-                    {
-                        // sort and shring if necessary
-                        q_point_neighbours[l_n].sort_unstable();
-                        if shrink {
-                            q_point_neighbours[l_n].pop();
+                    list.sort_unstable();
+                    if shrink {
+                        // PATCH (vdb): hnswlib's rule for a full list: keep what the
+                        // neighbour-selection heuristic keeps (nearest first, dropping a
+                        // candidate nearer to a kept neighbour than to q), not merely the
+                        // nearest ones, which crowd one direction and cost recall.
+                        let candidates = std::mem::take(list);
+                        let mut kept = Vec::with_capacity(threshold_shrinking + 1);
+                        for c in candidates {
+                            if kept.len() == threshold_shrinking {
+                                break;
+                            }
+                            let v = c.point_ref.data.get_v();
+                            let diverse = kept.iter().all(|k: &PointWithOrder<'b, T>| {
+                                self.dist_f.eval(v, k.point_ref.data.get_v()) >= c.dist_to_ref
+                            });
+                            if diverse {
+                                kept.push(c);
+                            }
                         }
+                        *list = kept;
                     }
                 } // end protection against point identity
             }
@@ -1313,12 +1373,12 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     fn select_neighbours(
         &self,
         data: &[T],
-        candidates: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
+        candidates: &mut BinaryHeap<PointWithOrder<'b, T>>,
         nb_neighbours_asked: usize,
         extend_candidates_asked: bool,
         layer: u8,
         keep_pruned: bool,
-        neighbours_vec: &mut Vec<Arc<PointWithOrder<'b, T>>>,
+        neighbours_vec: &mut Vec<PointWithOrder<'b, T>>,
     ) {
         //
         trace!(
@@ -1336,7 +1396,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     let p = candidates.pop().unwrap();
                     assert!(-p.dist_to_ref >= 0.);
                     neighbours_vec
-                        .push(Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref)));
+                        .push(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
                 }
                 return;
             } else {
@@ -1355,7 +1415,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             let mut new_candidates_set = HashMap::<PointId, Arc<Point<T>>>::new();
             // get a list of all neighbours of candidates
             for (_p_id, p_point) in candidates_set.iter() {
-                let n_p_layer = &p_point.neighbours.read()[layer as usize];
+                let guard = p_point.neighbours.read();
+                // PATCH (vdb): no list above the point's level (see `search_layer`).
+                let Some(n_p_layer) = guard.get(layer as usize) else {
+                    continue;
+                };
                 for q in n_p_layer {
                     if !candidates_set.contains_key(&q.point_ref.p_id)
                         && !new_candidates_set.contains_key(&q.point_ref.p_id)
@@ -1371,11 +1435,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             );
             for (_p_id, p_point) in new_candidates_set.iter() {
                 let dist_topoint = self.dist_f.eval(data, p_point.data.get_v());
-                candidates.push(Arc::new(PointWithOrder::new(p_point, -dist_topoint)));
+                candidates.push(PointWithOrder::new(p_point, -dist_topoint));
             }
         } // end if extend_candidates
         //
-        let mut discarded_points = BinaryHeap::<Arc<PointWithOrder<T>>>::new();
+        let mut discarded_points = BinaryHeap::<PointWithOrder<T>>::new();
         while !candidates.is_empty() && neighbours_vec.len() < nb_neighbours_asked {
             // compare distances of e to data. we do not need to recompute dists!
             if let Some(e_p) = candidates.pop() {
@@ -1390,19 +1454,19 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 }
                 if e_to_insert {
                     trace!("inserting neighbours : {:?} ", e_p.point_ref.p_id);
-                    neighbours_vec.push(Arc::new(PointWithOrder::new(
+                    neighbours_vec.push(PointWithOrder::new(
                         &e_p.point_ref,
                         -e_p.dist_to_ref,
-                    )));
+                    ));
                 } else {
                     trace!("discarded neighbours : {:?} ", e_p.point_ref.p_id);
                     // ep is taken from a binary heap, so it has a negative sign, we keep its sign
                     // to store it in another binary heap will possibly need to retain the best ones from the discarde binaryHeap
                     if keep_pruned {
-                        discarded_points.push(Arc::new(PointWithOrder::new(
+                        discarded_points.push(PointWithOrder::new(
                             &e_p.point_ref,
                             e_p.dist_to_ref,
-                        )));
+                        ));
                     }
                 }
             }
@@ -1415,10 +1479,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 let best_point = discarded_points.pop().unwrap();
                 // do not forget to reverse sign
                 assert!(best_point.dist_to_ref <= 0.);
-                neighbours_vec.push(Arc::new(PointWithOrder::new(
+                neighbours_vec.push(PointWithOrder::new(
                     &best_point.point_ref,
                     -best_point.dist_to_ref,
-                )));
+                ));
             }
         };
         //
@@ -1485,9 +1549,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             .iter()
             .map(|p| {
                 Neighbour::new(
-                    p.as_ref().point_ref.origin_id,
-                    p.as_ref().dist_to_ref,
-                    p.as_ref().point_ref.p_id,
+                    p.point_ref.origin_id,
+                    p.dist_to_ref,
+                    p.point_ref.p_id,
                 )
             })
             .collect();
@@ -1530,7 +1594,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             loop {
                 let mut has_changed = false;
                 {
-                    let neighbours = &pivot.neighbours.read()[layer as usize];
+                    let guard = pivot.neighbours.read();
+                    // PATCH (vdb): no list above the point's level (see `search_layer`).
+                    let neighbours = guard.get(layer as usize).map_or(&[][..], |l| l.as_slice());
                     for n in neighbours {
                         let tmp_dist = self.dist_f.eval(data, n.point_ref.data.get_v());
                         if tmp_dist < dist_to_entry {
@@ -1569,11 +1635,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             let knn_neighbours: Vec<Neighbour> = neighbours[0..last]
                 .iter()
                 .filter_map(|p| {
-                    if filter_t.hnsw_filter(&p.as_ref().point_ref.origin_id) {
+                    if filter_t.hnsw_filter(&p.point_ref.origin_id) {
                         Some(Neighbour::new(
-                            p.as_ref().point_ref.origin_id,
-                            p.as_ref().dist_to_ref,
-                            p.as_ref().point_ref.p_id,
+                            p.point_ref.origin_id,
+                            p.dist_to_ref,
+                            p.point_ref.p_id,
                         ))
                     } else {
                         None
@@ -1587,9 +1653,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 .iter()
                 .map(|p| {
                     Neighbour::new(
-                        p.as_ref().point_ref.origin_id,
-                        p.as_ref().dist_to_ref,
-                        p.as_ref().point_ref.p_id,
+                        p.point_ref.origin_id,
+                        p.dist_to_ref,
+                        p.point_ref.p_id,
                     )
                 })
                 .collect();
@@ -1659,14 +1725,14 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
 // The vector is sorted by construction
 #[allow(unused)]
 fn from_negative_binaryheap_to_sorted_vector<'b, T: Send + Sync + Copy>(
-    heap_points: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
-) -> Vec<Arc<PointWithOrder<'b, T>>> {
+    heap_points: &mut BinaryHeap<PointWithOrder<'b, T>>,
+) -> Vec<PointWithOrder<'b, T>> {
     let nb_points = heap_points.len();
-    let mut vec_points = Vec::<Arc<PointWithOrder<T>>>::with_capacity(nb_points);
+    let mut vec_points = Vec::<PointWithOrder<T>>::with_capacity(nb_points);
     //
     for p in heap_points.iter() {
         assert!(p.dist_to_ref <= 0.);
-        let reverse_p = Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
+        let reverse_p = PointWithOrder::new(&p.point_ref, -p.dist_to_ref);
         vec_points.push(reverse_p);
     }
     trace!(
@@ -1681,14 +1747,14 @@ fn from_negative_binaryheap_to_sorted_vector<'b, T: Send + Sync + Copy>(
 // and returns a binary_heap of points with their correct negative distance to some reference distance
 //
 fn from_positive_binaryheap_to_negative_binary_heap<'b, T: Send + Sync + Clone>(
-    positive_heap: &mut BinaryHeap<Arc<PointWithOrder<'b, T>>>,
-) -> BinaryHeap<Arc<PointWithOrder<'b, T>>> {
+    positive_heap: &mut BinaryHeap<PointWithOrder<'b, T>>,
+) -> BinaryHeap<PointWithOrder<'b, T>> {
     let nb_points = positive_heap.len();
-    let mut negative_heap = BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(nb_points);
+    let mut negative_heap = BinaryHeap::<PointWithOrder<T>>::with_capacity(nb_points);
     //
     for p in positive_heap.iter() {
         assert!(p.dist_to_ref >= 0.);
-        let reverse_p = Arc::new(PointWithOrder::new(&p.point_ref, -p.dist_to_ref));
+        let reverse_p = PointWithOrder::new(&p.point_ref, -p.dist_to_ref);
         negative_heap.push(reverse_p);
     }
     trace!(

@@ -718,17 +718,25 @@ impl HnswIo {
         let mut nbp: usize = 0;
         for (p_id, neighbours) in &neighbourhood_map {
             let point = &points_by_layer[p_id.0 as usize][p_id.1 as usize];
-            for (l, neighbours) in neighbours.iter().enumerate() {
+            let mut lists = point.neighbours.write();
+            // PATCH (vdb): a point starts with lists up to its level; one that was
+            // the entry point of a new top layer also has lists above it.
+            let used = neighbours.iter().rposition(|l| !l.is_empty()).map_or(0, |l| l + 1);
+            if lists.len() < used {
+                lists.resize_with(used, Vec::new);
+            }
+            for (list, neighbours) in lists.iter_mut().zip(neighbours.iter()) {
+                list.reserve_exact(neighbours.len() + 1);
                 for n in neighbours {
                     let n_point = &points_by_layer[n.p_id.0 as usize][n.p_id.1 as usize];
                     // now n_point is the Arc<Point> corresponding to neighbour n of point,
                     // construct a corresponding PointWithOrder
-                    let n_pwo = PointWithOrder::<T>::new(n_point, n.distance);
-                    point.neighbours.write()[l].push(Arc::new(n_pwo));
+                    list.push(PointWithOrder::<T>::new(n_point, n.distance));
                 } // end of for n
                 //  must sort
-                point.neighbours.write()[l].sort_unstable();
+                list.sort_unstable();
             } // end of for l
+            drop(lists);
             nbp += 1;
             if nbp.is_multiple_of(500_000) {
                 debug!("reloading nb_points neighbourhood completed : {}", nbp);
