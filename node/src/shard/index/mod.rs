@@ -64,21 +64,12 @@ impl IntoVector for Vector {
     }
 }
 
-impl IntoVector for &[f32] {
+impl<S: AsRef<[f32]> + ?Sized> IntoVector for &S {
     fn dim(&self) -> usize {
-        self.len()
+        (*self).as_ref().len()
     }
     fn to_vector(&self) -> Vector {
-        Vector::from(*self)
-    }
-}
-
-impl IntoVector for &Vec<f32> {
-    fn dim(&self) -> usize {
-        self.len()
-    }
-    fn to_vector(&self) -> Vector {
-        Vector::from(self.as_slice())
+        Vector::from((*self).as_ref())
     }
 }
 

@@ -325,6 +325,16 @@ impl<'b, T: Clone + Send + Sync> PointWithOrder<'b, T> {
     }
 } // end of impl block
 
+/// PATCH (vdb): a point's neighbours at `layer`, none above the lists it has. A point
+/// has lists for its own layers only (see `Point::empty_layers`); one reached above
+/// them (a lower entry point while a new top layer forms) has no edges there.
+fn at_layer<'a, 'b, T: Clone + Send + Sync>(
+    lists: &'a [Vec<PointWithOrder<'b, T>>],
+    layer: u8,
+) -> &'a [PointWithOrder<'b, T>] {
+    lists.get(layer as usize).map_or(&[], Vec::as_slice)
+}
+
 //============================================================================================
 
 //  LayerGenerator
@@ -1023,17 +1033,13 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             // and optimize candidate_points so that it contains points with lowest distances to point arg
             //
             let neighbours_guard = c.point_ref.neighbours.read();
-            // PATCH (vdb): a point has no list above its level (see `Point::empty_layers`);
-            // one reached there (a lower entry point while a new top level forms) has no edges.
-            let Some(neighbours_c_l) = neighbours_guard.get(layer as usize) else {
-                continue;
-            };
+            let neighbours_c_l = at_layer(&neighbours_guard, layer);
             // PATCH (vdb): touch memory in stages so the cache misses of one
             // neighbour list overlap instead of following each other: every edge,
             // then the points not visited yet, then the start of their vectors.
             prefetch(
                 neighbours_c_l.as_ptr() as *const u8,
-                std::mem::size_of_val(neighbours_c_l.as_slice()).div_ceil(64),
+                std::mem::size_of_val(neighbours_c_l).div_ceil(64),
             );
             fresh.clear();
             for (i, e) in neighbours_c_l.iter().enumerate() {
@@ -1225,7 +1231,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     nb_conn = self.max_nb_connection;
                     extend_c = false;
                 }
-                let mut neighbours = Vec::<PointWithOrder<T>>::with_capacity(nb_conn);
+                // PATCH (vdb): room for one more, so that the reverse update's push
+                // before it shrinks back to nb_conn never doubles the list.
+                let mut neighbours = Vec::<PointWithOrder<T>>::with_capacity(nb_conn + 1);
                 self.select_neighbours(
                     data,
                     &mut sorted_points,
@@ -1237,18 +1245,14 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 );
                 // sort neighbours
                 neighbours.sort_unstable();
-                // we must add bidirecti*onal from data i.e new_point_id to neighbours
-                // PATCH (vdb): room for one more, so that the reverse update's push
-                // before it shrinks back to nb_conn never doubles the list.
-                let mut list = Vec::with_capacity(nb_conn + 1);
-                list.extend(neighbours.iter().cloned());
-                new_point.neighbours.write()[l as usize] = list;
-                // this reverse neighbour update could be done here but we put it at end to gather all code
-                // requiring a mutex guard for multi threading.
                 // update ep for loop iteration. As we sorted neighbours the nearest
                 if !neighbours.is_empty() {
                     enter_point_copy = Some(Arc::clone(&neighbours[0].point_ref));
                 }
+                // we must add bidirecti*onal from data i.e new_point_id to neighbours
+                // this reverse neighbour update could be done here but we put it at end to gather all code
+                // requiring a mutex guard for multi threading.
+                new_point.neighbours.write()[l as usize] = neighbours;
             }
         } // for l
         //
@@ -1304,7 +1308,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     // This potential reverse add provide a symetric edge only if new_point is sufficiently close to q_point from q_point point of view
                     let l_n = l as usize;
                     // PATCH (vdb): q may be below this layer: the entry point while
-                    // a new top level forms (see `search_layer`). It gets the list
+                    // a new top level forms (see `at_layer`). It gets the list
                     // upstream's fixed table gave it, so the new layer stays connected
                     // through it (parallel inserts into a young graph rely on that).
                     if q_point_neighbours.len() <= l_n {
@@ -1416,11 +1420,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             // get a list of all neighbours of candidates
             for (_p_id, p_point) in candidates_set.iter() {
                 let guard = p_point.neighbours.read();
-                // PATCH (vdb): no list above the point's level (see `search_layer`).
-                let Some(n_p_layer) = guard.get(layer as usize) else {
-                    continue;
-                };
-                for q in n_p_layer {
+                for q in at_layer(&guard, layer) {
                     if !candidates_set.contains_key(&q.point_ref.p_id)
                         && !new_candidates_set.contains_key(&q.point_ref.p_id)
                     {
@@ -1595,9 +1595,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 let mut has_changed = false;
                 {
                     let guard = pivot.neighbours.read();
-                    // PATCH (vdb): no list above the point's level (see `search_layer`).
-                    let neighbours = guard.get(layer as usize).map_or(&[][..], |l| l.as_slice());
-                    for n in neighbours {
+                    for n in at_layer(&guard, layer) {
                         let tmp_dist = self.dist_f.eval(data, n.point_ref.data.get_v());
                         if tmp_dist < dist_to_entry {
                             new_pivot = Some(Arc::clone(&n.point_ref));
