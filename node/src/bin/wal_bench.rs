@@ -2,8 +2,15 @@
 //! append, concurrent appenders coalesced by the WAL, and no-fsync baselines, for 1 KiB
 //! and 16 KiB entries.
 //!
+//! With `--groups 3,30,300` it measures instead what a node's log writer is for: G Raft
+//! groups, each a thread (as each replica's ready loop is) appending one round of
+//! `--batch` entries after another, once with a WAL per group (every group fsyncs its own
+//! file; the node's layout) and once with one WAL shared by all groups (a node-wide
+//! writer: concurrent rounds coalesced into one write and one fsync).
+//!
 //! ```text
 //! cargo run --release -p node --bin wal_bench -- [--dir DIR] [--secs S] [--threads N] [--payloads 1024,16384]
+//! cargo run --release -p node --bin wal_bench -- --groups 3,30,300 [--batch 1] [--payloads 1024]
 //! ```
 //! Runs in a fresh directory under `--dir` (default `data/wal-bench`), removed afterwards.
 
@@ -21,6 +28,17 @@ struct Args {
     secs: f64,
     threads: usize,
     payloads: Vec<usize>,
+    /// Group counts for the log-writer comparison; empty: the classic scenarios.
+    groups: Vec<usize>,
+    /// Entries per round in the log-writer comparison.
+    batch: usize,
+}
+
+fn parse_list(flag: &str, v: String) -> Result<Vec<usize>, String> {
+    v.split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{flag}: {e}"))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -29,6 +47,8 @@ fn parse_args() -> Result<Args, String> {
         secs: 2.0,
         threads: 8,
         payloads: vec![1024, 16 * 1024],
+        groups: Vec::new(),
+        batch: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -39,15 +59,12 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => {
                 args.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?
             }
-            "--payloads" => {
-                args.payloads = value()?
-                    .split(',')
-                    .map(|p| p.trim().parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("--payloads: {e}"))?
-            }
+            "--payloads" => args.payloads = parse_list("--payloads", value()?)?,
+            "--groups" => args.groups = parse_list("--groups", value()?)?,
+            "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "-h" | "--help" => {
                 println!("wal_bench [--dir DIR] [--secs S] [--threads N] [--payloads 1024,16384]");
+                println!("wal_bench --groups 3,30,300 [--batch N] [--dir DIR] [--secs S] [--payloads 1024]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -64,6 +81,16 @@ struct Scenario {
     batch: usize,
     /// Concurrent appending threads.
     threads: usize,
+    /// One WAL for all threads, or one each.
+    layout: Layout,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Every thread appends to the same WAL (its group commit coalesces them).
+    Shared,
+    /// Every thread has a WAL of its own, in its own directory.
+    PerThread,
 }
 
 struct Outcome {
@@ -82,8 +109,17 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
         segment_bytes: 64 << 20,
         sync: sc.sync,
     };
-    let (wal, _) = Wal::open(dir, opts, |_, _| Ok(()))?;
-    let wal = Arc::new(wal);
+    let wal_count = match sc.layout {
+        Layout::Shared => 1,
+        Layout::PerThread => sc.threads,
+    };
+    let wals = (0..wal_count)
+        .map(|i| {
+            Ok(Arc::new(
+                Wal::open(&dir.join(i.to_string()), opts, |_, _| Ok(()))?.0,
+            ))
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
     // Entries are cloned from a template: the payload (`Bytes`) is shared, not copied.
     let template = Entry {
         term: 1,
@@ -96,9 +132,9 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
     let max_entries = MAX_BYTES_PER_RUN / payload as u64;
     let start = Instant::now();
     let workers: Vec<_> = (0..sc.threads)
-        .map(|_| {
+        .map(|t| {
             let (wal, stop, next_index, template) = (
-                wal.clone(),
+                wals[t % wals.len()].clone(),
                 stop.clone(),
                 next_index.clone(),
                 template.clone(),
@@ -137,8 +173,11 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
             .map_err(|_| StorageError::Poisoned("bench thread panicked".into()))??;
     }
     let elapsed = start.elapsed();
-    let stats = wal.stats();
-    drop(wal);
+    let stats = wals
+        .iter()
+        .map(|w| w.stats())
+        .fold(WalStats::default(), add_stats);
+    drop(wals);
     let _ = std::fs::remove_dir_all(dir);
     Ok(Outcome {
         entries: appends * sc.batch as u64,
@@ -146,6 +185,61 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
         elapsed,
         stats,
     })
+}
+
+fn add_stats(a: WalStats, b: WalStats) -> WalStats {
+    WalStats {
+        appends: a.appends + b.appends,
+        records: a.records + b.records,
+        flushes: a.flushes + b.flushes,
+        fsyncs: a.fsyncs + b.fsyncs,
+        dir_syncs: a.dir_syncs + b.dir_syncs,
+        bytes: a.bytes + b.bytes,
+        segments_created: a.segments_created + b.segments_created,
+        segments_deleted: a.segments_deleted + b.segments_deleted,
+    }
+}
+
+/// The classic single-WAL scenarios.
+fn classic_scenarios(threads: usize) -> Vec<Scenario> {
+    let one = |name, sync, batch| Scenario {
+        name,
+        sync,
+        batch,
+        threads: 1,
+        layout: Layout::Shared,
+    };
+    vec![
+        one("fsync per entry", SyncMode::Fsync, 1),
+        one("group commit, batch 64", SyncMode::Fsync, 64),
+        one("group commit, batch 256", SyncMode::Fsync, 256),
+        Scenario {
+            threads,
+            ..one("concurrent appenders, 1 entry each", SyncMode::Fsync, 1)
+        },
+        one("no fsync (baseline), batch 1", SyncMode::NoSync, 1),
+        one("no fsync (baseline), batch 64", SyncMode::NoSync, 64),
+    ]
+}
+
+/// The log-writer comparison: per group count, a WAL per group against one node-wide WAL.
+fn group_scenarios(groups: &[usize], batch: usize) -> Vec<Scenario> {
+    groups
+        .iter()
+        .flat_map(|&g| {
+            [
+                ("WAL per group", Layout::PerThread),
+                ("one node-wide WAL", Layout::Shared),
+            ]
+            .map(|(name, layout)| Scenario {
+                name,
+                sync: SyncMode::Fsync,
+                batch,
+                threads: g,
+                layout,
+            })
+        })
+        .collect()
 }
 
 fn main() {
@@ -157,44 +251,11 @@ fn main() {
         }
     };
     let root = args.dir.join(format!("run-{}", std::process::id()));
-    let scenarios = [
-        Scenario {
-            name: "fsync per entry",
-            sync: SyncMode::Fsync,
-            batch: 1,
-            threads: 1,
-        },
-        Scenario {
-            name: "group commit, batch 64",
-            sync: SyncMode::Fsync,
-            batch: 64,
-            threads: 1,
-        },
-        Scenario {
-            name: "group commit, batch 256",
-            sync: SyncMode::Fsync,
-            batch: 256,
-            threads: 1,
-        },
-        Scenario {
-            name: "concurrent appenders, 1 entry each",
-            sync: SyncMode::Fsync,
-            batch: 1,
-            threads: args.threads,
-        },
-        Scenario {
-            name: "no fsync (baseline), batch 1",
-            sync: SyncMode::NoSync,
-            batch: 1,
-            threads: 1,
-        },
-        Scenario {
-            name: "no fsync (baseline), batch 64",
-            sync: SyncMode::NoSync,
-            batch: 64,
-            threads: 1,
-        },
-    ];
+    let scenarios = if args.groups.is_empty() {
+        classic_scenarios(args.threads)
+    } else {
+        group_scenarios(&args.groups, args.batch)
+    };
     println!(
         "WAL append throughput in {} ({} s per row, 64 MiB segments)",
         root.display(),
@@ -205,8 +266,10 @@ fn main() {
         "payload", "scenario", "entries/s", "MB/s", "entries/fsync", "fsyncs", "us/append"
     );
     for &payload in &args.payloads {
-        for sc in scenarios {
-            let name = if sc.threads > 1 {
+        for &sc in &scenarios {
+            let name = if !args.groups.is_empty() {
+                format!("{} groups, {}", sc.threads, sc.name)
+            } else if sc.threads > 1 {
                 format!("{} ({} threads)", sc.name, sc.threads)
             } else {
                 sc.name.to_string()

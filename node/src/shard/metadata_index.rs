@@ -108,6 +108,42 @@ impl MetadataIndex {
         out
     }
 
+    fn points_len<'t>(&self, key: &str, terms: impl Iterator<Item = &'t Term>) -> usize {
+        self.postings.get(key).map_or(0, |by_term| {
+            terms.filter_map(|t| by_term.get(t)).map(HashSet::len).sum()
+        })
+    }
+
+    /// An upper bound on the size of [`Self::candidates`]`(w)`, from the
+    /// postings' lengths alone (nothing is collected), or `None` when the
+    /// index cannot narrow `w`. Lets a caller decide whether collecting the
+    /// candidates pays before it does.
+    pub fn candidates_bound(&self, w: &Where) -> Option<usize> {
+        match w {
+            Where::Field {
+                key,
+                op: FieldOp::Eq(s),
+            } => Some(self.points_len(key, [scalar_term(s)].iter())),
+            Where::Field {
+                key,
+                op: FieldOp::In(list),
+            } => {
+                let terms: Vec<Term> = match list {
+                    ScalarList::Str(items) => items.iter().map(|s| Term::Str(s.clone())).collect(),
+                    ScalarList::Number(items) => items.iter().map(number_term).collect(),
+                    ScalarList::Bool(items) => items.iter().map(|b| Term::Bool(*b)).collect(),
+                };
+                Some(self.points_len(key, terms.iter()))
+            }
+            Where::And(children) => children
+                .iter()
+                .filter_map(|c| self.candidates_bound(c))
+                .min(),
+            Where::Or(children) => children.iter().map(|c| self.candidates_bound(c)).sum(),
+            _ => None,
+        }
+    }
+
     /// A superset of the points whose metadata satisfies `w`, or `None` when
     /// the index cannot narrow it (the caller then scans).
     pub fn candidates(&self, w: &Where) -> Option<HashSet<PointId>> {
@@ -198,5 +234,46 @@ mod tests {
         ix.remove(2, Some(&meta(json!({"a": 1.0, "s": "y"}))));
         assert_eq!(cands(&ix, json!({"a": 1})), Some(vec![1]));
         assert_eq!(cands(&ix, json!({"s": "y"})), Some(vec![]));
+    }
+
+    fn bound(ix: &MetadataIndex, w: serde_json::Value) -> Option<usize> {
+        let f = common::Filter::parse(Some(&w), None).unwrap();
+        ix.candidates_bound(f.where_clause.as_ref().unwrap())
+    }
+
+    #[test]
+    fn the_bound_is_known_exactly_when_candidates_are_and_never_below_them() {
+        let mut ix = MetadataIndex::default();
+        for p in 0..100u64 {
+            let m = json!({"b": p % 10, "even": p % 2 == 0, "s": format!("s{}", p % 3)});
+            ix.insert(p, Some(&meta(m)));
+        }
+        let clauses = [
+            json!({"b": 3}),
+            json!({"b": 11}),
+            json!({"s": {"$in": ["s0", "s2", "zz"]}}),
+            json!({"$and": [{"b": 3}, {"even": true}]}),
+            json!({"$and": [{"even": true}, {"b": {"$gt": 3}}]}),
+            json!({"$and": [{"b": {"$gt": 3}}, {"b": {"$lt": 5}}]}),
+            json!({"$or": [{"b": 3}, {"s": "s1"}]}),
+            json!({"$or": [{"b": 3}, {"b": {"$gt": 8}}]}),
+            json!({"b": {"$nin": [1]}}),
+        ];
+        for w in clauses {
+            let (c, b) = (cands(&ix, w.clone()), bound(&ix, w.clone()));
+            assert_eq!(c.is_some(), b.is_some(), "{w}");
+            if let (Some(c), Some(b)) = (c, b) {
+                assert!(b >= c.len(), "{w}: bound {b} < {} candidates", c.len());
+            }
+        }
+        assert_eq!(bound(&ix, json!({"b": 3})), Some(10));
+        assert_eq!(
+            bound(&ix, json!({"$and": [{"b": 3}, {"even": true}]})),
+            Some(10)
+        );
+        assert_eq!(
+            bound(&ix, json!({"$or": [{"b": 3}, {"s": "s1"}]})),
+            Some(43)
+        );
     }
 }
