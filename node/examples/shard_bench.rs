@@ -124,6 +124,13 @@ fn run_queries(
     }
 }
 
+/// Resident memory after returning the heap's free pages to the system.
+fn resident_after_trim() -> Option<u64> {
+    // SAFETY: malloc_trim only releases free memory of glibc's allocator.
+    unsafe { libc::malloc_trim(0) };
+    common::metrics::resident_memory_bytes()
+}
+
 /// Little-endian file read by scripts/hnswlib_bench.py: `u32` n, queries,
 /// dim, k; then n x dim data `f32`, queries x dim `f32`, queries x k `u32`
 /// indices of the exact top-k.
@@ -366,6 +373,7 @@ fn main() {
     let start = Instant::now();
     let info = write_snapshot(&sm, &path).expect("snapshot write");
     let wrote = start.elapsed();
+    let rss_before = resident_after_trim();
     let start = Instant::now();
     let restored = read_snapshot(&path).expect("snapshot read");
     let read = start.elapsed();
@@ -376,5 +384,18 @@ fn main() {
         info.bytes as f64 / 1e6,
         read.as_secs_f64()
     );
+    // What the restored shard holds (a restarted replica): resident growth over
+    // the restore, with the heap trimmed before and after so the restore's
+    // transient buffers do not count.
+    if let (Some(before), Some(after)) = (rss_before, resident_after_trim()) {
+        let per_record = after.saturating_sub(before) as f64 / args.n as f64;
+        println!(
+            "memory (RSS growth over the restore) {:>8.0} bytes/record  ({:.1}x the {} raw vector bytes)",
+            per_record,
+            per_record / (args.dim * 4) as f64,
+            args.dim * 4,
+        );
+    }
+    drop(restored);
     let _ = std::fs::remove_file(&path);
 }

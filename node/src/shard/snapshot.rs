@@ -340,7 +340,17 @@ fn load_matching_index(
     state: &CollectionState,
     through: u64,
 ) -> Option<(VectorIndex, u64)> {
-    let mut index = match VectorIndex::load(dir, &state.config) {
+    // The records' vectors, offered to the graph and the index store so a
+    // restored shard holds one copy of each vector, not three.
+    let vectors: std::collections::HashMap<u64, &Vector> = state
+        .records
+        .values()
+        .map(|r| (r.point, &r.embedding))
+        .collect();
+    let share = |p: u64| vectors.get(&p).map(|v| Vector::clone(v));
+    let loaded = VectorIndex::load_sharing(dir, &state.config, &share);
+    drop(vectors);
+    let mut index = match loaded {
         Ok(index) => index,
         Err(e) => {
             tracing::warn!(error = %e, "persisted index is unusable; rebuilding");

@@ -167,7 +167,18 @@ impl Graph {
     /// Loads a dump written by [`Graph::dump`]. The caller must have verified
     /// the files (hnsw_rs asserts, and even exits the process, on bad input);
     /// panics are still caught here as a last line of defence.
-    pub fn load(dir: &Path, basename: &str, space: Space) -> Result<Self, IndexError> {
+    ///
+    /// `share[slot]`, when given and equal to the slot's dumped vector, is the
+    /// vector the point borrows (kept alive by the graph, as [`Graph::insert`]
+    /// keeps its vectors) instead of a copy of its own: the caller's records
+    /// already hold them. A point that borrowed yields that very vector (same
+    /// address) from [`Graph::for_each_point`].
+    pub fn load(
+        dir: &Path,
+        basename: &str,
+        space: Space,
+        share: &[Option<Vector>],
+    ) -> Result<Self, IndexError> {
         // hnsw_rs ties a reloaded graph's lifetime to the HnswIo that loaded it,
         // because with mmap enabled the points would borrow the mapped file. We
         // never enable mmap, so the graph owns all of its data and only the type
@@ -176,7 +187,7 @@ impl Graph {
         // load) to get a 'static borrow. Loads happen once per collection at
         // start-up or snapshot install, so the leak stays small.
         let io = Box::new(HnswIo::new(dir, basename));
-        let res = catch_unwind(AssertUnwindSafe(move || load_leaking(io, space)));
+        let res = catch_unwind(AssertUnwindSafe(move || load_leaking(io, space, share)));
         let mut graph = match res {
             Ok(Ok(g)) => g,
             Ok(Err(e)) => return Err(IndexError::Hnsw(format!("load failed: {e}"))),
@@ -190,12 +201,29 @@ impl Graph {
 }
 
 /// Loads through `io`, leaking it (see [`Graph::load`]).
-fn load_leaking(io: Box<HnswIo>, space: Space) -> Result<Graph, String> {
+fn load_leaking(io: Box<HnswIo>, space: Space, share: &[Option<Vector>]) -> Result<Graph, String> {
     let io: &'static mut HnswIo = Box::leak(io);
-    let res = match space {
-        Space::L2 => io.load_hnsw::<f32, GraphL2>().map(Spaced::L2),
-        Space::Cosine => io.load_hnsw::<f32, GraphCosine>().map(Spaced::Cosine),
-        Space::Ip => io.load_hnsw::<f32, GraphIp>().map(Spaced::Ip),
+    let borrow = |slot: usize, dumped: &[f32]| -> Option<&'static [f32]> {
+        let v = share.get(slot)?.as_ref()?;
+        // SAFETY: as in `Graph::insert`: every vector offered here is held by
+        // the graph's `borrowed` (below) until the graph, points first, is
+        // dropped, and an Arc's contents never move.
+        (**v == *dumped).then(|| unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) })
     };
-    res.map(Graph::owning).map_err(|e| e.to_string())
+    let res = match space {
+        Space::L2 => io
+            .load_hnsw_borrowing::<f32, GraphL2>(&borrow)
+            .map(Spaced::L2),
+        Space::Cosine => io
+            .load_hnsw_borrowing::<f32, GraphCosine>(&borrow)
+            .map(Spaced::Cosine),
+        Space::Ip => io
+            .load_hnsw_borrowing::<f32, GraphIp>(&borrow)
+            .map(Spaced::Ip),
+    };
+    res.map(|hnsw| Graph {
+        hnsw,
+        borrowed: Mutex::new(share.iter().flatten().cloned().collect()),
+    })
+    .map_err(|e| e.to_string())
 }

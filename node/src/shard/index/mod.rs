@@ -223,6 +223,21 @@ impl VectorIndex {
         self.active.store.live_count()
     }
 
+    /// Whether live point `id`'s vector is `v` itself (not a copy) in both the
+    /// index store and the graph.
+    #[cfg(test)]
+    pub fn shares_vector(&self, id: PointId, v: &Vector) -> bool {
+        let store = &self.active.store;
+        let Some(slot) = store.slot_of(id) else {
+            return false;
+        };
+        let mut in_graph = false;
+        self.active.graph.for_each_point(|s, data| {
+            in_graph |= s == slot && std::ptr::eq(data.as_ptr(), v.as_ptr());
+        });
+        std::sync::Arc::ptr_eq(store.shared(slot), v) && in_graph
+    }
+
     pub fn tombstones(&self) -> usize {
         self.active.store.tombstones()
     }
@@ -377,7 +392,18 @@ impl VectorIndex {
     /// `ef_construction` the index was built with (`ef_search` is taken from
     /// it). On any error the caller rebuilds the index from its records.
     pub fn load(dir: &Path, config: &IndexConfig) -> Result<Self, IndexError> {
-        let active = persist::load(dir, graph_params(config))?;
+        Self::load_sharing(dir, config, &|_| None)
+    }
+
+    /// [`load`](Self::load), with the points' vectors taken from `share` where
+    /// it offers an equal one (a restoring shard offers its records' vectors,
+    /// so the index holds no copy of its own; see `persist::load`).
+    pub fn load_sharing(
+        dir: &Path,
+        config: &IndexConfig,
+        share: &dyn Fn(PointId) -> Option<Vector>,
+    ) -> Result<Self, IndexError> {
+        let active = persist::load(dir, graph_params(config), share)?;
         Ok(VectorIndex::from_segment(
             active.store.dim(),
             config,

@@ -151,8 +151,14 @@ pub(crate) fn save(seg: &Segment, dir: &Path) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// Loads the segment saved in `dir`, built with `params`.
-pub(crate) fn load(dir: &Path, params: GraphParams) -> Result<Segment, IndexError> {
+/// Loads the segment saved in `dir`, built with `params`. `share(point)` may
+/// offer the vector a point's record already holds: when it equals the saved
+/// one, the store and the graph use it instead of a copy of their own.
+pub(crate) fn load(
+    dir: &Path,
+    params: GraphParams,
+    share: &dyn Fn(PointId) -> Option<Vector>,
+) -> Result<Segment, IndexError> {
     let path = dir.join(MANIFEST);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -173,7 +179,8 @@ pub(crate) fn load(dir: &Path, params: GraphParams) -> Result<Segment, IndexErro
     check_data_size(&m.files[1], dim, slots)?;
     check_dump_headers(dir, &m, dim, slots, params)?;
 
-    let graph = Graph::load(dir, basename, params.space)?;
+    let offered: Vec<Option<Vector>> = m.ids.iter().map(|&p| share(p)).collect();
+    let graph = Graph::load(dir, basename, params.space, &offered)?;
     if graph.len() != slots {
         return Err(corrupt(format!(
             "graph holds {} points, manifest {slots}",
@@ -193,7 +200,11 @@ pub(crate) fn load(dir: &Path, params: GraphParams) -> Result<Segment, IndexErro
             ));
             return;
         }
-        data[slot] = Some(Vector::from(v));
+        // The graph's point borrowed the offered vector, or owns a copy.
+        data[slot] = Some(match &offered[slot] {
+            Some(shared) if std::ptr::eq(shared.as_ptr(), v.as_ptr()) => Vector::clone(shared),
+            _ => Vector::from(v),
+        });
     });
     if let Some(msg) = bad {
         return Err(corrupt(msg));

@@ -181,6 +181,18 @@ fn snapshot_round_trip_reuses_the_index_and_rejects_damage() {
     assert_eq!(restored.digest(), d.sm.digest());
     let c = restored.collection(COLLECTION).unwrap();
     assert_eq!(c.index().read().0.map(|i| i.len_live()), Some(c.len()));
+    // One copy of each vector after a restore: the reloaded graph and the index
+    // store use the records' own vectors.
+    let (index, _) = c.index().read();
+    let index = index.expect("an index");
+    let copies = c
+        .state()
+        .records
+        .values()
+        .filter(|r| !index.shares_vector(r.point, &r.embedding))
+        .count();
+    assert_eq!(copies, 0, "of {} records", c.len());
+    drop(index);
 
     let bytes = std::fs::read(&path).unwrap();
     for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {

@@ -433,6 +433,23 @@ impl HnswIo {
         D: Distance<T> + Default + Send + Sync,
         'a: 'b,
     {
+        self.load_hnsw_borrowing(&|_, _| None)
+    }
+
+    /// Like [`Self::load_hnsw`], but a point for which `borrow(origin_id, &data)` returns
+    /// a slice is built on that slice (as `Hnsw::insert_borrowed` builds one) and the
+    /// copy read from the data file is dropped: a caller that already holds the vectors
+    /// does not get a second copy of each. `borrow` should return a slice only when it
+    /// equals `data`.
+    pub fn load_hnsw_borrowing<'b, 'a, T, D>(
+        &'a mut self,
+        borrow: &dyn Fn(DataId, &[T]) -> Option<&'b [T]>,
+    ) -> Result<Hnsw<'b, T, D>>
+    where
+        T: 'static + Serialize + DeserializeOwned + Clone + Sized + Send + Sync + std::fmt::Debug,
+        D: Distance<T> + Default + Send + Sync,
+        'a: 'b,
+    {
         //
         debug!("HnswIo::load_hnsw ");
         let start_t = SystemTime::now();
@@ -500,7 +517,8 @@ impl HnswIo {
             }
         }
         // reloader can use datamap
-        let layer_point_indexation = self.load_point_indexation(graph_in, &description, data_in)?;
+        let layer_point_indexation =
+            self.load_point_indexation(graph_in, &description, data_in, borrow)?;
         let data_dim = layer_point_indexation.get_data_dimension();
         //
         let hnsw: Hnsw<T, D> = Hnsw {
@@ -589,7 +607,8 @@ impl HnswIo {
         info!("T type name in dump = {:?}", t_type);
         //
         //
-        let layer_point_indexation = self.load_point_indexation(graph_in, &description, data_in)?;
+        let layer_point_indexation =
+            self.load_point_indexation(graph_in, &description, data_in, &|_, _| None)?;
         let data_dim = layer_point_indexation.get_data_dimension();
         //
         let hnsw: Hnsw<T, D> = Hnsw {
@@ -616,6 +635,7 @@ impl HnswIo {
         graph_in: &mut dyn Read,
         descr: &Description,
         data_in: &mut dyn Read,
+        borrow: &dyn Fn(DataId, &[T]) -> Option<&'b [T]>,
     ) -> anyhow::Result<PointIndexation<'b, T>>
     where
         T: 'static + Serialize + DeserializeOwned + Clone + Sized + Send + Sync + std::fmt::Debug,
@@ -689,7 +709,7 @@ impl HnswIo {
                         }
                     }
                 };
-                let load_point_res = self.load_point(graph_in, descr, data_in, point_use_mmap);
+                let load_point_res = self.load_point(graph_in, descr, data_in, point_use_mmap, borrow);
                 if let Err(other) = load_point_res {
                     error!("in load_point_indexation, loading of point {} failed", r);
                     return Err(anyhow!(other));
@@ -716,7 +736,9 @@ impl HnswIo {
         }
         // at this step all points are loaded , but without their neighbours fileds are not yet initialized
         let mut nbp: usize = 0;
-        for (p_id, neighbours) in &neighbourhood_map {
+        // PATCH (vdb): consumed as it goes, so each point's loaded lists are freed
+        // while the next points' lists are allocated.
+        for (p_id, neighbours) in neighbourhood_map {
             let point = &points_by_layer[p_id.0 as usize][p_id.1 as usize];
             let mut lists = point.neighbours.write();
             // PATCH (vdb): a point starts with lists up to its level; one that was
@@ -803,6 +825,7 @@ impl HnswIo {
         descr: &Description,
         data_in: &mut dyn Read,
         point_use_mmap: bool,
+        borrow: &dyn Fn(DataId, &[T]) -> Option<&'b [T]>,
     ) -> Result<(Arc<Point<'b, T>>, Vec<Vec<Neighbour>>)>
     where
         T: 'static + DeserializeOwned + Clone + Sized + Send + Sync + std::fmt::Debug,
@@ -825,7 +848,11 @@ impl HnswIo {
                     error!("loading point {:?}", origin_id);
                     std::process::exit(1);
                 }
-                Point::<T>::new(v.unwrap(), origin_id, p_id)
+                let v = v.unwrap();
+                match borrow(origin_id, &v) {
+                    Some(s) => Point::<T>::new_from_mmap(s, origin_id, p_id),
+                    None => Point::<T>::new(v, origin_id, p_id),
+                }
             }
             true => {
                 skip_point_data(origin_id, data_in, descr)?; // keep cohrence between data file and graph file!
@@ -1259,7 +1286,11 @@ fn load_point_graph(graph_in: &mut dyn Read, descr: &Description) -> Result<Poin
     //
     // Now  for each layer , read neighbours
     let nb_layer = descr.nb_layer;
-    let mut neighborhood = Vec::<Vec<Neighbour>>::with_capacity(NB_LAYER_MAX as usize);
+    // PATCH (vdb): only the layers up to the last non-empty list are kept (the dump
+    // pads every point to NB_LAYER_MAX lists): these vectors live until the whole
+    // graph is linked, one per point.
+    let mut neighborhood = Vec::<Vec<Neighbour>>::new();
+    let mut empty_run = 0;
     for _l in 0..nb_layer {
         let mut neighbour: Neighbour = Default::default();
         // read nb_neighbour as usize!!! CAUTION, then nb_neighbours times identity(depends on Full or Light) distance : f32
@@ -1287,10 +1318,13 @@ fn load_point_graph(graph_in: &mut dyn Read, descr: &Description) -> Result<Poin
             // now we have a new neighbour, we must really fill neighbourhood info, so it means going from Neighbour to PointWithOrder
             neighborhood_l.push(neighbour);
         }
-        neighborhood.push(neighborhood_l);
-    }
-    for _l in nb_layer..NB_LAYER_MAX {
-        neighborhood.push(Vec::<Neighbour>::new());
+        if neighborhood_l.is_empty() {
+            empty_run += 1;
+        } else {
+            neighborhood.extend((0..empty_run).map(|_| Vec::new()));
+            empty_run = 0;
+            neighborhood.push(neighborhood_l);
+        }
     }
     //
     let point_grap_info = (origin_id, p_id, neighborhood);
