@@ -114,27 +114,59 @@ impl MetadataIndex {
         })
     }
 
+    /// The postings of `key`'s numeric terms that a `$gt`/`$gte`/`$lt`/`$lte`
+    /// may accept, or `None` for another operator. Compared inclusively, as
+    /// `f64`: an integer beyond 2^53 whose term rounded onto the bound is kept
+    /// (the conversion is monotonic, so nothing that passes is left out).
+    fn in_range<'a>(&'a self, key: &str, op: &FieldOp) -> Option<Vec<&'a HashSet<PointId>>> {
+        let as_f64 = |n: &Number| match n {
+            Number::Int(i) => *i as f64,
+            Number::Float(f) => *f,
+        };
+        let (bound, below) = match op {
+            FieldOp::Gt(n) | FieldOp::Gte(n) => (as_f64(n), false),
+            FieldOp::Lt(n) | FieldOp::Lte(n) => (as_f64(n), true),
+            _ => return None,
+        };
+        let Some(by_term) = self.postings.get(key) else {
+            return Some(Vec::new());
+        };
+        let accepts = |v: f64| if below { v <= bound } else { v >= bound };
+        Some(
+            by_term
+                .iter()
+                .filter_map(|(term, points)| match term {
+                    Term::Num(bits) => accepts(f64::from_bits(*bits)).then_some(points),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// The terms an equality or `$in` on a field looks up, or `None` for
+    /// another operator.
+    fn terms_of(op: &FieldOp) -> Option<Vec<Term>> {
+        Some(match op {
+            FieldOp::Eq(s) => vec![scalar_term(s)],
+            FieldOp::In(ScalarList::Str(items)) => {
+                items.iter().map(|s| Term::Str(s.clone())).collect()
+            }
+            FieldOp::In(ScalarList::Number(items)) => items.iter().map(number_term).collect(),
+            FieldOp::In(ScalarList::Bool(items)) => items.iter().map(|b| Term::Bool(*b)).collect(),
+            _ => return None,
+        })
+    }
+
     /// An upper bound on the size of [`Self::candidates`]`(w)`, from the
     /// postings' lengths alone (nothing is collected), or `None` when the
     /// index cannot narrow `w`. Lets a caller decide whether collecting the
     /// candidates pays before it does.
     pub fn candidates_bound(&self, w: &Where) -> Option<usize> {
         match w {
-            Where::Field {
-                key,
-                op: FieldOp::Eq(s),
-            } => Some(self.points_len(key, [scalar_term(s)].iter())),
-            Where::Field {
-                key,
-                op: FieldOp::In(list),
-            } => {
-                let terms: Vec<Term> = match list {
-                    ScalarList::Str(items) => items.iter().map(|s| Term::Str(s.clone())).collect(),
-                    ScalarList::Number(items) => items.iter().map(number_term).collect(),
-                    ScalarList::Bool(items) => items.iter().map(|b| Term::Bool(*b)).collect(),
-                };
-                Some(self.points_len(key, terms.iter()))
-            }
+            Where::Field { key, op } => match Self::terms_of(op) {
+                Some(terms) => Some(self.points_len(key, terms.iter())),
+                None => Some(self.in_range(key, op)?.iter().map(|s| s.len()).sum()),
+            },
             Where::And(children) => children
                 .iter()
                 .filter_map(|c| self.candidates_bound(c))
@@ -145,30 +177,29 @@ impl MetadataIndex {
     }
 
     /// A superset of the points whose metadata satisfies `w`, or `None` when
-    /// the index cannot narrow it (the caller then scans).
+    /// the index cannot narrow it (the caller then scans). An `$and` yields
+    /// the candidates of its narrowest child (by [`Self::candidates_bound`])
+    /// only: the caller checks the whole filter on each anyway, and the
+    /// other children's sets may be large.
     pub fn candidates(&self, w: &Where) -> Option<HashSet<PointId>> {
         match w {
-            Where::Field {
-                key,
-                op: FieldOp::Eq(s),
-            } => Some(self.points(key, std::iter::once(scalar_term(s)))),
-            Where::Field {
-                key,
-                op: FieldOp::In(list),
-            } => Some(match list {
-                ScalarList::Str(items) => {
-                    self.points(key, items.iter().map(|s| Term::Str(s.clone())))
+            Where::Field { key, op } => match Self::terms_of(op) {
+                Some(terms) => Some(self.points(key, terms.into_iter())),
+                None => {
+                    let sets = self.in_range(key, op)?;
+                    let mut out = HashSet::with_capacity(sets.iter().map(|s| s.len()).sum());
+                    for set in sets {
+                        out.extend(set.iter().copied());
+                    }
+                    Some(out)
                 }
-                ScalarList::Number(items) => self.points(key, items.iter().map(number_term)),
-                ScalarList::Bool(items) => self.points(key, items.iter().map(|b| Term::Bool(*b))),
-            }),
+            },
             Where::And(children) => {
-                let mut sets: Vec<HashSet<PointId>> =
-                    children.iter().filter_map(|c| self.candidates(c)).collect();
-                sets.sort_by_key(HashSet::len);
-                let mut sets = sets.into_iter();
-                let first = sets.next()?;
-                Some(sets.fold(first, |acc, s| acc.intersection(&s).copied().collect()))
+                let (_, narrowest) = children
+                    .iter()
+                    .filter_map(|c| Some((self.candidates_bound(c)?, c)))
+                    .min_by_key(|(bound, _)| *bound)?;
+                self.candidates(narrowest)
             }
             Where::Or(children) => {
                 let mut out = HashSet::new();
@@ -225,12 +256,18 @@ mod tests {
             cands(&ix, json!({"$or": [{"a": 2}, {"s": {"$ne": "x"}}]})),
             None
         );
-        assert_eq!(cands(&ix, json!({"a": {"$gt": 0}})), None);
+        assert_eq!(cands(&ix, json!({"a": {"$ne": 0}})), None);
         assert_eq!(
             cands(&ix, json!({"l": 1})),
             Some(vec![]),
             "lists never equal a scalar"
         );
+        // Integers beyond 2^53 share a float term with their neighbours; a range
+        // still keeps every point that passes.
+        let big = (1i64 << 53) + 1;
+        ix.insert(9, Some(&meta(json!({"n": big}))));
+        assert_eq!(cands(&ix, json!({"n": {"$gt": 1i64 << 53}})), Some(vec![9]));
+        assert_eq!(cands(&ix, json!({"n": {"$lt": big + 1}})), Some(vec![9]));
         ix.remove(2, Some(&meta(json!({"a": 1.0, "s": "y"}))));
         assert_eq!(cands(&ix, json!({"a": 1})), Some(vec![1]));
         assert_eq!(cands(&ix, json!({"s": "y"})), Some(vec![]));
@@ -266,6 +303,21 @@ mod tests {
                 assert!(b >= c.len(), "{w}: bound {b} < {} candidates", c.len());
             }
         }
+        // Ranges: inclusive on the f64 terms, a superset of what passes.
+        assert_eq!(
+            cands(&ix, json!({"b": {"$gt": 7}})).map(|c| c.len()),
+            Some(30)
+        );
+        assert_eq!(bound(&ix, json!({"b": {"$gt": 7}})), Some(30));
+        assert_eq!(
+            cands(&ix, json!({"b": {"$lte": 0.5}})).map(|c| c.len()),
+            Some(10)
+        );
+        assert_eq!(
+            cands(&ix, json!({"s": {"$lt": 3}})),
+            Some(vec![]),
+            "strings are not numbers"
+        );
         assert_eq!(bound(&ix, json!({"b": 3})), Some(10));
         assert_eq!(
             bound(&ix, json!({"$and": [{"b": 3}, {"even": true}]})),

@@ -303,6 +303,10 @@ fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
         serde_json::json!({"bucket": {"$in": [5, 6, 99]}}),
         serde_json::json!({"$and": [{"bucket": 3}, {"bucket": {"$ne": 4}}]}),
         serde_json::json!({"$or": [{"bucket": 1}, {"bucket": 2}]}),
+        serde_json::json!({"bucket": {"$lt": 2}}),
+        serde_json::json!({"bucket": {"$gt": 97.5}}),
+        serde_json::json!({"$and": [{"bucket": {"$gte": 3}}, {"bucket": {"$lte": 4}}]}),
+        serde_json::json!({"$and": [{"bucket": {"$gt": 0}}, {"bucket": 3}]}),
     ] {
         let filter = Filter::parse(Some(&w), None).unwrap();
         let want: Vec<String> = all
