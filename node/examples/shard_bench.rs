@@ -124,6 +124,23 @@ fn run_queries(
     }
 }
 
+/// Prints the resident memory grown over `phase`, per record and against the raw vectors.
+fn print_memory_growth(phase: &str, before: Option<u64>, after: Option<u64>, args: &Args) {
+    let (Some(before), Some(after)) = (before, after) else {
+        return;
+    };
+    let grown = after.saturating_sub(before) as f64;
+    let per_record = grown / args.n as f64;
+    println!(
+        "{:<36} {:>9.0} bytes/record  ({:.1}x the {} raw vector bytes; {:.0} MB)",
+        format!("memory (RSS growth over the {phase})"),
+        per_record,
+        per_record / (args.dim * 4) as f64,
+        args.dim * 4,
+        grown / 1e6
+    );
+}
+
 /// Resident memory after returning the heap's free pages to the system.
 fn resident_after_trim() -> Option<u64> {
     // SAFETY: malloc_trim only releases free memory of glibc's allocator.
@@ -253,16 +270,12 @@ fn main() {
     );
     // Memory the shard holds per record: resident growth over the insert (the
     // bench's own copy of the data was resident before), against the raw vector.
-    if let (Some(before), Some(after)) = (rss_before, common::metrics::resident_memory_bytes()) {
-        let per_record = after.saturating_sub(before) as f64 / args.n as f64;
-        println!(
-            "memory (RSS growth over the insert) {:>9.0} bytes/record  ({:.1}x the {} raw vector bytes; {:.0} MB)",
-            per_record,
-            per_record / (args.dim * 4) as f64,
-            args.dim * 4,
-            after.saturating_sub(before) as f64 / 1e6
-        );
-    }
+    print_memory_growth(
+        "insert",
+        rss_before,
+        common::metrics::resident_memory_bytes(),
+        &args,
+    );
 
     // Brute force reference: the exact scan a query would cost without an index.
     let start = Instant::now();
@@ -387,15 +400,7 @@ fn main() {
     // What the restored shard holds (a restarted replica): resident growth over
     // the restore, with the heap trimmed before and after so the restore's
     // transient buffers do not count.
-    if let (Some(before), Some(after)) = (rss_before, resident_after_trim()) {
-        let per_record = after.saturating_sub(before) as f64 / args.n as f64;
-        println!(
-            "memory (RSS growth over the restore) {:>8.0} bytes/record  ({:.1}x the {} raw vector bytes)",
-            per_record,
-            per_record / (args.dim * 4) as f64,
-            args.dim * 4,
-        );
-    }
+    print_memory_growth("restore", rss_before, resident_after_trim(), &args);
     drop(restored);
     let _ = std::fs::remove_file(&path);
 }

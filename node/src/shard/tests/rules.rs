@@ -28,6 +28,26 @@ fn add(records: Vec<RecordWrite>, mode: AddMode) -> ShardCommand {
     }
 }
 
+/// The metadata `{"bucket": b}`.
+fn bucket(b: i64) -> common::command::MetadataPatch {
+    [("bucket".to_owned(), Some(common::MetadataValue::Int(b)))].into()
+}
+
+/// An add of records "0".."n-1", record i with metadata `{"bucket": bucket_of(i)}`.
+fn bucketed(
+    n: i64,
+    bucket_of: impl Fn(i64) -> i64,
+    embedding: impl Fn(i64) -> Vec<f32>,
+) -> ShardCommand {
+    let records = (0..n)
+        .map(|i| RecordWrite {
+            metadata: Some(bucket(bucket_of(i))),
+            ..rec(&i.to_string(), embedding(i))
+        })
+        .collect();
+    add(records, AddMode::RejectExisting)
+}
+
 #[test]
 fn add_of_existing_id_in_reject_mode_writes_nothing() {
     let mut d = Driver::new(Space::L2);
@@ -254,18 +274,8 @@ fn hnsw_path_never_returns_deleted_or_replaced_versions() {
 
 #[test]
 fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
-    use common::command::MetadataPatch;
-    use common::MetadataValue;
-    let bucket =
-        |b: i64| -> MetadataPatch { [("bucket".to_owned(), Some(MetadataValue::Int(b)))].into() };
     let mut d = Driver::new(Space::L2);
-    let records = (0..2000)
-        .map(|i| RecordWrite {
-            metadata: Some(bucket(i % 100)),
-            ..rec(&i.to_string(), vec![i as f32, 1.0])
-        })
-        .collect();
-    d.apply(add(records, AddMode::RejectExisting));
+    d.apply(bucketed(2000, |i| i % 100, |i| vec![i as f32, 1.0]));
     // Move some records between buckets (metadata only, and with a new embedding),
     // drop the key from others, and delete a few.
     let moved = (0..2000).step_by(7).map(|i| RecordWrite {
@@ -341,21 +351,15 @@ fn selective_filters_through_the_metadata_index_agree_with_a_scan() {
 
 #[test]
 fn an_indexed_filter_with_more_candidates_than_an_exact_scan_takes_searches_only_them() {
-    use common::command::MetadataPatch;
-    use common::MetadataValue;
     // 6000 records in 3 buckets: `$in` two of them leaves 4000 candidates,
     // more than an exact scan takes and few enough to collect in one step,
     // so the graph search is restricted to exactly those points.
-    let bucket =
-        |b: i64| -> MetadataPatch { [("bucket".to_owned(), Some(MetadataValue::Int(b)))].into() };
     let mut d = Driver::new(Space::L2);
-    let records = (0..6000)
-        .map(|i| RecordWrite {
-            metadata: Some(bucket(i % 3)),
-            ..rec(&i.to_string(), vec![(i % 80) as f32, (i / 80) as f32])
-        })
-        .collect();
-    d.apply(add(records, AddMode::RejectExisting));
+    d.apply(bucketed(
+        6000,
+        |i| i % 3,
+        |i| vec![(i % 80) as f32, (i / 80) as f32],
+    ));
     let filter =
         Filter::parse(Some(&serde_json::json!({"bucket": {"$in": [0, 2]}})), None).unwrap();
     let want = d.get_all(filter.clone());
