@@ -388,13 +388,8 @@ impl CollectionShard {
     /// Ids of the records the metadata index says may pass `filter`, sorted,
     /// when that narrows the search enough to beat a scan of every record.
     pub(super) fn indexed_candidates(&self, filter: &Filter) -> Option<Vec<&str>> {
-        let points = self
-            .metadata_index
-            .candidates(filter.where_clause.as_ref()?)?;
         // Past a quarter of the records, id lookups and the sort cost more than the scan.
-        if points.len() > self.state.records.len() / 4 {
-            return None;
-        }
+        let points = self.indexed_points(filter, self.state.records.len() / 4)?;
         let mut ids: Vec<&str> = points
             .iter()
             .filter_map(|p| self.point_to_id.get(p))
@@ -402,6 +397,18 @@ impl CollectionShard {
             .collect();
         ids.sort_unstable();
         Some(ids)
+    }
+
+    /// The metadata index's candidate points for the filter's where clause,
+    /// when it answers it with at most `max` of them (by the postings' bound,
+    /// checked before anything is collected: collecting a broad clause's
+    /// points costs more than the scan or graph search it would save).
+    pub(super) fn indexed_points(&self, filter: &Filter, max: usize) -> Option<HashSet<PointId>> {
+        let clause = filter.where_clause.as_ref()?;
+        if self.metadata_index.candidates_bound(clause)? > max {
+            return None;
+        }
+        self.metadata_index.candidates(clause)
     }
 
     /// Adds this collection's records into a shard digest.

@@ -95,30 +95,21 @@ impl MetadataIndex {
         }
     }
 
-    fn points(&self, key: &str, terms: impl Iterator<Item = Term>) -> HashSet<PointId> {
-        let Some(by_term) = self.postings.get(key) else {
-            return HashSet::new();
-        };
-        let mut out = HashSet::new();
-        for term in terms {
-            if let Some(points) = by_term.get(&term) {
-                out.extend(points.iter().copied());
-            }
-        }
-        out
-    }
-
-    fn points_len<'t>(&self, key: &str, terms: impl Iterator<Item = &'t Term>) -> usize {
-        self.postings.get(key).map_or(0, |by_term| {
-            terms.filter_map(|t| by_term.get(t)).map(HashSet::len).sum()
-        })
-    }
-
-    /// The postings of `key`'s numeric terms that a `$gt`/`$gte`/`$lt`/`$lte`
-    /// may accept, or `None` for another operator. Compared inclusively, as
+    /// The postings a field clause selects: those of the terms an equality or
+    /// `$in` names, or those of the numeric terms a `$gt`/`$gte`/`$lt`/`$lte`
+    /// may accept; `None` for another operator. Ranges compare inclusively, as
     /// `f64`: an integer beyond 2^53 whose term rounded onto the bound is kept
     /// (the conversion is monotonic, so nothing that passes is left out).
-    fn in_range<'a>(&'a self, key: &str, op: &FieldOp) -> Option<Vec<&'a HashSet<PointId>>> {
+    fn field_postings<'a>(&'a self, key: &str, op: &FieldOp) -> Option<Vec<&'a HashSet<PointId>>> {
+        let by_term = self.postings.get(key);
+        if let Some(terms) = Self::terms_of(op) {
+            return Some(
+                terms
+                    .iter()
+                    .filter_map(|t| by_term.and_then(|m| m.get(t)))
+                    .collect(),
+            );
+        }
         let as_f64 = |n: &Number| match n {
             Number::Int(i) => *i as f64,
             Number::Float(f) => *f,
@@ -128,13 +119,11 @@ impl MetadataIndex {
             FieldOp::Lt(n) | FieldOp::Lte(n) => (as_f64(n), true),
             _ => return None,
         };
-        let Some(by_term) = self.postings.get(key) else {
-            return Some(Vec::new());
-        };
         let accepts = |v: f64| if below { v <= bound } else { v >= bound };
         Some(
             by_term
-                .iter()
+                .into_iter()
+                .flatten()
                 .filter_map(|(term, points)| match term {
                     Term::Num(bits) => accepts(f64::from_bits(*bits)).then_some(points),
                     _ => None,
@@ -163,10 +152,9 @@ impl MetadataIndex {
     /// candidates pays before it does.
     pub fn candidates_bound(&self, w: &Where) -> Option<usize> {
         match w {
-            Where::Field { key, op } => match Self::terms_of(op) {
-                Some(terms) => Some(self.points_len(key, terms.iter())),
-                None => Some(self.in_range(key, op)?.iter().map(|s| s.len()).sum()),
-            },
+            Where::Field { key, op } => {
+                Some(self.field_postings(key, op)?.iter().map(|s| s.len()).sum())
+            }
             Where::And(children) => children
                 .iter()
                 .filter_map(|c| self.candidates_bound(c))
@@ -183,17 +171,14 @@ impl MetadataIndex {
     /// other children's sets may be large.
     pub fn candidates(&self, w: &Where) -> Option<HashSet<PointId>> {
         match w {
-            Where::Field { key, op } => match Self::terms_of(op) {
-                Some(terms) => Some(self.points(key, terms.into_iter())),
-                None => {
-                    let sets = self.in_range(key, op)?;
-                    let mut out = HashSet::with_capacity(sets.iter().map(|s| s.len()).sum());
-                    for set in sets {
-                        out.extend(set.iter().copied());
-                    }
-                    Some(out)
+            Where::Field { key, op } => {
+                let sets = self.field_postings(key, op)?;
+                let mut out = HashSet::with_capacity(sets.iter().map(|s| s.len()).sum());
+                for set in sets {
+                    out.extend(set.iter().copied());
                 }
-            },
+                Some(out)
+            }
             Where::And(children) => {
                 let (_, narrowest) = children
                     .iter()

@@ -301,7 +301,7 @@ impl CollectionShard {
     /// The plan of a query answered in one step: by the graph without a list
     /// of candidates (no ids and no filter, or a filter too broad for an exact
     /// scan to pay), or from the metadata index's candidates when there are
-    /// no more of them than one scan step examines. `None`: the candidates
+    /// no more of them than one scan step examines ([`SCAN_STEP`]). `None`: the candidates
     /// are collected in steps.
     fn plan_in_one_step(&self, req: &QueryRequest) -> Option<Plan<'_>> {
         if req.ids.is_some() {
@@ -310,7 +310,7 @@ impl CollectionShard {
         if req.filter.is_empty() {
             return Some(Plan::Graph);
         }
-        if let Some(points) = self.few_indexed_candidates(&req.filter) {
+        if let Some(points) = self.indexed_points(&req.filter, SCAN_STEP) {
             // The index's candidates may be a superset (a clause it cannot
             // answer, a where_document): each is checked against the filter.
             let candidates: Vec<&StoredRecord> = points
@@ -322,19 +322,6 @@ impl CollectionShard {
         }
         (self.estimated_matches(&req.filter) > 4 * EXACT_SCAN_MAX_CANDIDATES)
             .then_some(Plan::GraphFiltered(None))
-    }
-
-    /// The metadata index's candidate points for the filter's where clause,
-    /// when it answers it with no more than [`SCAN_STEP`] of them.
-    fn few_indexed_candidates(&self, filter: &Filter) -> Option<Vec<PointId>> {
-        let clause = filter.where_clause.as_ref()?;
-        // Bounded first: collecting half a collection's points into a set
-        // costs more than the graph search a broad filter gets.
-        if self.metadata_index.candidates_bound(clause)? > SCAN_STEP {
-            return None;
-        }
-        let points = self.metadata_index.candidates(clause)?;
-        Some(points.into_iter().collect())
     }
 
     fn answer(&self, req: &QueryRequest, plan: &Plan<'_>) -> Vec<Vec<QueryHit>> {

@@ -9,7 +9,7 @@
 //! temporary name, fsynced, renamed into place, and the directory fsynced, so
 //! a crash leaves either the old snapshot or the new one, never half of one.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -340,16 +340,16 @@ fn load_matching_index(
     state: &CollectionState,
     through: u64,
 ) -> Option<(VectorIndex, u64)> {
-    // The records' vectors, offered to the graph and the index store so a
-    // restored shard holds one copy of each vector, not three.
-    let vectors: std::collections::HashMap<u64, &Vector> = state
+    // The records' current points with their vectors: offered to the graph and
+    // the index store so a restored shard holds one copy of each vector, not
+    // three, and what the loaded graph's live points are checked against.
+    let current: HashMap<u64, &Vector> = state
         .records
         .values()
         .map(|r| (r.point, &r.embedding))
         .collect();
-    let share = |p: u64| vectors.get(&p).map(|v| Vector::clone(v));
+    let share = |p: u64| current.get(&p).map(|v| Vector::clone(v));
     let loaded = VectorIndex::load_sharing(dir, &state.config, &share);
-    drop(vectors);
     let mut index = match loaded {
         Ok(index) => index,
         Err(e) => {
@@ -365,9 +365,8 @@ fn load_matching_index(
         return None;
     }
     let through = through.min(state.next_point);
-    let current: HashSet<u64> = state.records.values().map(|r| r.point).collect();
     for p in index.live_points() {
-        if p >= through || !current.contains(&p) {
+        if p >= through || !current.contains_key(&p) {
             index.remove(p);
         }
     }
