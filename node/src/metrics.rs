@@ -40,6 +40,7 @@ pub struct NodeMetrics {
     proposal_seconds: HistogramVec,
     snapshots: IntCounterVec,
     snapshot_seconds: HistogramVec,
+    read_phase_seconds: HistogramVec,
     wal_fsync_seconds: Histogram,
     wal_flush_bytes: Histogram,
 }
@@ -127,6 +128,15 @@ impl NodeMetrics {
                 "Time to write (taken) or restore (restored) a snapshot",
                 &["group", "event"],
             )?,
+            read_phase_seconds: histogram_vec(
+                &r,
+                "vdb_read_phase_duration_seconds",
+                "Phases of a linearizable read on a leader: queued (waiting for the next \
+                 ReadIndex request, per batch), confirm (the heartbeat round, per batch), \
+                 apply (read index confirmed to applied, per batch), execute (the state \
+                 machine's answer, per read)",
+                &["phase"],
+            )?,
             wal_fsync_seconds: histogram(
                 &r,
                 "vdb_wal_fsync_duration_seconds",
@@ -175,6 +185,13 @@ impl NodeMetrics {
         }
     }
 
+    /// A phase of a linearizable read took `elapsed`.
+    pub fn read_phase(&self, phase: ReadPhase, elapsed: Duration) {
+        self.read_phase_seconds
+            .with_label_values(&[phase.label()])
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// One WAL flush of `bytes`, with its fsync's latency when it synced.
     pub fn wal_flush(&self, bytes: usize, fsync: Option<Duration>) {
         self.wal_flush_bytes.observe(bytes as f64);
@@ -202,6 +219,26 @@ impl SnapshotEvent {
             SnapshotEvent::Taken => "taken",
             SnapshotEvent::Sent => "sent",
             SnapshotEvent::Restored => "restored",
+        }
+    }
+}
+
+/// A phase of a linearizable read (see `vdb_read_phase_duration_seconds`).
+#[derive(Debug, Clone, Copy)]
+pub enum ReadPhase {
+    Queued,
+    Confirm,
+    Apply,
+    Execute,
+}
+
+impl ReadPhase {
+    fn label(self) -> &'static str {
+        match self {
+            ReadPhase::Queued => "queued",
+            ReadPhase::Confirm => "confirm",
+            ReadPhase::Apply => "apply",
+            ReadPhase::Execute => "execute",
         }
     }
 }

@@ -145,7 +145,8 @@ pub async fn read_on(
     let (waiter, rx) = Waiter::new(Instant::now() + budget);
     handle.addr.do_send(ReadIndex { waiter });
     wait(rx, budget).await?;
-    web::block(move || {
+    let started = Instant::now();
+    let reply = web::block(move || {
         // In steps, each under its own read lock, so a long scan does not hold
         // the apply thread (and every write of the group) for its length.
         read_in_steps(&handle.state_machine, &request, || {
@@ -158,7 +159,9 @@ pub async fn read_on(
         })
     })
     .await
-    .map_err(|e| InternalError::Internal(e.to_string()))?
+    .map_err(|e| InternalError::Internal(e.to_string()))?;
+    crate::metrics::get().read_phase(crate::metrics::ReadPhase::Execute, started.elapsed());
+    reply
 }
 
 /// Whether this node ever received a Raft message from `node` (bincode `bool`). A node

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use common::wire::{InternalError, InternalReply};
 use tokio::sync::oneshot;
 
+use crate::metrics::{self, ReadPhase};
+
 /// The answer a read waiter gets: `Ok` means the replica applied through a confirmed read
 /// index, so the caller may read the state machine now.
 pub type ReadReply = Result<(), InternalError>;
@@ -170,7 +172,12 @@ struct ReadBatch {
     waiters: Vec<Waiter<ReadReply>>,
     /// The read index, once the ReadState arrived.
     index: Option<u64>,
+    /// The leader's applied index at the submit, when it may stand in for the commit
+    /// index (see [`PendingReads::submit_queued`]).
+    applied: Option<u64>,
     submitted: Instant,
+    /// When the ReadState arrived.
+    confirmed: Option<Instant>,
 }
 
 /// Reads waiting for ReadIndex. Reads that arrive together share one ReadIndex request
@@ -179,12 +186,15 @@ struct ReadBatch {
 #[derive(Default)]
 pub struct PendingReads {
     queued: Vec<Waiter<ReadReply>>,
+    /// When the first of `queued` arrived.
+    queued_since: Option<Instant>,
     batches: BTreeMap<u64, ReadBatch>,
     next_ctx: u64,
 }
 
 impl PendingReads {
     pub fn push(&mut self, waiter: Waiter<ReadReply>) {
+        self.queued_since.get_or_insert_with(Instant::now);
         self.queued.push(waiter);
     }
 
@@ -207,18 +217,36 @@ impl PendingReads {
 
     /// Moves the queued reads into a new batch; returns the context to pass to
     /// `RawNode::read_index`.
-    pub fn submit_queued(&mut self, now: Instant) -> Option<Vec<u8>> {
+    ///
+    /// `applied`: the leader's applied index, given when the leader has applied an
+    /// entry of its own term. The batch then reads at that index instead of the
+    /// commit index raft-rs confirms, so it does not wait for the entries committed
+    /// but not yet applied (during a bulk load, up to a second behind a snapshot's
+    /// capture or a long apply). Still linearizable, because a write is acknowledged
+    /// only once its leader applied it: a write acknowledged before these reads
+    /// arrived was applied either by this leader (so it is at or below `applied`) or
+    /// by an earlier one (so it is below this term's first entry, which is applied).
+    /// A newer leader cannot have acknowledged anything: the heartbeat round that
+    /// confirms the batch would not reach a quorum. Entries committed but not applied
+    /// were not acknowledged yet, so these reads are concurrent with them.
+    pub fn submit_queued(&mut self, now: Instant, applied: Option<u64>) -> Option<Vec<u8>> {
         if self.queued.is_empty() {
             return None;
         }
         self.next_ctx += 1;
         let ctx = self.next_ctx;
+        if let Some(since) = self.queued_since.take() {
+            let waited = now.saturating_duration_since(since);
+            metrics::get().read_phase(ReadPhase::Queued, waited);
+        }
         self.batches.insert(
             ctx,
             ReadBatch {
                 waiters: std::mem::take(&mut self.queued),
                 index: None,
+                applied,
                 submitted: now,
+                confirmed: None,
             },
         );
         Some(ctx.to_be_bytes().to_vec())
@@ -230,7 +258,10 @@ impl PendingReads {
             return;
         };
         if let Some(b) = self.batches.get_mut(&u64::from_be_bytes(bytes)) {
-            b.index = Some(index);
+            let now = Instant::now();
+            b.index = Some(b.applied.map_or(index, |applied| applied.min(index)));
+            b.confirmed = Some(now);
+            metrics::get().read_phase(ReadPhase::Confirm, now - b.submitted);
         }
     }
 
@@ -244,6 +275,9 @@ impl PendingReads {
             .collect();
         for c in ready {
             if let Some(b) = self.batches.remove(&c) {
+                if let Some(confirmed) = b.confirmed {
+                    metrics::get().read_phase(ReadPhase::Apply, confirmed.elapsed());
+                }
                 for w in b.waiters {
                     w.send(Ok(()));
                 }
@@ -397,8 +431,8 @@ mod tests {
         let (w2, mut r2) = Waiter::new(later());
         r.push(w1);
         r.push(w2);
-        let ctx = r.submit_queued(now).unwrap();
-        assert!(r.submit_queued(now).is_none());
+        let ctx = r.submit_queued(now, None).unwrap();
+        assert!(r.submit_queued(now, None).is_none());
         r.resolve(100);
         assert!(r1.try_recv().is_err(), "no read state yet");
         r.on_read_state(&ctx, 10);
@@ -410,10 +444,10 @@ mod tests {
 
         let (w3, mut r3) = Waiter::new(later());
         r.push(w3);
-        let old = r.submit_queued(now).unwrap();
+        let old = r.submit_queued(now, None).unwrap();
         r.requeue_stale(now + Duration::from_secs(2), Duration::from_secs(1));
         assert!(r.has_queued());
-        let new = r.submit_queued(now).unwrap();
+        let new = r.submit_queued(now, None).unwrap();
         r.on_read_state(&old, 1);
         r.resolve(50);
         assert!(r3.try_recv().is_err(), "the old context no longer counts");
@@ -424,13 +458,38 @@ mod tests {
     }
 
     #[test]
+    fn reads_with_the_leaders_applied_index_do_not_wait_for_the_commit_index() {
+        let mut r = PendingReads::default();
+        let (w1, mut r1) = Waiter::new(later());
+        r.push(w1);
+        let ctx = r.submit_queued(Instant::now(), Some(7)).unwrap();
+        r.on_read_state(&ctx, 10);
+        r.resolve(7);
+        assert_eq!(
+            r1.try_recv().unwrap(),
+            Ok(()),
+            "read at the applied index 7"
+        );
+
+        // The commit index, when lower (a ReadState never confirms less than the
+        // applied index in raft-rs, but the smaller of the two is what is safe).
+        let (w2, mut r2) = Waiter::new(later());
+        r.push(w2);
+        let ctx = r.submit_queued(Instant::now(), Some(9)).unwrap();
+        r.on_read_state(&ctx, 8);
+        r.resolve(8);
+        assert_eq!(r2.try_recv().unwrap(), Ok(()));
+        assert!(r.is_empty());
+    }
+
+    #[test]
     fn reads_expire_and_fail() {
         let mut r = PendingReads::default();
         let (w1, mut r1) = Waiter::new(Instant::now());
         let (w2, mut r2) = Waiter::new(later());
         r.push(w1);
         r.push(w2);
-        r.submit_queued(Instant::now());
+        r.submit_queued(Instant::now(), None);
         r.expire(Instant::now(), || InternalError::NoQuorum);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::NoQuorum));
         assert_eq!(r.len(), 1);

@@ -65,7 +65,10 @@ impl Replica {
         if self.raw.raft.state != StateRole::Leader || !self.raw.raft.commit_to_current_term() {
             return false;
         }
-        match self.reads.submit_queued(Instant::now()) {
+        // Once the leader applied an entry of its term, its applied index covers
+        // every acknowledged write (see `PendingReads::submit_queued`).
+        let applied = (self.applied.1 == self.raw.raft.term).then_some(self.applied.0);
+        match self.reads.submit_queued(Instant::now(), applied) {
             Some(rctx) => {
                 self.raw.read_index(rctx);
                 true
