@@ -108,6 +108,12 @@ pub struct RaftSection {
     /// goes silent for an election timeout (node-level keepalives). Default 20 (2 s);
     /// 0: never.
     pub hibernate_after_ticks: u64,
+    /// A leader answers linearizable reads on a lease (no heartbeat round per read)
+    /// for 90% of `(election_ticks - 1) * tick_ms` after a quorum confirmed it; every
+    /// replica refuses votes for `(election_ticks - 1) * tick_ms` after hearing from
+    /// its leader or opening, whatever this says (`node/src/raft/lease.rs`). Default
+    /// true; false: every read takes a ReadIndex round.
+    pub lease_reads: bool,
 }
 
 impl Default for RaftSection {
@@ -123,6 +129,7 @@ impl Default for RaftSection {
             wal_segment_bytes: 64 << 20,
             max_index_lag: 20_000,
             hibernate_after_ticks: 20,
+            lease_reads: true,
         }
     }
 }

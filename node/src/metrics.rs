@@ -41,6 +41,7 @@ pub struct NodeMetrics {
     snapshots: IntCounterVec,
     snapshot_seconds: HistogramVec,
     read_phase_seconds: HistogramVec,
+    reads: IntCounterVec,
     wal_fsync_seconds: Histogram,
     wal_flush_bytes: Histogram,
 }
@@ -137,6 +138,13 @@ impl NodeMetrics {
                  machine's answer, per read)",
                 &["phase"],
             )?,
+            reads: counter(
+                &r,
+                "vdb_reads_total",
+                "Linearizable reads a leader admitted, by path: lease (no heartbeat round) \
+                 or read_index (a heartbeat round to a quorum first)",
+                &["path"],
+            )?,
             wal_fsync_seconds: histogram(
                 &r,
                 "vdb_wal_fsync_duration_seconds",
@@ -192,6 +200,11 @@ impl NodeMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// A leader admitted a linearizable read on `path`.
+    pub fn read_path(&self, path: ReadPath) {
+        self.reads.with_label_values(&[path.label()]).inc();
+    }
+
     /// One WAL flush of `bytes`, with its fsync's latency when it synced.
     pub fn wal_flush(&self, bytes: usize, fsync: Option<Duration>) {
         self.wal_flush_bytes.observe(bytes as f64);
@@ -239,6 +252,22 @@ impl ReadPhase {
             ReadPhase::Confirm => "confirm",
             ReadPhase::Apply => "apply",
             ReadPhase::Execute => "execute",
+        }
+    }
+}
+
+/// How a leader admitted a read (see `vdb_reads_total`).
+#[derive(Debug, Clone, Copy)]
+pub enum ReadPath {
+    Lease,
+    ReadIndex,
+}
+
+impl ReadPath {
+    fn label(self) -> &'static str {
+        match self {
+            ReadPath::Lease => "lease",
+            ReadPath::ReadIndex => "read_index",
         }
     }
 }

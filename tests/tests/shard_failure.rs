@@ -6,6 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::read::{GetRequest, Include, ShardRead, ShardReadReply, ShardReadValue};
+use common::wire::{self, InternalError};
+use common::Filter;
 use serde_json::{json, Value};
 use tests::http::eventually;
 use tests::{rows, str_list, Checks, Client, Cluster, ClusterOptions, Resp, RouterOptions};
@@ -623,4 +626,102 @@ async fn raft_delay_holds_commits_and_heals() {
     want.sort();
     assert_eq!(c.present_ids(&id, &all).await, want);
     cluster.wait_converged(LONG).await;
+}
+
+/// The document of `key` as the node `node` answers it from its replica of
+/// `group` (`None`: not there), or the node's refusal.
+async fn read_on_node(
+    cluster: &Cluster,
+    node: u64,
+    group: u64,
+    collection: &str,
+    key: &str,
+) -> Result<Option<String>, InternalError> {
+    let read = ShardRead::Get(GetRequest {
+        collection: collection.into(),
+        ids: Some(vec![key.to_owned()]),
+        filter: Filter::default(),
+        offset: 0,
+        limit: None,
+        include: Include::ALL,
+    });
+    let body = wire::encode(&read).expect("encode");
+    let path = format!("/internal/{group}/read");
+    let bytes = cluster
+        .post_internal(node, &path, body, Duration::from_secs(10))
+        .await?;
+    match wire::decode::<ShardReadReply>(&bytes).expect("a read reply") {
+        Ok(ShardReadValue::Records(r)) => Ok(r.into_iter().next().and_then(|r| r.document)),
+        other => panic!("read of {key} on node {node}: {other:?}"),
+    }
+}
+
+/// A leader answers reads on a lease (no heartbeat round) only while no other
+/// leader can have been elected; stopped (SIGSTOP) past its lease while the
+/// others elect a new leader and take a write, it must not answer from its old
+/// state when it resumes: the read, sent while it is stopped so that it is
+/// served the moment it resumes (before its missed ticks depose it, if it is
+/// first), either finds the new value or is refused as not the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_past_its_lease_never_answers_a_stale_read() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let c = cluster.client_with_timeout(0, Duration::from_secs(20));
+    let collection = c.new_collection("lease", json!({})).await;
+    let key = "k".to_string();
+    c.add_ok(
+        &collection,
+        &records_body(std::slice::from_ref(&key), "before"),
+    )
+    .await;
+
+    // The group holding the key, and its leader: the one whose read finds it
+    // (a read on the lease, or the round that starts it).
+    let mut holder = None;
+    for group in cluster.shard_groups() {
+        let leader = cluster
+            .wait_leader(group, &cluster.replicas_of(group), LONG)
+            .await;
+        let found = read_on_node(&cluster, leader, group, &collection, &key).await;
+        if found == Ok(Some("before k".to_string())) {
+            holder = Some((group, leader));
+        }
+    }
+    let (group, old_leader) = holder.expect("a shard leader holds the key");
+
+    cluster.pause_node(old_leader, true);
+    let started = Instant::now();
+    c.records(
+        &collection,
+        "upsert",
+        &records_body(std::slice::from_ref(&key), "after"),
+    )
+    .await
+    .expect_status(200, "upsert while the old leader is stopped");
+    let others: Vec<u64> = cluster
+        .replicas_of(group)
+        .into_iter()
+        .filter(|&n| n != old_leader)
+        .collect();
+    let new_leader = cluster.wait_leader(group, &others, LONG).await;
+    eprintln!(
+        "new leader {new_leader} took the write after {:?}",
+        started.elapsed()
+    );
+
+    let stale = {
+        let cluster = &cluster;
+        let (collection, key) = (collection.clone(), key.clone());
+        async move { read_on_node(cluster, old_leader, group, &collection, &key).await }
+    };
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.pause_node(old_leader, false);
+    };
+    let (answer, ()) = tokio::join!(stale, resume);
+    eprintln!("the resumed old leader answered {answer:?}");
+    match answer {
+        Ok(Some(doc)) => assert_eq!(doc, "after k", "a stale read from the old leader"),
+        Err(InternalError::NotLeader { .. }) => {}
+        other => panic!("the resumed old leader answered {other:?}"),
+    }
 }

@@ -27,6 +27,7 @@ pub mod apply;
 pub mod dedup;
 pub mod inbound;
 pub mod indexer;
+pub mod lease;
 pub mod logger;
 pub mod messages;
 pub mod pending;

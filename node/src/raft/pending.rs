@@ -188,6 +188,8 @@ pub struct PendingReads {
     queued: Vec<Waiter<ReadReply>>,
     /// When the first of `queued` arrived.
     queued_since: Option<Instant>,
+    /// A round is wanted even without reads queued: to renew the leader's lease.
+    renewal: bool,
     batches: BTreeMap<u64, ReadBatch>,
     next_ctx: u64,
 }
@@ -199,7 +201,13 @@ impl PendingReads {
     }
 
     pub fn has_queued(&self) -> bool {
-        !self.queued.is_empty()
+        !self.queued.is_empty() || self.renewal
+    }
+
+    /// The next submit makes a round even if no read is queued (the leader's lease
+    /// wants renewing while reads are answered on it).
+    pub fn ask_renewal(&mut self) {
+        self.renewal = true;
     }
 
     pub fn len(&self) -> usize {
@@ -230,9 +238,10 @@ impl PendingReads {
     /// confirms the batch would not reach a quorum. Entries committed but not applied
     /// were not acknowledged yet, so these reads are concurrent with them.
     pub fn submit_queued(&mut self, now: Instant, applied: Option<u64>) -> Option<Vec<u8>> {
-        if self.queued.is_empty() {
+        if !self.has_queued() {
             return None;
         }
+        self.renewal = false;
         self.next_ctx += 1;
         let ctx = self.next_ctx;
         if let Some(since) = self.queued_since.take() {
@@ -252,17 +261,16 @@ impl PendingReads {
         Some(ctx.to_be_bytes().to_vec())
     }
 
-    /// A ReadState arrived for `ctx`.
-    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) {
-        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
-            return;
-        };
-        if let Some(b) = self.batches.get_mut(&u64::from_be_bytes(bytes)) {
-            let now = Instant::now();
-            b.index = Some(b.applied.map_or(index, |applied| applied.min(index)));
-            b.confirmed = Some(now);
-            metrics::get().read_phase(ReadPhase::Confirm, now - b.submitted);
-        }
+    /// A ReadState arrived for `ctx`: returns when its round was submitted (a quorum
+    /// heard from this leader since), if it is one of this replica's.
+    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) -> Option<Instant> {
+        let bytes = <[u8; 8]>::try_from(ctx).ok()?;
+        let b = self.batches.get_mut(&u64::from_be_bytes(bytes))?;
+        let now = Instant::now();
+        b.index = Some(b.applied.map_or(index, |applied| applied.min(index)));
+        b.confirmed = Some(now);
+        metrics::get().read_phase(ReadPhase::Confirm, now - b.submitted);
+        Some(b.submitted)
     }
 
     /// Answers every batch whose read index is applied.
@@ -321,10 +329,13 @@ impl PendingReads {
                 .filter_map(keep)
                 .collect();
         }
-        self.batches.retain(|_, b| !b.waiters.is_empty());
+        // A renewal round (no reads) stays until confirmed, or requeued when stale.
+        self.batches
+            .retain(|_, b| !b.waiters.is_empty() || b.index.is_none());
     }
 
     pub fn fail_all(&mut self, err: InternalError) {
+        self.renewal = false;
         for w in std::mem::take(&mut self.queued) {
             w.send(Err(err.clone()));
         }

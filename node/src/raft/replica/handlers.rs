@@ -1,10 +1,13 @@
 //! The actor's mailbox: peer messages, proposals, reads, transfers, transport reports,
 //! apply reports.
 
+use std::time::Instant;
+
 use actix::{Actor, Context, Handler};
 use raft::SnapshotStatus;
 
 use super::*;
+use crate::metrics::ReadPath;
 use crate::panic_guard;
 use crate::raft::apply::{stamp_context, ApplyReport};
 use crate::raft::inbound;
@@ -55,13 +58,25 @@ impl Handler<StepBatch> for Replica {
                 );
                 continue;
             }
+            let now = Instant::now();
+            if self.vote_guard.refuses(&m, self.raw.raft.term, now) {
+                // Silently, as raft-rs ignores a vote within its lease: the candidate
+                // asks again after its election timeout.
+                tracing::debug!(
+                    group = self.group,
+                    from = m.from,
+                    term = m.term,
+                    "vote refused: heard from the leader (or opened) within the vote guard"
+                );
+                continue;
+            }
             let (from, kind, term) = (m.from, m.get_msg_type(), m.term);
             let quiet = hibernation::is_quiet_heartbeat(&m);
             if !hibernation::is_pulse(&m) {
                 self.wake(ctx, "a raft message");
             }
             match panic_guard::catch(|| self.raw.step(m)) {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => self.note_leader_contact(from, kind, term, now),
                 Ok(Err(e)) => {
                     tracing::debug!(group = self.group, error = %e, "raft message not stepped")
                 }
@@ -148,6 +163,17 @@ impl Handler<ReadIndex> for Replica {
             return;
         }
         self.wake(ctx, "a read");
+        let now = Instant::now();
+        if self.lease_holds(now) {
+            crate::metrics::get().read_path(ReadPath::Lease);
+            let _ = msg.waiter.reply.send(Ok(()));
+            if self.lease.wants_renewal(self.raw.raft.term, now) {
+                self.reads.ask_renewal();
+                self.schedule_ready(ctx);
+            }
+            return;
+        }
+        crate::metrics::get().read_path(ReadPath::ReadIndex);
         self.reads.push(msg.waiter);
         self.schedule_ready(ctx);
     }

@@ -4,12 +4,54 @@
 use std::time::Instant;
 
 use actix::Context;
+use raft::eraftpb::{Message, MessageType};
 use raft::ProgressState;
 
 use super::*;
 use crate::raft::apply::ApplyTask;
 
 impl Replica {
+    /// Whether this leader may answer a read now without a heartbeat round: its lease
+    /// holds, no transfer is under way, and it applied an entry of its term (so its
+    /// applied index covers every acknowledged write; see `crate::raft::lease`).
+    pub(super) fn lease_holds(&mut self, now: Instant) -> bool {
+        let term = self.raw.raft.term;
+        if self.raw.raft.lead_transferee.is_some() {
+            self.lease.suspend(term);
+            return false;
+        }
+        self.applied.1 == term && self.lease.valid(term, now)
+    }
+
+    /// A leadership transfer (or a `TimeoutNow` among `messages`, about to go out)
+    /// ends this leader's lease for its term.
+    pub(super) fn note_transfers(&mut self, messages: &[Message]) {
+        let timeout_now = messages
+            .iter()
+            .any(|m| m.get_msg_type() == MessageType::MsgTimeoutNow);
+        if timeout_now || self.raw.raft.lead_transferee.is_some() {
+            self.lease.suspend(self.raw.raft.term);
+        }
+    }
+
+    /// After stepping a message: one from the current leader in its term starts the
+    /// vote guard's span again.
+    pub(super) fn note_leader_contact(
+        &mut self,
+        from: u64,
+        kind: MessageType,
+        term: u64,
+        now: Instant,
+    ) {
+        let from_leader = matches!(
+            kind,
+            MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+        );
+        if from_leader && term == self.raw.raft.term && from == self.raw.raft.leader_id {
+            self.vote_guard.heard_from_leader(now);
+        }
+    }
+
     /// A leader that is not the group's preferred leader hands leadership to it once the
     /// preferred replica is active and has every entry.
     pub(super) fn maybe_transfer_to_preferred(&mut self) {

@@ -41,6 +41,7 @@ use raft::prelude::Entry;
 use raft::{RawNode, StateRole};
 
 use super::apply::{ApplySender, SnapshotPolicy, StopFlag};
+use super::lease::{vote_guard_span, LeaderLease, VoteGuard};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
 use super::state_machine::{ProposalReader, SharedStateMachine, SnapshotError};
@@ -177,6 +178,10 @@ pub struct Replica {
     progress: Arc<Mutex<ReplicaStatus>>,
     proposals: PendingProposals,
     reads: PendingReads,
+    /// Reads without a heartbeat round while leading ([`crate::raft::lease`]).
+    lease: LeaderLease,
+    /// The votes this replica refuses after hearing from its leader.
+    vote_guard: VoteGuard,
     /// (index, term) of the last entry the apply thread reported applied.
     applied: (u64, u64),
     /// Index of the snapshot file the state machine was opened from.

@@ -96,6 +96,7 @@ impl Replica {
         cfg.validate()?;
         let raw = RawNode::new(&cfg, storage.clone(), &raft_logger(node_id, group))?;
         let tick = Duration::from_millis(rc.tick_ms);
+        let vote_guard = vote_guard_span(tick, rc.election_ticks);
         let progress = ReplicaStatus {
             term: raw.raft.term,
             commit: raw.raft.raft_log.committed,
@@ -129,6 +130,8 @@ impl Replica {
             progress: Arc::new(Mutex::new(progress)),
             proposals: PendingProposals::default(),
             reads: PendingReads::default(),
+            lease: LeaderLease::new(rc.lease_reads.then_some(vote_guard)),
+            vote_guard: VoteGuard::new(vote_guard),
             applied,
             opened_snapshot: chosen.unwrap_or(0),
             max_index_lag: rc.max_index_lag,

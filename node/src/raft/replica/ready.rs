@@ -96,7 +96,9 @@ impl Replica {
         };
 
         // 2. Messages that may go before the entries are durable (a leader's appends).
-        self.transport.send(self.group, rd.take_messages());
+        let messages = rd.take_messages();
+        self.note_transfers(&messages);
+        self.transport.send(self.group, messages);
 
         // 3. Entries and hard state: one WAL append, one fsync (group commit).
         self.persist(rd.entries(), rd.hs())?;
@@ -107,7 +109,9 @@ impl Replica {
 
         // 5. Confirmed read indexes.
         for rs in rd.take_read_states() {
-            self.reads.on_read_state(&rs.request_ctx, rs.index);
+            if let Some(submitted) = self.reads.on_read_state(&rs.request_ctx, rs.index) {
+                self.lease.confirmed(self.raw.raft.term, submitted);
+            }
         }
         self.reads.resolve(self.applied.0);
 
@@ -129,7 +133,9 @@ impl Replica {
         // 8. The light ready. Its commit index is not persisted on its own: Raft does not
         //    need a durable commit index, and a restart applies from a snapshot file chosen
         //    at or below the persisted one (which the next hard state carries).
-        self.transport.send(self.group, light.take_messages());
+        let messages = light.take_messages();
+        self.note_transfers(&messages);
+        self.transport.send(self.group, messages);
         self.hand_over(light.take_committed_entries())?;
         Ok(())
     }
