@@ -21,7 +21,7 @@ use rand::Rng;
 use common::wire::ReplicaState;
 
 use crate::cluster::Cluster;
-use crate::faults::members::{replace_replica, Rejoin};
+use crate::faults::members::{replace_replica, Placed, Rejoin};
 use crate::faults::{FaultError, Netem};
 
 /// A network fault that cannot be set or cleared leaves the run meaningless:
@@ -588,7 +588,8 @@ impl Replacement {
             }
             let mut problems = Vec::new();
             while Instant::now() < deadline {
-                problems = crate::faults::members::voter_set_problems(&cluster).await;
+                problems =
+                    crate::faults::members::voter_set_problems(&cluster, Placed::ByDriver).await;
                 if problems.is_empty() {
                     break;
                 }

@@ -300,7 +300,10 @@ pub async fn run(cfg: &RunConfig) -> Summary {
         anomalies.push(finding("availability", format!("heal: {}", panic_text(e))));
     }
     // Membership faults must leave every group at its full voter set.
-    for problem in crate::faults::members::voter_set_problems(&cluster).await {
+    for problem in
+        crate::faults::members::voter_set_problems(&cluster, crate::faults::members::Placed::Kept)
+            .await
+    {
         anomalies.push(finding("membership", problem));
     }
     if !workload::final_reads(&http, &target, LONG).await {

@@ -156,6 +156,9 @@ pub struct Cluster {
     /// The private network with `ClusterOptions::netns` (dropped after the
     /// processes: `Drop` kills them first).
     net: Option<NetFaults>,
+    /// Groups the placement driver rebuilt on other nodes than the config's
+    /// placement (see [`Cluster::record_replicas`]).
+    moved: Mutex<BTreeMap<u64, Vec<u64>>>,
 }
 
 /// A free loopback port (bound then released; the process that gets it binds
@@ -241,6 +244,7 @@ impl Cluster {
             admin,
             secret,
             net,
+            moved: Mutex::new(BTreeMap::new()),
         };
         for id in cluster.initial_ids() {
             cluster.spawn_node(id);
@@ -283,9 +287,28 @@ impl Cluster {
         placement::shard_groups(&self.config).collect()
     }
 
-    /// Nodes hosting a replica of `group`.
+    /// Nodes hosting a replica of `group`: the config's placement, or where
+    /// the placement driver last rebuilt it.
     pub fn replicas_of(&self, group: u64) -> Vec<u64> {
-        placement::replicas(&self.config, group)
+        match self.moved.lock().get(&group) {
+            Some(replicas) => replicas.clone(),
+            None => placement::replicas(&self.config, group),
+        }
+    }
+
+    /// The placement driver rebuilt `group`'s lost replicas on `replicas`
+    /// (with more nodes than the replication factor it may pick another node
+    /// than the one that lost its data): later checks expect them there.
+    pub fn record_replicas(&self, group: u64, mut replicas: Vec<u64>) {
+        replicas.sort_unstable();
+        let mut placed = placement::replicas(&self.config, group);
+        placed.sort_unstable();
+        let mut moved = self.moved.lock();
+        if replicas == placed {
+            moved.remove(&group);
+        } else {
+            moved.insert(group, replicas);
+        }
     }
 
     fn addr(&self, id: u64) -> String {

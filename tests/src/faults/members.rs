@@ -293,15 +293,28 @@ async fn admin_until(
     ))
 }
 
-/// Every group whose leader does not report exactly its placement's voters
-/// (no learner, no joint configuration), that has no leader, or one of
-/// whose voters has no running replica, as one line each; empty when every
-/// group is at full size. Call it on a healed cluster with every node
-/// running.
-pub async fn voter_set_problems(cluster: &Cluster) -> Vec<String> {
+/// Which voters a group must end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Exactly the nodes [`Cluster::replicas_of`] names (replacements by hand
+    /// put the new replica on the node that lost one).
+    Kept,
+    /// As many as [`Cluster::replicas_of`] names, on any nodes: the placement
+    /// driver may rebuild a lost replica on another node than the one that
+    /// lost it (the least loaded). A group found complete elsewhere is
+    /// recorded there ([`Cluster::record_replicas`]) for the later checks.
+    ByDriver,
+}
+
+/// Every group whose leader does not report its full voter set (`placed`; no
+/// learner, no joint configuration), that has no leader, or one of whose
+/// voters has no running replica, as one line each; empty when every group is
+/// at full size. Call it on a healed cluster with every node running.
+pub async fn voter_set_problems(cluster: &Cluster, placed: Placed) -> Vec<String> {
     let mut problems = Vec::new();
     let running = cluster.running();
     for group in cluster.groups() {
+        let found_before = problems.len();
         let mut expected = cluster.replicas_of(group);
         expected.sort_unstable();
         let Some(leader) = cluster.find_leader(group, &running).await else {
@@ -314,6 +327,9 @@ pub async fn voter_set_problems(cluster: &Cluster) -> Vec<String> {
         };
         let mut voters = r.voters.clone();
         voters.sort_unstable();
+        if placed == Placed::ByDriver && voters.len() == expected.len() && voters != expected {
+            expected = voters.clone();
+        }
         if voters != expected || !r.learners.is_empty() || !r.voters_outgoing.is_empty() {
             problems.push(format!(
                 "group {group} (leader {leader}): voters {voters:?}, learners {:?}, \
@@ -332,6 +348,9 @@ pub async fn voter_set_problems(cluster: &Cluster) -> Vec<String> {
                     "group {group}: voter {id} has no replica of it (or does not answer)"
                 )),
             }
+        }
+        if placed == Placed::ByDriver && problems.len() == found_before {
+            cluster.record_replicas(group, voters);
         }
     }
     problems
