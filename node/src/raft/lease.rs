@@ -26,6 +26,11 @@
 //! that began a transfer (or sent `TimeoutNow`, which may arrive late) therefore takes
 //! no lease for the rest of its term; its reads go back to ReadIndex rounds.
 //!
+//! A configuration change takes effect on the leader when its entry commits; from then
+//! on a new leader needs a quorum of the new configuration, which the rounds confirmed
+//! before may not include. The change therefore ends the lease; the next round,
+//! confirmed by the new configuration's quorum, starts a new one.
+//!
 //! A read on the lease is answered at the leader's applied index, like every read
 //! once the leader applied an entry of its term (see `PendingReads::submit_queued`).
 
@@ -93,6 +98,12 @@ impl LeaderLease {
             tracing::debug!(term, "leader lease suspended for the term: a transfer");
         }
         self.suspended = true;
+        self.until = None;
+    }
+
+    /// The group's configuration changed: a quorum of the old one may not be one of
+    /// the new, so only rounds confirmed from now on (by the new one) count.
+    pub fn expire(&mut self) {
         self.until = None;
     }
 
@@ -189,6 +200,17 @@ mod tests {
         );
         lease.confirmed(4, t + 20 * MS);
         assert!(lease.valid(4, t + 21 * MS), "a new term starts afresh");
+    }
+
+    #[test]
+    fn a_configuration_change_ends_the_lease_until_the_next_round() {
+        let mut lease = LeaderLease::new(Some(1000 * MS));
+        let t = Instant::now();
+        lease.confirmed(2, t);
+        lease.expire();
+        assert!(!lease.valid(2, t + MS));
+        lease.confirmed(2, t + 5 * MS);
+        assert!(lease.valid(2, t + 6 * MS));
     }
 
     #[test]

@@ -241,6 +241,8 @@ impl Replica {
             };
             self.storage.set_conf_state_at(e.index, &cs)?;
             self.note_conf_state(e.index, &cs);
+            // A quorum of the old configuration vouched for the lease, not one of the new.
+            self.lease.expire();
         }
         self.send_to_apply(ApplyTask::Entries(entries))
     }
