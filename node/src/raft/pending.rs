@@ -175,6 +175,8 @@ struct ReadBatch {
     /// The leader's applied index at the submit, when it may stand in for the commit
     /// index (see [`PendingReads::submit_queued`]).
     applied: Option<u64>,
+    /// The leader's term at the submit.
+    term: u64,
     submitted: Instant,
     /// When the ReadState arrived.
     confirmed: Option<Instant>,
@@ -237,7 +239,12 @@ impl PendingReads {
     /// A newer leader cannot have acknowledged anything: the heartbeat round that
     /// confirms the batch would not reach a quorum. Entries committed but not applied
     /// were not acknowledged yet, so these reads are concurrent with them.
-    pub fn submit_queued(&mut self, now: Instant, applied: Option<u64>) -> Option<Vec<u8>> {
+    pub fn submit_queued(
+        &mut self,
+        now: Instant,
+        term: u64,
+        applied: Option<u64>,
+    ) -> Option<Vec<u8>> {
         if !self.has_queued() {
             return None;
         }
@@ -254,6 +261,7 @@ impl PendingReads {
                 waiters: std::mem::take(&mut self.queued),
                 index: None,
                 applied,
+                term,
                 submitted: now,
                 confirmed: None,
             },
@@ -261,16 +269,17 @@ impl PendingReads {
         Some(ctx.to_be_bytes().to_vec())
     }
 
-    /// A ReadState arrived for `ctx`: returns when its round was submitted (a quorum
-    /// heard from this leader since), if it is one of this replica's.
-    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) -> Option<Instant> {
+    /// A ReadState arrived for `ctx`: returns the term and the time its round was
+    /// submitted (a quorum heard from this leader since), if it is one of this
+    /// replica's.
+    pub fn on_read_state(&mut self, ctx: &[u8], index: u64) -> Option<(u64, Instant)> {
         let bytes = <[u8; 8]>::try_from(ctx).ok()?;
         let b = self.batches.get_mut(&u64::from_be_bytes(bytes))?;
         let now = Instant::now();
         b.index = Some(b.applied.map_or(index, |applied| applied.min(index)));
         b.confirmed = Some(now);
         metrics::get().read_phase(ReadPhase::Confirm, now - b.submitted);
-        Some(b.submitted)
+        Some((b.term, b.submitted))
     }
 
     /// Answers every batch whose read index is applied.
@@ -442,8 +451,8 @@ mod tests {
         let (w2, mut r2) = Waiter::new(later());
         r.push(w1);
         r.push(w2);
-        let ctx = r.submit_queued(now, None).unwrap();
-        assert!(r.submit_queued(now, None).is_none());
+        let ctx = r.submit_queued(now, 1, None).unwrap();
+        assert!(r.submit_queued(now, 1, None).is_none());
         r.resolve(100);
         assert!(r1.try_recv().is_err(), "no read state yet");
         r.on_read_state(&ctx, 10);
@@ -455,10 +464,10 @@ mod tests {
 
         let (w3, mut r3) = Waiter::new(later());
         r.push(w3);
-        let old = r.submit_queued(now, None).unwrap();
+        let old = r.submit_queued(now, 1, None).unwrap();
         r.requeue_stale(now + Duration::from_secs(2), Duration::from_secs(1));
         assert!(r.has_queued());
-        let new = r.submit_queued(now, None).unwrap();
+        let new = r.submit_queued(now, 1, None).unwrap();
         r.on_read_state(&old, 1);
         r.resolve(50);
         assert!(r3.try_recv().is_err(), "the old context no longer counts");
@@ -473,7 +482,7 @@ mod tests {
         let mut r = PendingReads::default();
         let (w1, mut r1) = Waiter::new(later());
         r.push(w1);
-        let ctx = r.submit_queued(Instant::now(), Some(7)).unwrap();
+        let ctx = r.submit_queued(Instant::now(), 1, Some(7)).unwrap();
         r.on_read_state(&ctx, 10);
         r.resolve(7);
         assert_eq!(
@@ -486,7 +495,7 @@ mod tests {
         // applied index in raft-rs, but the smaller of the two is what is safe).
         let (w2, mut r2) = Waiter::new(later());
         r.push(w2);
-        let ctx = r.submit_queued(Instant::now(), Some(9)).unwrap();
+        let ctx = r.submit_queued(Instant::now(), 1, Some(9)).unwrap();
         r.on_read_state(&ctx, 8);
         r.resolve(8);
         assert_eq!(r2.try_recv().unwrap(), Ok(()));
@@ -500,7 +509,7 @@ mod tests {
         let (w2, mut r2) = Waiter::new(later());
         r.push(w1);
         r.push(w2);
-        r.submit_queued(Instant::now(), None);
+        r.submit_queued(Instant::now(), 1, None);
         r.expire(Instant::now(), || InternalError::NoQuorum);
         assert_eq!(r1.try_recv().unwrap(), Err(InternalError::NoQuorum));
         assert_eq!(r.len(), 1);

@@ -67,8 +67,9 @@ impl Replica {
         }
         // Once the leader applied an entry of its term, its applied index covers
         // every acknowledged write (see `PendingReads::submit_queued`).
-        let applied = (self.applied.1 == self.raw.raft.term).then_some(self.applied.0);
-        match self.reads.submit_queued(Instant::now(), applied) {
+        let term = self.raw.raft.term;
+        let applied = (self.applied.1 == term).then_some(self.applied.0);
+        match self.reads.submit_queued(Instant::now(), term, applied) {
             Some(rctx) => {
                 self.raw.read_index(rctx);
                 true
@@ -109,8 +110,8 @@ impl Replica {
 
         // 5. Confirmed read indexes.
         for rs in rd.take_read_states() {
-            if let Some(submitted) = self.reads.on_read_state(&rs.request_ctx, rs.index) {
-                self.lease.confirmed(self.raw.raft.term, submitted);
+            if let Some((term, submitted)) = self.reads.on_read_state(&rs.request_ctx, rs.index) {
+                self.lease.confirmed(term, submitted);
             }
         }
         self.reads.resolve(self.applied.0);
