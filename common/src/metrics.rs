@@ -72,29 +72,6 @@ impl HttpMetrics {
     }
 }
 
-/// A request being timed: made when it arrives, [`RequestTimer::finish`]ed with its
-/// status (the HTTP middlewares of the router and the node).
-pub struct RequestTimer {
-    endpoint: String,
-    method: &'static str,
-    started: Instant,
-}
-
-impl RequestTimer {
-    /// `pattern`: the route pattern the request matched, if any.
-    pub fn start(pattern: Option<String>, method: &str) -> RequestTimer {
-        RequestTimer {
-            endpoint: pattern.unwrap_or_else(|| UNMATCHED_ENDPOINT.to_string()),
-            method: method_label(method),
-            started: Instant::now(),
-        }
-    }
-
-    pub fn finish(self, metrics: &HttpMetrics, status: u16) {
-        metrics.observe(&self.endpoint, self.method, status, self.started.elapsed());
-    }
-}
-
 /// The request-timing middleware of the router and the node (outermost, so refused
 /// requests are counted too): `from_fn(|req, next| track(&METRICS.http, req, next))`.
 #[cfg(feature = "http")]
@@ -115,12 +92,8 @@ pub async fn track<B: actix_web::body::MessageBody>(
         Ok(r) => (r.request().match_pattern(), r.status()),
         Err(e) => (None, e.as_response_error().status_code()),
     };
-    let timer = RequestTimer {
-        endpoint: pattern.unwrap_or_else(|| UNMATCHED_ENDPOINT.to_string()),
-        method,
-        started,
-    };
-    timer.finish(metrics, status.as_u16());
+    let endpoint = pattern.as_deref().unwrap_or(UNMATCHED_ENDPOINT);
+    metrics.observe(endpoint, method, status.as_u16(), started.elapsed());
     response
 }
 
