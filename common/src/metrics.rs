@@ -5,7 +5,7 @@
 //! computes on the spot (the node's per-group Raft state), so a group that went away
 //! leaves no stale series behind.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Opts, Registry, TextEncoder};
@@ -81,7 +81,7 @@ pub async fn track<B: actix_web::body::MessageBody>(
     next: actix_web::middleware::Next<B>,
 ) -> Result<actix_web::dev::ServiceResponse<B>, actix_web::Error> {
     let method = method_label(req.method().as_str());
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let response = next.call(req).await;
     // After routing the matched pattern is a lookup (`match_pattern` by the resource
     // path); asked before, it matched the path against every route a second time (9%

@@ -12,7 +12,8 @@
 //! - [`status`]: what the nodes report (leaders, convergence, records);
 //! - [`admin`]: requests that change a running node (partitions, leadership)
 //!   and the internal API;
-//! - [`membership`]: replicas created and removed, groups' conf changes.
+//! - [`membership`]: replicas created and removed, groups' conf changes;
+//! - [`ports`]: loopback ports claimed for the processes.
 //!
 //! The binaries are the workspace's own, found next to the test executable's
 //! profile dir (`target/debug/deps/<test>` -> `target/debug/{node,router}`):
@@ -25,11 +26,13 @@ mod admin;
 mod config;
 mod membership;
 mod nodes;
+mod ports;
 mod routers;
 mod status;
 
+pub use ports::free_port;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
@@ -159,15 +162,6 @@ pub struct Cluster {
     /// Groups the placement driver rebuilt on other nodes than the config's
     /// placement (see [`Cluster::record_replicas`]).
     moved: Mutex<BTreeMap<u64, Vec<u64>>>,
-}
-
-/// A free loopback port (bound then released; the process that gets it binds
-/// it a moment later, which is the usual race every such harness accepts).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Path of a workspace binary built in the same profile as this test (or
