@@ -42,13 +42,33 @@ pub struct CollectionState {
 
 pub struct CollectionShard {
     pub(super) state: CollectionState,
-    /// Point id → record id of every current record version, for mapping index
-    /// hits back to records; ordered, so the unindexed tail is a range of it.
-    pub(super) point_to_id: BTreeMap<PointId, String>,
+    /// Point id → every current record version, for mapping index hits back to
+    /// records; ordered, so the unindexed tail is a range of it.
+    pub(super) point_to_id: BTreeMap<PointId, LivePoint>,
     /// Scalar metadata values → points, for selective filters.
     pub(super) metadata_index: MetadataIndex,
     /// The graph, filled in the background (`indexer.rs`).
     pub(super) index: Arc<IndexCell>,
+}
+
+/// A current record version as the index side sees it: its record's id, and its
+/// vector (shared with the record, not copied), so the exact scan of the unindexed
+/// tail and the indexer read the vector without finding the record by id (a walk
+/// of the string-keyed records tree per point: about a microsecond, 20 ms per query
+/// for a 20,000-point tail during a bulk load).
+#[derive(Debug, Clone)]
+pub(super) struct LivePoint {
+    pub id: String,
+    pub embedding: Vector,
+}
+
+impl LivePoint {
+    fn of(id: &str, record: &StoredRecord) -> Self {
+        LivePoint {
+            id: id.to_owned(),
+            embedding: record.embedding.clone(),
+        }
+    }
 }
 
 /// A write that passed validation, ready to be applied without failure.
@@ -79,7 +99,7 @@ impl CollectionShard {
         let point_to_id = state
             .records
             .iter()
-            .map(|(id, r)| (r.point, id.clone()))
+            .map(|(id, r)| (r.point, LivePoint::of(id, r)))
             .collect();
         let mut metadata_index = MetadataIndex::default();
         for r in state.records.values() {
@@ -118,10 +138,7 @@ impl CollectionShard {
         let tail = self
             .point_to_id
             .range(self.index.through()..)
-            .filter_map(|(p, id)| {
-                let r = self.state.records.get(id)?;
-                Some((*p, &r.embedding))
-            });
+            .map(|(p, live)| (*p, &live.embedding));
         self.index.next_job(
             self.state.dimension,
             &self.state.config,
@@ -278,7 +295,8 @@ impl CollectionShard {
                         document: w.document.clone(),
                         uri: w.uri.clone(),
                     };
-                    self.point_to_id.insert(point, w.id.clone());
+                    self.point_to_id
+                        .insert(point, LivePoint::of(&w.id, &record));
                     self.metadata_index.insert(point, record.metadata.as_ref());
                     self.state.records.insert(w.id.clone(), record);
                     stored_embedding = true;
@@ -306,7 +324,7 @@ impl CollectionShard {
                         let old = std::mem::replace(&mut record.point, point);
                         record.embedding = Vector::from(e.as_slice());
                         self.point_to_id.remove(&old);
-                        self.point_to_id.insert(point, w.id.clone());
+                        self.point_to_id.insert(point, LivePoint::of(&w.id, record));
                         self.index.removed(old);
                         stored_embedding = true;
                     }
@@ -393,7 +411,7 @@ impl CollectionShard {
         let mut ids: Vec<&str> = points
             .iter()
             .filter_map(|p| self.point_to_id.get(p))
-            .map(String::as_str)
+            .map(|live| live.id.as_str())
             .collect();
         ids.sort_unstable();
         Some(ids)

@@ -388,8 +388,7 @@ impl CollectionShard {
             .point_to_id
             .range(view.through..)
             .filter(|(p, _)| allowed(**p))
-            .filter_map(|(p, id)| Some((*p, self.state.records.get(id)?)))
-            .map(|(p, r)| (p, space.distance(q, &r.embedding)));
+            .map(|(p, live)| (*p, space.distance(q, &live.embedding)));
         let graph_hits = scored.len();
         scored.extend(tail);
         if scored.len() == graph_hits {
@@ -437,7 +436,7 @@ impl CollectionShard {
     }
 
     fn current_record(&self, point: PointId) -> Option<&StoredRecord> {
-        let r = self.state.records.get(self.point_to_id.get(&point)?)?;
+        let r = self.state.records.get(&self.point_to_id.get(&point)?.id)?;
         (r.point == point).then_some(r)
     }
 
@@ -449,7 +448,7 @@ impl CollectionShard {
         let mut hits: Vec<QueryHit> = scored
             .into_iter()
             .filter_map(|(point, distance)| {
-                let id = self.point_to_id.get(&point)?;
+                let id = &self.point_to_id.get(&point)?.id;
                 let r = self.state.records.get(id)?;
                 // A hit whose point is not the record's current version is stale.
                 (r.point == point).then(|| QueryHit {
