@@ -114,6 +114,7 @@ pub fn apply_metadata_patch(base: Option<Metadata>, patch: &MetadataPatch) -> Op
             }
         }
     }
+    m.shrink_to_fit();
     (!m.is_empty()).then_some(m)
 }
 

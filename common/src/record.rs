@@ -1,7 +1,5 @@
 //! Records and their metadata, as every replica stores them.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -23,8 +21,10 @@ pub enum MetadataValue {
     BoolList(Vec<bool>),
 }
 
-/// Metadata of one record; a `BTreeMap` so iteration (and so hashing) is ordered.
-pub type Metadata = BTreeMap<String, MetadataValue>;
+mod metadata;
+
+/// Metadata of one record (or collection); iterates in key order, so hashing is ordered.
+pub use metadata::Metadata;
 
 impl MetadataValue {
     /// Parses one JSON metadata value. `key` is only used in error messages.
