@@ -185,25 +185,31 @@ pub struct Point<'b, T: Clone + Send + Sync> {
     origin_id: DataId,
     /// a point id identifying point as stored in our structure
     p_id: PointId,
+    /// PATCH (vdb): the point's rank among all points of its graph (insertion or
+    /// load order, dense from 0), copied into every edge to it so a search marks it
+    /// visited in a flat array without reading the point (see `Visited`).
+    slot: u32,
     /// neighbours info
     pub(crate) neighbours: Arc<RwLock<Vec<Vec<PointWithOrder<'b, T>>>>>,
 }
 
 impl<'b, T: Clone + Send + Sync> Point<'b, T> {
-    pub fn new(v: Vec<T>, origin_id: usize, p_id: PointId) -> Self {
+    pub fn new(v: Vec<T>, origin_id: usize, p_id: PointId, slot: u32) -> Self {
         Point {
             data: PointData::new_v(v),
             origin_id,
             p_id,
+            slot,
             neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
         }
     }
 
-    pub fn new_from_mmap(s: &'b [T], origin_id: usize, p_id: PointId) -> Self {
+    pub fn new_from_mmap(s: &'b [T], origin_id: usize, p_id: PointId, slot: u32) -> Self {
         Point {
             data: PointData::new_s(s),
             origin_id,
             p_id,
+            slot,
             neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
         }
     }
@@ -288,6 +294,8 @@ pub(crate) struct PointWithOrder<'b, T: Clone + Send + Sync> {
     point_ref: Arc<Point<'b, T>>,
     /// The distance to a point_ref to the request point (not represented in the structure)
     dist_to_ref: f32,
+    /// PATCH (vdb): `point_ref`'s slot, in what was padding (the edge stays 16 bytes).
+    slot: u32,
 }
 
 impl<T: Clone + Send + Sync> PartialEq for PointWithOrder<'_, T> {
@@ -321,6 +329,7 @@ impl<'b, T: Clone + Send + Sync> PointWithOrder<'b, T> {
         PointWithOrder {
             point_ref: Arc::clone(point_ref),
             dist_to_ref,
+            slot: point_ref.slot,
         }
     }
 } // end of impl block
@@ -333,6 +342,150 @@ fn at_layer<'a, 'b, T: Clone + Send + Sync>(
     layer: u8,
 ) -> &'a [PointWithOrder<'b, T>] {
     lists.get(layer as usize).map_or(&[], Vec::as_slice)
+}
+
+/// PATCH (vdb): a point met by `search_layer`: its distance to the query (negated in
+/// the candidate heap) and its address, borrowed without an `Arc` clone.
+///
+/// The address stays valid while the graph lives: every point is owned by its layer
+/// of `PointIndexation::points_by_layer` from its creation until the indexation is
+/// dropped (points are never removed), and a search borrows the `Hnsw`.
+struct Candidate<'b, T: Clone + Send + Sync> {
+    dist: f32,
+    point: *const Point<'b, T>,
+}
+
+impl<T: Clone + Send + Sync> Clone for Candidate<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Clone + Send + Sync> Copy for Candidate<'_, T> {}
+
+impl<'b, T: Clone + Send + Sync> Candidate<'b, T> {
+    fn of(point: &Arc<Point<'b, T>>, dist: f32) -> Self {
+        Candidate {
+            dist,
+            point: Arc::as_ptr(point),
+        }
+    }
+
+    fn point(&self) -> &Point<'b, T> {
+        // SAFETY: see the type's comment: the point outlives the search.
+        unsafe { &*self.point }
+    }
+
+    /// An owned edge to the point, with its distance.
+    fn into_point_with_order(self) -> PointWithOrder<'b, T> {
+        // SAFETY: `point` came from `Arc::as_ptr` of a point that is still owned by its
+        // layer (see the type's comment), so the allocation is live and counted; taking
+        // one more strong count for the new `Arc` keeps the layer's count intact.
+        let point_ref = unsafe {
+            Arc::increment_strong_count(self.point);
+            Arc::from_raw(self.point)
+        };
+        PointWithOrder {
+            slot: point_ref.slot,
+            point_ref,
+            dist_to_ref: self.dist,
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync> PartialEq for Candidate<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.dist == other.dist
+    }
+}
+
+impl<T: Clone + Send + Sync> Eq for Candidate<'_, T> {}
+
+impl<T: Clone + Send + Sync> PartialOrd for Candidate<'_, T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Clone + Send + Sync> Ord for Candidate<'_, T> {
+    /// By distance, as `PointWithOrder` orders; a NaN distance (which upstream's
+    /// ordering panics on) sorts by `total_cmp` instead of taking the thread down.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist.total_cmp(&other.dist)
+    }
+}
+
+/// PATCH (vdb): the points one search has visited, as marks in an array indexed by
+/// point slot: a slot is visited when its mark equals the current search's epoch, so
+/// starting a search is one increment, not a clear. One per thread, reused by every
+/// search on it and sized to the largest slot seen (4 bytes per point of the largest
+/// graph the thread searched: 1.3 MB for a 333k-point shard).
+#[derive(Default)]
+struct Visited {
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl Visited {
+    fn start(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Marks `slot` visited; true if it was not.
+    #[inline]
+    fn insert(&mut self, slot: u32) -> bool {
+        let i = slot as usize;
+        if i >= self.marks.len() {
+            self.marks.resize((i + 1).next_power_of_two(), 0);
+        }
+        let mark = &mut self.marks[i];
+        let fresh = *mark != self.epoch;
+        *mark = self.epoch;
+        fresh
+    }
+}
+
+thread_local! {
+    static VISITED: std::cell::Cell<Visited> = std::cell::Cell::new(Visited::default());
+}
+
+/// This thread's `Visited`, started for a new search, given back when dropped. Taken
+/// out of the thread-local rather than borrowed, so a search nested in another (none
+/// is today) would get a fresh set instead of a borrow panic.
+struct VisitedGuard(Visited);
+
+impl VisitedGuard {
+    fn take() -> Self {
+        let mut v = VISITED.with(std::cell::Cell::take);
+        v.start();
+        VisitedGuard(v)
+    }
+}
+
+impl std::ops::Deref for VisitedGuard {
+    type Target = Visited;
+
+    fn deref(&self) -> &Visited {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for VisitedGuard {
+    fn deref_mut(&mut self) -> &mut Visited {
+        &mut self.0
+    }
+}
+
+impl Drop for VisitedGuard {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        // During thread teardown the thread-local may be gone: then the marks just go.
+        let _ = VISITED.try_with(|cell| cell.set(v));
+    }
 }
 
 //============================================================================================
@@ -543,11 +696,16 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
             let mut points_by_layer_ref = self.points_by_layer.write();
             let mut p_id = PointId(level as u8, -1);
             p_id.1 = points_by_layer_ref[p_id.0 as usize].len() as i32;
+            // PATCH (vdb): the next slot is the number of points so far. Past 2^32
+            // points slots would repeat: a search could then skip a point as visited
+            // (worse recall), never touch memory it should not.
+            let slot = points_by_layer_ref.iter().map(Vec::len).sum::<usize>() as u32;
             // make a Point and then an Arc<Point>
             let point = Point {
                 data,
                 origin_id,
                 p_id,
+                slot,
                 neighbours: Arc::new(RwLock::new(Point::empty_layers(p_id))),
             };
             new_point = Arc::new(point);
@@ -972,67 +1130,53 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             entry_point.p_id, layer, ef
         );
         //
-        // here we allocate a binary_heap on values not on reference beccause we want to return
         // log2(skiplist_size) must be greater than 1.
         let skiplist_size = ef.max(2);
-        // we will store positive distances in this one
-        let mut return_points = BinaryHeap::<PointWithOrder<T>>::with_capacity(skiplist_size);
-        //
         if entry_point.p_id.1 < 0 {
             trace!("search layer negative point id : {:?}", entry_point.p_id);
-            return return_points;
+            return BinaryHeap::new();
         }
-        // initialize visited points
+        // PATCH (vdb): the heaps hold `Candidate`s (a distance and the point's address)
+        // instead of `PointWithOrder`s: no `Arc` clone per accepted candidate, whose
+        // refcount writes bounced cache lines between the parallel insert threads; the
+        // at most `ef` points returned get their `Arc` at the end. The visited set is a
+        // per-thread array of marks indexed by the slot every edge carries (`Visited`),
+        // not a hash set allocated per call: no hashing, no allocation, and no read of
+        // a neighbour's `Point` to learn whether it was seen.
+        let mut visited = VisitedGuard::take();
         let dist_to_entry_point = self.dist_f.eval(point, entry_point.data.get_v());
         trace!("       distance to entry point: {:?} ", dist_to_entry_point);
-        // PATCH (vdb): the visited set is keyed by the address of each point's
-        // allocation (stable while the graph lives, one allocation per point,
-        // shared by every edge to it) and holds no `Arc` clones. Upstream keys
-        // it by `p_id`, which costs a cache miss into every neighbour's `Point`
-        // even when it was seen already, and clones an `Arc` per visit, whose
-        // refcount writes bounce cache lines between parallel inserts.
-        let mut visited_point_id =
-            hashbrown::HashSet::<usize>::with_capacity(4 * skiplist_size.max(16));
-        visited_point_id.insert(Arc::as_ptr(&entry_point) as usize);
+        visited.insert(entry_point.slot);
+        let entry = Candidate::of(&entry_point, dist_to_entry_point);
+        // Nearest first (distances negated), and farthest first.
+        let mut candidate_points = BinaryHeap::<Candidate<'b, T>>::with_capacity(skiplist_size);
+        let mut return_points = BinaryHeap::<Candidate<'b, T>>::with_capacity(skiplist_size + 1);
+        candidate_points.push(Candidate {
+            dist: -dist_to_entry_point,
+            ..entry
+        });
+        return_points.push(entry);
         // Indices into the current neighbour list of points not visited yet.
         let mut fresh: Vec<u32> = Vec::with_capacity(64);
-        //
-        let mut candidate_points =
-            BinaryHeap::<PointWithOrder<T>>::with_capacity(skiplist_size);
-        candidate_points.push(PointWithOrder::new(
-            &entry_point,
-            -dist_to_entry_point,
-        ));
-        return_points.push(PointWithOrder::new(
-            &entry_point,
-            dist_to_entry_point,
-        ));
         // at the beginning candidate_points contains point passed as arg in layer entry_point_id.0
-        while !candidate_points.is_empty() {
-            // get nearest point in candidate_points
-            let c = candidate_points.pop().unwrap();
-            // f farthest point to
-            let f = return_points.peek().unwrap();
-            assert!(f.dist_to_ref >= 0.);
-            assert!(c.dist_to_ref <= 0.);
-            if -(c.dist_to_ref) > f.dist_to_ref {
+        while let Some(c) = candidate_points.pop() {
+            // f farthest point to. PATCH (vdb): the result heap can be empty here (a
+            // filter's `retain` below dropped everything): then nothing bounds the
+            // search yet, where upstream's `unwrap` panicked.
+            let farthest = return_points.peek().map_or(f32::INFINITY, |f| f.dist);
+            if -(c.dist) > farthest {
                 // this comparison requires that we are sure that distances compared are distances to the same point :
                 // This is the case we compare distance to point passed as arg.
                 if filter.is_none() {
-                    return return_points;
+                    break;
                 } else if return_points.len() >= ef {
-                    return_points.retain(|p| {
-                        filter
-                            .as_ref()
-                            .unwrap()
-                            .hnsw_filter(&p.point_ref.get_origin_id())
-                    });
+                    return_points.retain(|p| filter.as_ref().unwrap().hnsw_filter(&p.point().origin_id));
                 }
             }
             // now we scan neighborhood of c in layer and increment visited_point, candidate_points
             // and optimize candidate_points so that it contains points with lowest distances to point arg
             //
-            let neighbours_guard = c.point_ref.neighbours.read();
+            let neighbours_guard = c.point().neighbours.read();
             let neighbours_c_l = at_layer(&neighbours_guard, layer);
             // PATCH (vdb): touch memory in stages so the cache misses of one
             // neighbour list overlap instead of following each other: every edge,
@@ -1043,7 +1187,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             );
             fresh.clear();
             for (i, e) in neighbours_c_l.iter().enumerate() {
-                if visited_point_id.insert(Arc::as_ptr(&e.point_ref) as usize) {
+                if visited.insert(e.slot) {
                     prefetch(Arc::as_ptr(&e.point_ref) as *const u8, 1);
                     fresh.push(i as u32);
                 }
@@ -1054,42 +1198,36 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             }
             for &i in &fresh {
                 let e = &neighbours_c_l[i as usize];
-                {
-                    let f_opt = return_points.peek();
-                    if f_opt.is_none() {
-                        // do some debug info, dumped distance is from e to c! as e is in c neighbours
-                        debug!("return points empty when inserting {:?}", e.point_ref.p_id);
-                        return return_points;
-                    }
-                    let f = f_opt.unwrap();
-                    let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
-                    let f_dist_to_p = f.dist_to_ref;
-                    if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
-                        let e_prime = PointWithOrder::new(&e.point_ref, e_dist_to_p);
-                        // a neighbour of neighbour is better, we insert it into candidate with the distance to point
-                        candidate_points
-                            .push(PointWithOrder::new(&e.point_ref, -e_dist_to_p));
-                        //
-                        if let Some(f) = filter {
-                            let id: &usize = &e_prime.point_ref.get_origin_id();
-                            if f.hnsw_filter(id) {
-                                if return_points.len() == 1 {
-                                    let only_id = return_points.peek().unwrap().point_ref.origin_id;
-                                    if !f.hnsw_filter(&only_id) {
-                                        return_points.clear()
-                                    }
+                // PATCH (vdb): an empty result heap accepts the candidate (upstream
+                // returned the empty heap).
+                let farthest = return_points.peek().map_or(f32::INFINITY, |f| f.dist);
+                let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
+                if e_dist_to_p < farthest || return_points.len() < ef {
+                    let e_prime = Candidate::of(&e.point_ref, e_dist_to_p);
+                    // a neighbour of neighbour is better, we insert it into candidate with the distance to point
+                    candidate_points.push(Candidate {
+                        dist: -e_dist_to_p,
+                        ..e_prime
+                    });
+                    //
+                    if let Some(f) = filter {
+                        if f.hnsw_filter(&e_prime.point().origin_id) {
+                            if return_points.len() == 1 {
+                                let only_id = return_points.peek().unwrap().point().origin_id;
+                                if !f.hnsw_filter(&only_id) {
+                                    return_points.clear()
                                 }
-                                return_points.push(e_prime)
                             }
-                        } else {
-                            return_points.push(e_prime);
+                            return_points.push(e_prime)
                         }
+                    } else {
+                        return_points.push(e_prime);
+                    }
 
-                        if return_points.len() > ef {
-                            return_points.pop();
-                        }
-                    } // end if e.dist_to_ref < f.dist_to_ref
-                }
+                    if return_points.len() > ef {
+                        return_points.pop();
+                    }
+                } // end if e.dist_to_ref < f.dist_to_ref
             } // end of for on neighbours_c
         } // end of while in candidates
         //
@@ -1097,7 +1235,12 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             "return from search_layer, nb points : {:?}",
             return_points.len()
         );
+        drop(entry_point);
         return_points
+            .into_vec()
+            .into_iter()
+            .map(Candidate::into_point_with_order)
+            .collect()
     } // end of search_layer
 
     /// insert a tuple (&Vec, usize) with its external id as given by the client.

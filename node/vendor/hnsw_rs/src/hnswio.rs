@@ -709,7 +709,10 @@ impl HnswIo {
                         }
                     }
                 };
-                let load_point_res = self.load_point(graph_in, descr, data_in, point_use_mmap, borrow);
+                // PATCH (vdb): points get their slots in load order, as in insertion order.
+                let slot = nb_points_loaded as u32;
+                let load_point_res =
+                    self.load_point(graph_in, descr, data_in, point_use_mmap, borrow, slot);
                 if let Err(other) = load_point_res {
                     error!("in load_point_indexation, loading of point {} failed", r);
                     return Err(anyhow!(other));
@@ -826,6 +829,7 @@ impl HnswIo {
         data_in: &mut dyn Read,
         point_use_mmap: bool,
         borrow: &dyn Fn(DataId, &[T]) -> Option<&'b [T]>,
+        slot: u32,
     ) -> Result<(Arc<Point<'b, T>>, Vec<Vec<Neighbour>>)>
     where
         T: 'static + DeserializeOwned + Clone + Sized + Send + Sync + std::fmt::Debug,
@@ -850,15 +854,15 @@ impl HnswIo {
                 }
                 let v = v.unwrap();
                 match borrow(origin_id, &v) {
-                    Some(s) => Point::<T>::new_from_mmap(s, origin_id, p_id),
-                    None => Point::<T>::new(v, origin_id, p_id),
+                    Some(s) => Point::<T>::new_from_mmap(s, origin_id, p_id, slot),
+                    None => Point::<T>::new(v, origin_id, p_id, slot),
                 }
             }
             true => {
                 skip_point_data(origin_id, data_in, descr)?; // keep cohrence between data file and graph file!
                 debug!("constructing point from datamap, dataid : {:?}", origin_id);
                 let s: Option<&'b [T]> = self.datamap.as_ref().unwrap().get_data::<T>(&origin_id);
-                Point::<T>::new_from_mmap(s.unwrap(), origin_id, p_id)
+                Point::<T>::new_from_mmap(s.unwrap(), origin_id, p_id, slot)
             }
         };
         self.nb_point_loaded.fetch_add(1, Ordering::Relaxed);

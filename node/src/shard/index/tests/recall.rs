@@ -244,3 +244,42 @@ fn reinserting_a_live_id_replaces_it() {
         vec![(2, 50.0), (1, 200.0)]
     );
 }
+
+/// A graph reloaded from its files and then grown keeps its recall: the points it
+/// loads and the points inserted after take distinct slots (the visited marks of the
+/// graph search, `node/vendor/hnsw_rs/PATCHED.md` change 7), so no search skips a point
+/// as seen that it never saw.
+#[test]
+fn a_reloaded_graph_grown_further_keeps_its_recall() {
+    const HALF: usize = 5_000;
+    let space = Space::L2;
+    let mut mix = Mixture::new(DIM, CLUSTERS, SPREAD, 31);
+    let live: BTreeMap<PointId, Vec<f32>> = mix
+        .samples(2 * HALF)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as PointId, v))
+        .collect();
+    let points: Vec<(PointId, &[f32])> = live.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+    let (first, second) = points.split_at(HALF);
+    let mut index = VectorIndex::new(DIM, &config(space), HALF);
+    index.insert_batch(first);
+    let dir = tempfile::tempdir().unwrap();
+    index.save(dir.path()).unwrap();
+    let mut loaded = VectorIndex::load(dir.path(), &config(space)).unwrap();
+    for batch in second.chunks(1000) {
+        index.insert_batch(batch);
+        loaded.insert_batch(batch);
+    }
+    assert_eq!(loaded.len_live(), 2 * HALF);
+    // Queries near the points inserted after the reload, so they are the answers.
+    let queries: Vec<Vec<f32>> = second.iter().step_by(50).map(|(_, v)| v.to_vec()).collect();
+    let grown = mean_recall(&loaded, &live, &HashSet::new(), &queries);
+    let built = mean_recall(&index, &live, &HashSet::new(), &queries);
+    println!("recall@{K}: grown after a reload {grown:.4}, built in one go {built:.4}");
+    assert!(
+        grown >= 0.95,
+        "recall of a graph grown after a reload: {grown}"
+    );
+    assert!(grown >= built - 0.02, "reloaded {grown} vs built {built}");
+}
