@@ -176,7 +176,7 @@ impl<'b, T: Clone + Send + Sync + 'b> PointData<'b, T> {
 ///
 // neighbours table : one vector by layer so neighbours is allocated to NB_LAYER_MAX
 //
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[allow(clippy::type_complexity)]
 pub struct Point<'b, T: Clone + Send + Sync> {
     /// The data of this point, coming from hnsw client and associated to origin_id,
@@ -190,7 +190,10 @@ pub struct Point<'b, T: Clone + Send + Sync> {
     /// visited in a flat array without reading the point (see `Visited`).
     slot: u32,
     /// neighbours info
-    pub(crate) neighbours: Arc<RwLock<Vec<Vec<PointWithOrder<'b, T>>>>>,
+    /// PATCH (vdb): inline, not behind an `Arc` of its own (nothing shared it): one
+    /// allocation (64 bytes) less per point and one pointer less to chase each time a
+    /// search expands a point.
+    pub(crate) neighbours: RwLock<Vec<Vec<PointWithOrder<'b, T>>>>,
 }
 
 impl<'b, T: Clone + Send + Sync> Point<'b, T> {
@@ -200,7 +203,7 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
             origin_id,
             p_id,
             slot,
-            neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
+            neighbours: RwLock::new(Self::empty_layers(p_id)),
         }
     }
 
@@ -210,7 +213,7 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
             origin_id,
             p_id,
             slot,
-            neighbours: Arc::new(RwLock::new(Self::empty_layers(p_id))),
+            neighbours: RwLock::new(Self::empty_layers(p_id)),
         }
     }
 
@@ -706,7 +709,7 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
                 origin_id,
                 p_id,
                 slot,
-                neighbours: Arc::new(RwLock::new(Point::empty_layers(p_id))),
+                neighbours: RwLock::new(Point::empty_layers(p_id)),
             };
             new_point = Arc::new(point);
             trace!("definitive pushing of point {:?}", p_id);
