@@ -161,10 +161,12 @@ impl Extend<(String, MetadataValue)> for Metadata {
     }
 }
 
+/// Tests only: it panics on an absent key (as a map's `Index` does), and metadata comes
+/// from the network; code uses `get`.
+#[cfg(test)]
 impl std::ops::Index<&str> for Metadata {
     type Output = MetadataValue;
 
-    /// Panics if `key` is absent, as a map's `Index` does (tests only; code uses `get`).
     fn index(&self, key: &str) -> &MetadataValue {
         self.get(key).expect("no entry for the key in the metadata")
     }
