@@ -37,9 +37,9 @@ use super::indexer::IndexView;
 /// to a fraction `s` of a shard's points visits about `ef / s` points, so the
 /// scan wins up to roughly `sqrt(ef * 2M * points)` candidates (~30,000 in a
 /// 333k-point shard). 8,192 128-d vectors scan in ~0.25 ms (`shard_bench`:
-/// 33M vectors/s), while a walk restricted to the 3,300 points of a 1% filter
-/// in a 333k-point shard took ~50 ms (README, the 1M run): at 2,048 that filter
-/// took the walk.
+/// 33M vectors/s); at 2,048 a 1% filter over a 300k-point shard (3,000
+/// candidates) took the restricted walk, 10.2 ms p50 against 3.3 ms exact
+/// (`shard_bench --n 300000`, most of the 3.3 ms the records' lookups by id).
 pub const EXACT_SCAN_MAX_CANDIDATES: usize = 8192;
 
 /// A filter estimated to match more records than this is answered by a graph
