@@ -416,8 +416,9 @@ impl<T: Clone + Send + Sync> PartialOrd for Candidate<'_, T> {
 }
 
 impl<T: Clone + Send + Sync> Ord for Candidate<'_, T> {
-    /// By distance, as `PointWithOrder` orders; a NaN distance (which upstream's
-    /// ordering panics on) sorts by `total_cmp` instead of taking the thread down.
+    /// By distance, as `PointWithOrder` orders, but with `total_cmp`: the heaps of the
+    /// search itself never panic on a NaN distance. The edges the search returns are
+    /// `PointWithOrder`s again, whose ordering still panics on NaN as upstream's does.
     fn cmp(&self, other: &Self) -> Ordering {
         self.dist.total_cmp(&other.dist)
     }
