@@ -13,6 +13,12 @@ use common::config::ClusterConfig;
 use common::logging::LogFormat;
 use node::server::{self, NodeOptions};
 
+/// jemalloc, not glibc malloc: under a bulk load the insert, apply and HTTP threads
+/// free what others allocated, and glibc's per-thread arenas kept the holes (a
+/// 300k-record node: 786 MB resident, 690 MB with two arenas).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "node", about = "A node of the vector database cluster")]
 struct Args {
