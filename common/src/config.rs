@@ -95,6 +95,10 @@ pub struct RaftSection {
     pub max_size_per_msg: u64,
     /// A replica's WAL starts a new segment file past this size (default 64 MiB).
     pub wal_segment_bytes: u64,
+    /// Bytes of applied Raft entries a replica keeps in memory (default 8 MiB); older
+    /// applied entries, until a snapshot compacts them, are read back from the WAL when
+    /// a leader catches up a slow follower. Unapplied entries always stay in memory.
+    pub entry_cache_bytes: u64,
     /// A shard replica acknowledges a write once it is applied to the records and
     /// indexes it in the background; queries scan the not yet indexed record versions
     /// exactly. Past this many of them the replica waits before applying more writes
@@ -127,6 +131,7 @@ impl Default for RaftSection {
             max_inflight_msgs: 256,
             max_size_per_msg: 1 << 20,
             wal_segment_bytes: 64 << 20,
+            entry_cache_bytes: 8 << 20,
             max_index_lag: 20_000,
             hibernate_after_ticks: 20,
             lease_reads: true,

@@ -280,6 +280,58 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
 }
 
 #[tokio::test]
+async fn lagging_node_catches_up_from_entries_the_leader_reads_back_from_its_wal() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(ClusterOptions {
+        // No applied entry stays in memory, and no snapshot compacts the log.
+        entry_cache_bytes: Some(0),
+        wal_segment_bytes: Some(8 << 10),
+        ..kv::options()
+    })
+    .await;
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    cluster.put(group, "first", "1", LONG).await.expect("put");
+    cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
+    let leader = cluster
+        .find_leader(group, &cluster.ids())
+        .await
+        .expect("leader");
+    let lagger = cluster
+        .ids()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    cluster.kill_node(lagger);
+    for i in 0..150 {
+        cluster
+            .put(group, &key(i), &format!("v{i}"), LONG)
+            .await
+            .expect("put");
+    }
+    let live = cluster.running();
+    let (applied, _) = cluster.wait_group_converged(group, &live, LONG).await;
+
+    cluster.spawn_node(lagger);
+    let (caught_up, digest) = cluster
+        .wait_group_converged(group, &cluster.ids(), LONG)
+        .await;
+    assert!(caught_up >= applied);
+    let r = cluster.replica(lagger, group).await.expect("status");
+    assert_eq!(r.digest, digest);
+    assert_eq!(r.records, Some(151));
+    assert_eq!(r.snapshot_index, 0, "caught up from entries: {r:?}");
+    let leader_log = std::fs::read_to_string(cluster.node_log(leader)).unwrap_or_default();
+    assert!(
+        !leader_log.contains("cannot read entries back"),
+        "{}",
+        cluster.node_log_tail(leader, 40)
+    );
+}
+
+#[tokio::test]
 async fn whole_cluster_restart_keeps_every_committed_write() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::start(ClusterOptions {

@@ -4,6 +4,8 @@
 //!   commit, torn-tail recovery (other damage is refused), whole-segment deletion after
 //!   snapshots.
 //! - [`raft_log`]: [`RaftLogStorage`], raft-rs's `Storage` trait over the WAL.
+//! - `log_entries`: the log's entries in memory, applied ones past a byte budget read
+//!   back from the WAL instead.
 //!
 //! # On disk
 //! `{dir}/{seq:016}.wal`, consecutive `seq` from 1. Each segment: a 16-byte header
@@ -21,6 +23,7 @@
 //! writes its record (fsync) before deleting the segments it frees, oldest first.
 
 pub mod error;
+mod log_entries;
 pub mod raft_log;
 pub mod wal;
 

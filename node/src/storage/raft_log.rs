@@ -1,14 +1,16 @@
 //! `raft::Storage` over the WAL.
 //!
-//! Entries since the last snapshot are kept in memory for reads; the WAL is for durability
-//! and rebuilds that state on open. Every mutation is serialized by one mutex (so WAL order
+//! Entries since the last snapshot are kept in memory for reads, except applied ones past
+//! a byte budget ([`RaftLogStorage::evict_applied`]), which are read back from the WAL
+//! when asked for (a leader catching up a slow follower); the WAL is for durability and
+//! rebuilds that state on open. Every mutation is serialized by one mutex (so WAL order
 //! equals memory order), written to the WAL with one fsync, and only then published to
 //! readers, who take a read lock that is never held across I/O.
 //!
 //! Invariant: `entries` is contiguous and starts at `snapshot.index + 1`, so
 //! `first_index = snapshot.index + 1` and `last_index = snapshot.index + entries.len()`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,8 +19,13 @@ use parking_lot::{Mutex, RwLock};
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage};
 
-use super::wal::{Record, RecoveryReport, SnapshotKind, Wal, WalOptions, WalStats};
+use super::log_entries::{ColdEntry, LogEntries};
+use super::wal::{FramePos, Record, RecoveryReport, SnapshotKind, Wal, WalOptions, WalStats};
 use super::StorageError;
+
+/// Bytes of applied entries a replica keeps in memory by default
+/// (`raft.entry_cache_bytes`).
+pub const DEFAULT_ENTRY_CACHE_BYTES: u64 = 8 << 20;
 
 /// Produces the bytes of a snapshot (the state machine's packed snapshot), or `None` if
 /// they are not available right now.
@@ -35,7 +42,7 @@ struct Core {
     /// configuration at its own index, and a restart rewind to the configuration at the
     /// applied index, so no conf change is ever applied twice.
     conf_changes: Vec<(u64, ConfState)>,
-    entries: VecDeque<Entry>,
+    entries: LogEntries,
 }
 
 impl Core {
@@ -81,9 +88,9 @@ impl Core {
         self.snapshot.index + self.entries.len() as u64
     }
 
-    fn entry(&self, idx: u64) -> Option<&Entry> {
-        let offset = idx.checked_sub(self.first_index())?;
-        self.entries.get(usize::try_from(offset).ok()?)
+    /// The offset of entry `idx` in `entries`.
+    fn offset(&self, idx: u64) -> Option<usize> {
+        usize::try_from(idx.checked_sub(self.first_index())?).ok()
     }
 
     fn term(&self, idx: u64) -> Result<u64, raft::StorageError> {
@@ -93,25 +100,25 @@ impl Core {
         if idx < self.first_index() {
             return Err(raft::StorageError::Compacted);
         }
-        self.entry(idx)
-            .map(|e| e.term)
+        self.offset(idx)
+            .and_then(|o| self.entries.term(o))
             .ok_or(raft::StorageError::Unavailable)
     }
 
-    /// Appends `ents` (consecutive, `ents[0].index` in `first..=last+1`), dropping any
-    /// conflicting suffix.
-    fn splice(&mut self, ents: Vec<Entry>) {
+    /// Appends `ents` (consecutive, `ents[0].index` in `first..=last+1`), written in the
+    /// WAL frame at `at`, dropping any conflicting suffix.
+    fn splice(&mut self, ents: Vec<Entry>, at: FramePos) {
         if let Some(first) = ents.first() {
             let keep = (first.index - self.first_index()) as usize;
             self.entries.truncate(keep);
-            self.entries.extend(ents);
+            self.entries.extend(ents, at);
         }
     }
 
     fn forget_through(&mut self, meta: &SnapshotMetadata) {
         let drop =
             (meta.index.saturating_sub(self.snapshot.index) as usize).min(self.entries.len());
-        self.entries.drain(..drop);
+        self.entries.drain_front(drop);
         self.snapshot = meta.clone();
     }
 }
@@ -138,6 +145,8 @@ struct Inner {
     /// Raft asked for a snapshot for a peer the latest one does not hold (a replica added
     /// after it was taken): the replica should write a newer one.
     snapshot_wanted: AtomicBool,
+    /// Bytes of applied entries a replica keeps in memory ([`RaftLogStorage::evict_applied`]).
+    entry_cache_bytes: std::sync::atomic::AtomicU64,
     recovery: RecoveryReport,
 }
 
@@ -151,8 +160,8 @@ impl RaftLogStorage {
     /// Opens (or creates) the log in `dir`, recovering it from the WAL.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Self, StorageError> {
         let mut replay = Replay::default();
-        let (wal, recovery) = Wal::open(dir, opts, |seq, record| {
-            replay.apply(seq, record);
+        let (wal, recovery) = Wal::open(dir, opts, |at, record| {
+            replay.apply(at, record);
             Ok(())
         })?;
         // Only compaction and snapshot installs delete leading segments, and both first
@@ -183,6 +192,7 @@ impl RaftLogStorage {
                 core: RwLock::new(core),
                 snapshot_source: RwLock::new(None),
                 snapshot_wanted: AtomicBool::new(false),
+                entry_cache_bytes: std::sync::atomic::AtomicU64::new(DEFAULT_ENTRY_CACHE_BYTES),
                 recovery,
             }),
         })
@@ -234,12 +244,12 @@ impl RaftLogStorage {
             entries: ents.clone(),
             hard_state: hard_state.cloned(),
         };
-        let seq = self.inner.wal.append(&[record])?;
+        let at = self.inner.wal.append_at(&[record])?;
         if let Some(e) = ents.last() {
-            segments.note(seq, e.index);
+            segments.note(at.segment, e.index);
         }
         let mut core = self.inner.core.write();
-        core.splice(ents);
+        core.splice(ents, at);
         if let Some(hs) = hard_state {
             core.hard_state = hs.clone();
         }
@@ -456,6 +466,69 @@ impl RaftLogStorage {
     pub fn segments(&self) -> Vec<u64> {
         self.inner.wal.segments()
     }
+
+    /// Lets raft-rs's applied entries above `budget` bytes leave memory (see
+    /// `log_entries`). Entries after `applied` always stay.
+    pub fn evict_applied(&self, applied: u64) {
+        let budget = self.inner.entry_cache_bytes.load(Ordering::Relaxed);
+        if self.inner.core.read().entries.hot_bytes() <= budget {
+            return;
+        }
+        let mut core = self.inner.core.write();
+        let limit = applied
+            .saturating_add(1)
+            .saturating_sub(core.first_index())
+            .min(core.entries.len() as u64) as usize;
+        core.entries.evict(limit, budget);
+    }
+
+    /// Sets the byte budget of [`Self::evict_applied`] (default
+    /// [`DEFAULT_ENTRY_CACHE_BYTES`]).
+    pub fn set_entry_cache_bytes(&self, bytes: u64) {
+        self.inner.entry_cache_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of entries held in memory (payloads plus a fixed overhead each).
+    pub fn cached_entry_bytes(&self) -> u64 {
+        self.inner.core.read().entries.hot_bytes()
+    }
+
+    /// Reads the cold entries `wanted` (ascending, consecutive indexes) back from their
+    /// WAL frames, stopping once `max_size` bytes are read (at least one entry). Every
+    /// entry read must carry the index and term it was evicted with.
+    fn read_cold(
+        &self,
+        wanted: &[(u64, ColdEntry)],
+        max_size: Option<u64>,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut out: Vec<Entry> = Vec::with_capacity(wanted.len());
+        let mut size = 0u64;
+        let mut frame: Option<(FramePos, Vec<Entry>)> = None;
+        for &(index, cold) in wanted {
+            if frame.as_ref().map(|(at, _)| *at) != Some(cold.at) {
+                let entries = match self.inner.wal.read_frame(cold.at)? {
+                    Record::Entries { entries, .. } => entries,
+                    _ => Vec::new(),
+                };
+                frame = Some((cold.at, entries));
+            }
+            let found = frame
+                .as_ref()
+                .and_then(|(_, ents)| ents.iter().find(|e| e.index == index));
+            let Some(e) = found.filter(|e| e.term == cold.term) else {
+                return Err(StorageError::Inconsistent(format!(
+                    "entry {index} (term {}) is not in its WAL frame at segment {} offset {}",
+                    cold.term, cold.at.segment, cold.at.offset
+                )));
+            };
+            size += u64::from(protobuf::Message::compute_size(e));
+            out.push(e.clone());
+            if max_size.is_some_and(|m| size > m) {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Storage for RaftLogStorage {
@@ -471,6 +544,7 @@ impl Storage for RaftLogStorage {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
+        let max_size = max_size.into();
         let core = self.inner.core.read();
         if low < core.first_index() {
             return Err(raft::Error::Store(raft::StorageError::Compacted));
@@ -480,9 +554,39 @@ impl Storage for RaftLogStorage {
         }
         let lo = (low - core.first_index()) as usize;
         let hi = (high - core.first_index()) as usize;
-        let mut ents: Vec<Entry> = core.entries.range(lo..hi).cloned().collect();
+        if lo >= core.entries.cold_len() {
+            let mut ents: Vec<Entry> = core.entries.hot_range(lo, hi).cloned().collect();
+            drop(core);
+            raft::util::limit_size(&mut ents, max_size);
+            return Ok(ents);
+        }
+        // Some are on disk only: read them without holding the lock (appends go on).
+        let cold: Vec<(u64, ColdEntry)> = core
+            .entries
+            .cold_range(lo, hi)
+            .enumerate()
+            .map(|(i, c)| (low + i as u64, *c))
+            .collect();
+        let hot: Vec<Entry> = core.entries.hot_range(lo, hi).cloned().collect();
         drop(core);
-        raft::util::limit_size(&mut ents, max_size.into());
+        let mut ents = match self.read_cold(&cold, max_size) {
+            Ok(ents) => ents,
+            Err(e) => {
+                // Segments deleted by a compaction since (the entries are gone: true), or
+                // a WAL that cannot be read back. Either way a newer snapshot is what the
+                // peer needs: raft-rs sends one on `Compacted`, and the replica is asked
+                // to write one that covers these entries.
+                if low >= self.inner.core.read().first_index() {
+                    tracing::error!(error = %e, low, high, "raft log: cannot read entries back from the WAL; asking for a snapshot");
+                    self.inner.snapshot_wanted.store(true, Ordering::Relaxed);
+                }
+                return Err(raft::Error::Store(raft::StorageError::Compacted));
+            }
+        };
+        if ents.len() == cold.len() {
+            ents.extend(hot);
+        }
+        raft::util::limit_size(&mut ents, max_size);
         Ok(ents)
     }
 
@@ -556,13 +660,13 @@ impl Replay {
         (self.start + self.core.entries.len() as u64).saturating_sub(1)
     }
 
-    fn apply(&mut self, seq: u64, record: Record) {
+    fn apply(&mut self, at: FramePos, record: Record) {
         match record {
             Record::Entries {
                 entries,
                 hard_state,
             } => {
-                self.apply_entries(seq, entries);
+                self.apply_entries(at, entries);
                 if let Some(hs) = hard_state {
                     self.core.hard_state = hs;
                 }
@@ -589,7 +693,7 @@ impl Replay {
                         let drop = usize::try_from(drop)
                             .unwrap_or(usize::MAX)
                             .min(self.core.entries.len());
-                        self.core.entries.drain(..drop);
+                        self.core.entries.drain_front(drop);
                     }
                 }
                 // After a gap the retained entries may still start above the snapshot.
@@ -606,14 +710,14 @@ impl Replay {
         }
     }
 
-    fn apply_entries(&mut self, seq: u64, entries: Vec<Entry>) {
+    fn apply_entries(&mut self, at: FramePos, entries: Vec<Entry>) {
         let floor = self.core.snapshot.index;
         let ents: Vec<Entry> = entries.into_iter().filter(|e| e.index > floor).collect();
         let Some(first) = ents.first().map(|e| e.index) else {
             return;
         };
         if let Some(last) = ents.last() {
-            self.segments.note(seq, last.index);
+            self.segments.note(at.segment, last.index);
         }
         if self.core.entries.is_empty()
             || first < self.start
@@ -625,7 +729,7 @@ impl Replay {
         } else {
             self.core.entries.truncate((first - self.start) as usize);
         }
-        self.core.entries.extend(ents);
+        self.core.entries.extend(ents, at);
     }
 
     fn finish(mut self) -> Result<(Core, Segments), StorageError> {
@@ -639,7 +743,8 @@ impl Replay {
             )));
         }
         let last = self.core.last_index();
-        for (i, e) in self.core.entries.iter().enumerate() {
+        // Nothing is evicted while replaying: every entry is in memory.
+        for (i, e) in self.core.entries.hot_iter().enumerate() {
             if e.index != self.start + i as u64 {
                 return Err(StorageError::Inconsistent(format!(
                     "entry {} found where {} was expected",

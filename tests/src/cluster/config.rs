@@ -22,6 +22,9 @@ pub(super) fn text(opts: &ClusterOptions, data_dir: &Path, lab: Option<&NetLab>)
     if let Some(bytes) = opts.wal_segment_bytes {
         raft += &format!("wal_segment_bytes = {bytes}\n");
     }
+    if let Some(bytes) = opts.entry_cache_bytes {
+        raft += &format!("entry_cache_bytes = {bytes}\n");
+    }
     let mut router = format!(
         "listen = \"127.0.0.1:{}\"\nrequest_timeout_ms = {}\n",
         free_port(),

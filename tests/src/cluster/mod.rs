@@ -104,6 +104,9 @@ pub struct ClusterOptions {
     /// `raft.wal_segment_bytes`; `None` keeps the default (small values give
     /// many WAL segments).
     pub wal_segment_bytes: Option<u64>,
+    /// `raft.entry_cache_bytes`; `None` keeps the default (8 MiB). 0 keeps no
+    /// applied entry in memory: a leader reads every one it sends back from its WAL.
+    pub entry_cache_bytes: Option<u64>,
     pub node_program: NodeProgram,
     /// Started once every group has a leader; none for a nodes-only cluster.
     pub routers: Vec<RouterOptions>,
@@ -130,6 +133,7 @@ impl Default for ClusterOptions {
             max_batch_size: None,
             snapshot_interval_entries: None,
             wal_segment_bytes: None,
+            entry_cache_bytes: None,
             node_program: NodeProgram::default(),
             routers: vec![RouterOptions::default()],
             netns: false,

@@ -36,6 +36,7 @@ impl Replica {
             kind,
         } = params;
         let storage = RaftLogStorage::open(&dir.join("wal"), wal)?;
+        storage.set_entry_cache_bytes(rc.entry_cache_bytes);
         let files = SnapshotFiles::open(&dir.join("snap"))
             .map_err(|e| ReplicaError::Snapshot(format!("{}: {e}", dir.display())))?;
 

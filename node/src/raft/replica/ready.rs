@@ -268,6 +268,7 @@ impl Replica {
         }
         self.applied = applied;
         self.advance_raft_applied(applied.0);
+        self.storage.evict_applied(self.raw.raft.raft_log.applied);
         self.reads.resolve(applied.0);
     }
 

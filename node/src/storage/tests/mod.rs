@@ -4,6 +4,7 @@
 mod concurrency;
 mod conf_changes;
 mod crash;
+mod entry_cache;
 mod raw_node;
 mod restart;
 mod semantics;

@@ -109,6 +109,7 @@ impl Peer {
         out.extend(light.take_messages());
         self.apply(light.take_committed_entries());
         self.node.advance_apply();
+        self.store.evict_applied(self.node.raft.raft_log.applied);
         out
     }
 
@@ -221,4 +222,51 @@ fn raw_node_replicates_compacts_and_catches_up_a_follower_by_snapshot() {
         assert_eq!(p.applied.last(), Some(&101), "node {}", p.id);
         assert_eq!(p.store.hard_state().commit, last, "node {}", p.id);
     }
+}
+
+#[test]
+fn raw_node_catches_up_a_follower_from_entries_read_back_from_the_wal() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut peers: Vec<Peer> = (1..=3)
+        .map(|id| Peer::open(id, dirs[id as usize - 1].path(), true))
+        .collect();
+    for p in &peers {
+        // Nothing applied stays in memory.
+        p.store.set_entry_cache_bytes(0);
+    }
+    peers[0].node.campaign().unwrap();
+    pump(&mut peers, &[], false, 50);
+    assert_eq!(peers[0].node.raft.state, StateRole::Leader);
+
+    // Node 3 is cut off while 1 and 2 commit 100 values; no snapshot is taken.
+    for v in 0..100u64 {
+        peers[0]
+            .node
+            .propose(vec![], v.to_le_bytes().to_vec())
+            .unwrap();
+        pump(&mut peers, &[3], false, 50);
+    }
+    assert_eq!(peers[0].applied, (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        peers[0].store.cached_entry_bytes(),
+        0,
+        "every applied entry evicted"
+    );
+    assert!(peers[0].store.segments().len() > 2);
+
+    // Heal: the leader reads node 3's missing entries back from its WAL.
+    pump(&mut peers, &[], true, 30);
+    pump(&mut peers, &[], false, 50);
+    assert_eq!(peers[2].applied, (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        peers[2].store.latest_snapshot_metadata().index,
+        0,
+        "caught up from entries, not a snapshot"
+    );
+    assert!(!peers[0].store.take_snapshot_wanted());
+    assert_eq!(
+        all_entries(&peers[2].store),
+        all_entries(&peers[0].store),
+        "the follower's log is the leader's"
+    );
 }

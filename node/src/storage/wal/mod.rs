@@ -17,7 +17,7 @@ pub mod codec;
 pub mod recovery;
 pub mod segment;
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,29 +94,58 @@ fn bump(c: &AtomicU64, by: u64) {
     c.fetch_add(by, Ordering::Relaxed);
 }
 
+/// Where a frame starts: its segment and its byte offset in that segment's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FramePos {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Where a flushed batch went, until each caller whose records it carried has taken
+/// its own position from it.
+struct WrittenBatch {
+    at: FramePos,
+    /// Callers that have not yet looked it up.
+    waiters: usize,
+}
+
 /// Shared state of the group commit, under `Wal::group`.
 struct GroupState {
     /// Encoded frames queued for the next flush (batch `open_batch`).
     pending: Vec<u8>,
     open_batch: u64,
+    /// Callers whose frames are in `pending`.
+    open_waiters: usize,
     /// Every batch `<=` this is durable.
     durable_batch: u64,
     /// A leader is writing; followers wait on `Wal::flushed`.
     flushing: bool,
     failed: Option<String>,
-    /// `(first batch, segment)`: batches from `first batch` on went to `segment`, until the
-    /// next entry. Lets every caller learn the segment its records are in.
-    batch_segments: VecDeque<(u64, u64)>,
+    /// Durable batches some caller has not yet taken its position from.
+    written: BTreeMap<u64, WrittenBatch>,
 }
 
 impl GroupState {
-    fn segment_of(&self, batch: u64) -> u64 {
-        self.batch_segments
-            .iter()
-            .rev()
-            .find(|(first, _)| *first <= batch)
-            .or(self.batch_segments.front())
-            .map_or(0, |(_, seg)| *seg)
+    /// The position of the frames queued at `offset` into batch `batch`, which is
+    /// durable: one caller's lookup (the batch is forgotten after its last).
+    fn take_position(&mut self, batch: u64, offset: u64) -> FramePos {
+        let Some(w) = self.written.get_mut(&batch) else {
+            // Unreachable: every caller of a durable batch finds it; a wrong offset
+            // only costs a later read of the entries from disk (a checked failure).
+            return FramePos {
+                segment: 0,
+                offset: 0,
+            };
+        };
+        let at = FramePos {
+            segment: w.at.segment,
+            offset: w.at.offset + offset,
+        };
+        w.waiters = w.waiters.saturating_sub(1);
+        if w.waiters == 0 {
+            self.written.remove(&batch);
+        }
+        at
     }
 }
 
@@ -141,12 +170,12 @@ pub struct Wal {
 
 impl Wal {
     /// Opens (creating if needed) the WAL in `dir`, runs recovery and hands every intact
-    /// record, in order, with the segment it is in, to `visit`. See [`recovery`] for the
+    /// record, in order, with where its frame starts, to `visit`. See [`recovery`] for the
     /// rules. An error from `visit` aborts the open.
     pub fn open(
         dir: &Path,
         opts: WalOptions,
-        visit: impl FnMut(u64, Record) -> Result<(), StorageError>,
+        visit: impl FnMut(FramePos, Record) -> Result<(), StorageError>,
     ) -> Result<(Wal, RecoveryReport), StorageError> {
         let sync = opts.sync == SyncMode::Fsync;
         if !dir.is_dir() {
@@ -195,10 +224,11 @@ impl Wal {
             group: Mutex::new(GroupState {
                 pending: Vec::new(),
                 open_batch: 1,
+                open_waiters: 0,
                 durable_batch: 0,
                 flushing: false,
                 failed: None,
-                batch_segments: VecDeque::from([(1, active_seq)]),
+                written: BTreeMap::new(),
             }),
             flushed: Condvar::new(),
             writer: Mutex::new(Writer {
@@ -225,32 +255,44 @@ impl Wal {
     /// callers. Records of one call are contiguous and in order. Returns the segment they
     /// were written to.
     pub fn append(&self, records: &[Record]) -> Result<u64, StorageError> {
+        self.append_at(records).map(|at| at.segment)
+    }
+
+    /// [`Self::append`], returning where the first record's frame starts (the rest follow
+    /// it in the same segment), so it can be read back ([`Self::read_frame`]).
+    pub fn append_at(&self, records: &[Record]) -> Result<FramePos, StorageError> {
         let mut frames = Vec::new();
         for r in records {
             codec::encode_frame(r, &mut frames)?;
         }
         if frames.is_empty() {
-            return Ok(self.active_segment());
+            let w = self.writer.lock();
+            return Ok(FramePos {
+                segment: w.active_seq,
+                offset: w.active_len,
+            });
         }
         bump(&self.counters.appends, 1);
         bump(&self.counters.records, records.len() as u64);
         self.append_frames(frames)
     }
 
-    fn append_frames(&self, frames: Vec<u8>) -> Result<u64, StorageError> {
+    fn append_frames(&self, frames: Vec<u8>) -> Result<FramePos, StorageError> {
         let mut g = self.group.lock();
         if let Some(e) = &g.failed {
             return Err(StorageError::Poisoned(e.clone()));
         }
         let my_batch = g.open_batch;
+        let my_offset = g.pending.len() as u64;
         if g.pending.is_empty() {
             g.pending = frames;
         } else {
             g.pending.extend_from_slice(&frames);
         }
+        g.open_waiters += 1;
         loop {
             if g.durable_batch >= my_batch {
-                return Ok(g.segment_of(my_batch));
+                return Ok(g.take_position(my_batch, my_offset));
             }
             if let Some(e) = &g.failed {
                 return Err(StorageError::Poisoned(e.clone()));
@@ -262,16 +304,15 @@ impl Wal {
             // Become the leader for everything queued so far.
             let batch = g.open_batch;
             let buf = std::mem::take(&mut g.pending);
+            let waiters = std::mem::take(&mut g.open_waiters);
             g.open_batch += 1;
             g.flushing = true;
             let result = MutexGuard::unlocked(&mut g, || self.write_batch(&buf));
             g.flushing = false;
             match result {
-                Ok(seq) => {
+                Ok(at) => {
                     g.durable_batch = batch;
-                    if g.batch_segments.back().map(|&(_, s)| s) != Some(seq) {
-                        g.batch_segments.push_back((batch, seq));
-                    }
+                    g.written.insert(batch, WrittenBatch { at, waiters });
                 }
                 Err(e) => {
                     tracing::error!(dir = %self.dir.display(), error = %e, "WAL write failed; poisoning the WAL");
@@ -284,9 +325,40 @@ impl Wal {
         }
     }
 
+    /// Reads back the record whose frame starts at `at` (as [`Self::append_at`] returned
+    /// it), checking its length and CRC. Segments deleted since are an error, as is any
+    /// damage: the file is as hostile as any other input.
+    pub fn read_frame(&self, at: FramePos) -> Result<Record, StorageError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let p = segment::path(&self.dir, at.segment);
+        let damaged = |reason: String| StorageError::Damaged {
+            path: p.clone(),
+            offset: at.offset,
+            reason,
+        };
+        let mut f = fs::File::open(&p).map_err(StorageError::io(&p))?;
+        f.seek(SeekFrom::Start(at.offset))
+            .map_err(StorageError::io(&p))?;
+        let mut header = [0u8; codec::FRAME_HEADER_LEN];
+        f.read_exact(&mut header).map_err(StorageError::io(&p))?;
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len == 0 || len > codec::MAX_RECORD_BYTES {
+            return Err(damaged(format!("bad frame length {len}")));
+        }
+        let mut frame = header.to_vec();
+        frame.resize(codec::FRAME_HEADER_LEN + len, 0);
+        f.read_exact(&mut frame[codec::FRAME_HEADER_LEN..])
+            .map_err(StorageError::io(&p))?;
+        match codec::decode_frame(&frame) {
+            Ok(Some((record, _))) => Ok(record),
+            Ok(None) => Err(damaged("empty frame".into())),
+            Err(e) => Err(damaged(e.to_string())),
+        }
+    }
+
     /// Writes one batch of frames to the active segment (rolling first if it would
-    /// overflow) and fsyncs it. Returns the segment written to.
-    fn write_batch(&self, buf: &[u8]) -> Result<u64, StorageError> {
+    /// overflow) and fsyncs it. Returns where the batch starts.
+    fn write_batch(&self, buf: &[u8]) -> Result<FramePos, StorageError> {
         let mut w = self.writer.lock();
         if w.active_len > segment::HEADER_LEN
             && w.active_len + buf.len() as u64 > self.opts.segment_bytes
@@ -294,6 +366,10 @@ impl Wal {
             self.roll_locked(&mut w)?;
         }
         let p = segment::path(&self.dir, w.active_seq);
+        let at = FramePos {
+            segment: w.active_seq,
+            offset: w.active_len,
+        };
         if let Err(e) = w.file.write_all(buf) {
             // Best effort: do not leave a partial frame behind (recovery would cut it anyway).
             let len = w.active_len;
@@ -311,7 +387,7 @@ impl Wal {
             bump(&self.counters.fsyncs, 1);
         }
         crate::metrics::get().wal_flush(buf.len(), fsync);
-        Ok(w.active_seq)
+        Ok(at)
     }
 
     fn roll_locked(&self, w: &mut Writer) -> Result<(), StorageError> {
@@ -363,12 +439,6 @@ impl Wal {
         if self.opts.sync == SyncMode::Fsync {
             segment::sync_dir(&self.dir)?;
             bump(&self.counters.dir_syncs, 1);
-        }
-        let mut g = self.group.lock();
-        while g.batch_segments.len() > 1
-            && g.batch_segments.get(1).is_some_and(|&(_, s)| s <= limit)
-        {
-            g.batch_segments.pop_front();
         }
         tracing::debug!(dir = %self.dir.display(), deleted = doomed.len(), below = limit, "WAL segments purged");
         Ok(doomed.len())

@@ -39,7 +39,7 @@ use std::fs::{self, OpenOptions};
 use std::path::Path;
 
 use super::codec::{decode_frame, Record, FRAME_HEADER_LEN};
-use super::segment;
+use super::{segment, FramePos};
 use crate::storage::StorageError;
 
 /// The torn tail recovery cut.
@@ -77,13 +77,13 @@ pub(crate) struct Recovered {
     pub active_len: Option<u64>,
 }
 
-/// Scans `dir`, handing every intact record (with its segment) to `visit`, and cuts a torn
+/// Scans `dir`, handing every intact record (with where its frame starts) to `visit`, and cuts a torn
 /// tail of the last segment. Any other damage, or an error from `visit`, fails recovery
 /// without changing files.
 pub(crate) fn recover(
     dir: &Path,
     sync: bool,
-    mut visit: impl FnMut(u64, Record) -> Result<(), StorageError>,
+    mut visit: impl FnMut(FramePos, Record) -> Result<(), StorageError>,
 ) -> Result<Recovered, StorageError> {
     let all = segment::list(dir)?;
     let mut report = RecoveryReport::default();
@@ -130,7 +130,11 @@ pub(crate) fn recover(
                 Ok(Some((record, used))) => {
                     report.records += 1;
                     report.entries += record.entry_count() as u64;
-                    visit(seq, record)?;
+                    let at = FramePos {
+                        segment: seq,
+                        offset: pos as u64,
+                    };
+                    visit(at, record)?;
                     pos += used;
                 }
                 Err(e) => {
