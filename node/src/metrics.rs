@@ -44,6 +44,7 @@ pub struct NodeMetrics {
     reads: IntCounterVec,
     wal_fsync_seconds: Histogram,
     wal_flush_bytes: Histogram,
+    entries_read_back: IntCounterVec,
 }
 
 static METRICS: LazyLock<NodeMetrics> = LazyLock::new(|| {
@@ -157,6 +158,14 @@ impl NodeMetrics {
                 "Bytes written by one WAL flush (a group commit of every append queued)",
                 FLUSH_BYTES_BUCKETS,
             )?,
+            entries_read_back: counter(
+                &r,
+                "vdb_raft_entries_read_back_total",
+                "Applied Raft entries a replica read back from its WAL, no longer in \
+                 memory (raft.entry_cache_bytes), to send them to a follower: read, or \
+                 failed (a newer snapshot was asked for instead)",
+                &["outcome"],
+            )?,
             registry: r,
         })
     }
@@ -203,6 +212,14 @@ impl NodeMetrics {
     /// A leader admitted a linearizable read on `path`.
     pub fn read_path(&self, path: ReadPath) {
         self.reads.with_label_values(&[path.label()]).inc();
+    }
+
+    /// `n` entries read back from a WAL (`ok`), or a read back that failed.
+    pub fn entries_read_back(&self, ok: bool, n: usize) {
+        let outcome = if ok { "read" } else { "failed" };
+        self.entries_read_back
+            .with_label_values(&[outcome])
+            .inc_by(n as u64);
     }
 
     /// One WAL flush of `bytes`, with its fsync's latency when it synced.

@@ -569,7 +569,10 @@ impl Storage for RaftLogStorage {
             .collect();
         let hot: Vec<Entry> = core.entries.hot_range(lo, hi).cloned().collect();
         drop(core);
-        let mut ents = match self.read_cold(&cold, max_size) {
+        let read = self.read_cold(&cold, max_size);
+        crate::metrics::get()
+            .entries_read_back(read.is_ok(), read.as_ref().map_or(cold.len(), Vec::len));
+        let mut ents = match read {
             Ok(ents) => ents,
             Err(e) => {
                 // Segments deleted by a compaction since (the entries are gone: true), or

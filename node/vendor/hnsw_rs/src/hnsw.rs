@@ -294,6 +294,13 @@ impl<'b, T: Clone + Send + Sync> Point<'b, T> {
 /// bytes a point) and one pointer less between a point and its edges.
 pub(crate) type Layers<'b, T> = smallvec::SmallVec<[Vec<PointWithOrder<'b, T>>; 1]>;
 
+/// PATCH (vdb): how many edges a full neighbour list grows by (up to its bound + 1)
+/// and how much room a list keeps past what it holds after it is made or pruned. The
+/// pruning heuristic keeps well under the bound (2M = 32 on layer 0), so lists sized
+/// to the bound + 1 held ~40% unused edge slots; 4 edges (64 bytes) is one step of
+/// the allocator's size classes here, and a list grows at most every 4 reverse edges.
+const LIST_GROWTH: usize = 4;
+
 /// A structure to store neighbours for of a point.
 #[derive(Debug, Clone)]
 pub(crate) struct PointWithOrder<'b, T: Clone + Send + Sync> {
@@ -1383,8 +1390,9 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     nb_conn = self.max_nb_connection;
                     extend_c = false;
                 }
-                // PATCH (vdb): room for one more, so that the reverse update's push
-                // before it shrinks back to nb_conn never doubles the list.
+                // PATCH (vdb): lists grow by `LIST_GROWTH` edges up to their bound + 1
+                // (the reverse update's push before it shrinks back to nb_conn), never
+                // by doubling; a new list keeps room for `LIST_GROWTH` reverse edges.
                 let mut neighbours = Vec::<PointWithOrder<T>>::with_capacity(nb_conn + 1);
                 self.select_neighbours(
                     data,
@@ -1404,6 +1412,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 // we must add bidirecti*onal from data i.e new_point_id to neighbours
                 // this reverse neighbour update could be done here but we put it at end to gather all code
                 // requiring a mutex guard for multi threading.
+                neighbours.shrink_to((neighbours.len() + LIST_GROWTH).min(nb_conn + 1));
                 new_point.neighbours.write()[l as usize] = neighbours;
             }
         } // for l
@@ -1483,9 +1492,11 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                     } else {
                         2 * self.max_nb_connection
                     };
-                    // PATCH (vdb): grow a full list to its bound + 1 exactly, not by doubling.
+                    // PATCH (vdb): grow a full list by `LIST_GROWTH` up to its bound + 1,
+                    // not by doubling.
                     if list.len() == list.capacity() {
-                        list.reserve_exact((threshold_shrinking + 1).saturating_sub(list.len()).max(1));
+                        let room = (threshold_shrinking + 1).saturating_sub(list.len());
+                        list.reserve_exact(room.clamp(1, LIST_GROWTH));
                     }
                     list.push(n_to_add);
                     let nbn_at_l = list.len();
@@ -1510,6 +1521,7 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                                 kept.push(c);
                             }
                         }
+                        kept.shrink_to((kept.len() + LIST_GROWTH).min(threshold_shrinking + 1));
                         *list = kept;
                     }
                 } // end protection against point identity
