@@ -17,6 +17,7 @@ use super::digest;
 use super::index::{PointId, Vector, VectorIndex};
 use super::indexer::{IndexCell, IndexJob};
 use super::metadata_index::MetadataIndex;
+use super::packing::{self, Packing};
 
 /// A record as a replica stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,8 @@ pub struct CollectionShard {
     pub(super) metadata_index: MetadataIndex,
     /// The graph, filled in the background (`indexer.rs`).
     pub(super) index: Arc<IndexCell>,
+    /// When `state.records` and `point_to_id` are rebuilt with full nodes.
+    packing: Packing,
 }
 
 /// A current record version as the index side sees it: its record's id, and its
@@ -89,6 +92,7 @@ impl CollectionShard {
             point_to_id: BTreeMap::new(),
             metadata_index: MetadataIndex::default(),
             index: Arc::default(),
+            packing: Packing::default(),
         }
     }
 
@@ -107,11 +111,14 @@ impl CollectionShard {
         }
         let rebuild = index.is_none();
         let (index, through) = index.map_or((None, 0), |(i, t)| (Some(i), t));
+        // Both maps were just built from sorted entries: packed.
+        let packing = Packing::packed(state.records.len());
         let mut shard = CollectionShard {
             state,
             point_to_id,
             metadata_index,
             index: Arc::new(IndexCell::with_index(index, through)),
+            packing,
         };
         if rebuild {
             shard.rebuild_index();
@@ -339,6 +346,10 @@ impl CollectionShard {
         // new points are the index's tail: the background indexer inserts them.
         if self.state.dimension.is_none() && stored_embedding {
             self.state.dimension = dim;
+        }
+        if self.packing.due(self.state.records.len()) {
+            packing::repack(&mut self.state.records);
+            packing::repack(&mut self.point_to_id);
         }
     }
 

@@ -9,6 +9,7 @@ pub mod export;
 pub mod index;
 pub mod indexer;
 pub mod metadata_index;
+mod packing;
 pub mod read;
 pub mod replicated;
 pub mod snapshot;

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -146,7 +146,7 @@ struct Inner {
     /// after it was taken): the replica should write a newer one.
     snapshot_wanted: AtomicBool,
     /// Bytes of applied entries a replica keeps in memory ([`RaftLogStorage::evict_applied`]).
-    entry_cache_bytes: std::sync::atomic::AtomicU64,
+    entry_cache_bytes: AtomicU64,
     recovery: RecoveryReport,
 }
 
@@ -192,7 +192,7 @@ impl RaftLogStorage {
                 core: RwLock::new(core),
                 snapshot_source: RwLock::new(None),
                 snapshot_wanted: AtomicBool::new(false),
-                entry_cache_bytes: std::sync::atomic::AtomicU64::new(DEFAULT_ENTRY_CACHE_BYTES),
+                entry_cache_bytes: AtomicU64::new(DEFAULT_ENTRY_CACHE_BYTES),
                 recovery,
             }),
         })
@@ -467,7 +467,9 @@ impl RaftLogStorage {
         self.inner.wal.segments()
     }
 
-    /// Lets raft-rs's applied entries above `budget` bytes leave memory (see
+    /// Drops from memory the oldest entries at or below `applied` (what raft-rs counts
+    /// applied) while the entries held take more than the budget
+    /// ([`Self::set_entry_cache_bytes`]); they stay readable from the WAL (see
     /// `log_entries`). Entries after `applied` always stay.
     pub fn evict_applied(&self, applied: u64) {
         let budget = self.inner.entry_cache_bytes.load(Ordering::Relaxed);
