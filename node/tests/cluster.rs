@@ -196,22 +196,24 @@ async fn killed_leader_is_replaced_and_writes_go_on() {
     );
 }
 
-#[tokio::test]
-async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
-    let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(ClusterOptions {
-        snapshot_interval_entries: Some(20),
-        ..kv::options()
-    })
-    .await;
-    cluster.wait_all_leaders(LONG).await;
-    let group = 1;
+/// What [`lag_a_follower`] left behind.
+struct Lagged {
+    leader: u64,
+    /// The follower killed, and its last log index then.
+    lagger: u64,
+    lagger_last: u64,
+    live: Vec<u64>,
+    /// The index the live replicas converged on.
+    applied: u64,
+}
+
+/// Writes a key to `group`, kills one of its followers, writes 150 more keys on the
+/// others and waits until they converge.
+async fn lag_a_follower(cluster: &Cluster, group: u64) -> Lagged {
     cluster.put(group, "first", "1", LONG).await.expect("put");
     cluster
         .wait_group_converged(group, &cluster.ids(), LONG)
         .await;
-
-    // Kill a follower; the others write well past several compactions.
     let leader = cluster
         .find_leader(group, &cluster.ids())
         .await
@@ -235,14 +237,17 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     }
     let live = cluster.running();
     let (applied, _) = cluster.wait_group_converged(group, &live, LONG).await;
-    for &id in &live {
-        let r = cluster.replica(id, group).await.expect("status");
-        assert!(
-            r.snapshot_index > lagger_last + 1,
-            "node {id}: log must be compacted past the lagger's last index {lagger_last}: {r:?}"
-        );
+    Lagged {
+        leader,
+        lagger,
+        lagger_last,
+        live,
+        applied,
     }
+}
 
+/// Restarts `lagger` and waits until it holds what the others hold (all 151 keys).
+async fn catch_up(cluster: &Cluster, group: u64, lagger: u64, applied: u64) -> wire::ReplicaStatus {
     cluster.spawn_node(lagger);
     let (caught_up, digest) = cluster
         .wait_group_converged(group, &cluster.ids(), LONG)
@@ -251,6 +256,36 @@ async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
     let r = cluster.replica(lagger, group).await.expect("status");
     assert_eq!(r.digest, digest);
     assert_eq!(r.records, Some(151));
+    r
+}
+
+#[tokio::test]
+async fn lagging_node_catches_up_by_snapshot_after_log_compaction() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(ClusterOptions {
+        snapshot_interval_entries: Some(20),
+        ..kv::options()
+    })
+    .await;
+    cluster.wait_all_leaders(LONG).await;
+    let group = 1;
+    // A follower is killed; the others write well past several compactions.
+    let Lagged {
+        leader,
+        lagger,
+        lagger_last,
+        live,
+        applied,
+    } = lag_a_follower(&cluster, group).await;
+    for &id in &live {
+        let r = cluster.replica(id, group).await.expect("status");
+        assert!(
+            r.snapshot_index > lagger_last + 1,
+            "node {id}: log must be compacted past the lagger's last index {lagger_last}: {r:?}"
+        );
+    }
+
+    let r = catch_up(&cluster, group, lagger, applied).await;
     assert!(
         r.snapshot_index > lagger_last,
         "the lagger installed a snapshot: {r:?}"
@@ -291,37 +326,13 @@ async fn lagging_node_catches_up_from_entries_the_leader_reads_back_from_its_wal
     .await;
     cluster.wait_all_leaders(LONG).await;
     let group = 1;
-    cluster.put(group, "first", "1", LONG).await.expect("put");
-    cluster
-        .wait_group_converged(group, &cluster.ids(), LONG)
-        .await;
-    let leader = cluster
-        .find_leader(group, &cluster.ids())
-        .await
-        .expect("leader");
-    let lagger = cluster
-        .ids()
-        .into_iter()
-        .find(|&i| i != leader)
-        .expect("follower");
-    cluster.kill_node(lagger);
-    for i in 0..150 {
-        cluster
-            .put(group, &key(i), &format!("v{i}"), LONG)
-            .await
-            .expect("put");
-    }
-    let live = cluster.running();
-    let (applied, _) = cluster.wait_group_converged(group, &live, LONG).await;
-
-    cluster.spawn_node(lagger);
-    let (caught_up, digest) = cluster
-        .wait_group_converged(group, &cluster.ids(), LONG)
-        .await;
-    assert!(caught_up >= applied);
-    let r = cluster.replica(lagger, group).await.expect("status");
-    assert_eq!(r.digest, digest);
-    assert_eq!(r.records, Some(151));
+    let Lagged {
+        leader,
+        lagger,
+        applied,
+        ..
+    } = lag_a_follower(&cluster, group).await;
+    let r = catch_up(&cluster, group, lagger, applied).await;
     assert_eq!(r.snapshot_index, 0, "caught up from entries: {r:?}");
     let leader_log = std::fs::read_to_string(cluster.node_log(leader)).unwrap_or_default();
     assert!(

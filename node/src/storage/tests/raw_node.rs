@@ -154,28 +154,43 @@ fn pump(peers: &mut [Peer], down: &[u64], tick: bool, rounds: usize) {
     }
 }
 
-#[test]
-fn raw_node_replicates_compacts_and_catches_up_a_follower_by_snapshot() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+/// Three bootstrapped peers on `dirs`, node 1 elected; `entry_cache_bytes` for each
+/// log's budget of applied entries in memory (default if `None`).
+fn three_peers(dirs: &[tempfile::TempDir], entry_cache_bytes: Option<u64>) -> Vec<Peer> {
     let mut peers: Vec<Peer> = (1..=3)
         .map(|id| Peer::open(id, dirs[id as usize - 1].path(), true))
         .collect();
-
+    if let Some(bytes) = entry_cache_bytes {
+        for p in &peers {
+            p.store.set_entry_cache_bytes(bytes);
+        }
+    }
     peers[0].node.campaign().unwrap();
     pump(&mut peers, &[], false, 50);
     assert_eq!(peers[0].node.raft.state, StateRole::Leader);
+    peers
+}
 
-    // Node 3 is cut off while 1 and 2 commit 100 values.
+/// Nodes 1 and 2 commit and apply the values 0..100 while node 3 is cut off.
+fn commit_100_without_node_3(peers: &mut [Peer]) {
     for v in 0..100u64 {
         peers[0]
             .node
             .propose(vec![], v.to_le_bytes().to_vec())
             .unwrap();
-        pump(&mut peers, &[3], false, 50);
+        pump(peers, &[3], false, 50);
     }
     assert_eq!(peers[0].applied, (0..100).collect::<Vec<_>>());
     assert_eq!(peers[1].applied, peers[0].applied);
     assert!(peers[2].applied.is_empty());
+}
+
+#[test]
+fn raw_node_replicates_compacts_and_catches_up_a_follower_by_snapshot() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut peers = three_peers(&dirs, None);
+    // Node 3 is cut off while 1 and 2 commit 100 values.
+    commit_100_without_node_3(&mut peers);
 
     // The leader snapshots and compacts: node 3's missing entries are gone from its log.
     let segments_before = peers[0].store.segments().len();
@@ -227,26 +242,10 @@ fn raw_node_replicates_compacts_and_catches_up_a_follower_by_snapshot() {
 #[test]
 fn raw_node_catches_up_a_follower_from_entries_read_back_from_the_wal() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut peers: Vec<Peer> = (1..=3)
-        .map(|id| Peer::open(id, dirs[id as usize - 1].path(), true))
-        .collect();
-    for p in &peers {
-        // Nothing applied stays in memory.
-        p.store.set_entry_cache_bytes(0);
-    }
-    peers[0].node.campaign().unwrap();
-    pump(&mut peers, &[], false, 50);
-    assert_eq!(peers[0].node.raft.state, StateRole::Leader);
-
+    // Nothing applied stays in memory.
+    let mut peers = three_peers(&dirs, Some(0));
     // Node 3 is cut off while 1 and 2 commit 100 values; no snapshot is taken.
-    for v in 0..100u64 {
-        peers[0]
-            .node
-            .propose(vec![], v.to_le_bytes().to_vec())
-            .unwrap();
-        pump(&mut peers, &[3], false, 50);
-    }
-    assert_eq!(peers[0].applied, (0..100).collect::<Vec<_>>());
+    commit_100_without_node_3(&mut peers);
     assert_eq!(
         peers[0].store.cached_entry_bytes(),
         0,
