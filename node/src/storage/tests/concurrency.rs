@@ -1,5 +1,6 @@
 //! Group commit across threads: concurrent appenders share fsyncs, every acknowledged
-//! record is recovered, and each call's records stay contiguous and in order.
+//! record is recovered, each call's records stay contiguous and in order, and each call
+//! is told where its records are.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -8,7 +9,7 @@ use std::thread;
 use raft::{GetEntriesContext, Storage};
 
 use super::support::*;
-use crate::storage::wal::{Record, Wal};
+use crate::storage::wal::{FramePos, Record, Wal};
 use crate::storage::RaftLogStorage;
 
 const THREADS: u64 = 8;
@@ -42,17 +43,25 @@ fn concurrent_appends_are_group_committed_and_all_recovered() {
                         },
                         Record::HardState(hard_state(t, 0, n)),
                     ];
-                    wal.append(&records).unwrap();
-                    acked.push(n);
+                    let at = wal.append_at(&records).unwrap();
+                    acked.push((n, at));
                 }
                 acked
             })
         })
         .collect();
-    let acked: Vec<u64> = handles
+    let positions: Vec<(u64, FramePos)> = handles
         .into_iter()
         .flat_map(|h| h.join().unwrap())
         .collect();
+    // Each call learnt where its own first frame went, though another thread wrote it.
+    for &(n, at) in &positions {
+        match wal.read_frame(at).unwrap() {
+            Record::Entries { entries, .. } => assert_eq!(entries[0].index, n, "at {at:?}"),
+            other => panic!("record {n} at {at:?} reads back as {other:?}"),
+        }
+    }
+    let acked: Vec<u64> = positions.iter().map(|&(n, _)| n).collect();
     let stats = wal.stats();
     let appends = THREADS * PER_THREAD;
     assert_eq!(acked.len() as u64, appends);
