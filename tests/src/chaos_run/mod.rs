@@ -18,7 +18,7 @@ mod plot;
 pub mod report;
 mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,9 @@ const CONVERGE: Duration = Duration::from_secs(120);
 /// `raft.snapshot_interval_entries`: low, so snapshots and log compaction
 /// (and snapshot installs on restarted nodes) happen within a run.
 const SNAPSHOT_EVERY: u64 = 200;
+/// `raft.entry_cache_bytes`: small, so a leader catching up a follower that a
+/// fault left behind reads most entries back from its WAL, under the faults.
+const ENTRY_CACHE_BYTES: u64 = 64 << 10;
 /// Quiet seconds before the first fault and after the last.
 const QUIET: Duration = Duration::from_secs(2);
 
@@ -161,6 +164,29 @@ async fn nemesis(
 /// Runs the cluster, the workload and the faults, then checks the history.
 /// Prints progress and the summary to stderr/stdout; the summary's last
 /// line is `N operations, M faults, K anomalies`.
+/// Prints and writes (`entries_read_back.txt`) how many Raft entries the running
+/// nodes read back from their WALs, and how many read backs failed: evidence that
+/// the catch-ups of the run went through that path ([`ENTRY_CACHE_BYTES`]).
+async fn report_entries_read_back(cluster: &Cluster, out: &Path) {
+    const NAME: &str = "vdb_raft_entries_read_back_total";
+    let (mut read, mut failed) = (0.0, 0.0);
+    for id in cluster.running() {
+        read += cluster
+            .metric_sum(id, NAME, "outcome=\"read\"")
+            .await
+            .unwrap_or(0.0);
+        failed += cluster
+            .metric_sum(id, NAME, "outcome=\"failed\"")
+            .await
+            .unwrap_or(0.0);
+    }
+    let line = format!("raft entries read back from a WAL: {read} read, {failed} failed\n");
+    eprint!("{line}");
+    if let Err(e) = std::fs::write(out.join("entries_read_back.txt"), line) {
+        eprintln!("entries_read_back.txt: {e}");
+    }
+}
+
 pub async fn run(cfg: &RunConfig) -> Summary {
     std::fs::create_dir_all(&cfg.out).expect("output dir");
     let history_path = cfg.out.join("history.jsonl");
@@ -208,6 +234,7 @@ pub async fn run(cfg: &RunConfig) -> Summary {
             nodes: cfg.nodes,
             request_timeout_ms: REQUEST_TIMEOUT.as_millis() as u64,
             snapshot_interval_entries: Some(SNAPSHOT_EVERY),
+            entry_cache_bytes: Some(ENTRY_CACHE_BYTES),
             routers: vec![router; cfg.routers.max(1)],
             ..ClusterOptions::default()
         })
@@ -319,6 +346,7 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     if let Err(e) = converged {
         anomalies.push(finding("convergence", panic_text(e)));
     }
+    report_entries_read_back(&cluster, &cfg.out).await;
     for (id, status) in cluster.exited() {
         anomalies.push(finding(
             "crash",

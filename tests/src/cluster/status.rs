@@ -20,6 +20,27 @@ impl Cluster {
         resp.json().await.ok()
     }
 
+    /// The sum of node `id`'s samples of the counter `name` with `label` (as
+    /// `key="value"`) in its `/metrics` (`None`: no answer).
+    pub async fn metric_sum(&self, id: u64, name: &str, label: &str) -> Option<f64> {
+        let text = self
+            .admin
+            .get(format!("{}/metrics", self.node_url(id)))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let prefix = format!("{name}{{");
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(&prefix) && l.contains(label))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
     /// Node `id`'s status of its replica of `group` (`None`: no answer).
     pub async fn replica(&self, id: u64, group: u64) -> Option<ReplicaStatus> {
         let status = self.status(id).await?;
