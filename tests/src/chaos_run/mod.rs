@@ -172,14 +172,12 @@ async fn report_entries_read_back(cluster: &Cluster, out: &Path) {
     const NAME: &str = "vdb_raft_entries_read_back_total";
     let (mut read, mut failed, mut silent) = (0.0, 0.0, Vec::new());
     for id in cluster.running() {
-        let r = cluster.metric_sum(id, NAME, "outcome=\"read\"").await;
-        let f = cluster.metric_sum(id, NAME, "outcome=\"failed\"").await;
-        match (r, f) {
-            (Some(r), Some(f)) => {
-                read += r;
-                failed += f;
+        match cluster.node_metrics(id).await {
+            Some(m) => {
+                read += m.sum(NAME, &[("outcome", "read")]);
+                failed += m.sum(NAME, &[("outcome", "failed")]);
             }
-            _ => silent.push(id),
+            None => silent.push(id),
         }
     }
     let line = format!(

@@ -28,6 +28,7 @@ mod membership;
 mod nodes;
 mod ports;
 mod routers;
+mod scrape;
 mod status;
 
 pub use ports::free_port;
@@ -47,6 +48,7 @@ use crate::faults::NetFaults;
 
 pub use admin::proposal_deadline;
 pub use routers::RouterOptions;
+pub use scrape::Scrape;
 
 /// Raft timing of test clusters: a 500 ms election timeout keeps failover
 /// tests short.

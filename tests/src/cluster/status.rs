@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use common::placement;
 use common::wire::{self, GroupInfo, NodeStatus, RaftRole, ReplicaStatus};
 
-use super::Cluster;
+use super::{Cluster, Scrape};
 
 impl Cluster {
     /// Node `id`'s admin status (`None`: no answer within 2 s).
@@ -20,9 +20,8 @@ impl Cluster {
         resp.json().await.ok()
     }
 
-    /// The sum of node `id`'s samples of the counter `name` with `label` (as
-    /// `key="value"`) in its `/metrics` (`None`: no answer).
-    pub async fn metric_sum(&self, id: u64, name: &str, label: &str) -> Option<f64> {
+    /// Node `id`'s `/metrics` (`None`: no answer).
+    pub async fn node_metrics(&self, id: u64) -> Option<Scrape> {
         let text = self
             .admin
             .get(format!("{}/metrics", self.node_url(id)))
@@ -32,13 +31,7 @@ impl Cluster {
             .text()
             .await
             .ok()?;
-        let prefix = format!("{name}{{");
-        Some(
-            text.lines()
-                .filter(|l| l.starts_with(&prefix) && l.contains(label))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum(),
-        )
+        Some(Scrape::parse(&text))
     }
 
     /// Node `id`'s status of its replica of `group` (`None`: no answer).
