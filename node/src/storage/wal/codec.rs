@@ -210,28 +210,31 @@ pub fn encode_frame(record: &Record, out: &mut Vec<u8>) -> Result<(), StorageErr
     Ok(())
 }
 
+/// The payload length a frame header announces, if it is one a frame may have.
+pub fn payload_len(header: &[u8; FRAME_HEADER_LEN]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    match len as usize {
+        n if n == 0 || n > MAX_RECORD_BYTES => Err(FrameError::BadLength(len)),
+        n => Ok(n),
+    }
+}
+
 /// Decodes the frame at the start of `buf`. `Ok(None)` when `buf` is empty; otherwise the
 /// record and the number of bytes the frame occupies.
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(Record, usize)>, FrameError> {
     if buf.is_empty() {
         return Ok(None);
     }
-    let Some(header) = buf.get(..FRAME_HEADER_LEN) else {
+    let Some(header) = buf.first_chunk::<FRAME_HEADER_LEN>() else {
         return Err(FrameError::Torn {
             needed: FRAME_HEADER_LEN,
             available: buf.len(),
         });
     };
-    let mut len_bytes = [0u8; 4];
+    let payload_len = payload_len(header)?;
     let mut crc_bytes = [0u8; 4];
-    len_bytes.copy_from_slice(&header[..4]);
-    crc_bytes.copy_from_slice(&header[4..]);
-    let len = u32::from_le_bytes(len_bytes);
+    crc_bytes.copy_from_slice(&header[4..FRAME_HEADER_LEN]);
     let stored = u32::from_le_bytes(crc_bytes);
-    let payload_len = len as usize;
-    if payload_len == 0 || payload_len > MAX_RECORD_BYTES {
-        return Err(FrameError::BadLength(len));
-    }
     let total = FRAME_HEADER_LEN + payload_len;
     let Some(payload) = buf.get(FRAME_HEADER_LEN..total) else {
         return Err(FrameError::Torn {

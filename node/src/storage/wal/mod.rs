@@ -341,10 +341,7 @@ impl Wal {
             .map_err(StorageError::io(&p))?;
         let mut header = [0u8; codec::FRAME_HEADER_LEN];
         f.read_exact(&mut header).map_err(StorageError::io(&p))?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if len == 0 || len > codec::MAX_RECORD_BYTES {
-            return Err(damaged(format!("bad frame length {len}")));
-        }
+        let len = codec::payload_len(&header).map_err(|e| damaged(e.to_string()))?;
         let mut frame = header.to_vec();
         frame.resize(codec::FRAME_HEADER_LEN + len, 0);
         f.read_exact(&mut frame[codec::FRAME_HEADER_LEN..])
