@@ -67,6 +67,11 @@ pub enum StorageError {
         log_term: u64,
     },
 
+    /// A group appended to the node's shared log without being open in it (after it was
+    /// discarded: the record would bring the group back at the next open).
+    #[error("group {0} is not open in the node log")]
+    GroupNotOpen(u64),
+
     /// `install_snapshot` got a snapshot no newer than the one already held.
     #[error("snapshot at index {index} is not newer than the current one at {current}")]
     SnapshotOutOfDate { index: u64, current: u64 },

@@ -4,6 +4,8 @@
 //!   commit, torn-tail recovery (other damage is refused), whole-segment deletion after
 //!   snapshots.
 //! - [`raft_log`]: [`RaftLogStorage`], raft-rs's `Storage` trait over the WAL.
+//! - [`node_log`]: one WAL for every group of a node (`raft.log = "node"`), records
+//!   tagged with their group, instead of a WAL per replica.
 //! - `log_entries`: the log's entries in memory, applied ones past a byte budget read
 //!   back from the WAL instead.
 //!
@@ -22,8 +24,10 @@
 //! deleting a segment fsyncs the directory. Recovery: see [`wal::recovery`]. Compaction
 //! writes its record (fsync) before deleting the segments it frees, oldest first.
 
+mod backend;
 pub mod error;
 mod log_entries;
+pub mod node_log;
 pub mod raft_log;
 pub mod wal;
 
@@ -31,5 +35,6 @@ pub mod wal;
 mod tests;
 
 pub use error::StorageError;
+pub use node_log::{NodeLog, NodeLogOptions};
 pub use raft_log::{RaftLogStorage, SnapshotSource};
 pub use wal::{RecoveryReport, SyncMode, Wal, WalOptions, WalStats};

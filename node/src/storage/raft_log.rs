@@ -13,13 +13,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 use raft::prelude::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, Storage};
 
+use super::backend::Backend;
 use super::log_entries::{ColdEntry, LogEntries};
+use super::node_log::{NodeLog, Rewrite};
 use super::wal::{FramePos, Record, RecoveryReport, SnapshotKind, Wal, WalOptions, WalStats};
 use super::StorageError;
 
@@ -64,10 +66,13 @@ impl Core {
 
     /// After a compaction to `snapshot` (already set): forgets the configurations it
     /// covers, keeping `newest` the newest (a caller whose snapshot metadata names
-    /// another configuration than the one at its index does not lose the newest).
+    /// another configuration than the one at its index does not lose the newest). One
+    /// made by the entry at the snapshot's own index stays: it is the snapshot's own
+    /// configuration, except for the bootstrap one at index 0, whose "snapshot" (none)
+    /// names no configuration, and which a node log's rewrite restates before it.
     fn compact_conf_changes(&mut self, newest: ConfState) {
         let index = self.snapshot.index;
-        self.conf_changes.retain(|(i, _)| *i > index);
+        self.conf_changes.retain(|(i, _)| *i >= index);
         if self.conf_state() != newest {
             self.conf_changes.push((index, newest));
         }
@@ -138,7 +143,7 @@ impl Segments {
 }
 
 struct Inner {
-    wal: Wal,
+    log: Backend,
     writes: Mutex<Segments>,
     core: RwLock<Core>,
     snapshot_source: RwLock<Option<SnapshotSource>>,
@@ -161,6 +166,12 @@ impl RaftLogStorage {
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Self, StorageError> {
         let mut replay = Replay::default();
         let (wal, recovery) = Wal::open(dir, opts, |at, record| {
+            if let Record::Group { .. } | Record::Discard { .. } = record {
+                return Err(StorageError::Inconsistent(format!(
+                    "a node log record in a replica's own WAL at segment {} offset {}",
+                    at.segment, at.offset
+                )));
+            }
             replay.apply(at, record);
             Ok(())
         })?;
@@ -185,9 +196,40 @@ impl RaftLogStorage {
             snapshot_index = core.snapshot.index,
             "raft log recovered"
         );
-        Ok(RaftLogStorage {
+        Ok(Self::new(Backend::Own(wal), core, segments, recovery))
+    }
+
+    /// Opens group `group`'s log in the node's shared log (see [`NodeLog`]) from the
+    /// records replayed when it was opened.
+    pub fn open_in(log: &Arc<NodeLog>, group: u64) -> Result<Self, StorageError> {
+        let recovered = log.attach(group)?;
+        let first_segment = recovered.as_ref().map(|r| r.first_segment);
+        // Unlike a WAL of its own, a group's first records here may be gone without a
+        // snapshot record of it: segments deleted before the group existed.
+        let (core, segments) = recovered.map(|r| r.replay).unwrap_or_default().finish()?;
+        tracing::info!(
+            group,
+            first_index = core.first_index(),
+            last_index = core.last_index(),
+            term = core.hard_state.term,
+            commit = core.hard_state.commit,
+            snapshot_index = core.snapshot.index,
+            "raft log recovered from the node log"
+        );
+        let backend = Backend::Node {
+            log: log.clone(),
+            group,
+        };
+        let storage = Self::new(backend, core, segments, log.recovery_report().clone());
+        let weak: Weak<dyn Rewrite> = Arc::downgrade(&storage.inner) as Weak<dyn Rewrite>;
+        log.register(group, first_segment, weak);
+        Ok(storage)
+    }
+
+    fn new(log: Backend, core: Core, segments: Segments, recovery: RecoveryReport) -> Self {
+        RaftLogStorage {
             inner: Arc::new(Inner {
-                wal,
+                log,
                 writes: Mutex::new(segments),
                 core: RwLock::new(core),
                 snapshot_source: RwLock::new(None),
@@ -195,7 +237,18 @@ impl RaftLogStorage {
                 entry_cache_bytes: AtomicU64::new(DEFAULT_ENTRY_CACHE_BYTES),
                 recovery,
             }),
-        })
+        }
+    }
+
+    /// The replica is gone for good (removed, or replaced by an empty one): in the node's
+    /// shared log, everything of it is forgotten durably and later appends are refused;
+    /// a WAL of its own goes with the replica's directory.
+    pub fn discard(&self) -> Result<(), StorageError> {
+        let _w = self.inner.writes.lock();
+        match &self.inner.log {
+            Backend::Own(_) => Ok(()),
+            Backend::Node { log, group } => log.discard(*group),
+        }
     }
 
     /// Appends entries (truncating any conflicting suffix as Raft requires) and optionally a
@@ -244,7 +297,7 @@ impl RaftLogStorage {
             entries: ents.clone(),
             hard_state: hard_state.cloned(),
         };
-        let at = self.inner.wal.append_at(&[record])?;
+        let at = self.inner.log.append_at(vec![record])?;
         if let Some(e) = ents.last() {
             segments.note(at.segment, e.index);
         }
@@ -259,7 +312,9 @@ impl RaftLogStorage {
     /// Persists a new hard state.
     pub fn set_hard_state(&self, hs: &HardState) -> Result<(), StorageError> {
         let _w = self.inner.writes.lock();
-        self.inner.wal.append(&[Record::HardState(hs.clone())])?;
+        self.inner
+            .log
+            .append_at(vec![Record::HardState(hs.clone())])?;
         self.inner.core.write().hard_state = hs.clone();
         Ok(())
     }
@@ -272,7 +327,9 @@ impl RaftLogStorage {
             return Ok(());
         }
         hs.commit = commit;
-        self.inner.wal.append(&[Record::HardState(hs.clone())])?;
+        self.inner
+            .log
+            .append_at(vec![Record::HardState(hs.clone())])?;
         self.inner.core.write().hard_state = hs;
         Ok(())
     }
@@ -288,7 +345,7 @@ impl RaftLogStorage {
     /// log order: every later one recorded before is replaced).
     pub fn set_conf_state_at(&self, index: u64, cs: &ConfState) -> Result<(), StorageError> {
         let _w = self.inner.writes.lock();
-        self.inner.wal.append(&[Record::ConfState {
+        self.inner.log.append_at(vec![Record::ConfState {
             index,
             conf_state: cs.clone(),
         }])?;
@@ -335,8 +392,8 @@ impl RaftLogStorage {
             hard_state: hs.clone(),
             conf_state: cs.clone(),
         };
-        self.inner.wal.roll()?;
-        let seq = self.inner.wal.append(&[record])?;
+        self.inner.log.roll()?;
+        let seq = self.inner.log.append_at(vec![record])?.segment;
         {
             let mut core = self.inner.core.write();
             core.entries.clear();
@@ -345,7 +402,7 @@ impl RaftLogStorage {
             core.conf_changes.clear();
         }
         segments.max_index.clear();
-        self.inner.wal.purge_before(seq)?;
+        self.inner.log.release_before(seq)?;
         Ok(())
     }
 
@@ -385,7 +442,7 @@ impl RaftLogStorage {
             hard_state: hs.clone(),
             conf_state: newest.clone(),
         };
-        self.inner.wal.append(&[record])?;
+        self.inner.log.append_at(vec![record])?;
         {
             let mut core = self.inner.core.write();
             core.forget_through(meta);
@@ -393,21 +450,17 @@ impl RaftLogStorage {
             core.hard_state = hs;
         }
         // Delete the longest prefix of non-active segments whose entries are all covered.
-        let active = self.inner.wal.active_segment();
+        let active = self.inner.log.active_segment();
         let keep_from = self
             .inner
-            .wal
+            .log
             .segments()
             .into_iter()
             .find(|&s| s >= active || segments.max_index.get(&s).copied().unwrap_or(0) > meta.index)
             .unwrap_or(active);
-        let purged = self.inner.wal.purge_before(keep_from)?;
+        self.inner.log.release_before(keep_from)?;
         segments.max_index = segments.max_index.split_off(&keep_from);
-        tracing::debug!(
-            index = meta.index,
-            purged_segments = purged,
-            "raft log compacted"
-        );
+        tracing::debug!(index = meta.index, keep_from, "raft log compacted");
         Ok(())
     }
 
@@ -459,12 +512,12 @@ impl RaftLogStorage {
     }
 
     pub fn wal_stats(&self) -> WalStats {
-        self.inner.wal.stats()
+        self.inner.log.stats()
     }
 
-    /// WAL segments on disk, ascending.
+    /// WAL segments on disk, ascending (the node log's, for a group in it).
     pub fn segments(&self) -> Vec<u64> {
-        self.inner.wal.segments()
+        self.inner.log.segments()
     }
 
     /// Drops from memory the oldest entries at or below `applied` (what raft-rs counts
@@ -494,7 +547,9 @@ impl RaftLogStorage {
     pub fn cached_entry_bytes(&self) -> u64 {
         self.inner.core.read().entries.hot_bytes()
     }
+}
 
+impl Inner {
     /// Reads the cold entries `wanted` (ascending, consecutive indexes) back from their
     /// WAL frames, stopping once `max_size` bytes are read (at least one entry). Every
     /// entry read must carry the index and term it was evicted with.
@@ -508,7 +563,7 @@ impl RaftLogStorage {
         let mut frame: Option<(FramePos, Vec<Entry>)> = None;
         for &(index, cold) in wanted {
             if frame.as_ref().map(|(at, _)| *at) != Some(cold.at) {
-                let entries = match self.inner.wal.read_frame(cold.at)? {
+                let entries = match self.log.read_frame(cold.at)? {
                     Record::Entries { entries, .. } => entries,
                     _ => Vec::new(),
                 };
@@ -530,6 +585,84 @@ impl RaftLogStorage {
             }
         }
         Ok(out)
+    }
+
+    /// Everything the group holds, as records that replay to it: the configurations after
+    /// the snapshot, then the snapshot record (metadata, hard state, newest configuration;
+    /// configurations first, see `Core::compact_conf_changes`), then the entries. Returns
+    /// the entries read back or cloned.
+    fn restatement(&self) -> Result<(Vec<Record>, Vec<Entry>), StorageError> {
+        let core = self.core.read();
+        let mut records: Vec<Record> = core
+            .conf_changes
+            .iter()
+            .map(|(index, cs)| Record::ConfState {
+                index: *index,
+                conf_state: cs.clone(),
+            })
+            .collect();
+        records.push(Record::Snapshot {
+            kind: SnapshotKind::Compact,
+            meta: core.snapshot.clone(),
+            hard_state: core.hard_state.clone(),
+            conf_state: core.conf_state(),
+        });
+        let first = core.first_index();
+        let len = core.entries.len();
+        let cold: Vec<(u64, ColdEntry)> = core
+            .entries
+            .cold_range(0, len)
+            .enumerate()
+            .map(|(i, c)| (first + i as u64, *c))
+            .collect();
+        let hot: Vec<Entry> = core.entries.hot_range(0, len).cloned().collect();
+        drop(core);
+        let mut entries = self.read_cold(&cold, None)?;
+        entries.extend(hot);
+        Ok((records, entries))
+    }
+}
+
+/// Entries per record when a group's log is rewritten, by payload bytes.
+const REWRITE_CHUNK_BYTES: usize = 16 << 20;
+
+impl Rewrite for Inner {
+    fn rewrite(&self) -> Result<u64, StorageError> {
+        let mut segments = self.writes.lock();
+        let (records, entries) = self.restatement()?;
+        let start = self.log.append_at(records)?;
+        let mut written = Segments::default();
+        let mut chunks: Vec<(Vec<Entry>, FramePos)> = Vec::new();
+        let mut rest = entries.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let n = rest
+                .iter()
+                .take_while(|e| {
+                    bytes += e.data.len() + e.context.len() + 32;
+                    bytes <= REWRITE_CHUNK_BYTES
+                })
+                .count()
+                .max(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let at = self.log.append_at(vec![Record::Entries {
+                entries: chunk.to_vec(),
+                hard_state: None,
+            }])?;
+            if let Some(e) = chunk.last() {
+                written.note(at.segment, e.index);
+            }
+            chunks.push((chunk.to_vec(), at));
+        }
+        // The same entries, now at their new frames (held in memory again until the next
+        // eviction).
+        let mut core = self.core.write();
+        for (chunk, at) in chunks {
+            core.splice(chunk, at);
+        }
+        *segments = written;
+        Ok(start.segment)
     }
 }
 
@@ -571,7 +704,7 @@ impl Storage for RaftLogStorage {
             .collect();
         let hot: Vec<Entry> = core.entries.hot_range(lo, hi).cloned().collect();
         drop(core);
-        let read = self.read_cold(&cold, max_size);
+        let read = self.inner.read_cold(&cold, max_size);
         crate::metrics::get()
             .entries_read_back(read.is_ok(), read.as_ref().map_or(cold.len(), Vec::len));
         let mut ents = match read {
@@ -650,7 +783,7 @@ impl Storage for RaftLogStorage {
 /// the first entry batch can start after a gap; `finish` checks that a snapshot record
 /// later covered it.
 #[derive(Default)]
-struct Replay {
+pub(super) struct Replay {
     core: Core,
     /// Index of the first entry in `core.entries` while replaying (after a gap it is not
     /// yet `snapshot.index + 1`).
@@ -665,7 +798,7 @@ impl Replay {
         (self.start + self.core.entries.len() as u64).saturating_sub(1)
     }
 
-    fn apply(&mut self, at: FramePos, record: Record) {
+    pub(super) fn apply(&mut self, at: FramePos, record: Record) {
         match record {
             Record::Entries {
                 entries,
@@ -712,6 +845,8 @@ impl Replay {
                 // The record carries the newest configuration (an install's is its own).
                 self.core.compact_conf_changes(conf_state);
             }
+            // Only the node log's own replay sees these, and never hands them on.
+            Record::Group { .. } | Record::Discard { .. } => {}
         }
     }
 

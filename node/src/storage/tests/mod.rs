@@ -5,6 +5,7 @@ mod concurrency;
 mod conf_changes;
 mod crash;
 mod entry_cache;
+mod node_log;
 mod raw_node;
 mod restart;
 mod semantics;

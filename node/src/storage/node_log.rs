@@ -1,0 +1,319 @@
+//! One log for every Raft group of a node (`raft.log = "node"`), TiKV's raft-engine
+//! shape: each group's records go to one shared WAL tagged with the group
+//! ([`Record::Group`]), so the ready rounds of groups that persist at the same time share
+//! one `write` and one fsync (the WAL's group commit coalesces concurrent appends; every
+//! replica runs its ready loop on a thread of its own).
+//!
+//! # Recovery
+//! [`NodeLog::open`] replays the WAL once and sorts each group's records into that
+//! group's replay state, which its replica takes when it opens
+//! ([`super::RaftLogStorage::open_in`]). A [`Record::Discard`] forgets what came before it
+//! for its group (a removed replica, or one replaced by an empty one).
+//!
+//! # Deleting segments
+//! Segments go oldest first, once no group needs them. A group needs the segments from
+//! the first one holding a record it still needs: after a compaction or a snapshot
+//! install, the segment its compaction computed (as a per-group WAL would purge); before
+//! either, the segment of its first record. A group that seldom compacts would pin old
+//! segments for ever, so once the log holds more than `max_segments`, the collector
+//! rewrites every group that pins one of the older half: the group appends its whole
+//! state again (conf changes, snapshot metadata with hard and conf state, its entries)
+//! and then needs only what it just wrote. A group's rewrite is replayed to the state it
+//! restates, so a crash between a rewrite and the deletion it allows changes nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::raft_log::Replay;
+use super::wal::{FramePos, Record, RecoveryReport, Wal, WalOptions, WalStats};
+use super::StorageError;
+
+/// How often the collector looks for segments to delete without being woken.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
+/// Options of a node's shared log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLogOptions {
+    pub wal: WalOptions,
+    /// Past this many segments, groups pinning the older half are rewritten (at least 2).
+    pub max_segments: usize,
+}
+
+impl Default for NodeLogOptions {
+    fn default() -> Self {
+        NodeLogOptions {
+            wal: WalOptions::default(),
+            max_segments: 8,
+        }
+    }
+}
+
+/// What the collector asks of an open group's storage.
+pub(super) trait Rewrite: Send + Sync {
+    /// Appends the group's whole state again; returns the segment it starts in (the
+    /// group needs nothing before it afterwards).
+    fn rewrite(&self) -> Result<u64, StorageError>;
+}
+
+/// A group's records replayed at open, until its replica takes them.
+pub(super) struct Recovered {
+    pub replay: Replay,
+    /// The segment of its first record (after its last discard).
+    pub first_segment: u64,
+}
+
+struct OpenGroup {
+    /// Segments before this one hold nothing the group needs.
+    needed_from: u64,
+    storage: Weak<dyn Rewrite>,
+}
+
+#[derive(Default)]
+struct State {
+    recovered: HashMap<u64, Recovered>,
+    open: HashMap<u64, OpenGroup>,
+}
+
+impl State {
+    /// The oldest segment some group needs.
+    fn floor(&self) -> Option<u64> {
+        let open = self.open.values().map(|g| g.needed_from);
+        let recovered = self.recovered.values().map(|r| r.first_segment);
+        open.chain(recovered).min()
+    }
+}
+
+/// A node's shared Raft log. See the module docs.
+pub struct NodeLog {
+    wal: Wal,
+    state: Mutex<State>,
+    wake: Condvar,
+    max_segments: usize,
+    recovery: RecoveryReport,
+}
+
+impl NodeLog {
+    /// Opens (or creates) the node's log in `dir`, replays it, and starts its collector
+    /// thread (which ends when the log is dropped).
+    pub fn open(dir: &Path, opts: NodeLogOptions) -> Result<Arc<NodeLog>, StorageError> {
+        let mut recovered: HashMap<u64, Recovered> = HashMap::new();
+        let (wal, recovery) = Wal::open(dir, opts.wal, |at, record| {
+            match record {
+                Record::Group { group, record } => {
+                    recovered
+                        .entry(group)
+                        .or_insert_with(|| Recovered {
+                            replay: Replay::default(),
+                            first_segment: at.segment,
+                        })
+                        .replay
+                        .apply(at, *record);
+                }
+                Record::Discard { group } => {
+                    recovered.remove(&group);
+                }
+                other => {
+                    return Err(StorageError::Inconsistent(format!(
+                        "a record of no group in the node log at segment {} offset {} \
+                         ({} entries): is this a replica's own WAL?",
+                        at.segment,
+                        at.offset,
+                        other.entry_count()
+                    )))
+                }
+            }
+            Ok(())
+        })?;
+        tracing::info!(dir = %dir.display(), groups = recovered.len(), "node log recovered");
+        let log = Arc::new(NodeLog {
+            wal,
+            state: Mutex::new(State {
+                recovered,
+                open: HashMap::new(),
+            }),
+            wake: Condvar::new(),
+            max_segments: opts.max_segments.max(2),
+            recovery,
+        });
+        let weak = Arc::downgrade(&log);
+        std::thread::Builder::new()
+            .name("node-log-gc".into())
+            .spawn(move || collector(weak))
+            .map_err(|e| StorageError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        Ok(log)
+    }
+
+    /// Takes `group`'s replayed records (if any) to open its storage; refused while the
+    /// group is open already.
+    pub(super) fn attach(&self, group: u64) -> Result<Option<Recovered>, StorageError> {
+        let mut st = self.state.lock();
+        if st.open.contains_key(&group) {
+            return Err(StorageError::Inconsistent(format!(
+                "group {group} is open in the node log already"
+            )));
+        }
+        Ok(st.recovered.remove(&group))
+    }
+
+    /// Registers an opened group: it needs the segments from `needed_from` (the active
+    /// one for a group with no record yet).
+    pub(super) fn register(
+        &self,
+        group: u64,
+        needed_from: Option<u64>,
+        storage: Weak<dyn Rewrite>,
+    ) {
+        let needed_from = needed_from.unwrap_or_else(|| self.wal.active_segment());
+        self.state.lock().open.insert(
+            group,
+            OpenGroup {
+                needed_from,
+                storage,
+            },
+        );
+    }
+
+    /// Appends `records` of `group` durably (one `write` and one fsync, shared with the
+    /// other groups appending at the same time). Returns where the first one starts.
+    pub(super) fn append(
+        &self,
+        group: u64,
+        records: Vec<Record>,
+    ) -> Result<FramePos, StorageError> {
+        if !self.state.lock().open.contains_key(&group) {
+            return Err(StorageError::GroupNotOpen(group));
+        }
+        let tagged: Vec<Record> = records
+            .into_iter()
+            .map(|record| Record::Group {
+                group,
+                record: Box::new(record),
+            })
+            .collect();
+        self.wal.append_at(&tagged)
+    }
+
+    /// Reads back a record of `group` (see [`Wal::read_frame`]).
+    pub(super) fn read_frame(&self, group: u64, at: FramePos) -> Result<Record, StorageError> {
+        match self.wal.read_frame(at)? {
+            Record::Group { group: g, record } if g == group => Ok(*record),
+            _ => Err(StorageError::Inconsistent(format!(
+                "the node log's frame at segment {} offset {} is not group {group}'s",
+                at.segment, at.offset
+            ))),
+        }
+    }
+
+    /// `group` needs nothing before segment `from` any more.
+    pub(super) fn release(&self, group: u64, from: u64) {
+        let mut st = self.state.lock();
+        if let Some(g) = st.open.get_mut(&group) {
+            if from > g.needed_from {
+                g.needed_from = from;
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Forgets everything of `group` (its replica was removed, or is replaced by an
+    /// empty one): a durable [`Record::Discard`], unless the log holds nothing of it.
+    /// Later appends of the group are refused until it is opened again.
+    pub fn discard(&self, group: u64) -> Result<(), StorageError> {
+        let known = {
+            let st = self.state.lock();
+            st.open.contains_key(&group) || st.recovered.contains_key(&group)
+        };
+        if known {
+            self.wal.append(&[Record::Discard { group }])?;
+        }
+        let mut st = self.state.lock();
+        st.open.remove(&group);
+        st.recovered.remove(&group);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Whether the log holds any record of `group` (replayed and not yet taken, or open).
+    pub fn has_records(&self, group: u64) -> bool {
+        let st = self.state.lock();
+        st.open.contains_key(&group) || st.recovered.contains_key(&group)
+    }
+
+    /// Groups replayed at open whose replica has not opened (yet).
+    pub fn unopened_groups(&self) -> Vec<u64> {
+        let mut groups: Vec<u64> = self.state.lock().recovered.keys().copied().collect();
+        groups.sort_unstable();
+        groups
+    }
+
+    /// Rewrites the groups that pin old segments when there are too many, then deletes
+    /// the segments no group needs. Returns how many were deleted.
+    pub fn collect(&self) -> Result<usize, StorageError> {
+        let segments = self.wal.segments();
+        if segments.len() > self.max_segments {
+            let keep = (self.max_segments / 2).max(1);
+            let target = segments[segments.len() - keep];
+            let pinning: Vec<(u64, Arc<dyn Rewrite>)> = {
+                let st = self.state.lock();
+                st.open
+                    .iter()
+                    .filter(|(_, g)| g.needed_from < target)
+                    .filter_map(|(&group, g)| Some((group, g.storage.upgrade()?)))
+                    .collect()
+            };
+            for (group, storage) in pinning {
+                // Under the group's own writer lock; a concurrent discard makes it fail,
+                // which is fine: the group needs nothing then.
+                match storage.rewrite() {
+                    Ok(from) => self.release(group, from),
+                    Err(e) => {
+                        tracing::warn!(group, error = %e, "node log: cannot rewrite a group")
+                    }
+                }
+            }
+        }
+        let floor = self.state.lock().floor();
+        let floor = floor.unwrap_or_else(|| self.wal.active_segment());
+        self.wal.purge_before(floor)
+    }
+
+    pub fn segments(&self) -> Vec<u64> {
+        self.wal.segments()
+    }
+
+    pub fn active_segment(&self) -> u64 {
+        self.wal.active_segment()
+    }
+
+    pub fn stats(&self) -> WalStats {
+        self.wal.stats()
+    }
+
+    /// What recovery found when the log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+}
+
+/// Deletes segments as groups release them, and rewrites groups that pin old ones.
+fn collector(log: Weak<NodeLog>) {
+    loop {
+        let Some(log) = log.upgrade() else {
+            return;
+        };
+        {
+            let mut st = log.state.lock();
+            log.wake.wait_for(&mut st, COLLECT_EVERY);
+        }
+        if let Err(e) = log.collect() {
+            tracing::error!(error = %e, "node log: collecting segments failed");
+        }
+    }
+}
