@@ -89,6 +89,18 @@ impl Core {
         self.snapshot.index.saturating_add(1)
     }
 
+    fn log_recovered(&self, from: &str) {
+        tracing::info!(
+            from,
+            first_index = self.first_index(),
+            last_index = self.last_index(),
+            term = self.hard_state.term,
+            commit = self.hard_state.commit,
+            snapshot_index = self.snapshot.index,
+            "raft log recovered"
+        );
+    }
+
     fn last_index(&self) -> u64 {
         self.snapshot.index + self.entries.len() as u64
     }
@@ -187,15 +199,7 @@ impl RaftLogStorage {
             }
         }
         let (core, segments) = replay.finish()?;
-        tracing::info!(
-            dir = %dir.display(),
-            first_index = core.first_index(),
-            last_index = core.last_index(),
-            term = core.hard_state.term,
-            commit = core.hard_state.commit,
-            snapshot_index = core.snapshot.index,
-            "raft log recovered"
-        );
+        core.log_recovered(&dir.display().to_string());
         Ok(Self::new(Backend::Own(wal), core, segments, recovery))
     }
 
@@ -207,15 +211,7 @@ impl RaftLogStorage {
         // Unlike a WAL of its own, a group's first records here may be gone without a
         // snapshot record of it: segments deleted before the group existed.
         let (core, segments) = recovered.map(|r| r.replay).unwrap_or_default().finish()?;
-        tracing::info!(
-            group,
-            first_index = core.first_index(),
-            last_index = core.last_index(),
-            term = core.hard_state.term,
-            commit = core.hard_state.commit,
-            snapshot_index = core.snapshot.index,
-            "raft log recovered from the node log"
-        );
+        core.log_recovered(&format!("group {group} in the node log"));
         let backend = Backend::Node {
             log: log.clone(),
             group,

@@ -378,6 +378,15 @@ mod tests {
         assert_eq!(decoded, records);
     }
 
+    /// A frame with a valid length and CRC around any payload.
+    fn frame_of(payload: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        buf.extend_from_slice(payload);
+        buf
+    }
+
     #[test]
     fn group_records_round_trip_and_refuse_nesting() {
         let mut buf = Vec::new();
@@ -408,12 +417,8 @@ mod tests {
                 record: ByteBuf::from(inner),
             })
             .unwrap();
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
         assert!(matches!(
-            decode_frame(&buf),
+            decode_frame(&frame_of(&payload)),
             Err(FrameError::Undecodable(_))
         ));
     }
@@ -454,12 +459,8 @@ mod tests {
     #[test]
     fn crc_valid_garbage_is_undecodable() {
         let payload = [0xffu8; 32];
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
         assert!(matches!(
-            decode_frame(&buf),
+            decode_frame(&frame_of(&payload)),
             Err(FrameError::Undecodable(_))
         ));
     }
@@ -472,11 +473,7 @@ mod tests {
 
         #[test]
         fn arbitrary_payload_with_valid_crc_never_panics(payload in proptest::collection::vec(any::<u8>(), 1..512)) {
-            let mut buf = Vec::new();
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
-            let _ = decode_frame(&buf);
+            let _ = decode_frame(&frame_of(&payload));
         }
     }
 }
