@@ -87,13 +87,43 @@ impl State {
     }
 }
 
+/// Wakes the collector early (a group released segments) or for good (the log is gone).
+/// Shared with the collector thread, which holds no reference to the log while it
+/// waits: a dropped log is not kept alive (and at work on its files) by its collector.
+#[derive(Default)]
+struct Wakeup {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wakeup {
+    fn wake(&self) {
+        *self.woken.lock() = true;
+        self.cv.notify_one();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let mut woken = self.woken.lock();
+        if !*woken {
+            self.cv.wait_for(&mut woken, timeout);
+        }
+        *woken = false;
+    }
+}
+
 /// A node's shared Raft log. See the module docs.
 pub struct NodeLog {
     wal: Wal,
     state: Mutex<State>,
-    wake: Condvar,
+    wakeup: Arc<Wakeup>,
     max_segments: usize,
     recovery: RecoveryReport,
+}
+
+impl Drop for NodeLog {
+    fn drop(&mut self) {
+        self.wakeup.wake();
+    }
 }
 
 impl NodeLog {
@@ -135,14 +165,14 @@ impl NodeLog {
                 recovered,
                 open: HashMap::new(),
             }),
-            wake: Condvar::new(),
+            wakeup: Arc::new(Wakeup::default()),
             max_segments: opts.max_segments.max(2),
             recovery,
         });
-        let weak = Arc::downgrade(&log);
+        let (weak, wakeup) = (Arc::downgrade(&log), log.wakeup.clone());
         std::thread::Builder::new()
             .name("node-log-gc".into())
-            .spawn(move || collector(weak))
+            .spawn(move || collector(weak, wakeup))
             .map_err(|e| StorageError::Io {
                 path: dir.to_path_buf(),
                 source: e,
@@ -217,7 +247,7 @@ impl NodeLog {
         if let Some(g) = st.open.get_mut(&group) {
             if from > g.needed_from {
                 g.needed_from = from;
-                self.wake.notify_one();
+                self.wakeup.wake();
             }
         }
     }
@@ -236,7 +266,8 @@ impl NodeLog {
         let mut st = self.state.lock();
         st.open.remove(&group);
         st.recovered.remove(&group);
-        self.wake.notify_one();
+        drop(st);
+        self.wakeup.wake();
         Ok(())
     }
 
@@ -303,15 +334,12 @@ impl NodeLog {
 }
 
 /// Deletes segments as groups release them, and rewrites groups that pin old ones.
-fn collector(log: Weak<NodeLog>) {
+fn collector(log: Weak<NodeLog>, wakeup: Arc<Wakeup>) {
     loop {
+        wakeup.wait(COLLECT_EVERY);
         let Some(log) = log.upgrade() else {
             return;
         };
-        {
-            let mut st = log.state.lock();
-            log.wake.wait_for(&mut st, COLLECT_EVERY);
-        }
         if let Err(e) = log.collect() {
             tracing::error!(error = %e, "node log: collecting segments failed");
         }
