@@ -4,9 +4,10 @@
 //!
 //! With `--groups 3,30,300` it measures instead what a node's log writer is for: G Raft
 //! groups, each a thread (as each replica's ready loop is) appending one round of
-//! `--batch` entries after another, once with a WAL per group (every group fsyncs its own
-//! file; the node's layout) and once with one WAL shared by all groups (a node-wide
-//! writer: concurrent rounds coalesced into one write and one fsync).
+//! `--batch` entries with a hard state after another to its `RaftLogStorage`, and
+//! compacting every 256 rounds, once with a WAL per group (every group fsyncs its own
+//! file; the node's layout today) and once in the node-wide log (`NodeLog`: concurrent
+//! rounds coalesced into one write and one fsync, old segments freed by its collector).
 //!
 //! ```text
 //! cargo run --release -p node --bin wal_bench -- [--dir DIR] [--secs S] [--threads N] [--payloads 1024,16384]
@@ -20,8 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use node::storage::wal::{Record, Wal};
-use node::storage::{StorageError, SyncMode, WalOptions, WalStats};
-use raft::prelude::Entry;
+use node::storage::{
+    NodeLog, NodeLogOptions, RaftLogStorage, StorageError, SyncMode, WalOptions, WalStats,
+};
+use raft::prelude::{ConfState, Entry, HardState, SnapshotMetadata};
 
 struct Args {
     dir: PathBuf,
@@ -187,6 +190,117 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
     })
 }
 
+/// Rounds between compactions of a group in the log-writer comparison.
+const COMPACT_EVERY: u64 = 256;
+
+/// The log-writer comparison: `sc.threads` groups, each appending rounds of `sc.batch`
+/// entries with a hard state to its own `RaftLogStorage` ([`Layout::PerThread`]: a WAL
+/// each) or in one [`NodeLog`] ([`Layout::Shared`]).
+fn run_groups(
+    dir: &Path,
+    sc: Scenario,
+    payload: usize,
+    secs: f64,
+) -> Result<Outcome, StorageError> {
+    let _ = std::fs::remove_dir_all(dir);
+    let wal = WalOptions {
+        segment_bytes: 64 << 20,
+        sync: sc.sync,
+    };
+    let node_log = match sc.layout {
+        Layout::Shared => Some(NodeLog::open(
+            &dir.join("node"),
+            NodeLogOptions {
+                wal,
+                ..Default::default()
+            },
+        )?),
+        Layout::PerThread => None,
+    };
+    let groups = (1..=sc.threads as u64)
+        .map(|g| match &node_log {
+            Some(log) => RaftLogStorage::open_in(log, g),
+            None => RaftLogStorage::open(&dir.join(g.to_string()), wal),
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let template = Entry {
+        term: 1,
+        data: vec![0x5a; payload].into(),
+        ..Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let deadline = Duration::from_secs_f64(secs);
+    let max_entries = MAX_BYTES_PER_RUN / payload as u64;
+    let batch = sc.batch as u64;
+    let start = Instant::now();
+    let workers: Vec<_> = groups
+        .iter()
+        .cloned()
+        .map(|storage| {
+            let (stop, written, template) = (stop.clone(), written.clone(), template.clone());
+            std::thread::spawn(move || -> Result<u64, StorageError> {
+                let mut rounds = 0;
+                let mut last = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let entries: Vec<Entry> = (last + 1..=last + batch)
+                        .map(|index| Entry {
+                            index,
+                            ..template.clone()
+                        })
+                        .collect();
+                    last += batch;
+                    let hs = HardState {
+                        term: 1,
+                        vote: 1,
+                        commit: last,
+                        ..Default::default()
+                    };
+                    storage.append(&entries, Some(&hs))?;
+                    rounds += 1;
+                    if rounds % COMPACT_EVERY == 0 {
+                        let mut meta = SnapshotMetadata {
+                            index: last,
+                            term: 1,
+                            ..Default::default()
+                        };
+                        meta.set_conf_state(ConfState::default());
+                        storage.compact(&meta)?;
+                    }
+                    let total = written.fetch_add(batch, Ordering::Relaxed) + batch;
+                    if start.elapsed() >= deadline || total >= max_entries {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Ok(rounds)
+            })
+        })
+        .collect();
+    let mut appends = 0;
+    for w in workers {
+        appends += w
+            .join()
+            .map_err(|_| StorageError::Poisoned("bench thread panicked".into()))??;
+    }
+    let elapsed = start.elapsed();
+    let stats = match &node_log {
+        Some(log) => log.stats(),
+        None => groups
+            .iter()
+            .map(|g| g.wal_stats())
+            .fold(WalStats::default(), add_stats),
+    };
+    drop(groups);
+    drop(node_log);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(Outcome {
+        entries: appends * batch,
+        appends,
+        elapsed,
+        stats,
+    })
+}
+
 fn add_stats(a: WalStats, b: WalStats) -> WalStats {
     WalStats {
         appends: a.appends + b.appends,
@@ -229,7 +343,7 @@ fn group_scenarios(groups: &[usize], batch: usize) -> Vec<Scenario> {
         .flat_map(|&g| {
             [
                 ("WAL per group", Layout::PerThread),
-                ("one node-wide WAL", Layout::Shared),
+                ("node log (NodeLog)", Layout::Shared),
             ]
             .map(|(name, layout)| Scenario {
                 name,
@@ -274,7 +388,12 @@ fn main() {
             } else {
                 sc.name.to_string()
             };
-            match run(&root.join("wal"), sc, payload, args.secs) {
+            let outcome = if args.groups.is_empty() {
+                run(&root.join("wal"), sc, payload, args.secs)
+            } else {
+                run_groups(&root.join("wal"), sc, payload, args.secs)
+            };
+            match outcome {
                 Ok(o) => {
                     let secs = o.elapsed.as_secs_f64();
                     let per_fsync = if o.stats.fsyncs == 0 {
