@@ -118,6 +118,22 @@ pub struct RaftSection {
     /// its leader or opening, whatever this says (`node/src/raft/lease.rs`). Default
     /// true; false: every read takes a ReadIndex round.
     pub lease_reads: bool,
+    /// Where a node's replicas keep their Raft logs: `"group"` (default), a WAL per
+    /// replica in its group directory, each fsyncing on its own; `"node"`, one log for
+    /// all of them (`<node data dir>/raft-log/`): the ready rounds of replicas persisting
+    /// at the same time share one write and one fsync, which pays from some tens of
+    /// groups per node (README, "The node-wide log"). A data directory keeps the layout
+    /// it was created with: a node refuses to start on one of the other.
+    pub log: RaftLogLayout,
+}
+
+/// See [`RaftSection::log`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RaftLogLayout {
+    #[default]
+    Group,
+    Node,
 }
 
 impl Default for RaftSection {
@@ -135,6 +151,7 @@ impl Default for RaftSection {
             max_index_lag: 20_000,
             hibernate_after_ticks: 20,
             lease_reads: true,
+            log: RaftLogLayout::Group,
         }
     }
 }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 use crate::raft::replica::tombstone_path;
 use crate::raft::{Replica, ReplicaParams, Replicas, StateMachineFactory};
-use crate::storage::WalOptions;
+use crate::storage::{RaftLogs, StorageError};
 use crate::transport::Transport;
 
 /// Marks a group directory whose replica was created at run time.
@@ -45,6 +45,8 @@ pub enum HostError {
     },
     #[error("cannot open the replica: {0}")]
     Open(String),
+    #[error("raft log: {0}")]
+    Log(#[from] StorageError),
     /// The bootstrap of a run-time group was refused (see [`Host::bootstrap`]).
     #[error("{0}")]
     Refused(String),
@@ -55,7 +57,7 @@ pub struct Host {
     pub node_id: u64,
     pub data_dir: PathBuf,
     pub raft: RaftSection,
-    pub wal: WalOptions,
+    pub logs: RaftLogs,
     pub transfer_check: Duration,
     pub state_machines: StateMachineFactory,
     pub transport: Arc<Transport>,
@@ -77,7 +79,7 @@ impl Host {
         node_id: u64,
         data_dir: PathBuf,
         raft: RaftSection,
-        wal: WalOptions,
+        logs: RaftLogs,
         transfer_check: Duration,
         state_machines: StateMachineFactory,
         transport: Arc<Transport>,
@@ -87,7 +89,7 @@ impl Host {
             node_id,
             data_dir,
             raft,
-            wal,
+            logs,
             transfer_check,
             state_machines,
             transport,
@@ -118,7 +120,7 @@ impl Host {
             preferred_leader,
             joined_at,
             raft: self.raft.clone(),
-            wal: self.wal,
+            logs: self.logs.clone(),
             transfer_check: self.transfer_check,
         }
     }
@@ -162,6 +164,7 @@ impl Host {
         if let Some(reason) = failed {
             tracing::warn!(group, %reason, "replacing the failed replica with an empty one");
             self.replicas.forget(group);
+            self.discard_log(group)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
@@ -169,6 +172,7 @@ impl Host {
         let tombstone = tombstone_path(&self.data_dir, group);
         if tombstone.exists() {
             // Leftovers of the removed replica (a crash while deleting): never reused.
+            self.discard_log(group)?;
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
@@ -248,6 +252,7 @@ impl Host {
         let tombstone = tombstone_path(&self.data_dir, group);
         common::fs::write_atomic(&tombstone, b"removed\n").map_err(io(&tombstone))?;
         self.replicas.forget(group);
+        self.discard_log(group)?;
         let dir = self.group_dir(group);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
@@ -255,6 +260,28 @@ impl Host {
         common::fs::sync_dir(&self.data_dir).map_err(io(&self.data_dir))?;
         tracing::warn!(group, %reason, "failed replica deleted; tombstone left");
         Ok(true)
+    }
+
+    /// Forgets the Raft log of this node's replica of `group`, which is gone for good
+    /// (in the node's shared log; a replica's own WAL goes with its directory).
+    fn discard_log(&self, group: u64) -> Result<(), HostError> {
+        Ok(self.logs.discard(group)?)
+    }
+
+    /// Forgets what the node's shared log holds of replicas removed before the node
+    /// stopped (a crash between the tombstone and the discard); otherwise their records
+    /// would keep the log's segments for ever.
+    pub fn discard_removed_logs(&self) {
+        for group in self.logs.unopened_groups() {
+            if self.is_removed(group) {
+                match self.logs.discard(group) {
+                    Ok(()) => tracing::info!(group, "removed replica's log discarded"),
+                    Err(e) => {
+                        tracing::error!(group, error = %e, "cannot discard a removed replica's log")
+                    }
+                }
+            }
+        }
     }
 
     /// Opens a replica (not started).

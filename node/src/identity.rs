@@ -27,8 +27,6 @@ use std::path::{Path, PathBuf};
 use common::fs::write_atomic;
 use parking_lot::{Mutex, RwLock};
 
-use crate::storage::wal::segment;
-
 /// The node's "this data directory holds every hosted group's log" marker.
 pub const MARKER_FILE: &str = "node-bootstrapped";
 /// Peer nodes this node has received Raft messages from, one id per line.
@@ -70,18 +68,6 @@ pub fn incarnation(data_dir: &Path) -> io::Result<u64> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Whether a group's directory holds no Raft log: no WAL segment with anything past its
-/// header (a first start, a crash before the bootstrap record was durable, or lost data).
-pub fn group_has_no_log(group_dir: &Path) -> bool {
-    let wal = group_dir.join("wal");
-    let Ok(seqs) = segment::list(&wal) else {
-        return true;
-    };
-    seqs.iter().all(|&seq| {
-        fs::metadata(segment::path(&wal, seq)).map_or(true, |m| m.len() <= segment::HEADER_LEN)
-    })
 }
 
 /// The durable set of peers this node has received Raft messages from.
@@ -192,27 +178,6 @@ mod tests {
             fs::read_to_string(dir.path().join(SEEN_FILE)).unwrap(),
             "2\nnot a number\n"
         );
-    }
-
-    #[test]
-    fn a_group_dir_has_no_log_until_a_record_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let g = dir.path().join("group-1");
-        assert!(group_has_no_log(&g));
-        fs::create_dir_all(g.join("wal")).unwrap();
-        fs::write(segment::path(&g.join("wal"), 1), segment::encode_header(1)).unwrap();
-        assert!(group_has_no_log(&g), "a header alone is no log");
-        let s = crate::storage::RaftLogStorage::open(
-            &g.join("wal"),
-            crate::storage::WalOptions::default(),
-        )
-        .unwrap();
-        s.set_conf_state(&raft::prelude::ConfState {
-            voters: vec![1],
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(!group_has_no_log(&g));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::placement::Driver;
 use crate::raft::registry::StoppedReplica;
 use crate::raft::{Encoded, Replica, ReplicaParams, Replicas, StateMachineFactory};
 use crate::shard::ShardStateMachine;
-use crate::storage::WalOptions;
+use crate::storage::{RaftLogs, StorageError, WalOptions};
 use crate::transport::{
     server as transport_server, FaultFilter, PeerBook, Transport, TransportOptions,
 };
@@ -44,6 +44,8 @@ pub enum NodeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the Raft logs: {0}")]
+    Logs(StorageError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -148,11 +150,12 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
         &transport_arbiter.handle(),
     );
 
+    let logs = RaftLogs::open(&data_dir, config.raft.log, opts.wal).map_err(NodeError::Logs)?;
     let host = Arc::new(Host::new(
         me.id,
         data_dir.clone(),
         config.raft.clone(),
-        opts.wal,
+        logs,
         opts.transfer_check,
         opts.state_machines.clone(),
         transport.clone(),
@@ -228,6 +231,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
     let mut opened = Vec::new();
     let mut unproven = Vec::new();
     let created = host.created_groups();
+    host.discard_removed_logs();
     for group in placement::hosted_groups(config, me.id) {
         if host.is_removed(group) || created.iter().any(|&(g, _)| g == group) {
             continue;
@@ -239,7 +243,7 @@ pub async fn run(opts: NodeOptions) -> Result<(), NodeError> {
             placement::preferred_leader(config, group),
             0,
         );
-        if identity::group_has_no_log(&params.dir) {
+        if !host.logs.has_log(group, &params.dir) {
             if marker {
                 fail_replica(&replicas, group, kind, group_dir_lost(&params.dir));
             } else {

@@ -152,6 +152,9 @@ async fn wait_state(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
     let cluster = Cluster::start(ClusterOptions {
+        // One replica's own log: what this test is about (see the next for the
+        // node-wide log, where the same damage stops the whole node).
+        raft_log: Some("group".into()),
         wal_segment_bytes: Some(4096),
         request_timeout_ms: 5_000,
         snapshot_interval_entries: Some(40),

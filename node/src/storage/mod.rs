@@ -6,6 +6,8 @@
 //! - [`raft_log`]: [`RaftLogStorage`], raft-rs's `Storage` trait over the WAL.
 //! - [`node_log`]: one WAL for every group of a node (`raft.log = "node"`), records
 //!   tagged with their group, instead of a WAL per replica.
+//! - [`raft_logs`]: the layout a node's config names, what the rest of the node opens
+//!   replicas' logs through.
 //! - `log_entries`: the log's entries in memory, applied ones past a byte budget read
 //!   back from the WAL instead.
 //!
@@ -29,6 +31,7 @@ pub mod error;
 mod log_entries;
 pub mod node_log;
 pub mod raft_log;
+pub mod raft_logs;
 pub mod wal;
 
 #[cfg(test)]
@@ -37,4 +40,5 @@ mod tests;
 pub use error::StorageError;
 pub use node_log::{NodeLog, NodeLogOptions};
 pub use raft_log::{RaftLogStorage, SnapshotSource};
+pub use raft_logs::RaftLogs;
 pub use wal::{RecoveryReport, SyncMode, Wal, WalOptions, WalStats};

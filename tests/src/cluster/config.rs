@@ -25,6 +25,9 @@ pub(super) fn text(opts: &ClusterOptions, data_dir: &Path, lab: Option<&NetLab>)
     if let Some(bytes) = opts.entry_cache_bytes {
         raft += &format!("entry_cache_bytes = {bytes}\n");
     }
+    if let Some(layout) = &opts.raft_log {
+        raft += &format!("log = \"{layout}\"\n");
+    }
     let mut router = format!(
         "listen = \"127.0.0.1:{}\"\nrequest_timeout_ms = {}\n",
         free_port(),

@@ -109,6 +109,9 @@ pub struct ClusterOptions {
     /// `raft.entry_cache_bytes`; `None` keeps the default (8 MiB). 0 keeps no
     /// applied entry in memory: a leader reads every one it sends back from its WAL.
     pub entry_cache_bytes: Option<u64>,
+    /// `raft.log` (`"group"` or `"node"`); by default `TEST_RAFT_LOG` if set (so a
+    /// whole test tier can run on the node-wide log), else the config's default.
+    pub raft_log: Option<String>,
     pub node_program: NodeProgram,
     /// Started once every group has a leader; none for a nodes-only cluster.
     pub routers: Vec<RouterOptions>,
@@ -136,6 +139,9 @@ impl Default for ClusterOptions {
             snapshot_interval_entries: None,
             wal_segment_bytes: None,
             entry_cache_bytes: None,
+            raft_log: std::env::var("TEST_RAFT_LOG")
+                .ok()
+                .filter(|s| !s.is_empty()),
             node_program: NodeProgram::default(),
             routers: vec![RouterOptions::default()],
             netns: false,

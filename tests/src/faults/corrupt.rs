@@ -1,5 +1,6 @@
 //! Mid-log corruption of one replica: bytes flipped inside a stopped node's
-//! WAL for one group, where a crash cannot tear (not the tail), as bit rot or
+//! WAL for one group (with `raft.log = "node"`, in the node's shared log: the
+//! node then refuses to start, as no frame says whose it was), where a crash cannot tear (not the tail), as bit rot or
 //! a bad disk block would. The node's WAL recovery must refuse the log (CRC
 //! per frame) and the replica must stay failed, serving and replicating
 //! nothing, while the group goes on on its other replicas. Heal: none on the
@@ -9,6 +10,8 @@
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+
+use common::config::RaftLogLayout;
 
 use super::FaultError;
 use crate::Cluster;
@@ -31,12 +34,14 @@ pub struct Corruption {
 }
 
 impl Cluster {
-    /// Node `id`'s WAL directory for `group`.
+    /// Node `id`'s WAL directory for `group`: the node's shared log with
+    /// `raft.log = "node"` (every group's records are in it).
     pub fn wal_dir(&self, id: u64, group: u64) -> PathBuf {
-        self.config
-            .node_data_dir(id)
-            .join(format!("group-{group}"))
-            .join("wal")
+        let data_dir = self.config.node_data_dir(id);
+        match self.config.raft.log {
+            RaftLogLayout::Node => data_dir.join("raft-log"),
+            RaftLogLayout::Group => data_dir.join(format!("group-{group}")).join("wal"),
+        }
     }
 
     /// Flips [`FLIPPED`] bytes in the middle of node `id`'s WAL for `group`:

@@ -209,6 +209,10 @@ impl Replica {
             );
             return;
         }
+        // In the node's shared log; a restart would do it too (the tombstone is written).
+        if let Err(e) = self.storage.discard() {
+            tracing::error!(group = self.group, error = %e, "cannot discard the removed replica's log");
+        }
         let _ = self.send_to_apply(ApplyTask::Destroy {
             dir: self.dir.clone(),
         });

@@ -45,7 +45,7 @@ use super::lease::{vote_guard_span, LeaderLease, VoteGuard};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
 use super::state_machine::{ProposalReader, SharedStateMachine, SnapshotError};
-use crate::storage::{RaftLogStorage, StorageError, WalOptions};
+use crate::storage::{RaftLogStorage, RaftLogs, StorageError};
 use crate::transport::Transport;
 
 pub use membership::{tombstone_path, MembershipError, PROMOTE_MAX_LAG};
@@ -99,7 +99,8 @@ pub struct ReplicaParams {
     /// replica a member nor remove it. 0 for every other replica.
     pub joined_at: u64,
     pub raft: RaftSection,
-    pub wal: WalOptions,
+    /// Where the node's replicas keep their Raft logs.
+    pub logs: RaftLogs,
     /// How often a leader that is not the preferred leader checks whether to hand over.
     pub transfer_check: Duration,
 }

@@ -31,11 +31,11 @@ impl Replica {
             preferred_leader,
             joined_at,
             raft: rc,
-            wal,
+            logs,
             transfer_check,
             kind,
         } = params;
-        let storage = RaftLogStorage::open(&dir.join("wal"), wal)?;
+        let storage = logs.open_group(group, &dir)?;
         storage.set_entry_cache_bytes(rc.entry_cache_bytes);
         let files = SnapshotFiles::open(&dir.join("snap"))
             .map_err(|e| ReplicaError::Snapshot(format!("{}: {e}", dir.display())))?;

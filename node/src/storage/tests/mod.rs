@@ -6,6 +6,7 @@ mod conf_changes;
 mod crash;
 mod entry_cache;
 mod node_log;
+mod raft_logs;
 mod raw_node;
 mod restart;
 mod semantics;
