@@ -23,6 +23,8 @@ pub(super) struct ColdEntry {
     pub term: u64,
     /// The start of the frame (a `Record::Entries`) that holds it.
     pub at: FramePos,
+    /// What it was counted for in memory (see `cost`), kept for [`LogEntries::bytes`].
+    pub bytes: u32,
 }
 
 /// A contiguous run of entries: a cold prefix, then the entries in memory. Positions
@@ -34,6 +36,8 @@ pub(super) struct LogEntries {
     /// Where each of `hot` is in the WAL (parallel to it).
     hot_at: VecDeque<FramePos>,
     hot_bytes: u64,
+    /// The sum of `cold`'s `bytes`.
+    cold_bytes: u64,
 }
 
 fn cost(e: &Entry) -> u64 {
@@ -57,6 +61,11 @@ impl LogEntries {
     /// Bytes of the entries in memory (payloads plus a fixed overhead each).
     pub fn hot_bytes(&self) -> u64 {
         self.hot_bytes
+    }
+
+    /// Bytes of all the entries, in memory or not (what rewriting them writes, about).
+    pub fn bytes(&self) -> u64 {
+        self.hot_bytes + self.cold_bytes
     }
 
     pub fn term(&self, offset: usize) -> Option<u64> {
@@ -97,6 +106,7 @@ impl LogEntries {
         if len <= self.cold.len() {
             // Raft never overwrites applied entries; kept correct regardless.
             self.cold.truncate(len);
+            self.cold_bytes = self.cold.iter().map(|c| u64::from(c.bytes)).sum();
             self.clear_hot();
             return;
         }
@@ -120,7 +130,9 @@ impl LogEntries {
     /// Forgets the first `n` entries (clamped to all).
     pub fn drain_front(&mut self, n: usize) {
         let from_cold = n.min(self.cold.len());
-        self.cold.drain(..from_cold);
+        for c in self.cold.drain(..from_cold) {
+            self.cold_bytes -= u64::from(c.bytes);
+        }
         let from_hot = (n - from_cold).min(self.hot.len());
         for e in self.hot.range(..from_hot) {
             self.hot_bytes -= cost(e);
@@ -131,6 +143,7 @@ impl LogEntries {
 
     pub fn clear(&mut self) {
         self.cold.clear();
+        self.cold_bytes = 0;
         self.clear_hot();
     }
 
@@ -148,8 +161,15 @@ impl LogEntries {
             let (Some(e), Some(at)) = (self.hot.pop_front(), self.hot_at.pop_front()) else {
                 break;
             };
-            self.hot_bytes -= cost(&e);
-            self.cold.push_back(ColdEntry { term: e.term, at });
+            let bytes = cost(&e);
+            self.hot_bytes -= bytes;
+            let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+            self.cold_bytes += u64::from(bytes);
+            self.cold.push_back(ColdEntry {
+                term: e.term,
+                at,
+                bytes,
+            });
             n += 1;
         }
         if n > 0 && self.hot.capacity() > 4 * self.hot.len().max(16) {
@@ -187,6 +207,11 @@ mod tests {
         assert_eq!(l.evict(6, 0), 6);
         assert_eq!((l.cold_len(), l.len()), (6, 8));
         assert_eq!(l.hot_bytes(), 2 * (1000 + ENTRY_OVERHEAD));
+        assert_eq!(
+            l.bytes(),
+            8 * (1000 + ENTRY_OVERHEAD),
+            "cold ones count too"
+        );
         assert_eq!(l.term(3), Some(1));
         assert_eq!(l.term(5), Some(2));
         assert!(l.hot(5).is_none());
@@ -207,11 +232,13 @@ mod tests {
         l.truncate(4);
         assert_eq!((l.cold_len(), l.len()), (3, 4));
         assert_eq!(l.hot_bytes(), 100 + ENTRY_OVERHEAD);
+        assert_eq!(l.bytes(), 4 * (100 + ENTRY_OVERHEAD));
         l.drain_front(2);
         assert_eq!((l.cold_len(), l.len()), (1, 2));
+        assert_eq!(l.bytes(), 2 * (100 + ENTRY_OVERHEAD));
         l.drain_front(10);
         assert!(l.is_empty());
-        assert_eq!(l.hot_bytes(), 0);
+        assert_eq!((l.hot_bytes(), l.bytes()), (0, 0));
         l.extend([entry(9, 3, 10)], at(99));
         l.evict(1, 0);
         l.truncate(0);

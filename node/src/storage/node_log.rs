@@ -15,11 +15,15 @@
 //! the first one holding a record it still needs: after a compaction or a snapshot
 //! install, the segment its compaction computed (as a per-group WAL would purge); before
 //! either, the segment of its first record. A group that seldom compacts would pin old
-//! segments for ever, so once the log holds more than `max_segments`, the collector
-//! rewrites every group that pins one of the older half: the group appends its whole
-//! state again (conf changes, snapshot metadata with hard and conf state, its entries)
-//! and then needs only what it just wrote. A group's rewrite is replayed to the state it
-//! restates, so a crash between a rewrite and the deletion it allows changes nothing.
+//! segments for ever, so once the log holds more than `max_segments` and more than
+//! twice the bytes its groups still need, the collector rewrites every group that pins
+//! one of the older half: the group appends its whole state again (conf changes,
+//! snapshot metadata with hard and conf state, its entries) and then needs only what it
+//! just wrote. A group's rewrite is replayed to the state it restates, so a crash
+//! between a rewrite and the deletion it allows changes nothing. The second condition
+//! bounds what rewriting costs: while the groups' own logs are most of the log (many
+//! busy groups between their compactions), rewriting would copy much and free little;
+//! the log then grows to twice what they need, and no further.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,7 +43,8 @@ const COLLECT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeLogOptions {
     pub wal: WalOptions,
-    /// Past this many segments, groups pinning the older half are rewritten (at least 2).
+    /// Past this many segments (at least 2), and past twice the bytes the groups need,
+    /// groups pinning the older half are rewritten. Default 8.
     pub max_segments: usize,
 }
 
@@ -57,6 +62,9 @@ pub(super) trait Rewrite: Send + Sync {
     /// Appends the group's whole state again; returns the segment it starts in (the
     /// group needs nothing before it afterwards).
     fn rewrite(&self) -> Result<u64, StorageError>;
+
+    /// About what a rewrite would write: the bytes of the group's entries.
+    fn log_bytes(&self) -> u64;
 }
 
 /// A group's records replayed at open, until its replica takes them.
@@ -117,6 +125,7 @@ pub struct NodeLog {
     state: Mutex<State>,
     wakeup: Arc<Wakeup>,
     max_segments: usize,
+    segment_bytes: u64,
     recovery: RecoveryReport,
 }
 
@@ -167,6 +176,7 @@ impl NodeLog {
             }),
             wakeup: Arc::new(Wakeup::default()),
             max_segments: opts.max_segments.max(2),
+            segment_bytes: opts.wal.segment_bytes,
             recovery,
         });
         let (weak, wakeup) = (Arc::downgrade(&log), log.wakeup.clone());
@@ -284,22 +294,29 @@ impl NodeLog {
         groups
     }
 
-    /// Rewrites the groups that pin old segments when there are too many, then deletes
-    /// the segments no group needs. Returns how many were deleted.
+    /// Rewrites the groups that pin old segments when there are too many (see the
+    /// module docs), then deletes the segments no group needs. Returns how many were
+    /// deleted.
     pub fn collect(&self) -> Result<usize, StorageError> {
         let segments = self.wal.segments();
         if segments.len() > self.max_segments {
             let keep = (self.max_segments / 2).max(1);
             let target = segments[segments.len() - keep];
-            let pinning: Vec<(u64, Arc<dyn Rewrite>)> = {
+            // Upgraded under the lock, measured and rewritten outside it: a group's
+            // storage takes its own locks, and appends take this one.
+            let open: Vec<(u64, u64, Arc<dyn Rewrite>)> = {
                 let st = self.state.lock();
                 st.open
                     .iter()
-                    .filter(|(_, g)| g.needed_from < target)
-                    .filter_map(|(&group, g)| Some((group, g.storage.upgrade()?)))
+                    .filter_map(|(&group, g)| Some((group, g.needed_from, g.storage.upgrade()?)))
                     .collect()
             };
-            for (group, storage) in pinning {
+            let needed: u64 = open.iter().map(|(_, _, s)| s.log_bytes()).sum();
+            let held = segments.len() as u64 * self.segment_bytes;
+            let pinning = open
+                .into_iter()
+                .filter(|&(_, from, _)| held > 2 * needed && from < target);
+            for (group, _, storage) in pinning {
                 // Under the group's own writer lock; a concurrent discard makes it fail,
                 // which is fine: the group needs nothing then.
                 match storage.rewrite() {

@@ -660,6 +660,10 @@ impl Rewrite for Inner {
         *segments = written;
         Ok(start.segment)
     }
+
+    fn log_bytes(&self) -> u64 {
+        self.core.read().entries.bytes()
+    }
 }
 
 impl Storage for RaftLogStorage {

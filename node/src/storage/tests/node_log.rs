@@ -127,6 +127,25 @@ fn a_group_that_never_compacts_is_rewritten_so_old_segments_go() {
 }
 
 #[test]
+fn groups_whose_logs_fill_the_log_are_not_copied_for_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), log_opts(16 << 10, 4));
+    let busy = RaftLogStorage::open_in(&log, 1).unwrap();
+    busy.set_conf_state(&conf_state(&[1])).unwrap();
+    // ~12 segments of entries the group still holds (no compaction yet, as between
+    // two snapshots of a busy replica): rewriting it would copy all and free nothing.
+    write(&busy, 1, 120, 1500, 1);
+    let before = log.stats();
+    assert!(log.segments().len() > 8, "{:?}", log.segments());
+    assert_eq!(log.collect().unwrap(), 0);
+    assert_eq!(log.stats().bytes, before.bytes, "nothing rewritten");
+    // Once it compacts, the log holds more than twice what it needs: segments go.
+    busy.compact(&meta(110, 1, &[1])).unwrap();
+    log.collect().unwrap();
+    assert!(log.segments().len() <= 4, "{:?}", log.segments());
+}
+
+#[test]
 fn concurrent_groups_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), log_opts(64 << 20, 8));
