@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use common::config::RaftLogLayout;
 use common::wire::ReplicaState;
 
 use crate::cluster::Cluster;
@@ -436,6 +437,15 @@ impl FaultKind {
                     ),
                 )
             }
+            FaultKind::Corrupt if cluster.config.raft.log == RaftLogLayout::Node => {
+                // Every replica of the node is in the damaged log: the node must
+                // refuse to start; the repair is its data directory's, rebuilt by
+                // the placement driver (as after `driver-wipe`).
+                let (group, node, _) = replace_target(cluster, rng).await;
+                let outcome = corrupt_node_log(cluster, group, node).await;
+                replacement = Some(Replacement::by_driver(cluster, node));
+                (vec![node], format!("node {node}'s node log {outcome}"))
+            }
             FaultKind::Corrupt => {
                 let (group, node, leader) = replace_target(cluster, rng).await;
                 let outcome = corrupt_replica(cluster, group, node).await;
@@ -531,6 +541,39 @@ async fn corrupt_replica(cluster: &Cluster, group: u64, node: u64) -> String {
         ),
         None => format!("{at}: no status from the node"),
     }
+}
+
+/// With `raft.log = "node"`: kills `node`, flips bytes mid-way through its
+/// node log, restarts it, and waits for it to refuse to start (a node that
+/// runs on a damaged log panics the run); then wipes its data directory and
+/// starts it empty, for the placement driver to rebuild its replicas.
+async fn corrupt_node_log(cluster: &Cluster, group: u64, node: u64) -> String {
+    cluster.kill_node(node);
+    let corrupted = cluster.corrupt_wal(node, group);
+    cluster.spawn_node(node);
+    let at = match &corrupted {
+        Ok(c) => format!("corrupted at {}+{}", c.file.display(), c.offset),
+        Err(e) => format!("not corrupted ({e})"),
+    };
+    if corrupted.is_ok() {
+        let deadline = Instant::now() + RESTART_PATIENCE;
+        loop {
+            if let Some((_, status)) = cluster.exited().into_iter().find(|&(id, _)| id == node) {
+                assert!(!status.success(), "node {node} exited cleanly on a damaged log");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} runs on a damaged node log ({at}); log:\n{}",
+                cluster.node_log_tail(node, 20)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    cluster.kill_node(node);
+    let wiped = std::fs::remove_dir_all(cluster.config.node_data_dir(node));
+    cluster.spawn_node(node);
+    format!("{at}: the node refused to start; data directory wiped ({wiped:?}), restarted")
 }
 
 /// A replica replacement running in the background.

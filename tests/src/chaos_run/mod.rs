@@ -221,8 +221,12 @@ pub async fn run(cfg: &RunConfig) -> Summary {
     }
     // The placement driver is on only for runs with its fault, and paused
     // outside that fault's windows (the other membership faults move replicas
-    // themselves).
-    let driver = cfg.faults.iter().any(|k| k.needs_placement_driver());
+    // themselves). On the node-wide log, `corrupt` ends in a wiped node the
+    // driver rebuilds.
+    let node_log = ClusterOptions::default().raft_log.as_deref() == Some("node");
+    let driver = cfg.faults.iter().any(|&k| {
+        k.needs_placement_driver() || (node_log && k == crate::nemesis::FaultKind::Corrupt)
+    });
     let placement = driver.then_some(common::config::PlacementSection {
         enabled: true,
         tick_ms: 300,
