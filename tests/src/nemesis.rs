@@ -559,7 +559,10 @@ async fn corrupt_node_log(cluster: &Cluster, group: u64, node: u64) -> String {
         let deadline = Instant::now() + RESTART_PATIENCE;
         loop {
             if let Some((_, status)) = cluster.exited().into_iter().find(|&(id, _)| id == node) {
-                assert!(!status.success(), "node {node} exited cleanly on a damaged log");
+                assert!(
+                    !status.success(),
+                    "node {node} exited cleanly on a damaged log"
+                );
                 break;
             }
             assert!(
