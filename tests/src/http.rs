@@ -241,6 +241,20 @@ impl Client {
         out.sort();
         out
     }
+
+    /// Asserts every id of `acked` is in collection `id` (asked in chunks), naming the
+    /// lost ones.
+    pub async fn assert_all_present(&self, id: &str, acked: &[String]) {
+        for chunk in acked.chunks(200) {
+            let got = self.present_ids(id, chunk).await;
+            let lost: Vec<&String> = chunk.iter().filter(|i| !got.contains(i)).collect();
+            assert!(
+                lost.is_empty(),
+                "{} acknowledged writes lost: {lost:?}",
+                lost.len()
+            );
+        }
+    }
 }
 
 /// A JSON list of strings as `Vec<String>`; panics (test assertion) if it is not one.

@@ -26,21 +26,6 @@ fn records(ids: &[String]) -> Value {
     })
 }
 
-/// Asserts every id in `acked` is present, asking in chunks.
-async fn assert_all_present(c: &Client, col: &str, acked: &[String]) {
-    for chunk in acked.chunks(200) {
-        let mut want = chunk.to_vec();
-        want.sort();
-        let got = c.present_ids(col, chunk).await;
-        let lost: Vec<&String> = want.iter().filter(|id| !got.contains(id)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} acknowledged writes lost: {lost:?}",
-            lost.len()
-        );
-    }
-}
-
 /// Writers upserting fresh ids in batches until `stop`; every batch the
 /// router acknowledged (200) is added to `acked`.
 fn spawn_writers(
@@ -118,7 +103,7 @@ async fn power_cuts_under_write_load_lose_no_acknowledged_write() {
         "too little load to prove anything: {before_blackout} then {}",
         acked.len()
     );
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
     cluster.wait_converged(LONG).await;
 }
 
@@ -181,12 +166,7 @@ async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
     }
     let hit = cluster.corrupt_wal(victim, group).expect("corrupt");
     assert!(hit.segments >= 2, "a sealed segment to corrupt: {hit:?}");
-    eprintln!(
-        "flipped {} bytes of {} at offset {}",
-        hit.len,
-        hit.file.display(),
-        hit.offset
-    );
+    eprintln!("{hit}");
     cluster.spawn_node(victim);
     cluster.wait_node_up(victim, LONG).await;
 
@@ -218,7 +198,7 @@ async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
     let after: Vec<String> = (0..10).map(|k| format!("c-{k}")).collect();
     c.add_ok(&col, &records(&after)).await;
     acked.extend(after);
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
     cluster.wait_group_converged(group, &others, LONG).await;
     // Still failed: it neither ran nor took data from its peers.
     let still = wait_state(&cluster, victim, group, ReplicaState::Failed).await;
@@ -253,5 +233,5 @@ async fn mid_log_corruption_fails_one_replica_and_loses_nothing() {
         voter_set_problems(&cluster, Placed::Kept).await,
         Vec::<String>::new()
     );
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
 }

@@ -45,18 +45,6 @@ async fn add_batches(c: &Client, col: &str, prefix: &str, batches: usize, acked:
     }
 }
 
-async fn assert_all_present(c: &Client, col: &str, acked: &[String]) {
-    for chunk in acked.chunks(200) {
-        let got = c.present_ids(col, chunk).await;
-        let lost: Vec<&String> = chunk.iter().filter(|id| !got.contains(id)).collect();
-        assert!(
-            lost.is_empty(),
-            "{} acknowledged writes lost: {lost:?}",
-            lost.len()
-        );
-    }
-}
-
 /// The segment files of the node log in `node_dir`.
 fn segments(node_dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(node_dir.join("raft-log"))
@@ -144,7 +132,7 @@ async fn kill_9_and_a_replaced_replica_lose_nothing_and_old_segments_go() {
         voter_set_problems(&cluster, Placed::Kept).await,
         Vec::<String>::new()
     );
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
 
     // The replaced replica's state survives another restart of its node.
     cluster.kill_node(2);
@@ -153,7 +141,7 @@ async fn kill_9_and_a_replaced_replica_lose_nothing_and_old_segments_go() {
     for g in cluster.groups() {
         cluster.wait_group_converged(g, &cluster.ids(), LONG).await;
     }
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
 
     // Old segments go: compaction releases them, the collector rewrites groups
     // that pin any past 8. Megabytes were written in 64 KiB segments.
@@ -188,12 +176,7 @@ async fn a_damaged_node_log_stops_its_node_and_the_groups_lose_nothing() {
     cluster.kill_node(victim);
     add_batches(&c, &col, "b", 5, &mut acked).await;
     let hit = cluster.corrupt_wal(victim, 1).expect("corrupt");
-    eprintln!(
-        "flipped {} bytes of {} at offset {}",
-        hit.len,
-        hit.file.display(),
-        hit.offset
-    );
+    eprintln!("{hit}");
     cluster.spawn_node(victim);
 
     // No frame says whose it was: every replica of the node is suspect, so the
@@ -226,5 +209,5 @@ async fn a_damaged_node_log_stops_its_node_and_the_groups_lose_nothing() {
         cluster.wait_leader(g, &others, LONG).await;
     }
     add_batches(&c, &col, "c", 5, &mut acked).await;
-    assert_all_present(&c, &col, &acked).await;
+    c.assert_all_present(&col, &acked).await;
 }

@@ -123,12 +123,7 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
             ))
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    // Entries are cloned from a template: the payload (`Bytes`) is shared, not copied.
-    let template = Entry {
-        term: 1,
-        data: vec![0x5a; payload].into(),
-        ..Default::default()
-    };
+    let template = template(payload);
     let stop = Arc::new(AtomicBool::new(false));
     let next_index = Arc::new(AtomicU64::new(1));
     let deadline = Duration::from_secs_f64(secs);
@@ -169,12 +164,7 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
             })
         })
         .collect();
-    let mut appends = 0;
-    for w in workers {
-        appends += w
-            .join()
-            .map_err(|_| StorageError::Poisoned("bench thread panicked".into()))??;
-    }
+    let appends = join_all(workers)?;
     let elapsed = start.elapsed();
     let stats = wals
         .iter()
@@ -188,6 +178,28 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
         elapsed,
         stats,
     })
+}
+
+/// The entry every append clones: the payload (`Bytes`) is shared, not copied.
+fn template(payload: usize) -> Entry {
+    Entry {
+        term: 1,
+        data: vec![0x5a; payload].into(),
+        ..Default::default()
+    }
+}
+
+/// Waits for the bench threads; the sum of what they counted.
+fn join_all(
+    workers: Vec<std::thread::JoinHandle<Result<u64, StorageError>>>,
+) -> Result<u64, StorageError> {
+    let mut total = 0;
+    for w in workers {
+        total += w
+            .join()
+            .map_err(|_| StorageError::Poisoned("bench thread panicked".into()))??;
+    }
+    Ok(total)
 }
 
 /// Rounds between compactions of a group in the log-writer comparison.
@@ -223,11 +235,7 @@ fn run_groups(
             None => RaftLogStorage::open(&dir.join(g.to_string()), wal),
         })
         .collect::<Result<Vec<_>, StorageError>>()?;
-    let template = Entry {
-        term: 1,
-        data: vec![0x5a; payload].into(),
-        ..Default::default()
-    };
+    let template = template(payload);
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let deadline = Duration::from_secs_f64(secs);
@@ -276,12 +284,7 @@ fn run_groups(
             })
         })
         .collect();
-    let mut appends = 0;
-    for w in workers {
-        appends += w
-            .join()
-            .map_err(|_| StorageError::Poisoned("bench thread panicked".into()))??;
-    }
+    let appends = join_all(workers)?;
     let elapsed = start.elapsed();
     let stats = match &node_log {
         Some(log) => log.stats(),

@@ -33,6 +33,18 @@ pub struct Corruption {
     pub segments: usize,
 }
 
+impl std::fmt::Display for Corruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "flipped {} bytes of {} at offset {}",
+            self.len,
+            self.file.display(),
+            self.offset
+        )
+    }
+}
+
 impl Cluster {
     /// Node `id`'s WAL directory for `group`: the node's shared log with
     /// `raft.log = "node"` (every group's records are in it).
