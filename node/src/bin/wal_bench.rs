@@ -6,12 +6,13 @@
 //! groups, each a thread (as each replica's ready loop is) appending one round of
 //! `--batch` entries with a hard state after another to its `RaftLogStorage`, and
 //! compacting every 256 rounds, once with a WAL per group (every group fsyncs its own
-//! file; the node's layout today) and once in the node-wide log (`NodeLog`: concurrent
-//! rounds coalesced into one write and one fsync, old segments freed by its collector).
+//! file; `raft.log = "group"`) and once in the node-wide log per `--lanes` count
+//! (`NodeLog`, default 4 lanes: concurrent rounds of a lane coalesced into one write and
+//! one fsync, old segments freed by its collector).
 //!
 //! ```text
 //! cargo run --release -p node --bin wal_bench -- [--dir DIR] [--secs S] [--threads N] [--payloads 1024,16384]
-//! cargo run --release -p node --bin wal_bench -- --groups 3,30,300 [--batch 1] [--payloads 1024]
+//! cargo run --release -p node --bin wal_bench -- --groups 3,30,300 [--lanes 1,4] [--batch 1] [--payloads 1024]
 //! ```
 //! Runs in a fresh directory under `--dir` (default `data/wal-bench`), removed afterwards.
 
@@ -33,6 +34,8 @@ struct Args {
     payloads: Vec<usize>,
     /// Group counts for the log-writer comparison; empty: the classic scenarios.
     groups: Vec<usize>,
+    /// Lane counts of the node log rows (`--groups` only).
+    lanes: Vec<usize>,
     /// Entries per round in the log-writer comparison.
     batch: usize,
 }
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 8,
         payloads: vec![1024, 16 * 1024],
         groups: Vec::new(),
+        lanes: vec![NodeLogOptions::default().lanes],
         batch: 1,
     };
     let mut it = std::env::args().skip(1);
@@ -64,10 +68,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--payloads" => args.payloads = parse_list("--payloads", value()?)?,
             "--groups" => args.groups = parse_list("--groups", value()?)?,
+            "--lanes" => args.lanes = parse_list("--lanes", value()?)?,
             "--batch" => args.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "-h" | "--help" => {
                 println!("wal_bench [--dir DIR] [--secs S] [--threads N] [--payloads 1024,16384]");
-                println!("wal_bench --groups 3,30,300 [--batch N] [--dir DIR] [--secs S] [--payloads 1024]");
+                println!("wal_bench --groups 3,30,300 [--lanes 1,4] [--batch N] [--dir DIR] [--secs S] [--payloads 1024]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -94,6 +99,8 @@ enum Layout {
     Shared,
     /// Every thread has a WAL of its own, in its own directory.
     PerThread,
+    /// Every thread a group in one [`NodeLog`] of this many lanes.
+    NodeLog(usize),
 }
 
 struct Outcome {
@@ -113,8 +120,8 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
         sync: sc.sync,
     };
     let wal_count = match sc.layout {
-        Layout::Shared => 1,
         Layout::PerThread => sc.threads,
+        Layout::Shared | Layout::NodeLog(_) => 1,
     };
     let wals = (0..wal_count)
         .map(|i| {
@@ -169,7 +176,7 @@ fn run(dir: &Path, sc: Scenario, payload: usize, secs: f64) -> Result<Outcome, S
     let stats = wals
         .iter()
         .map(|w| w.stats())
-        .fold(WalStats::default(), add_stats);
+        .fold(WalStats::default(), WalStats::sum);
     drop(wals);
     let _ = std::fs::remove_dir_all(dir);
     Ok(Outcome {
@@ -220,14 +227,15 @@ fn run_groups(
         sync: sc.sync,
     };
     let node_log = match sc.layout {
-        Layout::Shared => Some(NodeLog::open(
+        Layout::NodeLog(lanes) => Some(NodeLog::open(
             &dir.join("node"),
             NodeLogOptions {
                 wal,
+                lanes,
                 ..Default::default()
             },
         )?),
-        Layout::PerThread => None,
+        Layout::PerThread | Layout::Shared => None,
     };
     let groups = (1..=sc.threads as u64)
         .map(|g| match &node_log {
@@ -291,7 +299,7 @@ fn run_groups(
         None => groups
             .iter()
             .map(|g| g.wal_stats())
-            .fold(WalStats::default(), add_stats),
+            .fold(WalStats::default(), WalStats::sum),
     };
     drop(groups);
     drop(node_log);
@@ -302,19 +310,6 @@ fn run_groups(
         elapsed,
         stats,
     })
-}
-
-fn add_stats(a: WalStats, b: WalStats) -> WalStats {
-    WalStats {
-        appends: a.appends + b.appends,
-        records: a.records + b.records,
-        flushes: a.flushes + b.flushes,
-        fsyncs: a.fsyncs + b.fsyncs,
-        dir_syncs: a.dir_syncs + b.dir_syncs,
-        bytes: a.bytes + b.bytes,
-        segments_created: a.segments_created + b.segments_created,
-        segments_deleted: a.segments_deleted + b.segments_deleted,
-    }
 }
 
 /// The classic single-WAL scenarios.
@@ -340,16 +335,15 @@ fn classic_scenarios(threads: usize) -> Vec<Scenario> {
 }
 
 /// The log-writer comparison: per group count, a WAL per group against one node-wide WAL.
-fn group_scenarios(groups: &[usize], batch: usize) -> Vec<Scenario> {
+fn group_scenarios(groups: &[usize], batch: usize, lanes: &[usize]) -> Vec<Scenario> {
+    let layouts: Vec<Layout> = std::iter::once(Layout::PerThread)
+        .chain(lanes.iter().map(|&n| Layout::NodeLog(n)))
+        .collect();
     groups
         .iter()
         .flat_map(|&g| {
-            [
-                ("WAL per group", Layout::PerThread),
-                ("node log (NodeLog)", Layout::Shared),
-            ]
-            .map(|(name, layout)| Scenario {
-                name,
+            layouts.iter().map(move |&layout| Scenario {
+                name: "",
                 sync: SyncMode::Fsync,
                 batch,
                 threads: g,
@@ -371,7 +365,7 @@ fn main() {
     let scenarios = if args.groups.is_empty() {
         classic_scenarios(args.threads)
     } else {
-        group_scenarios(&args.groups, args.batch)
+        group_scenarios(&args.groups, args.batch, &args.lanes)
     };
     println!(
         "WAL append throughput in {} ({} s per row, 64 MiB segments)",
@@ -384,8 +378,10 @@ fn main() {
     );
     for &payload in &args.payloads {
         for &sc in &scenarios {
-            let name = if !args.groups.is_empty() {
-                format!("{} groups, {}", sc.threads, sc.name)
+            let name = if let Layout::NodeLog(lanes) = sc.layout {
+                format!("{} groups, node log, {lanes} lanes", sc.threads)
+            } else if !args.groups.is_empty() {
+                format!("{} groups, WAL per group", sc.threads)
             } else if sc.threads > 1 {
                 format!("{} ({} threads)", sc.name, sc.threads)
             } else {

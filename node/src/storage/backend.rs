@@ -36,7 +36,7 @@ impl Backend {
     pub(super) fn roll(&self) -> Result<u64, StorageError> {
         match self {
             Backend::Own(wal) => wal.roll(),
-            Backend::Node { log, .. } => Ok(log.active_segment()),
+            Backend::Node { log, group } => Ok(log.active_segment_of(*group)),
         }
     }
 
@@ -55,14 +55,14 @@ impl Backend {
     pub(super) fn segments(&self) -> Vec<u64> {
         match self {
             Backend::Own(wal) => wal.segments(),
-            Backend::Node { log, .. } => log.segments(),
+            Backend::Node { log, group } => log.segments_of(*group),
         }
     }
 
     pub(super) fn active_segment(&self) -> u64 {
         match self {
             Backend::Own(wal) => wal.active_segment(),
-            Backend::Node { log, .. } => log.active_segment(),
+            Backend::Node { log, group } => log.active_segment_of(*group),
         }
     }
 

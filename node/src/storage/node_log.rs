@@ -1,8 +1,19 @@
 //! One log for every Raft group of a node (`raft.log = "node"`), TiKV's raft-engine
-//! shape: each group's records go to one shared WAL tagged with the group
+//! shape: each group's records go to a shared WAL tagged with the group
 //! ([`Record::Group`]), so the ready rounds of groups that persist at the same time share
 //! one `write` and one fsync (the WAL's group commit coalesces concurrent appends; every
 //! replica runs its ready loop on a thread of its own).
+//!
+//! # Lanes
+//! The log is `lanes` WALs (`lane-0`, `lane-1`, ... in its directory; default 4), a
+//! group always in lane `group % lanes`. One WAL has one flush in flight: with a few
+//! groups writing, each round would wait for the others' fsync, where WALs of their own
+//! fsync in parallel (a disk runs several at once: one shared file, 3 writers, was
+//! 0.61x a file each). A second flush cannot overlap the first in the same WAL: a crash
+//! could then keep the later flush's pages and lose the earlier's, a hole followed by
+//! intact frames, which recovery must refuse as damage. So lanes: each WAL keeps one
+//! flush in flight and a tail that only a crash tears, and a few flushes run at once.
+//! Each lane has its own segments; everything below about segments is per lane.
 //!
 //! # Recovery
 //! [`NodeLog::open`] replays the WAL once and sorts each group's records into that
@@ -26,7 +37,7 @@
 //! the log then grows to twice what they need, and no further.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -43,6 +54,9 @@ const COLLECT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeLogOptions {
     pub wal: WalOptions,
+    /// WALs the groups are spread over (at least 1; default 4). A log on disk is opened
+    /// with the lanes it was written with: a different count is refused.
+    pub lanes: usize,
     /// Past this many segments (at least 2), and past twice the bytes the groups need,
     /// groups pinning the older half are rewritten. Default 8.
     pub max_segments: usize,
@@ -52,6 +66,7 @@ impl Default for NodeLogOptions {
     fn default() -> Self {
         NodeLogOptions {
             wal: WalOptions::default(),
+            lanes: 4,
             max_segments: 8,
         }
     }
@@ -75,7 +90,7 @@ pub(super) struct Recovered {
 }
 
 struct OpenGroup {
-    /// Segments before this one hold nothing the group needs.
+    /// Segments (of its lane) before this one hold nothing the group needs.
     needed_from: u64,
     storage: Weak<dyn Rewrite>,
 }
@@ -87,12 +102,29 @@ struct State {
 }
 
 impl State {
-    /// The oldest segment some group needs.
-    fn floor(&self) -> Option<u64> {
-        let open = self.open.values().map(|g| g.needed_from);
-        let recovered = self.recovered.values().map(|r| r.first_segment);
+    /// The oldest segment of lane `lane` (of `lanes`) some group needs.
+    fn floor(&self, lane: usize, lanes: usize) -> Option<u64> {
+        let in_lane = |g: &u64| lane_of(*g, lanes) == lane;
+        let open = self
+            .open
+            .iter()
+            .filter(|(g, _)| in_lane(g))
+            .map(|(_, o)| o.needed_from);
+        let recovered = self
+            .recovered
+            .iter()
+            .filter(|(g, _)| in_lane(g))
+            .map(|(_, r)| r.first_segment);
         open.chain(recovered).min()
     }
+}
+
+fn lane_of(group: u64, lanes: usize) -> usize {
+    (group % lanes as u64) as usize
+}
+
+fn lane_dir(dir: &Path, lane: usize) -> PathBuf {
+    dir.join(format!("lane-{lane}"))
 }
 
 /// Wakes the collector early (a group released segments) or for good (the log is gone).
@@ -121,12 +153,14 @@ impl Wakeup {
 
 /// A node's shared Raft log. See the module docs.
 pub struct NodeLog {
-    wal: Wal,
+    /// Group `g`'s records are in `lanes[g % lanes.len()]`.
+    lanes: Vec<Wal>,
     state: Mutex<State>,
     wakeup: Arc<Wakeup>,
     max_segments: usize,
     segment_bytes: u64,
-    recovery: RecoveryReport,
+    /// What recovery found, per lane.
+    recovery: Vec<RecoveryReport>,
 }
 
 impl Drop for NodeLog {
@@ -139,37 +173,34 @@ impl NodeLog {
     /// Opens (or creates) the node's log in `dir`, replays it, and starts its collector
     /// thread (which ends when the log is dropped).
     pub fn open(dir: &Path, opts: NodeLogOptions) -> Result<Arc<NodeLog>, StorageError> {
+        let lane_count = opts.lanes.max(1);
+        if super::raft_logs::wal_has_records(dir) {
+            return Err(StorageError::Inconsistent(format!(
+                "{} holds WAL segments of its own, not lanes: is this a replica's own WAL?",
+                dir.display()
+            )));
+        }
+        if let Some(extra) = extra_lane(dir, lane_count) {
+            return Err(StorageError::Inconsistent(format!(
+                "{} holds Raft log records, but the node log has {lane_count} lanes: it \
+                 was written with more (opened with fewer, groups would be read from the \
+                 wrong lane)",
+                extra.display()
+            )));
+        }
         let mut recovered: HashMap<u64, Recovered> = HashMap::new();
-        let (wal, recovery) = Wal::open(dir, opts.wal, |at, record| {
-            match record {
-                Record::Group { group, record } => {
-                    recovered
-                        .entry(group)
-                        .or_insert_with(|| Recovered {
-                            replay: Replay::default(),
-                            first_segment: at.segment,
-                        })
-                        .replay
-                        .apply(at, *record);
-                }
-                Record::Discard { group } => {
-                    recovered.remove(&group);
-                }
-                other => {
-                    return Err(StorageError::Inconsistent(format!(
-                        "a record of no group in the node log at segment {} offset {} \
-                         ({} entries): is this a replica's own WAL?",
-                        at.segment,
-                        at.offset,
-                        other.entry_count()
-                    )))
-                }
-            }
-            Ok(())
-        })?;
+        let mut lanes = Vec::with_capacity(lane_count);
+        let mut recovery = Vec::with_capacity(lane_count);
+        for lane in 0..lane_count {
+            let (wal, report) = Wal::open(&lane_dir(dir, lane), opts.wal, |at, record| {
+                replay_record(&mut recovered, lane, lane_count, at, record)
+            })?;
+            lanes.push(wal);
+            recovery.push(report);
+        }
         tracing::info!(dir = %dir.display(), groups = recovered.len(), "node log recovered");
         let log = Arc::new(NodeLog {
-            wal,
+            lanes,
             state: Mutex::new(State {
                 recovered,
                 open: HashMap::new(),
@@ -202,15 +233,15 @@ impl NodeLog {
         Ok(st.recovered.remove(&group))
     }
 
-    /// Registers an opened group: it needs the segments from `needed_from` (the active
-    /// one for a group with no record yet).
+    /// Registers an opened group: it needs the segments of its lane from `needed_from`
+    /// (the lane's active one for a group with no record yet).
     pub(super) fn register(
         &self,
         group: u64,
         needed_from: Option<u64>,
         storage: Weak<dyn Rewrite>,
     ) {
-        let needed_from = needed_from.unwrap_or_else(|| self.wal.active_segment());
+        let needed_from = needed_from.unwrap_or_else(|| self.lane(group).active_segment());
         self.state.lock().open.insert(
             group,
             OpenGroup {
@@ -220,8 +251,13 @@ impl NodeLog {
         );
     }
 
+    fn lane(&self, group: u64) -> &Wal {
+        &self.lanes[lane_of(group, self.lanes.len())]
+    }
+
     /// Appends `records` of `group` durably (one `write` and one fsync, shared with the
-    /// other groups appending at the same time). Returns where the first one starts.
+    /// other groups of its lane appending at the same time). Returns where the first one
+    /// starts, in the group's lane.
     pub(super) fn append(
         &self,
         group: u64,
@@ -237,12 +273,12 @@ impl NodeLog {
                 record: Box::new(record),
             })
             .collect();
-        self.wal.append_at(&tagged)
+        self.lane(group).append_at(&tagged)
     }
 
     /// Reads back a record of `group` (see [`Wal::read_frame`]).
     pub(super) fn read_frame(&self, group: u64, at: FramePos) -> Result<Record, StorageError> {
-        match self.wal.read_frame(at)? {
+        match self.lane(group).read_frame(at)? {
             Record::Group { group: g, record } if g == group => Ok(*record),
             _ => Err(StorageError::Inconsistent(format!(
                 "the node log's frame at segment {} offset {} is not group {group}'s",
@@ -251,7 +287,7 @@ impl NodeLog {
         }
     }
 
-    /// `group` needs nothing before segment `from` any more.
+    /// `group` needs nothing before segment `from` of its lane any more.
     pub(super) fn release(&self, group: u64, from: u64) {
         let mut st = self.state.lock();
         if let Some(g) = st.open.get_mut(&group) {
@@ -271,7 +307,7 @@ impl NodeLog {
             st.open.contains_key(&group) || st.recovered.contains_key(&group)
         };
         if known {
-            self.wal.append(&[Record::Discard { group }])?;
+            self.lane(group).append(&[Record::Discard { group }])?;
         }
         let mut st = self.state.lock();
         st.open.remove(&group);
@@ -294,11 +330,21 @@ impl NodeLog {
         groups
     }
 
-    /// Rewrites the groups that pin old segments when there are too many (see the
-    /// module docs), then deletes the segments no group needs. Returns how many were
-    /// deleted.
+    /// In every lane: rewrites the groups that pin old segments when there are too many
+    /// (see the module docs), then deletes the segments no group needs. Returns how many
+    /// were deleted.
     pub fn collect(&self) -> Result<usize, StorageError> {
-        let segments = self.wal.segments();
+        let mut deleted = 0;
+        for lane in 0..self.lanes.len() {
+            deleted += self.collect_lane(lane)?;
+        }
+        Ok(deleted)
+    }
+
+    fn collect_lane(&self, lane: usize) -> Result<usize, StorageError> {
+        let wal = &self.lanes[lane];
+        let lanes = self.lanes.len();
+        let segments = wal.segments();
         if segments.len() > self.max_segments {
             let keep = (self.max_segments / 2).max(1);
             let target = segments[segments.len() - keep];
@@ -308,6 +354,7 @@ impl NodeLog {
                 let st = self.state.lock();
                 st.open
                     .iter()
+                    .filter(|(&group, _)| lane_of(group, lanes) == lane)
                     .filter_map(|(&group, g)| Some((group, g.needed_from, g.storage.upgrade()?)))
                     .collect()
             };
@@ -327,27 +374,110 @@ impl NodeLog {
                 }
             }
         }
-        let floor = self.state.lock().floor();
-        let floor = floor.unwrap_or_else(|| self.wal.active_segment());
-        self.wal.purge_before(floor)
+        let floor = self.state.lock().floor(lane, lanes);
+        let floor = floor.unwrap_or_else(|| wal.active_segment());
+        wal.purge_before(floor)
     }
 
+    /// The segments of every lane, lane by lane (each ascending).
     pub fn segments(&self) -> Vec<u64> {
-        self.wal.segments()
+        self.lanes.iter().flat_map(|w| w.segments()).collect()
     }
 
-    pub fn active_segment(&self) -> u64 {
-        self.wal.active_segment()
+    /// The segments of `group`'s lane, ascending.
+    pub fn segments_of(&self, group: u64) -> Vec<u64> {
+        self.lane(group).segments()
     }
 
+    /// The active segment of `group`'s lane.
+    pub fn active_segment_of(&self, group: u64) -> u64 {
+        self.lane(group).active_segment()
+    }
+
+    /// The lanes' counters, summed.
     pub fn stats(&self) -> WalStats {
-        self.wal.stats()
+        self.lanes
+            .iter()
+            .map(|w| w.stats())
+            .fold(WalStats::default(), WalStats::sum)
     }
 
-    /// What recovery found when the log was opened.
-    pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.recovery
+    /// What recovery found in `group`'s lane when the log was opened.
+    pub fn recovery_report(&self, group: u64) -> &RecoveryReport {
+        &self.recovery[lane_of(group, self.lanes.len())]
     }
+}
+
+/// Sorts one replayed record of lane `lane` into its group's replay state.
+fn replay_record(
+    recovered: &mut HashMap<u64, Recovered>,
+    lane: usize,
+    lanes: usize,
+    at: FramePos,
+    record: Record,
+) -> Result<(), StorageError> {
+    match record {
+        Record::Group { group, .. } | Record::Discard { group }
+            if lane_of(group, lanes) != lane =>
+        {
+            Err(StorageError::Inconsistent(format!(
+                "group {group}'s record in lane {lane} of {lanes} (segment {} offset {})",
+                at.segment, at.offset
+            )))
+        }
+        Record::Group { group, record } => {
+            recovered
+                .entry(group)
+                .or_insert_with(|| Recovered {
+                    replay: Replay::default(),
+                    first_segment: at.segment,
+                })
+                .replay
+                .apply(at, *record);
+            Ok(())
+        }
+        Record::Discard { group } => {
+            recovered.remove(&group);
+            Ok(())
+        }
+        other => Err(StorageError::Inconsistent(format!(
+            "a record of no group in the node log at segment {} offset {} ({} entries): is \
+             this a replica's own WAL?",
+            at.segment,
+            at.offset,
+            other.entry_count()
+        ))),
+    }
+}
+
+/// The lane directories in `dir`, with their numbers.
+fn lane_dirs(dir: &Path) -> impl Iterator<Item = (usize, PathBuf)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n: usize = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("lane-")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+}
+
+/// A lane directory at or past `lanes` that holds records, if any.
+fn extra_lane(dir: &Path, lanes: usize) -> Option<PathBuf> {
+    lane_dirs(dir)
+        .filter(|&(n, _)| n >= lanes)
+        .map(|(_, d)| d)
+        .find(|d| super::raft_logs::wal_has_records(d))
+}
+
+/// Whether a node log in `dir` holds any record (in any lane).
+pub fn holds_records(dir: &Path) -> bool {
+    lane_dirs(dir).any(|(_, d)| super::raft_logs::wal_has_records(&d))
 }
 
 /// Deletes segments as groups release them, and rewrites groups that pin old ones.

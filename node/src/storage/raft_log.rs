@@ -216,7 +216,7 @@ impl RaftLogStorage {
             log: log.clone(),
             group,
         };
-        let storage = Self::new(backend, core, segments, log.recovery_report().clone());
+        let storage = Self::new(backend, core, segments, log.recovery_report(group).clone());
         let weak: Weak<dyn Rewrite> = Arc::downgrade(&storage.inner) as Weak<dyn Rewrite>;
         log.register(group, first_segment, weak);
         Ok(storage)

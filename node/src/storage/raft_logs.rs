@@ -47,7 +47,7 @@ impl RaftLogs {
         let node_dir = data_dir.join(NODE_LOG_DIR);
         match layout {
             RaftLogLayout::Group => {
-                if wal_has_records(&node_dir) {
+                if super::node_log::holds_records(&node_dir) {
                     return Err(other_layout(&node_dir, "node", "group"));
                 }
                 Ok(RaftLogs::PerGroup(wal))

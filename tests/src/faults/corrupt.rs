@@ -46,12 +46,23 @@ impl std::fmt::Display for Corruption {
 }
 
 impl Cluster {
-    /// Node `id`'s WAL directory for `group`: the node's shared log with
-    /// `raft.log = "node"` (every group's records are in it).
+    /// Node `id`'s WAL directory for `group`: with `raft.log = "node"`, the
+    /// node log's fullest lane (damage in any lane stops the whole node).
     pub fn wal_dir(&self, id: u64, group: u64) -> PathBuf {
         let data_dir = self.config.node_data_dir(id);
         match self.config.raft.log {
-            RaftLogLayout::Node => data_dir.join("raft-log"),
+            RaftLogLayout::Node => {
+                let log = data_dir.join("raft-log");
+                let lanes = std::fs::read_dir(&log).into_iter().flatten().flatten();
+                lanes
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("lane-"))
+                    })
+                    .max_by_key(|p| dir_bytes(p))
+                    .unwrap_or_else(|| log.join("lane-0"))
+            }
             RaftLogLayout::Group => data_dir.join(format!("group-{group}")).join("wal"),
         }
     }
@@ -103,4 +114,15 @@ impl Cluster {
             segments: segments.len(),
         })
     }
+}
+
+/// Bytes of the files directly in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }

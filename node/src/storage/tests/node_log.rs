@@ -9,9 +9,11 @@ use raft::Storage;
 use super::support::*;
 use crate::storage::{NodeLog, NodeLogOptions, RaftLogStorage, StorageError};
 
+/// One lane: these tests are about groups sharing a WAL.
 fn log_opts(segment_bytes: u64, max_segments: usize) -> NodeLogOptions {
     NodeLogOptions {
         wal: opts(segment_bytes),
+        lanes: 1,
         max_segments,
     }
 }
@@ -146,6 +148,49 @@ fn groups_whose_logs_fill_the_log_are_not_copied_for_nothing() {
 }
 
 #[test]
+fn lanes_hold_their_groups_and_a_log_opens_only_with_its_lane_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = |n| NodeLogOptions {
+        lanes: n,
+        ..log_opts(1 << 20, 8)
+    };
+    let observed: Vec<_> = {
+        let log = open(dir.path(), lanes(3));
+        (1..=6u64)
+            .map(|g| {
+                let s = RaftLogStorage::open_in(&log, g).unwrap();
+                s.set_conf_state(&conf_state(&[g])).unwrap();
+                write(&s, 1, g, 50, 1);
+                observe(&s)
+            })
+            .collect()
+    };
+    for lane in 0..3 {
+        assert!(
+            crate::storage::raft_logs::wal_has_records(&dir.path().join(format!("lane-{lane}"))),
+            "lane {lane} holds groups {} and {}",
+            lane,
+            lane + 3
+        );
+    }
+    let Err(fewer) = NodeLog::open(dir.path(), lanes(2)) else {
+        panic!("a 3-lane log opened with 2 lanes");
+    };
+    assert!(fewer.to_string().contains("lane-2"), "{fewer}");
+    let Err(more) = NodeLog::open(dir.path(), lanes(4)) else {
+        panic!("a 3-lane log opened with 4 lanes");
+    };
+    assert!(more.to_string().contains("lane 0 of 4"), "{more}");
+    let log = open(dir.path(), lanes(3));
+    assert_eq!(log.unopened_groups(), (1..=6).collect::<Vec<_>>());
+    for (g, want) in (1..=6u64).zip(observed) {
+        let s = RaftLogStorage::open_in(&log, g).unwrap();
+        assert_eq!(observe(&s), want, "group {g}");
+        assert_eq!(s.conf_state().voters, vec![g]);
+    }
+}
+
+#[test]
 fn concurrent_groups_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), log_opts(64 << 20, 8));
@@ -181,6 +226,7 @@ fn a_replica_wal_refuses_node_log_records_and_the_other_way_round() {
         let own = RaftLogStorage::open(&dir.path().join("own"), opts(1 << 20)).unwrap();
         write(&own, 1, 2, 10, 1);
     }
-    assert!(RaftLogStorage::open(&dir.path().join("node"), opts(1 << 20)).is_err());
+    let lane = dir.path().join("node").join("lane-0");
+    assert!(RaftLogStorage::open(&lane, opts(1 << 20)).is_err());
     assert!(NodeLog::open(&dir.path().join("own"), log_opts(1 << 20, 8)).is_err());
 }

@@ -78,6 +78,22 @@ pub struct WalStats {
     pub segments_deleted: u64,
 }
 
+impl WalStats {
+    /// The counters of two WALs together.
+    pub fn sum(self, b: WalStats) -> WalStats {
+        WalStats {
+            appends: self.appends + b.appends,
+            records: self.records + b.records,
+            flushes: self.flushes + b.flushes,
+            fsyncs: self.fsyncs + b.fsyncs,
+            dir_syncs: self.dir_syncs + b.dir_syncs,
+            bytes: self.bytes + b.bytes,
+            segments_created: self.segments_created + b.segments_created,
+            segments_deleted: self.segments_deleted + b.segments_deleted,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     appends: AtomicU64,
