@@ -120,10 +120,11 @@ pub struct RaftSection {
     pub lease_reads: bool,
     /// Where a node's replicas keep their Raft logs: `"group"` (default), a WAL per
     /// replica in its group directory, each fsyncing on its own; `"node"`, one log for
-    /// all of them (`<node data dir>/raft-log/`): the ready rounds of replicas persisting
-    /// at the same time share one write and one fsync, which pays from some tens of
-    /// groups per node (README, "The node-wide log"). A data directory keeps the layout
-    /// it was created with: a node refuses to start on one of the other.
+    /// all of them (`<node data dir>/raft-log/`, 4 lanes that fsync in parallel): the
+    /// ready rounds of replicas of a lane persisting at the same time share one write
+    /// and one fsync, which pays with hundreds of groups writing at once (README, "The
+    /// node-wide log"). A data directory keeps the layout it was created with: a node
+    /// refuses to start on one of the other.
     pub log: RaftLogLayout,
 }
 

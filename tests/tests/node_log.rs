@@ -198,17 +198,7 @@ async fn a_damaged_node_log_stops_its_node_and_the_groups_lose_nothing() {
 
     // No frame says whose it was: every replica of the node is suspect, so the
     // node refuses to start and names the damage.
-    let deadline = Instant::now() + LONG;
-    let status = loop {
-        if let Some((_, status)) = cluster.exited().into_iter().find(|&(id, _)| id == victim) {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {victim} runs on a damaged log"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let status = cluster.wait_node_exit(victim, LONG).await;
     assert!(
         !status.success(),
         "node {victim} exits with an error: {status}"

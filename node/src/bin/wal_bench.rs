@@ -214,7 +214,7 @@ const COMPACT_EVERY: u64 = 256;
 
 /// The log-writer comparison: `sc.threads` groups, each appending rounds of `sc.batch`
 /// entries with a hard state to its own `RaftLogStorage` ([`Layout::PerThread`]: a WAL
-/// each) or in one [`NodeLog`] ([`Layout::Shared`]).
+/// each) or in one [`NodeLog`] ([`Layout::NodeLog`], of that many lanes).
 fn run_groups(
     dir: &Path,
     sc: Scenario,
@@ -334,7 +334,8 @@ fn classic_scenarios(threads: usize) -> Vec<Scenario> {
     ]
 }
 
-/// The log-writer comparison: per group count, a WAL per group against one node-wide WAL.
+/// The log-writer comparison: per group count, a WAL per group against the node log with
+/// each of `lanes` lane counts.
 fn group_scenarios(groups: &[usize], batch: usize, lanes: &[usize]) -> Vec<Scenario> {
     let layouts: Vec<Layout> = std::iter::once(Layout::PerThread)
         .chain(lanes.iter().map(|&n| Layout::NodeLog(n)))

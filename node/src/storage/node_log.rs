@@ -44,7 +44,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::raft_log::Replay;
-use super::wal::{FramePos, Record, RecoveryReport, Wal, WalOptions, WalStats};
+use super::wal::{segment, FramePos, Record, RecoveryReport, Wal, WalOptions, WalStats};
 use super::StorageError;
 
 /// How often the collector looks for segments to delete without being woken.
@@ -174,7 +174,7 @@ impl NodeLog {
     /// thread (which ends when the log is dropped).
     pub fn open(dir: &Path, opts: NodeLogOptions) -> Result<Arc<NodeLog>, StorageError> {
         let lane_count = opts.lanes.max(1);
-        if super::raft_logs::wal_has_records(dir) {
+        if segment::any_records(dir) {
             return Err(StorageError::Inconsistent(format!(
                 "{} holds WAL segments of its own, not lanes: is this a replica's own WAL?",
                 dir.display()
@@ -360,9 +360,10 @@ impl NodeLog {
             };
             let needed: u64 = open.iter().map(|(_, _, s)| s.log_bytes()).sum();
             let held = segments.len() as u64 * self.segment_bytes;
+            let worth_it = held > 2 * needed;
             let pinning = open
                 .into_iter()
-                .filter(|&(_, from, _)| held > 2 * needed && from < target);
+                .filter(|&(_, from, _)| worth_it && from < target);
             for (group, _, storage) in pinning {
                 // Under the group's own writer lock; a concurrent discard makes it fail,
                 // which is fine: the group needs nothing then.
@@ -472,12 +473,12 @@ fn extra_lane(dir: &Path, lanes: usize) -> Option<PathBuf> {
     lane_dirs(dir)
         .filter(|&(n, _)| n >= lanes)
         .map(|(_, d)| d)
-        .find(|d| super::raft_logs::wal_has_records(d))
+        .find(|d| segment::any_records(d))
 }
 
 /// Whether a node log in `dir` holds any record (in any lane).
 pub fn holds_records(dir: &Path) -> bool {
-    lane_dirs(dir).any(|(_, d)| super::raft_logs::wal_has_records(&d))
+    lane_dirs(dir).any(|(_, d)| segment::any_records(&d))
 }
 
 /// Deletes segments as groups release them, and rewrites groups that pin old ones.

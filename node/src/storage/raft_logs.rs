@@ -53,7 +53,7 @@ impl RaftLogs {
                 Ok(RaftLogs::PerGroup(wal))
             }
             RaftLogLayout::Node => {
-                if let Some(wal_dir) = group_wals(data_dir).find(|d| wal_has_records(d)) {
+                if let Some(wal_dir) = group_wals(data_dir).find(|d| segment::any_records(d)) {
                     return Err(other_layout(&wal_dir, "group", "node"));
                 }
                 let opts = NodeLogOptions {
@@ -77,7 +77,7 @@ impl RaftLogs {
     /// before the bootstrap record was durable, or lost data).
     pub fn has_log(&self, group: u64, group_dir: &Path) -> bool {
         match self {
-            RaftLogs::PerGroup(_) => wal_has_records(&group_dir.join(GROUP_WAL_DIR)),
+            RaftLogs::PerGroup(_) => segment::any_records(&group_dir.join(GROUP_WAL_DIR)),
             RaftLogs::Node(log) => log.has_records(group),
         }
     }
@@ -98,16 +98,6 @@ impl RaftLogs {
             RaftLogs::Node(log) => log.unopened_groups(),
         }
     }
-}
-
-/// Whether the WAL in `dir` holds any record: a segment longer than its header.
-pub fn wal_has_records(dir: &Path) -> bool {
-    let Ok(seqs) = segment::list(dir) else {
-        return false;
-    };
-    seqs.iter().any(|&seq| {
-        std::fs::metadata(segment::path(dir, seq)).is_ok_and(|m| m.len() > segment::HEADER_LEN)
-    })
 }
 
 /// The per-replica WAL directories under a node's data directory.

@@ -95,6 +95,24 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until node `id`'s process exits on its own (a node that refuses to
+    /// start) and returns its exit status; panics, with the end of its log, after
+    /// `timeout`.
+    pub async fn wait_node_exit(&self, id: u64, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((_, status)) = self.exited().into_iter().find(|&(n, _)| n == id) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} still runs after {timeout:?}; log:\n{}",
+                self.node_log_tail(id, 20)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until node `id` answers its admin status: a restarted node opens
     /// its replicas (log replay, snapshot load) before it listens, while the
     /// other nodes may already have leaders for every group, so

@@ -6,7 +6,7 @@ use std::path::Path;
 use common::config::RaftLogLayout;
 
 use super::support::*;
-use crate::storage::raft_logs::{wal_has_records, GROUP_WAL_DIR, NODE_LOG_DIR};
+use crate::storage::raft_logs::{GROUP_WAL_DIR, NODE_LOG_DIR};
 use crate::storage::wal::segment;
 use crate::storage::{RaftLogs, StorageError, WalOptions};
 
@@ -29,13 +29,13 @@ fn write_group(logs: &RaftLogs, group_dir: &Path) {
 fn a_wal_has_no_records_until_one_is_written_past_its_header() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("group-1").join(GROUP_WAL_DIR);
-    assert!(!wal_has_records(&wal), "no directory");
+    assert!(!segment::any_records(&wal), "no directory");
     std::fs::create_dir_all(&wal).unwrap();
     std::fs::write(segment::path(&wal, 1), segment::encode_header(1)).unwrap();
-    assert!(!wal_has_records(&wal), "a header alone is no log");
+    assert!(!segment::any_records(&wal), "a header alone is no log");
     let s = crate::storage::RaftLogStorage::open(&wal, WalOptions::default()).unwrap();
     s.set_conf_state(&conf_state(&[1])).unwrap();
-    assert!(wal_has_records(&wal));
+    assert!(segment::any_records(&wal));
 }
 
 #[test]

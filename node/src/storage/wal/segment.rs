@@ -37,6 +37,16 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Whether the WAL in `dir` holds any record: a segment longer than its header (none:
+/// no directory, no segment, or headers only).
+pub fn any_records(dir: &Path) -> bool {
+    let Ok(seqs) = list(dir) else {
+        return false;
+    };
+    seqs.iter()
+        .any(|&seq| fs::metadata(path(dir, seq)).is_ok_and(|m| m.len() > HEADER_LEN))
+}
+
 /// Sequence numbers of the segment files in `dir`, ascending.
 pub fn list(dir: &Path) -> Result<Vec<u64>, StorageError> {
     let mut seqs = Vec::new();
