@@ -1,8 +1,9 @@
 //! Hibernating groups on real processes: once nothing happens, every shard group stops
 //! ticking and heartbeating (the nodes' Raft traffic all but stops), a write wakes its
-//! groups and is acknowledged as usual, and killing the node that leads a sleeping group
-//! still brings a new leader and writes through (its followers notice the silence of the
-//! leader's node through the transport's node-level keepalives).
+//! groups and is acknowledged as usual, the sleeping leader of a group cut off in a
+//! minority steps down, and killing the node that leads a sleeping group still brings a
+//! new leader and writes through (its followers notice the silence of the leader's node
+//! through the transport's node-level keepalives).
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,40 @@ async fn idle_groups_sleep_wake_on_writes_and_fail_over_when_their_leader_dies()
     assert_eq!(client.count(&collection).await, 60);
     wait_all_shards_asleep(&cluster, &all, Duration::from_secs(20)).await;
 
+    // The node leading group 2 is cut off from the others while the group sleeps: the
+    // majority elects a leader, and the old one, though asleep, notices that it no
+    // longer hears a quorum, wakes and steps down (check_quorum) instead of calling
+    // itself the leader until the partition heals.
+    let cut = cluster.find_leader(2, &all).await.expect("group 2 leader");
+    let majority: Vec<u64> = all.iter().copied().filter(|&n| n != cut).collect();
+    cluster.partition(&[cut]).await;
+    let cut_at = Instant::now();
+    let elected = cluster
+        .wait_leader(2, &majority, Duration::from_secs(20))
+        .await;
+    assert_ne!(elected, cut);
+    loop {
+        let r = cluster.replica(cut, 2).await.expect("replica");
+        if r.role != RaftRole::Leader {
+            break;
+        }
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(20),
+            "node {cut} still leads sleeping group 2 {:?} after being cut off\n{}",
+            cut_at.elapsed(),
+            cluster.log_tails(20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "group 2's sleeping leader stepped down {:?} after being cut off",
+        cut_at.elapsed()
+    );
+    cluster.heal().await;
+    client.add_ok(&collection, &batch("p")).await;
+    assert_eq!(client.count(&collection).await, 90);
+    wait_all_shards_asleep(&cluster, &all, Duration::from_secs(20)).await;
+
     // The node leading group 1 dies while the group sleeps: its followers notice the
     // silence of that node, elect a leader, and writes go through.
     let leader = cluster.find_leader(1, &all).await.expect("group 1 leader");
@@ -94,5 +129,5 @@ async fn idle_groups_sleep_wake_on_writes_and_fail_over_when_their_leader_dies()
     let replica = cluster.replica(new_leader, 1).await.expect("replica");
     assert_eq!(replica.role, RaftRole::Leader);
     client.add_ok(&collection, &batch("c")).await;
-    assert_eq!(client.count(&collection).await, 90);
+    assert_eq!(client.count(&collection).await, 120);
 }

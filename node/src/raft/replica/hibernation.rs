@@ -14,6 +14,12 @@
 //!   a quiet follower also wakes when nothing came from its leader's node for an
 //!   election timeout (the transport's node-level keepalives stop when that node dies
 //!   or is cut off), and then campaigns like any follower that lost its leader.
+//! - A quiet leader wakes when the nodes it heard from within an election timeout (its
+//!   own included) no longer make a quorum of the group's voters: cut off in a
+//!   minority, it must tick for check_quorum to step it down; asleep, it would go on
+//!   calling itself the leader (to the router, to operators) until the partition heals,
+//!   while the majority has long elected another. (One lost follower does not wake it:
+//!   the group still has a quorum, and nothing is to be done until traffic comes.)
 //!
 //! Quiet only stops ticking, never stepping or persisting, so safety is raft-rs's; only
 //! the time to notice a dead leader grows (by at most one election timeout).
@@ -67,7 +73,7 @@ impl Replica {
     }
 
     /// Stops ticking: the timer only looks, every half election timeout, whether a
-    /// follower's leader went silent (a sleeping leader has nothing to look for).
+    /// follower's leader went silent or a leader lost its quorum.
     fn sleep(&mut self, ctx: &mut Context<Self>) {
         self.quiet = true;
         self.progress.lock().hibernating = true;
@@ -76,15 +82,29 @@ impl Replica {
         self.tick_every(ctx, look);
     }
 
-    /// Whether a quiet replica should tick again: a follower whose leader's node has
-    /// been silent for an election timeout.
-    pub(super) fn quiet_follower_lost_leader(&self) -> bool {
+    /// Why a quiet replica should tick again, if it should: a follower whose leader's
+    /// node has been silent for an election timeout, or a leader that no longer hears
+    /// a quorum of its voters' nodes.
+    pub(super) fn quiet_replica_wakes(&self) -> Option<&'static str> {
+        let liveness = self.transport.liveness();
+        let heard = |node: u64| liveness.silent_for(node) < self.election_timeout;
         if self.raw.raft.state == StateRole::Leader {
-            return false;
+            let mut live = std::collections::HashSet::default();
+            live.insert(self.node_id);
+            live.extend(
+                self.raw
+                    .raft
+                    .prs()
+                    .iter()
+                    .map(|(&id, _)| id)
+                    .filter(|&id| heard(id)),
+            );
+            return (!self.raw.raft.prs().has_quorum(&live))
+                .then_some("the leader lost its quorum");
         }
         match self.leader_hint() {
-            None => true,
-            Some(leader) => self.transport.liveness().silent_for(leader) >= self.election_timeout,
+            Some(leader) if heard(leader) => None,
+            _ => Some("the leader's node went silent"),
         }
     }
 

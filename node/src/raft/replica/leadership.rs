@@ -96,10 +96,10 @@ impl Replica {
             return;
         }
         if self.quiet {
-            if !self.quiet_follower_lost_leader() {
-                return;
+            match self.quiet_replica_wakes() {
+                Some(why) => self.wake(ctx, why),
+                None => return,
             }
-            self.wake(ctx, "the leader's node went silent");
         }
         self.ticks += 1;
         // A replica still replaying the group's history from before its addition may
