@@ -303,7 +303,7 @@ impl CollectionShard {
         let candidates: Vec<&StoredRecord> = p
             .candidates
             .iter()
-            .filter_map(|id| self.state.records.get(id))
+            .filter_map(|id| self.state.records.get(id).map(|r| &**r))
             .filter(|r| self.passes(r, &req.filter))
             .collect();
         Some(self.answer(req, &Plan::from_candidates(candidates)))
@@ -399,7 +399,7 @@ impl CollectionShard {
             .point_to_id
             .range(view.through..)
             .filter(|(p, _)| allowed(**p))
-            .map(|(p, live)| (*p, space.distance(q, &live.embedding)));
+            .map(|(p, live)| (*p, space.distance(q, &live.record.embedding)));
         let graph_hits = scored.len();
         scored.extend(tail);
         if scored.len() == graph_hits {
@@ -447,8 +447,7 @@ impl CollectionShard {
     }
 
     fn current_record(&self, point: PointId) -> Option<&StoredRecord> {
-        let r = self.state.records.get(&self.point_to_id.get(&point)?.id)?;
-        (r.point == point).then_some(r)
+        self.point_to_id.get(&point).map(|live| &*live.record)
     }
 
     fn passes(&self, r: &StoredRecord, filter: &Filter) -> bool {
@@ -459,11 +458,9 @@ impl CollectionShard {
         let mut hits: Vec<QueryHit> = scored
             .into_iter()
             .filter_map(|(point, distance)| {
-                let id = &self.point_to_id.get(&point)?.id;
-                let r = self.state.records.get(id)?;
-                // A hit whose point is not the record's current version is stale.
-                (r.point == point).then(|| QueryHit {
-                    record: view(id, r, include),
+                let live = self.point_to_id.get(&point)?;
+                Some(QueryHit {
+                    record: view(&live.id, &live.record, include),
                     distance,
                 })
             })
