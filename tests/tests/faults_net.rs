@@ -110,21 +110,9 @@ async fn minority_leader_loses_leadership_and_heal_restores() {
 
     let new = cluster.wait_leader(group, &majority, LONG).await;
     let elected = cut_at.elapsed();
-    let mut stepped_down = None;
-    while stepped_down.is_none() {
-        let r = cluster.replica(old, group).await;
-        if r.is_some_and(|r| r.role != common::wire::RaftRole::Leader) {
-            stepped_down = Some(cut_at.elapsed());
-        }
-        assert!(
-            cut_at.elapsed() < LONG,
-            "node {old} still leads group {group} {LONG:?} after being cut off"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stepped_down = cluster.wait_stepped_down(old, group, cut_at, LONG).await;
     eprintln!(
-        "group {group}: node {new} elected {elected:?} after the cut; old leader {old} stepped down after {:?}",
-        stepped_down.unwrap_or_default()
+        "group {group}: node {new} elected {elected:?} after the cut; old leader {old} stepped down after {stepped_down:?}"
     );
     let window = Duration::from_millis(500);
     for &m in &majority {

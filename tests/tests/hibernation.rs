@@ -92,23 +92,10 @@ async fn idle_groups_sleep_wake_on_writes_and_fail_over_when_their_leader_dies()
         .wait_leader(2, &majority, Duration::from_secs(20))
         .await;
     assert_ne!(elected, cut);
-    loop {
-        let r = cluster.replica(cut, 2).await.expect("replica");
-        if r.role != RaftRole::Leader {
-            break;
-        }
-        assert!(
-            cut_at.elapsed() < Duration::from_secs(20),
-            "node {cut} still leads sleeping group 2 {:?} after being cut off\n{}",
-            cut_at.elapsed(),
-            cluster.log_tails(20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!(
-        "group 2's sleeping leader stepped down {:?} after being cut off",
-        cut_at.elapsed()
-    );
+    let stepped_down = cluster
+        .wait_stepped_down(cut, 2, cut_at, Duration::from_secs(20))
+        .await;
+    eprintln!("group 2's sleeping leader stepped down {stepped_down:?} after being cut off");
     cluster.heal().await;
     client.add_ok(&collection, &batch("p")).await;
     assert_eq!(client.count(&collection).await, 90);

@@ -91,6 +91,30 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `id` reports its replica of `group` in another role than
+    /// leader (a cut-off leader stepping down); returns how long after `since` it did.
+    pub async fn wait_stepped_down(
+        &self,
+        id: u64,
+        group: u64,
+        since: Instant,
+        timeout: Duration,
+    ) -> Duration {
+        loop {
+            let replica = self.replica(id, group).await;
+            if replica.is_some_and(|r| r.role != RaftRole::Leader) {
+                return since.elapsed();
+            }
+            assert!(
+                since.elapsed() < timeout,
+                "node {id} still leads group {group} {:?} after being cut off\n{}",
+                since.elapsed(),
+                self.log_tails(20)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until every running node's registration in the cluster map was accepted.
     /// A node retries its registration every second until then, so a test that
     /// watches the catalogue's log for changes starts after this.
