@@ -14,6 +14,8 @@ use std::cmp::Ordering;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rayon::prelude::*;
 use std::sync::Arc;
+
+use crate::slot_vectors::SlotVectors;
 use std::sync::mpsc::channel;
 
 use std::any::type_name;
@@ -606,6 +608,9 @@ pub struct PointIndexation<'b, T: Clone + Send + Sync> {
     pub(crate) nb_point: Arc<RwLock<usize>>,
     /// curent enter_point: an Arc RwLock on a possible Arc Point
     pub(crate) entry_point: Arc<RwLock<Option<Arc<Point<'b, T>>>>>,
+    /// PATCH (vdb): each point's vector by slot, so a search reaches a neighbour's
+    /// vector without reading its `Point` (see `slot_vectors`).
+    pub(crate) vectors: SlotVectors<T>,
 }
 
 // A point indexation may contain circular references. To deallocate these after a point indexation goes out of scope,
@@ -668,6 +673,7 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
             layer_g,
             nb_point: Arc::new(RwLock::new(0)),
             entry_point: Arc::new(RwLock::new(None)),
+            vectors: SlotVectors::default(),
         }
     } // end of new
 
@@ -727,6 +733,9 @@ impl<'b, T: Clone + Send + Sync> PointIndexation<'b, T> {
                 neighbours: RwLock::new(Point::empty_layers(p_id)),
             };
             new_point = Arc::new(point);
+            // PATCH (vdb): recorded under the lock that assigns slots, before the
+            // point is linked anywhere a search could find it.
+            self.vectors.record(slot, new_point.data.get_v());
             trace!("definitive pushing of point {:?}", p_id);
             points_by_layer_ref[p_id.0 as usize].push(Arc::clone(&new_point));
         } // close write lock on points_by_layer
@@ -1134,6 +1143,23 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
     ///
     /// Greedy algorithm n° 2 in Malkov paper.
     /// search in a layer (layer) for the ef points nearest a point to be inserted in hnsw.
+    /// PATCH (vdb): the vector of the point an edge leads to, from the slot table
+    /// (`slot_vectors`); through the point when the table has none for it.
+    #[inline]
+    fn vector_of<'s>(&'s self, e: &'s PointWithOrder<'b, T>) -> &'s [T] {
+        let vectors = &self.layer_indexed_points.vectors;
+        let p = vectors.get(e.slot);
+        if p.is_null() {
+            e.point_ref.data.get_v()
+        } else {
+            // SAFETY: `p` is the address of a vector of `dim` elements recorded for
+            // this slot (`SlotVectors::record`), owned by a point of this graph or
+            // borrowed for its lifetime 'b; points are never removed while the graph
+            // lives, and the vectors are only read.
+            unsafe { std::slice::from_raw_parts(p, vectors.dim()) }
+        }
+    }
+
     fn search_layer(
         &self,
         point: &[T],
@@ -1203,23 +1229,31 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 neighbours_c_l.as_ptr() as *const u8,
                 std::mem::size_of_val(neighbours_c_l).div_ceil(64),
             );
+            // The vectors come from the slot table, not through each point (one
+            // dependent miss less per neighbour, see `slot_vectors`).
+            let vectors = &self.layer_indexed_points.vectors;
             fresh.clear();
             for (i, e) in neighbours_c_l.iter().enumerate() {
                 if visited.insert(e.slot) {
-                    prefetch(Arc::as_ptr(&e.point_ref) as *const u8, 1);
+                    prefetch(vectors.entry_address(e.slot), 1);
                     fresh.push(i as u32);
                 }
             }
+            // The next candidate to expand: its point (lock and first list) is read
+            // once this list is done, and nothing else brings it into the cache now.
+            if let Some(next) = candidate_points.peek() {
+                prefetch(next.point as *const u8, 1);
+            }
             for &i in &fresh {
-                let v = neighbours_c_l[i as usize].point_ref.data.get_v();
-                prefetch(v.as_ptr() as *const u8, std::mem::size_of_val(v).min(256) / 64);
+                let v = self.vector_of(&neighbours_c_l[i as usize]);
+                prefetch(v.as_ptr() as *const u8, std::mem::size_of_val(v).div_ceil(64));
             }
             for &i in &fresh {
                 let e = &neighbours_c_l[i as usize];
                 // PATCH (vdb): an empty result heap accepts the candidate (upstream
                 // returned the empty heap).
                 let farthest = return_points.peek().map_or(f32::INFINITY, |f| f.dist);
-                let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
+                let e_dist_to_p = self.dist_f.eval(point, self.vector_of(e));
                 if e_dist_to_p < farthest || return_points.len() < ef {
                     let e_prime = Candidate::of(&e.point_ref, e_dist_to_p);
                     // a neighbour of neighbour is better, we insert it into candidate with the distance to point

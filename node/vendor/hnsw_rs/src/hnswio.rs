@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
+use crate::slot_vectors::SlotVectors;
+
 use std::collections::HashMap;
 
 use anyhow::*;
@@ -669,6 +671,8 @@ impl HnswIo {
         }
         //
         let mut nb_points_loaded: usize = 0;
+        // PATCH (vdb): each point's vector by slot, as an insert records it.
+        let vectors = SlotVectors::default();
         let mut nb_still_to_load = descr.nb_point as i64;
         let (use_mmap, max_nbpoint_in_memory) = self.options.use_mmap();
         //
@@ -730,6 +734,7 @@ impl HnswIo {
                 assert_eq!(r, p_id.1 as usize);
                 // store neoghbour info of this point
                 neighbourhood_map.insert(p_id, load_point_res.1);
+                vectors.record(slot, point.get_v());
                 vlayer.push(point);
                 nb_points_loaded += 1;
                 nb_still_to_load -= 1;
@@ -809,6 +814,7 @@ impl HnswIo {
             ),
             nb_point: Arc::new(RwLock::new(nb_points_loaded)), // CAVEAT , we should increase , the whole thing is to be able to increment graph ?
             entry_point: Arc::new(RwLock::new(Some(entry_point))),
+            vectors,
         };
         //
         debug!("Exiting load_pointIndexation");

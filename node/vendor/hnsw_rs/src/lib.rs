@@ -13,6 +13,7 @@ pub mod hnsw;
 pub mod hnswio;
 pub mod libext;
 pub mod prelude;
+mod slot_vectors;
 
 // we impose our version of anndists
 pub use anndists;
