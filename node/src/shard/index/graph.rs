@@ -107,7 +107,7 @@ impl Graph {
             .extend(items.iter().map(|(v, _)| Vector::clone(v)));
         let items: Vec<(&'static [f32], usize)> = items
             .iter()
-            // SAFETY: the slice is the contents of an `Arc<[f32]>` that
+            // SAFETY: the slice is the contents of a `Vector` that
             // `self.borrowed` now holds until the graph is dropped; an Arc's
             // contents never move, and `hnsw` (whose points hold the slice) is
             // dropped before `borrowed`. hnsw_rs only reads the slice.

@@ -23,6 +23,7 @@ mod rebuild;
 mod search;
 mod segment;
 mod store;
+mod vector;
 
 #[cfg(test)]
 mod tests;
@@ -43,10 +44,7 @@ use segment::Segment;
 /// fresh one to every version it writes.
 pub type PointId = u64;
 
-/// A vector as the shard holds it: one allocation shared by the record, the
-/// index's store and the graph point (which borrows it), so that each vector
-/// is in memory once however many of them refer to it.
-pub type Vector = std::sync::Arc<[f32]>;
+pub use vector::Vector;
 
 /// What an insert takes as a point's vector: a shared [`Vector`] (kept, no
 /// copy), or a slice (copied once into a new one).
@@ -235,7 +233,7 @@ impl VectorIndex {
         self.active.graph.for_each_point(|s, data| {
             in_graph |= s == slot && std::ptr::eq(data.as_ptr(), v.as_ptr());
         });
-        std::sync::Arc::ptr_eq(store.shared(slot), v) && in_graph
+        Vector::ptr_eq(store.shared(slot), v) && in_graph
     }
 
     pub fn tombstones(&self) -> usize {
