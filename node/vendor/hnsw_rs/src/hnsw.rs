@@ -14,9 +14,9 @@ use std::cmp::Ordering;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rayon::prelude::*;
 use std::sync::Arc;
+use std::sync::mpsc::channel;
 
 use crate::slot_vectors::SlotVectors;
-use std::sync::mpsc::channel;
 
 use std::any::type_name;
 
@@ -1128,21 +1128,6 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
             .set_scale_modification(scale_modification.max(min_factor).min(1.));
     } // end of set_scale_modification
 
-    // here we could pass a point_id_with_order instead of entry_point_id: PointId
-    // The efficacity depends on greedy part depends on how near entry point is from point.
-    // ef is the number of points to return
-    // The method returns a BinaryHeap with positive distances. The caller must transforms it according its need
-    //** NOTE: the entry point is pushed into returned point at the beginning of the function, but in fact entry_point is in a layer
-    //** with higher (one more) index than the argument layer. If the greedy search matches a sufficiently large number of points
-    //** nearer to point searched (arg point) than entry_point it will finally get popped up from the heap of returned points
-    //** but otherwise it will stay in the binary heap and so we can have a point in neighbours that is in fact in a layer
-    //** above the one we search in.
-    //** The guarantee is that the binary heap will return points in layer
-    //** with a larger index, although we can expect that most often (at least in densely populated layers) the returned
-    //** points will be found in searched layer
-    ///
-    /// Greedy algorithm n° 2 in Malkov paper.
-    /// search in a layer (layer) for the ef points nearest a point to be inserted in hnsw.
     /// PATCH (vdb): the vector of the point an edge leads to, from the slot table
     /// (`slot_vectors`); through the point when the table has none for it.
     #[inline]
@@ -1160,6 +1145,21 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         }
     }
 
+    // here we could pass a point_id_with_order instead of entry_point_id: PointId
+    // The efficacity depends on greedy part depends on how near entry point is from point.
+    // ef is the number of points to return
+    // The method returns a BinaryHeap with positive distances. The caller must transforms it according its need
+    //** NOTE: the entry point is pushed into returned point at the beginning of the function, but in fact entry_point is in a layer
+    //** with higher (one more) index than the argument layer. If the greedy search matches a sufficiently large number of points
+    //** nearer to point searched (arg point) than entry_point it will finally get popped up from the heap of returned points
+    //** but otherwise it will stay in the binary heap and so we can have a point in neighbours that is in fact in a layer
+    //** above the one we search in.
+    //** The guarantee is that the binary heap will return points in layer
+    //** with a larger index, although we can expect that most often (at least in densely populated layers) the returned
+    //** points will be found in searched layer
+    ///
+    /// Greedy algorithm n° 2 in Malkov paper.
+    /// search in a layer (layer) for the ef points nearest a point to be inserted in hnsw.
     fn search_layer(
         &self,
         point: &[T],
@@ -1245,8 +1245,10 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 prefetch(next.point as *const u8, 1);
             }
             for &i in &fresh {
+                // Up to 8 lines: a whole 128-d vector (they start on a line, see
+                // the node's `Vector`); more would stall on the fill buffers.
                 let v = self.vector_of(&neighbours_c_l[i as usize]);
-                prefetch(v.as_ptr() as *const u8, std::mem::size_of_val(v).div_ceil(64));
+                prefetch(v.as_ptr() as *const u8, std::mem::size_of_val(v).div_ceil(64).min(8));
             }
             for &i in &fresh {
                 let e = &neighbours_c_l[i as usize];
