@@ -68,40 +68,43 @@ impl<T> SlotVectors<T> {
         if v.len() != dim {
             return;
         }
-        let (k, i) = locate(slot);
-        let mut segment = self.segments[k].load(Ordering::Acquire);
-        if segment.is_null() {
+        let (k, _) = locate(slot);
+        if self.segments[k].load(Ordering::Acquire).is_null() {
             let fresh: Box<[AtomicPtr<T>]> = (0..FIRST << k)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect();
-            segment = Box::into_raw(fresh) as *mut AtomicPtr<T>;
-            self.segments[k].store(segment, Ordering::Release);
+            let fresh = Box::into_raw(fresh) as *mut AtomicPtr<T>;
+            self.segments[k].store(fresh, Ordering::Release);
         }
+        if let Some(entry) = self.entry(slot) {
+            entry.store(v.as_ptr() as *mut T, Ordering::Release);
+        }
+    }
+
+    /// The entry of `slot`, if its segment is allocated.
+    #[inline]
+    fn entry(&self, slot: u32) -> Option<&AtomicPtr<T>> {
+        let (k, i) = locate(slot);
+        let segment = self.segments[k].load(Ordering::Acquire);
         // SAFETY: segment `k` was allocated with `FIRST << k` entries and `i` is below
         // that (`locate`); segments are freed only on drop.
-        let entry = unsafe { &*segment.add(i) };
-        entry.store(v.as_ptr() as *mut T, Ordering::Release);
+        (!segment.is_null()).then(|| unsafe { &*segment.add(i) })
     }
 
     /// Address of the vector at `slot`, null if none was recorded. Its length is
     /// [`dim`](Self::dim).
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> *const T {
-        let (k, i) = locate(slot);
-        let segment = self.segments[k].load(Ordering::Acquire);
-        if segment.is_null() {
-            return std::ptr::null();
-        }
-        // SAFETY: as in `record`.
-        unsafe { &*segment.add(i) }.load(Ordering::Acquire)
+        self.entry(slot)
+            .map_or(std::ptr::null(), |e| e.load(Ordering::Acquire))
     }
 
     /// Where the entry of `slot` lives, for a prefetch; null if its segment is not
     /// allocated.
     #[inline]
     pub(crate) fn entry_address(&self, slot: u32) -> *const u8 {
-        let (k, i) = locate(slot);
-        self.segments[k].load(Ordering::Relaxed).wrapping_add(i) as *const u8
+        self.entry(slot)
+            .map_or(std::ptr::null(), |e| e as *const AtomicPtr<T> as *const u8)
     }
 
     #[inline]
