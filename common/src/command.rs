@@ -165,6 +165,47 @@ pub enum ShardCommand {
     },
     /// Removes every collection on the shard (POST /reset).
     Reset,
+    /// Where a shard leader's indexer linked record versions into its graph
+    /// ([`PointLinks`]), so that the followers link the same versions without
+    /// searching for their neighbours (the search is most of an insert). The
+    /// leader's own indexer proposes it, never a router. It changes no record: a
+    /// replica that ignores it, or gets it late, holds the same records and answers
+    /// the same queries, only builds its graph the slow way.
+    LinkHints {
+        collection: CollectionId,
+        links: Vec<PointLinks>,
+    },
+}
+
+/// One record version as the leader's graph holds it: its level and, for every layer
+/// up to it, the versions it links to (nearest first). Point ids are assigned in log
+/// order, so they name the same version on every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointLinks {
+    pub point: u64,
+    pub level: u8,
+    pub layers: Vec<Vec<u64>>,
+}
+
+impl PointLinks {
+    /// A level below the graph's layer count, one list per layer up to it, each within
+    /// the largest bound a list can have (`2M` on the bottom layer).
+    fn check_limits(&self) -> Result<(), CommonError> {
+        let max_list = 2 * limits::HNSW_MAX_NEIGHBORS.end();
+        let fits = usize::from(self.level) < limits::HNSW_LAYERS
+            && self.layers.len() == usize::from(self.level) + 1
+            && self.layers.iter().all(|l| l.len() <= max_list);
+        if fits {
+            Ok(())
+        } else {
+            Err(CommonError::InvalidArgument(format!(
+                "link hints of point {}: level {} with {} layers is out of bounds",
+                self.point,
+                self.level,
+                self.layers.len()
+            )))
+        }
+    }
 }
 
 impl ShardCommand {
@@ -181,6 +222,16 @@ impl ShardCommand {
             }
             ShardCommand::Delete { ids: Some(ids), .. } => {
                 ids.iter().try_for_each(|id| limits::check_id(id))
+            }
+            ShardCommand::LinkHints { links, .. } => {
+                if links.len() > limits::MAX_LINK_HINTS {
+                    return Err(CommonError::InvalidArgument(format!(
+                        "{} link hints in one command, at most {}",
+                        links.len(),
+                        limits::MAX_LINK_HINTS
+                    )));
+                }
+                links.iter().try_for_each(PointLinks::check_limits)
             }
             _ => Ok(()),
         }

@@ -37,6 +37,14 @@ pub const HNSW_EF_CONSTRUCTION: RangeInclusive<usize> = 1..=10_000;
 /// tests send 1..=1000) and at most 200 for SPANN.
 pub const HNSW_EF_SEARCH: RangeInclusive<usize> = 1..=10_000;
 
+/// Layers of a collection's graph (hnsw_rs's `NB_LAYER_MAX`): a point's level is
+/// below it.
+pub const HNSW_LAYERS: usize = 16;
+
+/// Points one `LinkHints` command may describe (a shard leader's indexer sends one
+/// per chunk of 256).
+pub const MAX_LINK_HINTS: usize = 4_096;
+
 // ---- Filters (`where`, `where_document`) ----------------------------------
 
 /// Deepest nesting of `$and` / `$or`: a condition under 100 logical

@@ -207,6 +207,10 @@ pub struct ReplicaStatus {
     /// HNSW graph; queries scan them exactly. Writes wait above `[raft] max_index_lag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_lag: Option<u64>,
+    /// Shard replicas: points this replica linked into its graphs from its leader's link
+    /// hints, without a search, since it opened (a follower's; a leader's stays put).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_from_hints: Option<u64>,
     /// Node ids of the group's voters.
     pub voters: Vec<u64>,
     /// Node ids of the group's learners (replicas catching up before they vote).
@@ -249,6 +253,7 @@ impl ReplicaStatus {
             digest: String::new(),
             records: None,
             index_lag: None,
+            linked_from_hints: None,
             voters: Vec::new(),
             learners: Vec::new(),
             voters_outgoing: Vec::new(),

@@ -382,6 +382,12 @@ fn group_families(status: &NodeStatus) -> prometheus::Result<Vec<MetricFamily>> 
         "Record versions applied but not yet in the HNSW graph (queries scan them exactly)",
         &["group"],
     )?;
+    let linked_from_hints = gauge(
+        &r,
+        "vdb_shard_linked_from_hints",
+        "Points this replica linked into its HNSW graphs from its leader's link hints, without a search, since it opened",
+        &["group"],
+    )?;
     for rep in &status.replicas {
         let g = rep.group.to_string();
         let kind = kind_label(rep.kind);
@@ -412,6 +418,9 @@ fn group_families(status: &NodeStatus) -> prometheus::Result<Vec<MetricFamily>> 
         }
         if let Some(lag) = rep.index_lag {
             index_lag.with_label_values(&[&g]).set(as_gauge(lag));
+        }
+        if let Some(n) = rep.linked_from_hints {
+            linked_from_hints.with_label_values(&[&g]).set(as_gauge(n));
         }
     }
     Ok(r.gather())

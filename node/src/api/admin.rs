@@ -66,6 +66,7 @@ pub fn node_status(state: &ApiState, digests: Digests) -> NodeStatus {
                     status.records = sm.record_count();
                     if status.kind == GroupKind::Shard {
                         status.index_lag = Some(sm.background_lag());
+                        status.linked_from_hints = Some(sm.background_hinted());
                     }
                 }
             }

@@ -28,12 +28,32 @@ use crate::{panic_guard, priority};
 /// The proposing leader's clock (Unix ms) written into an entry's context when it was
 /// proposed; 0 for an entry without one (empty leader entries, conf changes).
 pub fn entry_stamp(e: &Entry) -> u64 {
-    <[u8; 8]>::try_from(&e.context[..]).map_or(0, u64::from_le_bytes)
+    e.context
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 /// The context a leader proposes an entry with: its clock (Unix ms) at that moment.
 pub fn stamp_context(now_ms: u64) -> Vec<u8> {
     now_ms.to_le_bytes().to_vec()
+}
+
+/// The byte after the stamp that marks an entry the replica's background work proposed
+/// (see [`super::indexer`]).
+const BACKGROUND_MARK: u8 = 1;
+
+/// The context of an entry the replica's background work proposed: the stamp, then
+/// [`BACKGROUND_MARK`].
+pub fn background_context(now_ms: u64) -> Vec<u8> {
+    let mut context = stamp_context(now_ms);
+    context.push(BACKGROUND_MARK);
+    context
+}
+
+/// Whether the entry was proposed by a replica's background work.
+pub fn is_background(e: &Entry) -> bool {
+    e.context.len() == 9 && e.context[8] == BACKGROUND_MARK
 }
 
 /// Set (once) when the state machine may be half-mutated: readers check it *after* taking
@@ -197,9 +217,8 @@ impl ApplyWorker {
     }
 
     /// Starts the replica's background indexer thread beside this one (ended when this
-    /// one ends); commands wait while its lag is above `max_lag` (0: no limit).
-    pub fn with_indexer(mut self, max_lag: u64) -> Self {
-        let link = IndexerLink::new(self.sm.clone(), max_lag);
+    /// one ends); commands wait while its lag is above the link's limit.
+    pub fn with_indexer(mut self, link: Arc<IndexerLink>) -> Self {
         match link.spawn(self.group, self.stopped.clone()) {
             Ok(()) => self.indexer = Some(link),
             // Without it nothing is indexed: refuse nothing, but say so loudly.
@@ -336,7 +355,9 @@ impl ApplyWorker {
         let mut applied = (0, 0);
         for e in entries {
             let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
-            if let Some(link) = self.indexer.as_ref().filter(|_| command) {
+            // A background entry (a leader's link hints) is what lowers the lag.
+            let waits = command && !is_background(&e);
+            if let Some(link) = self.indexer.as_ref().filter(|_| waits) {
                 link.wait_below();
             }
             let mut sm = self.sm.write();
@@ -561,8 +582,8 @@ mod tests {
     use common::backup::{BackupItem, CollectionCount};
 
     use crate::raft::state_machine::{
-        BackgroundJob, Encoded, EncodedStateMachine, ProposalReader, ReadCursor, SnapshotError,
-        SnapshotWrite,
+        BackgroundJob, BackgroundRole, Encoded, EncodedStateMachine, ProposalReader, ReadCursor,
+        SnapshotError, SnapshotWrite,
     };
 
     fn put(index: u64, key: &str, value: &str) -> Entry {
@@ -685,7 +706,7 @@ mod tests {
         fn record_count(&self) -> Option<u64> {
             self.kv.record_count()
         }
-        fn background_job(&self) -> Option<BackgroundJob> {
+        fn background_job(&self, _: BackgroundRole) -> Option<BackgroundJob<Vec<u8>>> {
             None
         }
         fn background_lag(&self) -> u64 {

@@ -8,6 +8,12 @@
 //! [`IndexerLink::wait_below`]): writes slow down to the indexer's pace instead of the
 //! unindexed tail, which every query scans exactly, growing without bound.
 //!
+//! A job may answer with a command for the group's log (the shard leader's links of the
+//! points it indexed, which spare its followers the search): the thread hands it to the
+//! replica, which proposes it if it still leads. Those entries do not wait for the lag
+//! limit (they are what brings a follower's lag down), and a follower waits at twice
+//! the limit, since it indexes behind its leader's hints.
+//!
 //! Test knob: with the environment variable `VDB_TEST_INDEXER_PAUSED=1` a node's
 //! indexers run no job (the tail grows until the lag limit), so tests can check that
 //! queries see what the graph does not hold yet.
@@ -19,7 +25,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use super::apply::StopFlag;
-use super::state_machine::SharedStateMachine;
+use super::state_machine::{BackgroundRole, SharedStateMachine};
 use crate::{panic_guard, priority};
 
 /// The environment variable that pauses every indexer of a node (tests only).
@@ -36,6 +42,13 @@ const RECHECK: Duration = Duration::from_millis(100);
 /// replicas with 2,000 collections each took a fifth of a core
 /// (`scripts/bench-collections`).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
+
+/// How soon a follower with an unindexed tail looks again without a signal: it may be
+/// waiting for hints from a leader that is gone (`shard::indexer::HINT_PATIENCE`).
+const FOLLOWER_RECHECK: Duration = Duration::from_secs(1);
+
+/// Where a job's command for the group's log goes (the replica's actor).
+pub type Proposer = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
 /// A wake-up between the apply thread and the indexer: a counter bumped by the
 /// notifier, so a signal given before the wait starts is not lost.
@@ -73,18 +86,42 @@ pub struct IndexerLink {
     progress: Signal,
     stop: AtomicBool,
     max_lag: u64,
+    /// The replica leads its group / the group has other members (set by the replica).
+    leading: AtomicBool,
+    has_followers: AtomicBool,
+    propose: Proposer,
 }
 
 impl IndexerLink {
-    /// `max_lag`: see [`Self::wait_below`]; 0 means no limit.
-    pub fn new(sm: SharedStateMachine, max_lag: u64) -> Arc<Self> {
+    /// `max_lag`: see [`Self::wait_below`]; 0 means no limit. `propose`: where the
+    /// commands jobs answer go, while the replica leads.
+    pub fn new(sm: SharedStateMachine, max_lag: u64, propose: Proposer) -> Arc<Self> {
         Arc::new(IndexerLink {
             sm,
             work: Signal::default(),
             progress: Signal::default(),
             stop: AtomicBool::new(false),
             max_lag,
+            leading: AtomicBool::new(false),
+            has_followers: AtomicBool::new(false),
+            propose,
         })
+    }
+
+    /// The replica's role changed (or its group's membership): jobs are taken for it.
+    pub fn set_role(&self, leading: bool, has_followers: bool) {
+        self.has_followers.store(has_followers, Ordering::Release);
+        if self.leading.swap(leading, Ordering::AcqRel) != leading {
+            self.work.notify();
+        }
+    }
+
+    fn role(&self) -> BackgroundRole {
+        BackgroundRole {
+            leading: self.leading.load(Ordering::Acquire),
+            has_followers: self.has_followers.load(Ordering::Acquire),
+            max_lag: self.max_lag,
+        }
     }
 
     /// Starts the indexer thread of `group`; it ends after [`Self::stop`].
@@ -108,6 +145,8 @@ impl IndexerLink {
         }
         while !self.stop.load(Ordering::Acquire) {
             let seen = self.work.count();
+            let role = self.role();
+            let mut idle_wait = IDLE_RECHECK;
             let job = if paused {
                 None
             } else {
@@ -116,17 +155,27 @@ impl IndexerLink {
                 if stopped.lock().is_some() {
                     return;
                 }
-                sm.background_job()
+                let job = sm.background_job(role);
+                if job.is_none() && !role.leading && sm.background_lag() > 0 {
+                    idle_wait = FOLLOWER_RECHECK;
+                }
+                job
             };
             let Some(job) = job else {
-                self.work.wait_after(seen, IDLE_RECHECK);
+                self.work.wait_after(seen, idle_wait);
                 continue;
             };
-            if let Err(panic) = panic_guard::catch(job) {
-                // Queries stay correct (the tail is scanned exactly); writes stop once
-                // the lag limit is reached, as they would behind a stopped apply.
-                tracing::error!(group, %panic, "indexer job panicked; this replica's indexer stops");
-                return;
+            match panic_guard::catch(job) {
+                Ok(Some(command)) if self.leading.load(Ordering::Acquire) => {
+                    (self.propose)(command)
+                }
+                Ok(_) => {}
+                Err(panic) => {
+                    // Queries stay correct (the tail is scanned exactly); writes stop once
+                    // the lag limit is reached, as they would behind a stopped apply.
+                    tracing::error!(group, %panic, "indexer job panicked; this replica's indexer stops");
+                    return;
+                }
             }
             self.progress.notify();
         }
@@ -148,8 +197,12 @@ impl IndexerLink {
         }
         loop {
             let seen = self.progress.count();
-            if self.sm.read().background_lag() <= self.max_lag || self.stop.load(Ordering::Acquire)
-            {
+            let limit = if self.leading.load(Ordering::Acquire) {
+                self.max_lag
+            } else {
+                self.max_lag.saturating_mul(2)
+            };
+            if self.sm.read().background_lag() <= limit || self.stop.load(Ordering::Acquire) {
                 return;
             }
             self.work.notify();

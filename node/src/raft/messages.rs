@@ -90,6 +90,16 @@ impl actix::Message for Report {
     type Result = ();
 }
 
+/// A command the replica's background work answered (an encoded proposal): proposed
+/// if the replica leads, dropped otherwise; nobody waits for it.
+pub struct ProposeBackground {
+    pub data: Vec<u8>,
+}
+
+impl actix::Message for ProposeBackground {
+    type Result = ();
+}
+
 /// Internal: run the ready loop (scheduled once per batch of handled messages).
 pub(super) struct RunReady;
 

@@ -64,7 +64,7 @@ pub enum SnapshotError {
 /// snapshots under the read lock (possibly from other threads).
 pub trait StateMachine: Send + Sync + Sized + 'static {
     /// What the group's log carries (inside a [`Proposal`]).
-    type Command: DeserializeOwned;
+    type Command: Serialize + DeserializeOwned;
     /// The reply to a command, remembered per request id.
     type Outcome: Serialize + Clone;
     /// A read request.
@@ -124,14 +124,21 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
 
     /// The next piece of work the state machine does behind its applied position,
     /// taken under the read lock and run by the replica's background thread without
-    /// any lock of the replica (`raft::indexer`; the shard's vector indexer). `None`:
-    /// caught up.
-    fn background_job(&self) -> Option<BackgroundJob> {
+    /// any lock of the replica (`raft::indexer`; the shard's vector indexer), for a
+    /// replica in `role`. `None`: caught up, or nothing to do yet.
+    fn background_job(&self, role: BackgroundRole) -> Option<BackgroundJob<Self::Command>> {
+        let _ = role;
         None
     }
     /// How far that work is behind (the shard: record versions not yet indexed). The
     /// apply thread waits while it is above `[raft] max_index_lag`.
     fn background_lag(&self) -> u64 {
+        0
+    }
+    /// How much of that work was spared by the leader's answers (the shard: points
+    /// linked from its leader's link hints, without a search), since the state
+    /// machine was opened or restored.
+    fn background_hinted(&self) -> u64 {
         0
     }
 
@@ -212,10 +219,15 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
     fn restore_snapshot(&mut self, path: &Path) -> Result<(), SnapshotError>;
     fn digest(&self) -> u64;
     fn record_count(&self) -> Option<u64>;
-    /// See [`StateMachine::background_job`].
-    fn background_job(&self) -> Option<BackgroundJob>;
+    /// See [`StateMachine::background_job`]; a command the job answers comes encoded
+    /// as a proposal of its own (a fresh request id).
+    fn background_job(&self, role: BackgroundRole) -> Option<BackgroundJob<Vec<u8>>>;
     /// See [`StateMachine::background_lag`].
     fn background_lag(&self) -> u64;
+    /// See [`StateMachine::background_hinted`].
+    fn background_hinted(&self) -> u64 {
+        0
+    }
     /// See [`StateMachine::export`].
     fn export(
         &self,
@@ -231,8 +243,25 @@ pub trait EncodedStateMachine: Send + Sync + 'static {
 pub type SnapshotWrite<E> = Box<dyn FnOnce() -> Result<(), E> + Send>;
 
 /// Work a state machine hands to its replica's background thread (see
-/// [`StateMachine::background_job`]).
-pub type BackgroundJob = Box<dyn FnOnce() + Send>;
+/// [`StateMachine::background_job`]). It may answer with a command for the group's
+/// log, which the replica proposes if it still leads: best effort, nothing waits for
+/// it, and a command lost on the way may cost time, never correctness.
+pub type BackgroundJob<C> = Box<dyn FnOnce() -> Option<C> + Send>;
+
+/// What a replica's place in its group asks of its background work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackgroundRole {
+    /// The replica leads its group (what its jobs answer is proposed).
+    pub leading: bool,
+    /// The group has other voters or learners (someone to tell).
+    pub has_followers: bool,
+    /// `[raft] max_index_lag` (0: no limit).
+    pub max_lag: u64,
+}
+
+/// How long a background proposal may wait to be proposed (the dedup window keeps its
+/// request id until then).
+const BACKGROUND_PROPOSAL_TTL_MS: u64 = 10_000;
 
 /// Decodes a proposal's bytes: its header, or the encoded outcome that refuses it (the
 /// proposal is then answered without entering the log).
@@ -360,12 +389,24 @@ impl<S: StateMachine> EncodedStateMachine for Encoded<S> {
         self.0.record_count()
     }
 
-    fn background_job(&self) -> Option<BackgroundJob> {
-        self.0.background_job()
+    fn background_job(&self, role: BackgroundRole) -> Option<BackgroundJob<Vec<u8>>> {
+        let job = self.0.background_job(role)?;
+        Some(Box::new(move || {
+            let command = job()?;
+            Some(encode(&Proposal {
+                request_id: rand::random(),
+                deadline_ms: common::clock::unix_ms() + BACKGROUND_PROPOSAL_TTL_MS,
+                command,
+            }))
+        }))
     }
 
     fn background_lag(&self) -> u64 {
         self.0.background_lag()
+    }
+
+    fn background_hinted(&self) -> u64 {
+        self.0.background_hinted()
     }
 
     fn export(

@@ -18,6 +18,7 @@ use super::index::{PointId, Vector, VectorIndex};
 use super::indexer::{IndexCell, IndexJob};
 use super::metadata_index::MetadataIndex;
 use super::packing::{self, Packing};
+use crate::raft::state_machine::BackgroundRole;
 
 /// A record as a replica stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,7 +147,7 @@ impl CollectionShard {
     }
 
     /// The next chunk of the unindexed tail for the background indexer.
-    pub fn index_job(&self) -> Option<IndexJob> {
+    pub fn index_job(&self, role: BackgroundRole) -> Option<IndexJob> {
         let tail = self
             .point_to_id
             .range(self.index.through()..)
@@ -156,6 +157,7 @@ impl CollectionShard {
             &self.state.config,
             self.state.next_point,
             tail,
+            role,
         )
     }
 

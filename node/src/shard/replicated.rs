@@ -14,7 +14,7 @@ use super::snapshot::{capture, read_snapshot, write_snapshot};
 use super::state_machine::ReadInProgress;
 use super::{AppliedPosition, ShardError, ShardStateMachine};
 use crate::raft::dedup::RequestDedup;
-use crate::raft::state_machine::{BackgroundJob, SnapshotWrite};
+use crate::raft::state_machine::{BackgroundJob, BackgroundRole, SnapshotWrite};
 use crate::raft::StateMachine;
 
 fn read_error(e: ShardError) -> ShardReadError {
@@ -92,13 +92,22 @@ impl StateMachine for ShardStateMachine {
         Some(ShardStateMachine::record_count(self) as u64)
     }
 
-    fn background_job(&self) -> Option<BackgroundJob> {
-        self.index_job()
-            .map(|job| -> BackgroundJob { Box::new(move || job.run()) })
+    /// The indexer's next chunk; a leader's answers where it linked the chunk, for
+    /// its followers (`ShardCommand::LinkHints`, see `shard::indexer`).
+    fn background_job(&self, role: BackgroundRole) -> Option<BackgroundJob<ShardCommand>> {
+        let (collection, job) = self.index_job(role)?;
+        Some(Box::new(move || {
+            let links = job.run();
+            (!links.is_empty()).then_some(ShardCommand::LinkHints { collection, links })
+        }))
     }
 
     fn background_lag(&self) -> u64 {
         self.index_lag()
+    }
+
+    fn background_hinted(&self) -> u64 {
+        self.linked_from_hints()
     }
 
     fn export(

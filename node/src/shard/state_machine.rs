@@ -12,6 +12,7 @@ use super::error::ShardError;
 use super::indexer::IndexJob;
 use super::read::{GetProgress, QueryProgress};
 use crate::raft::dedup::RequestDedup;
+use crate::raft::state_machine::BackgroundRole;
 pub use crate::raft::AppliedPosition;
 
 /// How many request ids a shard remembers. A retry arrives within seconds;
@@ -135,6 +136,13 @@ impl ShardStateMachine {
                 self.dropped.extend(collections.into_keys());
                 ApplyOutcome::Done
             }
+            // Derived state only: a collection dropped since is no error.
+            ShardCommand::LinkHints { collection, links } => {
+                if let Some(c) = self.collections.get(collection) {
+                    c.index().add_hints(links);
+                }
+                ApplyOutcome::Done
+            }
         }
     }
 
@@ -213,17 +221,34 @@ impl ShardStateMachine {
             .sum()
     }
 
-    /// The next chunk for the background indexer: of the collection furthest
-    /// behind, so one busy collection does not starve the others' tails.
-    pub fn index_job(&self) -> Option<IndexJob> {
-        let mut by_lag: Vec<&CollectionShard> = self.collections.values().collect();
-        by_lag.sort_by_key(|c| std::cmp::Reverse(c.index_lag()));
-        by_lag.into_iter().find_map(CollectionShard::index_job)
+    /// Points linked from the leader's hints, without a search, over every collection
+    /// (see `shard::indexer`).
+    pub fn linked_from_hints(&self) -> u64 {
+        self.collections
+            .values()
+            .map(|c| c.index().linked_from_hints())
+            .sum()
     }
 
-    /// Indexes every tail now, on this thread (tests, and tools without a replica).
+    /// The next chunk for the background indexer of a replica in `role`: of the
+    /// collection furthest behind, so one busy collection does not starve the
+    /// others' tails.
+    pub fn index_job(&self, role: BackgroundRole) -> Option<(CollectionId, IndexJob)> {
+        let mut by_lag: Vec<(&CollectionId, &CollectionShard)> = self.collections.iter().collect();
+        by_lag.sort_by_key(|(_, c)| std::cmp::Reverse(c.index_lag()));
+        by_lag
+            .into_iter()
+            .find_map(|(id, c)| Some((id.clone(), c.index_job(role)?)))
+    }
+
+    /// Indexes every tail now, on this thread, as a leader does (tests, and tools
+    /// without a replica).
     pub fn index_everything(&self) {
-        while let Some(job) = self.index_job() {
+        let role = BackgroundRole {
+            leading: true,
+            ..BackgroundRole::default()
+        };
+        while let Some((_, job)) = self.index_job(role) {
             job.run();
         }
     }

@@ -193,6 +193,8 @@ fn apply(group: &mut Group, command: &ShardCommand) -> ApplyOutcome {
             group.dropped.extend(std::mem::take(parts).into_keys());
             ApplyOutcome::Done
         }
+        // Graph hints between replicas: this store has no graph.
+        ShardCommand::LinkHints { .. } => ApplyOutcome::Done,
         ShardCommand::ModifyCollection { collection, config } => {
             parts.get_mut(collection).map_or(missing, |p| {
                 p.config = config.clone();

@@ -9,11 +9,11 @@ use raft::SnapshotStatus;
 use super::*;
 use crate::metrics::ReadPath;
 use crate::panic_guard;
-use crate::raft::apply::{stamp_context, ApplyReport};
+use crate::raft::apply::{background_context, stamp_context, ApplyReport};
 use crate::raft::inbound;
 use crate::raft::messages::{
-    ChangeMembership, Destroy, Propose, ReadIndex, Report, RunReady, SetPreferredLeader, StepBatch,
-    TransferLeader,
+    ChangeMembership, Destroy, Propose, ProposeBackground, ReadIndex, Report, RunReady,
+    SetPreferredLeader, StepBatch, TransferLeader,
 };
 use crate::transport::SendReport;
 
@@ -148,6 +148,27 @@ impl Handler<Propose> for Replica {
                     .reply
                     .send(Err(InternalError::Internal(e.to_string())));
             }
+        }
+    }
+}
+
+impl Handler<ProposeBackground> for Replica {
+    type Result = ();
+
+    /// Best effort: a replica that does not lead (any more), or whose proposal Raft
+    /// drops, forgets it (see [`ProposeBackground`]).
+    fn handle(&mut self, msg: ProposeBackground, ctx: &mut Context<Self>) {
+        if self.failed || self.role != StateRole::Leader {
+            return;
+        }
+        self.wake(ctx, "a background proposal");
+        let now_ms = common::clock::unix_ms();
+        if self
+            .raw
+            .propose(background_context(now_ms), msg.data)
+            .is_ok()
+        {
+            self.schedule_ready(ctx);
         }
     }
 }

@@ -181,6 +181,7 @@ impl Replica {
     /// was a member before (acted on after the ready round, see [`Replica::destroy`]).
     /// Configurations before the replica joined are history, not news.
     pub(super) fn note_conf_state(&mut self, index: u64, cs: &ConfState) {
+        self.tell_indexer_role();
         if index < self.joined_at {
             return;
         }

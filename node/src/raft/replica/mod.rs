@@ -41,6 +41,7 @@ use raft::prelude::Entry;
 use raft::{RawNode, StateRole};
 
 use super::apply::{ApplySender, SnapshotPolicy, StopFlag};
+use super::indexer::IndexerLink;
 use super::lease::{vote_guard_span, LeaderLease, VoteGuard};
 use super::pending::{PendingProposals, PendingReads};
 use super::snapshot_files::SnapshotFiles;
@@ -192,6 +193,9 @@ pub struct Replica {
     max_index_lag: u64,
     /// The apply thread's queue (set when the actor starts).
     apply: Option<ApplySender>,
+    /// The background indexer beside the apply thread (set when the actor starts): told
+    /// this replica's role, and proposes through [`ProposeBackground`].
+    indexer: Option<Arc<IndexerLink>>,
     tick: Duration,
     election_timeout: Duration,
     preferred_leader: Option<u64>,

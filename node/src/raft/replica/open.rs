@@ -12,6 +12,7 @@ use raft::{Config, Storage};
 use super::*;
 use crate::raft::apply::ApplyWorker;
 use crate::raft::logger::raft_logger;
+use crate::raft::messages::ProposeBackground;
 use crate::raft::state_machine::EncodedStateMachine;
 
 impl Replica {
@@ -141,6 +142,7 @@ impl Replica {
                 min_bytes: rc.snapshot_interval_bytes,
             },
             apply: None,
+            indexer: None,
             tick,
             election_timeout: tick * rc.election_ticks as u32,
             preferred_leader,
@@ -190,6 +192,14 @@ impl Replica {
     /// replica cannot apply; it then fails on its first committed entry.
     fn start_apply_thread(&mut self, addr: Addr<Replica>) {
         let (tx, rx) = std::sync::mpsc::channel();
+        let proposer = addr.clone();
+        let indexer = IndexerLink::new(
+            self.sm.clone(),
+            self.max_index_lag,
+            Box::new(move |data| proposer.do_send(ProposeBackground { data })),
+        );
+        self.indexer = Some(indexer.clone());
+        self.tell_indexer_role();
         let worker = ApplyWorker::new(
             self.group,
             self.sm.clone(),
@@ -199,7 +209,7 @@ impl Replica {
             move |report| addr.do_send(report),
         )
         .with_stop_flag(self.stopped.clone())
-        .with_indexer(self.max_index_lag);
+        .with_indexer(indexer);
         match worker.spawn(rx) {
             Ok(()) => self.apply = Some(tx),
             Err(e) => {

@@ -182,6 +182,18 @@ impl Replica {
             self.reads.fail_all(not_leader);
         }
         self.role = new;
+        self.tell_indexer_role();
+    }
+
+    /// Tells the background indexer whether this replica leads a group with other
+    /// members (then its jobs' link hints are worth proposing) or follows (then it
+    /// waits for them).
+    pub(super) fn tell_indexer_role(&self) {
+        if let Some(indexer) = &self.indexer {
+            let cs = self.storage.conf_state();
+            let members = cs.voters.len() + cs.learners.len();
+            indexer.set_role(self.role == StateRole::Leader, members > 1);
+        }
     }
 
     pub(super) fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<(), ReplicaError> {

@@ -12,6 +12,7 @@ use hnsw_rs::api::AnnT;
 use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::HnswIo;
 use parking_lot::Mutex;
+use rayon::prelude::*;
 
 use super::distance::{GraphCosine, GraphIp, GraphL2};
 use super::error::IndexError;
@@ -26,6 +27,9 @@ const PARALLEL_INSERT_MIN: usize = 256;
 /// hnsw_rs preallocates per-layer tables from the capacity hint; cap it so a
 /// wild hint cannot reserve gigabytes up front (tables still grow as needed).
 const CAPACITY_HINT_MAX: usize = 1 << 20;
+
+/// A point's level and, per layer up to it, the slots of its neighbours.
+pub(crate) type SlotLinks = (u8, Vec<Vec<usize>>);
 
 /// Graph parameters, already clamped to what hnsw_rs accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,29 +106,45 @@ impl Graph {
     /// Inserts `(vector, slot)` pairs; large batches in parallel. The points
     /// borrow the vectors (kept alive by the graph) rather than copy them.
     pub fn insert(&self, items: &[(Vector, usize)]) {
+        let items: Vec<(&Vector, usize, Option<&SlotLinks>)> =
+            items.iter().map(|(v, slot)| (v, *slot, None)).collect();
+        self.insert_linked(&items);
+    }
+
+    /// Inserts `(vector, slot, links)` like [`insert`](Self::insert), except that a
+    /// point with links (another replica's graph's choices, as slots of this one) is
+    /// linked to them without a search where this graph holds enough of them
+    /// (`Hnsw::insert_linked_borrowed`); the others are inserted by search. Returns
+    /// how many were linked from their links.
+    pub fn insert_linked(&self, items: &[(&Vector, usize, Option<&SlotLinks>)]) -> usize {
         self.borrowed
             .lock()
-            .extend(items.iter().map(|(v, _)| Vector::clone(v)));
-        let items: Vec<(&'static [f32], usize)> = items
-            .iter()
-            // SAFETY: the slice is the contents of a `Vector` that
-            // `self.borrowed` now holds until the graph is dropped; an Arc's
-            // contents never move, and `hnsw` (whose points hold the slice) is
-            // dropped before `borrowed`. hnsw_rs only reads the slice.
-            .map(|(v, slot)| {
-                (
-                    unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) },
-                    *slot,
-                )
-            })
-            .collect();
-        if items.len() >= PARALLEL_INSERT_MIN {
-            with_hnsw!(&self.hnsw, h => h.parallel_insert_borrowed(&items));
-        } else {
-            for &item in &items {
-                with_hnsw!(&self.hnsw, h => h.insert_borrowed(item));
+            .extend(items.iter().map(|(v, _, _)| Vector::clone(v)));
+        let one = |&(v, slot, links): &(&Vector, usize, Option<&SlotLinks>)| -> usize {
+            // SAFETY: the slice is the contents of a `Vector` that `self.borrowed`
+            // now holds until the graph is dropped; an Arc's contents never move,
+            // and `hnsw` (whose points hold the slice) is dropped before
+            // `borrowed`. hnsw_rs only reads the slice.
+            let data: &'static [f32] = unsafe { std::slice::from_raw_parts(v.as_ptr(), v.len()) };
+            let linked = links.is_some_and(|(level, layers)| {
+                with_hnsw!(&self.hnsw, h => h.insert_linked_borrowed(data, slot, *level, layers))
+            });
+            if !linked {
+                with_hnsw!(&self.hnsw, h => h.insert_borrowed((data, slot)));
             }
+            usize::from(linked)
+        };
+        if items.len() >= PARALLEL_INSERT_MIN {
+            items.par_iter().map(one).sum()
+        } else {
+            items.iter().map(one).sum()
         }
+    }
+
+    /// The level of the point at `slot` and its neighbours' slots per layer up to
+    /// it, nearest first; `None` if the graph has no such point.
+    pub fn links_of(&self, slot: usize) -> Option<SlotLinks> {
+        with_hnsw!(&self.hnsw, h => h.links_by_origin(slot))
     }
 
     /// Slots of up to `k` approximate nearest neighbours, nearest first.

@@ -30,7 +30,7 @@ mod tests;
 
 use std::path::Path;
 
-use common::command::IndexConfig;
+use common::command::{IndexConfig, PointLinks};
 use common::Space;
 
 pub use error::IndexError;
@@ -93,6 +93,15 @@ impl Default for RebuildPolicy {
             min_fraction: 0.25,
         }
     }
+}
+
+/// What [`VectorIndex::link_hinted`] did.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// Points linked from their hints, without a search.
+    pub from_hints: usize,
+    /// Where the graph linked each point (when asked to report).
+    pub links: Vec<PointLinks>,
 }
 
 pub struct VectorIndex {
@@ -192,9 +201,29 @@ impl VectorIndex {
     /// changes the index: a rebuild installed in between (by
     /// [`maintain`](Self::maintain)) would own other slots.
     pub fn link(&self, staged: Staged) {
-        if !staged.slots.is_empty() {
-            self.active.link(staged.slots);
+        self.link_hinted(staged, &[], false);
+    }
+
+    /// [`link`](Self::link), where `hints[i]` (if any) is where the leader's graph
+    /// linked the `i`-th staged point: linked to the same points here without a
+    /// search. With `report`, answers where this graph linked each staged point,
+    /// for the other replicas.
+    pub fn link_hinted(
+        &self,
+        staged: Staged,
+        hints: &[Option<PointLinks>],
+        report: bool,
+    ) -> Linked {
+        if staged.slots.is_empty() {
+            return Linked::default();
         }
+        let from_hints = self.active.link(staged.slots.clone(), hints);
+        let links = if report {
+            self.active.links(staged.slots)
+        } else {
+            Vec::new()
+        };
+        Linked { from_hints, links }
     }
 
     /// Tombstones `id`: no search returns it again. Unknown ids are ignored.

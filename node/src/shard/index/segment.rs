@@ -6,7 +6,9 @@
 
 use std::ops::Range;
 
-use super::graph::{Graph, GraphParams};
+use common::command::PointLinks;
+
+use super::graph::{Graph, GraphParams, SlotLinks};
 use super::store::VectorStore;
 use super::{PointId, Vector};
 
@@ -56,7 +58,7 @@ impl Segment {
     /// live is replaced.
     pub fn insert_batch(&mut self, points: &[(PointId, Vector)]) {
         let staged = self.stage(points);
-        self.link(staged);
+        self.link(staged, &[]);
     }
 
     /// Appends the points to the store (live, replacing a live id), not yet in
@@ -71,11 +73,54 @@ impl Segment {
 
     /// Inserts staged slots into the graph. A shared borrow: hnsw_rs inserts
     /// under its own per-point locks, so searches may run meanwhile (and may
-    /// meet the slots being linked).
-    pub fn link(&self, slots: Range<usize>) {
+    /// meet the slots being linked). `hints[i]`, when given, is where another
+    /// replica's graph linked the point of the `i`-th slot: it is linked to the
+    /// same live points here without a search (see [`Graph::insert_linked`]).
+    /// Returns how many points were linked from their hints.
+    pub fn link(&self, slots: Range<usize>, hints: &[Option<PointLinks>]) -> usize {
         let store = &self.store;
-        let items: Vec<(Vector, usize)> = slots.map(|s| (store.shared(s).clone(), s)).collect();
-        self.graph.insert(&items);
+        let links: Vec<Option<SlotLinks>> = slots
+            .clone()
+            .enumerate()
+            .map(|(i, _)| {
+                let hint = hints.get(i)?.as_ref()?;
+                let layers = hint
+                    .layers
+                    .iter()
+                    .map(|l| l.iter().filter_map(|&p| store.slot_of(p)).collect())
+                    .collect();
+                Some((hint.level, layers))
+            })
+            .collect();
+        let items: Vec<(&Vector, usize, Option<&SlotLinks>)> = slots
+            .zip(&links)
+            .map(|(s, l)| (store.shared(s), s, l.as_ref()))
+            .collect();
+        self.graph.insert_linked(&items)
+    }
+
+    /// Where the graph linked the points of `slots` (as point ids), for the other
+    /// replicas' [`link`](Self::link).
+    pub fn links(&self, slots: Range<usize>) -> Vec<PointLinks> {
+        let store = &self.store;
+        slots
+            .filter_map(|s| {
+                let (level, layers) = self.graph.links_of(s)?;
+                let layers = layers
+                    .into_iter()
+                    .map(|l| {
+                        l.into_iter()
+                            .filter_map(|n| store.ids().get(n).copied())
+                            .collect()
+                    })
+                    .collect();
+                Some(PointLinks {
+                    point: *store.ids().get(s)?,
+                    level,
+                    layers,
+                })
+            })
+            .collect()
     }
 
     /// Tombstones `id`; false if it was not live.

@@ -1,5 +1,6 @@
 //! Tests of the shard state machine against a brute-force model.
 
+mod hints;
 mod limits;
 mod model;
 mod oracle;

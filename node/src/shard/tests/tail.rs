@@ -5,9 +5,18 @@ use common::command::{AddMode, RecordWrite, ShardCommand};
 use common::{Filter, MetadataValue, Space};
 
 use super::model::{Driver, COLLECTION};
+use crate::raft::state_machine::BackgroundRole;
 use crate::shard::snapshot::{capture, read_snapshot, write_snapshot};
 
 const DIM: usize = 4;
+
+/// The role of a group's only replica: it leads, with nobody to send hints to.
+fn leader() -> BackgroundRole {
+    BackgroundRole {
+        leading: true,
+        ..BackgroundRole::default()
+    }
+}
 
 /// A record at `(x, 0, 0, 0)` with metadata `tag`.
 fn rec(id: &str, x: f32, tag: i64) -> RecordWrite {
@@ -124,7 +133,7 @@ fn a_snapshot_keeps_the_watermark_and_the_tail_is_indexed_after_restore() {
         .collect();
     d.apply_unindexed(upsert(records));
     // One chunk indexed; an indexed record replaced with its tombstone still queued.
-    d.sm.index_job().expect("a job").run();
+    d.sm.index_job(leader()).expect("a job").1.run();
     d.apply_unindexed(upsert(vec![rec("g5", -1.0, 0)]));
     let lag = d.sm.index_lag();
     assert!(lag > 0 && lag < 601, "lag {lag}");
@@ -166,7 +175,7 @@ fn a_query_while_a_chunk_is_linked_sees_each_point_once() {
     d.apply_unindexed(upsert(records));
     // The first chunk (n0..n255) is in the graph, the watermark still below it:
     // the indexer's state while it links, with queries running.
-    let job = d.sm.index_job().expect("a job");
+    let (_, job) = d.sm.index_job(leader()).expect("a job");
     job.stage_and_link();
     assert_eq!(d.sm.index_lag(), 600);
     let hits = d.query(&q(0.0), 5, Filter::default());
@@ -205,7 +214,7 @@ fn a_snapshot_is_of_its_capture_while_the_graph_moves_on() {
         .map(|i| spread(&format!("n{i}"), i as f32))
         .collect();
     d.apply_unindexed(upsert(records));
-    d.sm.index_job().expect("a job").run(); // the first chunk in the graph
+    d.sm.index_job(leader()).expect("a job").1.run(); // the first chunk in the graph
     let digest = d.sm.digest();
     let captured = capture(&d.sm).unwrap();
 

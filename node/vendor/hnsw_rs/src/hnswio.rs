@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
-use crate::slot_vectors::SlotVectors;
+use crate::slot_vectors::{SlotTable, SlotVectors};
 
 use std::collections::HashMap;
 
@@ -673,6 +673,7 @@ impl HnswIo {
         let mut nb_points_loaded: usize = 0;
         // PATCH (vdb): each point's vector by slot, as an insert records it.
         let vectors = SlotVectors::default();
+        let by_origin = SlotTable::default();
         let mut nb_still_to_load = descr.nb_point as i64;
         let (use_mmap, max_nbpoint_in_memory) = self.options.use_mmap();
         //
@@ -735,6 +736,9 @@ impl HnswIo {
                 // store neoghbour info of this point
                 neighbourhood_map.insert(p_id, load_point_res.1);
                 vectors.record(slot, point.get_v());
+                if let std::result::Result::Ok(origin) = u32::try_from(point.get_origin_id()) {
+                    by_origin.record(origin, Arc::as_ptr(&point));
+                }
                 vlayer.push(point);
                 nb_points_loaded += 1;
                 nb_still_to_load -= 1;
@@ -815,6 +819,7 @@ impl HnswIo {
             nb_point: Arc::new(RwLock::new(nb_points_loaded)), // CAVEAT , we should increase , the whole thing is to be able to increment graph ?
             entry_point: Arc::new(RwLock::new(Some(entry_point))),
             vectors,
+            by_origin,
         };
         //
         debug!("Exiting load_pointIndexation");

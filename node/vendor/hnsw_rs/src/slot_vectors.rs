@@ -23,6 +23,9 @@
 //! Tested through the node (this crate's own tests are left out, see `PATCHED.md`):
 //! its recall tests build 20,000-point graphs, whose slots span five segments, and
 //! reload and grow them; a slot answered with another point's vector fails them.
+//!
+//! The same table keyed by origin id (the caller's `DataId`) finds a point by the
+//! id its caller knows it by (`Hnsw::insert_linked_borrowed`, `Hnsw::links_by_origin`).
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -31,17 +34,16 @@ const FIRST: usize = 1024;
 /// Segments: enough for every `u32` slot (`FIRST << 22` is past 2^32).
 const SEGMENTS: usize = 23;
 
-pub(crate) struct SlotVectors<T> {
-    segments: [AtomicPtr<AtomicPtr<T>>; SEGMENTS],
-    /// The length of every vector recorded (the first one's); 0 until then.
-    dim: AtomicUsize,
+/// Addresses of `E`s by a dense `u32` key, in segments that never move. Written by one
+/// thread at a time, read by any (see the module comment).
+pub(crate) struct SlotTable<E> {
+    segments: [AtomicPtr<AtomicPtr<E>>; SEGMENTS],
 }
 
-impl<T> Default for SlotVectors<T> {
+impl<E> Default for SlotTable<E> {
     fn default() -> Self {
-        SlotVectors {
+        SlotTable {
             segments: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
-            dim: AtomicUsize::new(0),
         }
     }
 }
@@ -51,6 +53,82 @@ fn locate(slot: u32) -> (usize, usize) {
     let s = slot as usize + FIRST;
     let k = (usize::BITS - 1 - s.leading_zeros()) as usize - FIRST.trailing_zeros() as usize;
     (k, s - (FIRST << k))
+}
+
+impl<E> SlotTable<E> {
+    /// Records `address` at `slot`. Called by one thread at a time.
+    pub(crate) fn record(&self, slot: u32, address: *const E) {
+        let (k, _) = locate(slot);
+        if self.segments[k].load(Ordering::Acquire).is_null() {
+            let fresh: Box<[AtomicPtr<E>]> = (0..FIRST << k)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect();
+            let fresh = Box::into_raw(fresh) as *mut AtomicPtr<E>;
+            self.segments[k].store(fresh, Ordering::Release);
+        }
+        if let Some(entry) = self.entry(slot) {
+            entry.store(address as *mut E, Ordering::Release);
+        }
+    }
+
+    /// The entry of `slot`, if its segment is allocated.
+    #[inline]
+    fn entry(&self, slot: u32) -> Option<&AtomicPtr<E>> {
+        let (k, i) = locate(slot);
+        let segment = self.segments[k].load(Ordering::Acquire);
+        // SAFETY: segment `k` was allocated with `FIRST << k` entries and `i` is below
+        // that (`locate`); segments are freed only on drop.
+        (!segment.is_null()).then(|| unsafe { &*segment.add(i) })
+    }
+
+    /// The address recorded at `slot`, null if none was.
+    #[inline]
+    pub(crate) fn get(&self, slot: u32) -> *const E {
+        self.entry(slot)
+            .map_or(std::ptr::null(), |e| e.load(Ordering::Acquire))
+    }
+
+    /// Where the entry of `slot` lives, for a prefetch; null if its segment is not
+    /// allocated.
+    #[inline]
+    pub(crate) fn entry_address(&self, slot: u32) -> *const u8 {
+        self.entry(slot)
+            .map_or(std::ptr::null(), |e| e as *const AtomicPtr<E> as *const u8)
+    }
+}
+
+impl<E> Drop for SlotTable<E> {
+    fn drop(&mut self) {
+        for (k, segment) in self.segments.iter_mut().enumerate() {
+            let p = *segment.get_mut();
+            if !p.is_null() {
+                // SAFETY: allocated in `record` as a boxed slice of `FIRST << k`
+                // entries and not freed before.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, FIRST << k)) });
+            }
+        }
+    }
+}
+
+// SAFETY: the table holds addresses only; what they point to is owned by the points of
+// the same graph (or borrowed for its lifetime) and only read through shared references.
+unsafe impl<E: Sync> Send for SlotTable<E> {}
+unsafe impl<E: Sync> Sync for SlotTable<E> {}
+
+/// Each point's vector by the point's slot.
+pub(crate) struct SlotVectors<T> {
+    table: SlotTable<T>,
+    /// The length of every vector recorded (the first one's); 0 until then.
+    dim: AtomicUsize,
+}
+
+impl<T> Default for SlotVectors<T> {
+    fn default() -> Self {
+        SlotVectors {
+            table: SlotTable::default(),
+            dim: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl<T> SlotVectors<T> {
@@ -65,46 +143,22 @@ impl<T> SlotVectors<T> {
             }
             d => d,
         };
-        if v.len() != dim {
-            return;
+        if v.len() == dim {
+            self.table.record(slot, v.as_ptr());
         }
-        let (k, _) = locate(slot);
-        if self.segments[k].load(Ordering::Acquire).is_null() {
-            let fresh: Box<[AtomicPtr<T>]> = (0..FIRST << k)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect();
-            let fresh = Box::into_raw(fresh) as *mut AtomicPtr<T>;
-            self.segments[k].store(fresh, Ordering::Release);
-        }
-        if let Some(entry) = self.entry(slot) {
-            entry.store(v.as_ptr() as *mut T, Ordering::Release);
-        }
-    }
-
-    /// The entry of `slot`, if its segment is allocated.
-    #[inline]
-    fn entry(&self, slot: u32) -> Option<&AtomicPtr<T>> {
-        let (k, i) = locate(slot);
-        let segment = self.segments[k].load(Ordering::Acquire);
-        // SAFETY: segment `k` was allocated with `FIRST << k` entries and `i` is below
-        // that (`locate`); segments are freed only on drop.
-        (!segment.is_null()).then(|| unsafe { &*segment.add(i) })
     }
 
     /// Address of the vector at `slot`, null if none was recorded. Its length is
     /// [`dim`](Self::dim).
     #[inline]
     pub(crate) fn get(&self, slot: u32) -> *const T {
-        self.entry(slot)
-            .map_or(std::ptr::null(), |e| e.load(Ordering::Acquire))
+        self.table.get(slot)
     }
 
-    /// Where the entry of `slot` lives, for a prefetch; null if its segment is not
-    /// allocated.
+    /// Where the entry of `slot` lives, for a prefetch.
     #[inline]
     pub(crate) fn entry_address(&self, slot: u32) -> *const u8 {
-        self.entry(slot)
-            .map_or(std::ptr::null(), |e| e as *const AtomicPtr<T> as *const u8)
+        self.table.entry_address(slot)
     }
 
     #[inline]
@@ -112,21 +166,3 @@ impl<T> SlotVectors<T> {
         self.dim.load(Ordering::Relaxed)
     }
 }
-
-impl<T> Drop for SlotVectors<T> {
-    fn drop(&mut self) {
-        for (k, segment) in self.segments.iter_mut().enumerate() {
-            let p = *segment.get_mut();
-            if !p.is_null() {
-                // SAFETY: allocated in `record` as a boxed slice of `FIRST << k`
-                // entries and not freed before.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, FIRST << k)) });
-            }
-        }
-    }
-}
-
-// SAFETY: the table holds addresses only; the vectors they point to are owned by the
-// points of the same graph (or borrowed for its lifetime) and only read.
-unsafe impl<T: Sync> Send for SlotVectors<T> {}
-unsafe impl<T: Sync> Sync for SlotVectors<T> {}
