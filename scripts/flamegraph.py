@@ -6,6 +6,8 @@
 
 --only keeps the stacks with a frame containing that text (e.g. `insert_slice`
 for ingest, `ShardStateMachine::query` for queries) and roots the graph there.
+--by-thread roots every stack at its thread's name, digits folded (`index-*`,
+`apply-*`, `python3`): for a whole-machine profile (`perf record -a`).
 Width is the share of samples; hover a box for its name and share.
 """
 
@@ -15,15 +17,20 @@ import re
 import sys
 
 
-def stacks(lines):
-    """Yields each sample's frames, outermost first."""
+def stacks(lines, by_thread=False):
+    """Yields each sample's frames, outermost first (its thread's name first, if asked)."""
     frames = []
+    thread = None
     for line in lines:
         line = line.rstrip("\n")
         if not line.strip():
             if frames:
-                yield list(reversed(frames))
+                root = [re.sub(r"\d+", "*", thread)] if by_thread and thread else []
+                yield root + list(reversed(frames))
             frames = []
+            continue
+        if not line.startswith((" ", "\t")):
+            thread = line.split()[0]
             continue
         if line.startswith((" ", "\t")):
             parts = line.strip().split(" ", 1)
@@ -32,7 +39,8 @@ def stacks(lines):
             name = re.sub(r"\+0x[0-9a-f]+$", "", name)
             frames.append(name)
     if frames:
-        yield list(reversed(frames))
+        root = [re.sub(r"\d+", "*", thread)] if by_thread and thread else []
+        yield root + list(reversed(frames))
 
 
 def build_tree(samples, only):
@@ -56,13 +64,13 @@ def color(name):
     return f"rgb({200 + h // 2},{80 + h * 2},{40 + h // 3})"
 
 
-def render(root, title, width=1200, row=16):
+def render(root, title, width=1200, row=16, min_width=0.3):
     total = max(root["n"], 1)
     boxes = []
 
     def walk(node, name, x, depth):
         w = node["n"] / total * width
-        if w < 0.3:
+        if w < min_width:
             return depth
         boxes.append((x, depth, w, name, node["n"]))
         deepest = depth
@@ -99,8 +107,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--title", default="profile")
     ap.add_argument("--only", default=None)
+    ap.add_argument("--by-thread", action="store_true")
+    ap.add_argument("--min-width", type=float, default=0.3, help="narrowest box drawn, px")
     args = ap.parse_args()
-    print(render(build_tree(stacks(sys.stdin), args.only), args.title))
+    tree = build_tree(stacks(sys.stdin, args.by_thread), args.only)
+    print(render(tree, args.title, min_width=args.min_width))
 
 
 if __name__ == "__main__":

@@ -115,8 +115,9 @@ impl actix::Message for ApplyReport {
 
 /// When the apply thread writes a snapshot (and so lets the log be compacted).
 ///
-/// By entries, as configured, and by bytes: after `min_bytes` of applied commands, or a
-/// quarter of the last snapshot file's size if that is larger. Large batches (an `add` of
+/// By entries, as configured, and by bytes: after `min_bytes` of applied commands (not
+/// counting background entries), or a quarter of the last snapshot file's size if that
+/// is larger. Large batches (an `add` of
 /// thousands of records is one entry) would otherwise never reach an entry count, and a
 /// restart would replay (re-index) the whole log; the size ratio keeps the cost of
 /// snapshots proportional to what was written, however big the state grows.
@@ -355,9 +356,10 @@ impl ApplyWorker {
         let mut applied = (0, 0);
         for e in entries {
             let command = e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty();
-            // A background entry (a leader's link hints) is what lowers the lag.
-            let waits = command && !is_background(&e);
-            if let Some(link) = self.indexer.as_ref().filter(|_| waits) {
+            // Not a background entry (a leader's link hints), which is what lowers
+            // the lag rather than adding to it.
+            let client_command = command && !is_background(&e);
+            if let Some(link) = self.indexer.as_ref().filter(|_| client_command) {
                 link.wait_below();
             }
             let mut sm = self.sm.write();
@@ -391,7 +393,9 @@ impl ApplyWorker {
                     return Err(reason);
                 }
             };
-            if command {
+            // Hints are not state: a restart replays them without indexing anything,
+            // so they do not bring the next snapshot (of the whole shard) nearer.
+            if client_command {
                 self.since.applied_bytes += e.data.len() as u64;
             }
             let now = sm.applied();
@@ -868,6 +872,42 @@ mod tests {
         other.restore_snapshot(&r.files.path(3)).unwrap();
         assert_eq!(other.applied(), AppliedPosition { index: 3, term: 1 });
         assert_eq!(other.digest(), r.sm.read().digest());
+    }
+
+    #[test]
+    fn background_entries_do_not_bring_a_snapshot_nearer() {
+        let policy = SnapshotPolicy {
+            every_entries: 1_000_000,
+            min_bytes: 10_000,
+        };
+        let r = start(policy);
+        let big = "x".repeat(4_000);
+        let background = (1..=3).map(|i| Entry {
+            context: background_context(1).into(),
+            ..put(i, &format!("k{i}"), &big)
+        });
+        r.tasks
+            .send(ApplyTask::Entries(background.collect()))
+            .unwrap();
+        let mut applied = 0;
+        while applied < 3 {
+            match next(&r) {
+                ApplyReport::Applied {
+                    applied: (i, _), ..
+                } => applied = i,
+                other => panic!("12 kB of background entries: {other:?}"),
+            }
+        }
+        assert!(r.files.list().is_empty(), "no snapshot for them");
+        // The same bytes from clients take a snapshot.
+        let entries = (4..=6).map(|i| put(i, &format!("k{i}"), &big)).collect();
+        r.tasks.send(ApplyTask::Entries(entries)).unwrap();
+        let written = loop {
+            if let ApplyReport::SnapshotWritten { index, .. } = next(&r) {
+                break index;
+            }
+        };
+        assert_eq!(written, 6);
     }
 
     #[test]

@@ -29,11 +29,13 @@
 //! (`ShardCommand::LinkHints`); a follower links each point to the same points
 //! without a search (an eighth of the work) as soon as the hint of the head of
 //! its tail has arrived, and waits for it otherwise. It stops waiting, and
-//! searches as the leader does, when the hint cannot come: a later point has
-//! one, no hint came for [`HINT_PATIENCE`], its lag passed one and a half
-//! times the lag limit, or its tail is too short for hints ([`HINT_MIN_POINTS`]). Hints only choose edges: a follower with none, or with
-//! wrong ones, holds the same records and finds every point (the tail and the
-//! tombstones work as before), its graph is only built the slow way.
+//! searches as the leader does, when the hint cannot come or the wait costs
+//! too much: a later point has one, no hint came for [`HINT_PATIENCE`], its
+//! lag passed one and a half times the lag limit, or its tail is too short to
+//! be worth hints ([`HINT_MIN_POINTS`]). Hints only choose edges: a follower
+//! with none, or with wrong ones, holds the same records and finds every point
+//! (the tail and the tombstones work as before); it only builds its graph the
+//! slow way.
 //!
 //! Lock order: state machine, then `linking`, then the graph, then `hints`;
 //! the indexer never holds the state machine's lock while it runs a job.
