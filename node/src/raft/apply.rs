@@ -850,22 +850,28 @@ mod tests {
         assert_eq!(reply, KvReadReply::Value(Some("first".into())));
     }
 
+    /// Snapshots by bytes only, after 10,000 of them.
+    const BY_BYTES: SnapshotPolicy = SnapshotPolicy {
+        every_entries: 1_000_000,
+        min_bytes: 10_000,
+    };
+
+    /// The (index, term) of the next snapshot file the worker reports written.
+    fn next_written(r: &Running) -> (u64, u64) {
+        loop {
+            if let ApplyReport::SnapshotWritten { index, term } = next(r) {
+                return (index, term);
+            }
+        }
+    }
+
     #[test]
     fn snapshots_by_bytes_when_entries_are_few_but_large() {
-        let policy = SnapshotPolicy {
-            every_entries: 1_000_000,
-            min_bytes: 10_000,
-        };
-        let r = start(policy);
+        let r = start(BY_BYTES);
         let big = "x".repeat(4_000);
         let entries = (1..=3).map(|i| put(i, &format!("k{i}"), &big)).collect();
         r.tasks.send(ApplyTask::Entries(entries)).unwrap();
-        let written = loop {
-            if let ApplyReport::SnapshotWritten { index, term } = next(&r) {
-                break (index, term);
-            }
-        };
-        assert_eq!(written, (3, 1));
+        assert_eq!(next_written(&r), (3, 1));
         assert_eq!(r.files.list(), vec![3]);
         // The restored file holds the state at that index.
         let mut other = Encoded(KvStateMachine::new());
@@ -876,11 +882,7 @@ mod tests {
 
     #[test]
     fn background_entries_do_not_bring_a_snapshot_nearer() {
-        let policy = SnapshotPolicy {
-            every_entries: 1_000_000,
-            min_bytes: 10_000,
-        };
-        let r = start(policy);
+        let r = start(BY_BYTES);
         let big = "x".repeat(4_000);
         let background = (1..=3).map(|i| Entry {
             context: background_context(1).into(),
@@ -902,12 +904,7 @@ mod tests {
         // The same bytes from clients take a snapshot.
         let entries = (4..=6).map(|i| put(i, &format!("k{i}"), &big)).collect();
         r.tasks.send(ApplyTask::Entries(entries)).unwrap();
-        let written = loop {
-            if let ApplyReport::SnapshotWritten { index, .. } = next(&r) {
-                break index;
-            }
-        };
-        assert_eq!(written, 6);
+        assert_eq!(next_written(&r), (6, 1));
     }
 
     #[test]

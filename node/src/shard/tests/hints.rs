@@ -37,13 +37,18 @@ fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
 }
 
 fn add(vs: &[Vec<f32>]) -> ShardCommand {
+    add_as("r", vs)
+}
+
+/// An add of `vs` with ids `<prefix><i>`.
+fn add_as(prefix: &str, vs: &[Vec<f32>]) -> ShardCommand {
     ShardCommand::Add {
         collection: COLLECTION.into(),
         records: vs
             .iter()
             .enumerate()
             .map(|(i, v)| RecordWrite {
-                id: format!("r{i}"),
+                id: format!("{prefix}{i}"),
                 embedding: Some(v.clone()),
                 metadata: None,
                 document: None,
@@ -227,21 +232,7 @@ fn a_trickle_of_small_writes_carries_no_hints_and_followers_do_not_wait_for_it()
     l.apply(add(&data[..2_000]));
     f.apply(add(&data[..2_000]));
     let small = &data[2_000..2_000 + crate::shard::indexer::HINT_MIN_POINTS - 1];
-    let add_small = ShardCommand::Add {
-        collection: COLLECTION.into(),
-        records: small
-            .iter()
-            .enumerate()
-            .map(|(i, v)| RecordWrite {
-                id: format!("s{i}"),
-                embedding: Some(v.clone()),
-                metadata: None,
-                document: None,
-                uri: None,
-            })
-            .collect(),
-        mode: common::command::AddMode::RejectExisting,
-    };
+    let add_small = add_as("s", small);
     l.apply_unindexed(add_small.clone());
     f.apply_unindexed(add_small);
     let (_, job) = l.sm.index_job(leader()).expect("the leader's job");
