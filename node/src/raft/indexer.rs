@@ -47,7 +47,8 @@ const IDLE_RECHECK: Duration = Duration::from_secs(5);
 /// waiting for hints from a leader that is gone (`shard::indexer::HINT_PATIENCE`).
 const FOLLOWER_RECHECK: Duration = Duration::from_secs(1);
 
-/// Where a job's command for the group's log goes (the replica's actor).
+/// Where a job's command for the group's log goes (the replica's actor, which drops it
+/// unless it leads).
 pub type Proposer = Box<dyn Fn(Vec<u8>) + Send + Sync>;
 
 /// A wake-up between the apply thread and the indexer: a counter bumped by the
@@ -166,10 +167,9 @@ impl IndexerLink {
                 continue;
             };
             match panic_guard::catch(job) {
-                Ok(Some(command)) if self.leading.load(Ordering::Acquire) => {
-                    (self.propose)(command)
-                }
-                Ok(_) => {}
+                // The replica proposes it only if it still leads.
+                Ok(Some(command)) => (self.propose)(command),
+                Ok(None) => {}
                 Err(panic) => {
                     // Queries stay correct (the tail is scanned exactly); writes stop once
                     // the lag limit is reached, as they would behind a stopped apply.

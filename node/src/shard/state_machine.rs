@@ -238,7 +238,7 @@ impl ShardStateMachine {
         by_lag.sort_by_key(|(_, c)| std::cmp::Reverse(c.index_lag()));
         by_lag
             .into_iter()
-            .find_map(|(id, c)| Some((id.clone(), c.index_job(role)?)))
+            .find_map(|(id, c)| c.index_job(role).map(|job| (id.clone(), job)))
     }
 
     /// Indexes every tail now, on this thread, as a leader does (tests, and tools

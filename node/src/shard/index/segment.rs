@@ -79,10 +79,9 @@ impl Segment {
     /// Returns how many points were linked from their hints.
     pub fn link(&self, slots: Range<usize>, hints: &[Option<PointLinks>]) -> usize {
         let store = &self.store;
-        let links: Vec<Option<SlotLinks>> = slots
-            .clone()
-            .enumerate()
-            .map(|(i, _)| {
+        // A hint names live points by id; a point this replica no longer holds is skipped.
+        let links: Vec<Option<SlotLinks>> = (0..slots.len())
+            .map(|i| {
                 let hint = hints.get(i)?.as_ref()?;
                 let layers = hint
                     .layers

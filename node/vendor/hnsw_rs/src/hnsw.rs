@@ -1330,11 +1330,6 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         self.insert_point(data, PointData::new_s(data), origin_id)
     }
 
-    /// PATCH (vdb): [`insert_borrowed`](Self::insert_borrowed) in parallel (rayon).
-    pub fn parallel_insert_borrowed(&self, datas: &[(&'b [T], usize)]) {
-        datas.par_iter().for_each(|&item| self.insert_borrowed(item));
-    }
-
     /// PATCH (vdb): the point inserted with `origin_id`: its level and, per layer up to
     /// it, the origin ids of its neighbours (nearest first). `None` if no point has it.
     /// What a replica that searched for these neighbours tells the others, so that
